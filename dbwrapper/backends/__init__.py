@@ -1,0 +1,19 @@
+"""One class per database engine; :func:`open_backend` picks the right one."""
+
+from sqlalchemy.engine import URL
+
+from dbwrapper.backends.base import Backend, DatabaseInfo
+from dbwrapper.backends.mysql import MySQLBackend
+from dbwrapper.backends.postgresql import PostgreSQLBackend
+
+BACKEND_CLASSES: dict[str, type[Backend]] = {
+    cls.kind: cls for cls in (PostgreSQLBackend, MySQLBackend)
+}
+
+
+def open_backend(kind: str, url: str | URL) -> Backend:
+    """The backend of ``kind`` (``postgres`` or ``mysql``) for the server at ``url``."""
+    return BACKEND_CLASSES[kind](url)
+
+
+__all__ = ["Backend", "DatabaseInfo", "MySQLBackend", "PostgreSQLBackend", "open_backend"]

@@ -1,0 +1,283 @@
+"""The workflow every engine shares; subclasses override only their quirks.
+
+A :class:`Backend` is one database server reached with super-user credentials.
+It owns two kinds of SQLAlchemy engine:
+
+* one *admin* engine for the life of the process, connected where that engine
+  does server-wide work (PostgreSQL: the maintenance database ``postgres``;
+  MySQL: no database), in AUTOCOMMIT because ``CREATE DATABASE`` and
+  ``DROP DATABASE`` cannot run inside a transaction block on PostgreSQL and
+  commit implicitly on MySQL anyway;
+* one engine per database for work inside that database, created on first use
+  and disposed when the database is dropped, so no pooled connection keeps a
+  dropped database's name alive.
+
+Nothing request-specific is stored on a backend: every call takes a connection
+from the pool and gives it back, so one instance serves all CherryPy threads.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from sqlalchemy import Connection, Engine, create_engine
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
+
+from dbwrapper.config import env_var
+from dbwrapper.errors import BackendUnavailable, DatabaseBusy, DbWrapperError, InvalidInput
+from dbwrapper.names import validate_name
+
+#: How the service marks the databases it created, so that it never drops one it did not.
+MARKER = "created by dbwrapper"
+
+#: Seconds to wait for a server to answer a new connection before calling it unreachable.
+CONNECT_TIMEOUT = 5
+
+#: Pauses between attempts while the server reports the database busy (about 3 s in all).
+BUSY_RETRY_DELAYS = (0.1, 0.2, 0.4, 0.8, 1.5)
+
+
+@dataclass(frozen=True)
+class DatabaseInfo:
+    """One database as a listing shows it."""
+
+    name: str
+    #: On-disk size in bytes; ``None`` when the server would not say.
+    size_bytes: int | None
+    #: ``True`` if this service created it; ``None`` when the server cannot record that.
+    managed: bool | None
+
+
+class Backend(ABC):
+    """One database server, reached with super-user credentials."""
+
+    #: The ``db_type`` users type: ``postgres`` or ``mysql``.
+    kind: ClassVar[str]
+    #: The engine's name as people write it, for pages and messages.
+    label: ClassVar[str]
+    #: SQLAlchemy dialect names this class accepts in a URL.
+    dialects: ClassVar[frozenset[str]]
+    #: The DBAPI driver used when a URL names none (the one this project installs).
+    default_driver: ClassVar[str]
+    #: Databases that belong to the server itself and are never created or dropped here.
+    system_databases: ClassVar[frozenset[str]]
+
+    def __init__(self, url: str | URL) -> None:
+        self.url = self.normalize_url(url)
+        self._admin = create_engine(
+            self.admin_url(self.url),
+            isolation_level="AUTOCOMMIT",
+            # A server that restarted leaves dead connections in the pool; check
+            # before use so that the first request after a restart works.
+            pool_pre_ping=True,
+            connect_args={"connect_timeout": CONNECT_TIMEOUT},
+        )
+        self._database_engines: dict[str, Engine] = {}
+        self._lock = threading.Lock()
+
+    # -- URLs and engines ---------------------------------------------------
+
+    @classmethod
+    def normalize_url(cls, url: str | URL) -> URL:
+        """Parse ``url`` and check that it is meant for this engine."""
+        try:
+            parsed = make_url(url)
+        except ArgumentError as error:
+            raise InvalidInput(f"{env_var(cls.kind)}: {error}") from error
+        if parsed.get_backend_name() not in cls.dialects:
+            raise InvalidInput(
+                f"The {cls.kind} backend needs a {cls.label} URL, "
+                f"not {parsed.render_as_string(hide_password=True)!r}."
+            )
+        if "+" not in parsed.drivername:
+            parsed = parsed.set(drivername=f"{parsed.drivername}+{cls.default_driver}")
+        if parsed.password == "":
+            parsed = parsed.set(password=None)  # so that pages do not show a mask for no password
+        return parsed
+
+    @staticmethod
+    @abstractmethod
+    def admin_url(url: URL) -> URL:
+        """Where this engine's server-wide work connects."""
+
+    @property
+    def where(self) -> str:
+        """The server's address for pages and messages: ``user@host:port``, never the password."""
+        url = self.url
+        host = url.host or url.query.get("host") or url.query.get("unix_socket") or "localhost"
+        port = f":{url.port}" if url.port else ""
+        user = f"{url.username}@" if url.username else ""
+        return f"{user}{host}{port}"
+
+    def database_url(self, name: str) -> URL:
+        """The URL of database ``name`` on this server, with the super-user's credentials."""
+        return self.url.set(database=validate_name(name))
+
+    @abstractmethod
+    def client_command(self, name: str) -> str:
+        """The command line of this engine's own client that opens database ``name``.
+
+        It never carries the password: the client asks for it.
+        """
+
+    def database_engine(self, name: str) -> Engine:
+        """The engine for work inside database ``name``, created once and kept until it is dropped."""
+        name = validate_name(name)
+        with self._lock:
+            engine = self._database_engines.get(name)
+            if engine is None:
+                engine = create_engine(
+                    self.database_url(name),
+                    pool_pre_ping=True,
+                    connect_args={"connect_timeout": CONNECT_TIMEOUT},
+                )
+                self._database_engines[name] = engine
+            return engine
+
+    def _forget_database_engine(self, name: str) -> None:
+        with self._lock:
+            engine = self._database_engines.pop(name, None)
+        if engine is not None:
+            engine.dispose()
+
+    def dispose(self) -> None:
+        """Close every pooled connection; called when the service stops."""
+        with self._lock:
+            engines, self._database_engines = list(self._database_engines.values()), {}
+        for engine in engines:
+            engine.dispose()
+        self._admin.dispose()
+
+    def quote(self, name: str) -> str:
+        """``name`` validated, then quoted by this dialect's identifier preparer."""
+        return self._admin.dialect.identifier_preparer.quote_identifier(validate_name(name))
+
+    @contextmanager
+    def admin_connection(self) -> Iterator[Connection]:
+        """An AUTOCOMMIT connection for server-wide work; unreachable servers become a 503."""
+        try:
+            connection = self._admin.connect()
+        except DBAPIError as error:
+            raise self._unavailable(error) from error
+        with connection:
+            try:
+                yield connection
+            except DBAPIError as error:
+                if error.connection_invalidated or self.is_disconnect(error):
+                    raise self._unavailable(error) from error
+                raise
+
+    # -- the workflows --------------------------------------------------------
+
+    def create_database(self, name: str) -> bool:
+        """Create ``name``; ``False`` if it already existed (nothing is changed then).
+
+        Two concurrent calls for the same name make one database: the loser sees
+        the server's "already exists" and reports ``False``.
+        """
+        quoted = self.quote(name)
+        for delay in (*BUSY_RETRY_DELAYS, None):
+            try:
+                with self.admin_connection() as connection:
+                    self.create(connection, quoted)
+                return True
+            except DBAPIError as error:
+                if self.is_duplicate(error):
+                    return False
+                if self.is_busy(error):
+                    if delay is not None:
+                        time.sleep(delay)
+                        continue
+                    raise DatabaseBusy(
+                        f"{self.label} could not create {name}: {self.server_message(error)} "
+                        "Another session is connected to the template database; close it and try again."
+                    ) from error
+                raise self._refused(f"create {name}", error) from error
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    def drop_database(self, name: str) -> bool:
+        """Drop ``name``, ending any open sessions on it; ``False`` if it did not exist."""
+        quoted = self.quote(name)
+        self._forget_database_engine(name)
+        try:
+            with self.admin_connection() as connection:
+                if not self.exists(connection, name):
+                    return False
+                self.drop(connection, name, quoted)
+        except DBAPIError as error:
+            if self.is_busy(error):
+                raise DatabaseBusy(
+                    f"{self.label} could not drop {name}: {self.server_message(error)} "
+                    "Another session is holding it; try again in a moment."
+                ) from error
+            raise self._refused(f"drop {name}", error) from error
+        return True
+
+    def list_databases(self) -> list[DatabaseInfo]:
+        """Every database on the server, by name, with size and whether we created it."""
+        try:
+            with self.admin_connection() as connection:
+                return self.databases(connection)
+        except DBAPIError as error:
+            raise self._refused("list databases", error) from error
+
+    # -- the quirks each engine implements ------------------------------------
+
+    @abstractmethod
+    def create(self, connection: Connection, quoted: str) -> None:
+        """Run this engine's ``CREATE DATABASE`` for an already quoted name, marked as ours."""
+
+    @abstractmethod
+    def drop(self, connection: Connection, name: str, quoted: str) -> None:
+        """End the sessions on ``name`` and drop it."""
+
+    @abstractmethod
+    def exists(self, connection: Connection, name: str) -> bool:
+        """Whether database ``name`` exists (a bound-parameter query)."""
+
+    @abstractmethod
+    def databases(self, connection: Connection) -> list[DatabaseInfo]:
+        """This engine's catalog query for :meth:`list_databases`."""
+
+    @abstractmethod
+    def error_code(self, error: DBAPIError) -> Any:
+        """The driver's error code (SQLSTATE or errno) of ``error``."""
+
+    @abstractmethod
+    def is_duplicate(self, error: DBAPIError) -> bool:
+        """Whether ``error`` says the database already exists."""
+
+    def is_busy(self, error: DBAPIError) -> bool:
+        """Whether ``error`` says another session holds what we need; worth retrying."""
+        return False
+
+    def is_disconnect(self, error: DBAPIError) -> bool:
+        """Whether ``error`` means the server went away mid-statement."""
+        return self._admin.dialect.is_disconnect(error.orig, None, None)
+
+    # -- messages ------------------------------------------------------------------
+
+    @staticmethod
+    def server_message(error: DBAPIError) -> str:
+        """The first line of what the server said, without SQLAlchemy's decoration."""
+        text = str(error.orig).strip()
+        line = text.splitlines()[0] if text else type(error.orig).__name__
+        return line.rstrip(".") + "."
+
+    def _unavailable(self, error: DBAPIError) -> BackendUnavailable:
+        return BackendUnavailable(
+            f"The {self.label} server ({self.kind} backend, {self.where}) cannot be reached: "
+            f"{self.server_message(error)} Check that the server is running and that "
+            f"{env_var(self.kind)} or {self.kind}_url in app.conf points at it; "
+            "the service uses it again as soon as it answers."
+        )
+
+    def _refused(self, action: str, error: DBAPIError) -> DbWrapperError:
+        return DbWrapperError(f"{self.label} refused to {action}: {self.server_message(error)}")

@@ -1,0 +1,109 @@
+"""MySQL's and MariaDB's quirks: no database to connect to, errno codes, KILL before DROP."""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from sqlalchemy import Connection, text
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError
+
+from dbwrapper.backends.base import MARKER, Backend, DatabaseInfo
+
+ER_DB_CREATE_EXISTS = 1007
+ER_LOCK_WAIT_TIMEOUT = 1205
+ER_NO_SUCH_THREAD = 1094
+#: Seconds a DROP waits for another session's metadata lock before giving up
+#: (the server default is a year, which would hang the request).
+DROP_LOCK_WAIT_SECONDS = 10
+#: MariaDB stores a schema comment from this version on; MySQL does not at all.
+MARIADB_SCHEMA_COMMENTS = (10, 5)
+
+
+class MySQLBackend(Backend):
+    """A MySQL or MariaDB server."""
+
+    kind = "mysql"
+    label = "MySQL/MariaDB"
+    dialects = frozenset({"mysql", "mariadb"})
+    # A bare mysql:// would ask for mysqlclient, which needs a C toolchain.
+    default_driver = "pymysql"
+    system_databases = frozenset({"mysql", "information_schema", "performance_schema", "sys"})
+
+    @staticmethod
+    def admin_url(url: URL) -> URL:
+        # Server-wide work on MySQL needs no database at all.
+        return url.set(database=None)
+
+    def client_command(self, name: str) -> str:
+        socket = self.url.query.get("unix_socket")
+        command = ["mysql"]
+        command += ["-S", str(socket)] if socket else []
+        command += ["-h", self.url.host] if self.url.host else []
+        command += ["-P", str(self.url.port)] if self.url.port else []
+        command += ["-u", self.url.username] if self.url.username else []
+        command += ["-p"] if self.url.password else []
+        return shlex.join([*command, name])
+
+    @staticmethod
+    def _has_schema_comments(connection: Connection) -> bool:
+        dialect = connection.dialect
+        return bool(dialect.is_mariadb) and dialect.server_version_info >= MARIADB_SCHEMA_COMMENTS
+
+    def create(self, connection: Connection, quoted: str) -> None:
+        statement = f"CREATE DATABASE {quoted} CHARACTER SET utf8mb4"
+        if self._has_schema_comments(connection):
+            # On MariaDB the marker is part of the CREATE, so it is never missing.
+            statement += f" COMMENT '{MARKER}'"
+        connection.exec_driver_sql(statement)
+
+    def drop(self, connection: Connection, name: str, quoted: str) -> None:
+        # A session inside the database would hold a metadata lock and make the
+        # DROP wait; end those sessions first, as PostgreSQL's FORCE does.
+        sessions = connection.execute(
+            text(
+                "SELECT ID FROM information_schema.PROCESSLIST "
+                "WHERE DB = :name AND ID <> CONNECTION_ID()"
+            ),
+            {"name": name},
+        ).scalars()
+        for session_id in list(sessions):
+            try:
+                connection.execute(text("KILL :id"), {"id": int(session_id)})
+            except DBAPIError as error:
+                if self.error_code(error) != ER_NO_SUCH_THREAD:  # it ended by itself meanwhile
+                    raise
+        connection.execute(text("SET SESSION lock_wait_timeout = :seconds"), {"seconds": DROP_LOCK_WAIT_SECONDS})
+        connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {quoted}")
+
+    def exists(self, connection: Connection, name: str) -> bool:
+        query = text("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = :name")
+        return connection.execute(query, {"name": name}).first() is not None
+
+    def databases(self, connection: Connection) -> list[DatabaseInfo]:
+        comments = self._has_schema_comments(connection)
+        managed = "s.SCHEMA_COMMENT = :marker" if comments else "NULL"
+        rows = connection.execute(
+            text(
+                f"SELECT s.SCHEMA_NAME, SUM(t.DATA_LENGTH + t.INDEX_LENGTH), {managed} "
+                "FROM information_schema.SCHEMATA s "
+                "LEFT JOIN information_schema.TABLES t ON t.TABLE_SCHEMA = s.SCHEMA_NAME "
+                "GROUP BY s.SCHEMA_NAME ORDER BY s.SCHEMA_NAME"
+            ),
+            {"marker": MARKER},
+        )
+        return [
+            DatabaseInfo(name, int(size or 0), None if flag is None else bool(flag))
+            for name, size, flag in rows
+        ]
+
+    def error_code(self, error: DBAPIError) -> Any:
+        args = getattr(error.orig, "args", ())
+        return args[0] if args else None
+
+    def is_duplicate(self, error: DBAPIError) -> bool:
+        return self.error_code(error) == ER_DB_CREATE_EXISTS
+
+    def is_busy(self, error: DBAPIError) -> bool:
+        return self.error_code(error) == ER_LOCK_WAIT_TIMEOUT

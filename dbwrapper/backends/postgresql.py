@@ -1,0 +1,96 @@
+"""PostgreSQL's quirks: the maintenance database, comments as markers, forced drops."""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from sqlalchemy import Connection, text
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError
+
+from dbwrapper.backends.base import MARKER, Backend, DatabaseInfo
+
+DUPLICATE_DATABASE = "42P04"
+#: Two concurrent ``CREATE DATABASE`` of one name can also end in this, from the
+#: unique index on ``pg_database``, instead of ``42P04``.
+UNIQUE_VIOLATION = "23505"
+#: "source database ... is being accessed by other users", or a drop that met sessions.
+OBJECT_IN_USE = "55006"
+
+
+class PostgreSQLBackend(Backend):
+    """A PostgreSQL server."""
+
+    kind = "postgres"
+    label = "PostgreSQL"
+    dialects = frozenset({"postgresql"})
+    # SQLAlchemy 2.1 picks psycopg 3 for a bare postgresql://; we install psycopg2.
+    default_driver = "psycopg2"
+    system_databases = frozenset({"postgres", "template0", "template1"})
+
+    @staticmethod
+    def admin_url(url: URL) -> URL:
+        # Server-wide work connects to the maintenance database, never to
+        # template1: a session on template1 makes every CREATE DATABASE fail
+        # with "source database is being accessed by other users".
+        return url.set(database="postgres")
+
+    def client_command(self, name: str) -> str:
+        host = self.url.host or self.url.query.get("host")  # a socket directory, for the embedded server
+        command = ["psql"]
+        command += ["-h", str(host)] if host else []
+        command += ["-p", str(self.url.port)] if self.url.port else []
+        command += ["-U", self.url.username] if self.url.username else []
+        return shlex.join([*command, "-d", name])
+
+    def create(self, connection: Connection, quoted: str) -> None:
+        connection.exec_driver_sql(f"CREATE DATABASE {quoted}")
+        # The marker is a constant literal; the name was validated and quoted.
+        connection.exec_driver_sql(f"COMMENT ON DATABASE {quoted} IS '{MARKER}'")
+
+    def drop(self, connection: Connection, name: str, quoted: str) -> None:
+        if connection.dialect.server_version_info >= (13,):
+            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
+            return
+        # Before PostgreSQL 13: we cannot drop a database while sessions are
+        # connected to it, so refuse new ones, end the open ones, then drop.
+        connection.exec_driver_sql(f"ALTER DATABASE {quoted} ALLOW_CONNECTIONS false")
+        connection.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity "
+                "WHERE datname = :name AND pid <> pg_backend_pid()"
+            ),
+            {"name": name},
+        )
+        connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {quoted}")
+
+    def exists(self, connection: Connection, name: str) -> bool:
+        query = text("SELECT 1 FROM pg_catalog.pg_database WHERE datname = :name")
+        return connection.execute(query, {"name": name}).first() is not None
+
+    def databases(self, connection: Connection) -> list[DatabaseInfo]:
+        rows = connection.execute(
+            text(
+                "SELECT d.datname, "
+                # pg_database_size() fails on databases we may not connect to.
+                "CASE WHEN has_database_privilege(d.oid, 'CONNECT') "
+                "THEN pg_catalog.pg_database_size(d.oid) END, "
+                "pg_catalog.shobj_description(d.oid, 'pg_database') = :marker "
+                "FROM pg_catalog.pg_database d WHERE NOT d.datistemplate ORDER BY d.datname"
+            ),
+            {"marker": MARKER},
+        )
+        return [DatabaseInfo(name, size, bool(managed)) for name, size, managed in rows]
+
+    def error_code(self, error: DBAPIError) -> Any:
+        return getattr(error.orig, "pgcode", None)
+
+    def is_duplicate(self, error: DBAPIError) -> bool:
+        code = self.error_code(error)
+        return code == DUPLICATE_DATABASE or (
+            code == UNIQUE_VIOLATION and "pg_database_datname_index" in str(error.orig)
+        )
+
+    def is_busy(self, error: DBAPIError) -> bool:
+        return self.error_code(error) == OBJECT_IN_USE

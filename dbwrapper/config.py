@@ -1,0 +1,91 @@
+"""Settings: ``app.conf`` first, then the environment, then the command line.
+
+``app.conf`` is a CherryPy config file (INI sections, Python values). Its
+``[global]`` section configures the CherryPy server, its ``[dbwrapper]``
+section configures this application, and any ``[/path]`` section is handed to
+CherryPy with the mounted application. The environment variables
+``DBWRAPPER_POSTGRES_URL`` and ``DBWRAPPER_MYSQL_URL`` override the backends'
+URLs so that secrets need not live in a file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from cherrypy.lib.reprconf import Parser
+
+from dbwrapper.errors import InvalidInput
+
+BACKEND_KINDS = ("postgres", "mysql")
+DEFAULT_NAME_TEMPLATE = "cwcuser_%(port)s"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 7001
+
+
+def env_var(kind: str) -> str:
+    """The environment variable that configures backend ``kind``."""
+    return f"DBWRAPPER_{kind.upper()}_URL"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service needs to know to start, resolved once."""
+
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    name_template: str = DEFAULT_NAME_TEMPLATE
+    #: Super-user URL per configured backend kind; a kind absent here is not offered,
+    #: except PostgreSQL, which falls back to the embedded server when ``embedded`` is on.
+    backend_urls: Mapping[str, str] = field(default_factory=dict)
+    #: Start an embedded PostgreSQL when no PostgreSQL URL is configured.
+    embedded: bool = True
+    #: Where the embedded PostgreSQL keeps its data; ``None`` means the per-user default.
+    embedded_dir: Path | None = None
+    #: ``[global]`` of app.conf, for ``cherrypy.config.update``.
+    server_config: Mapping[str, Any] = field(default_factory=dict)
+    #: The ``[/path]`` sections of app.conf, for ``cherrypy.tree.mount``.
+    app_config: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def with_server(self, host: str | None = None, port: int | None = None) -> Settings:
+        """A copy with the listening address overridden (the command line's ``--host/--port``)."""
+        return replace(self, host=host or self.host, port=port or self.port)
+
+
+def load_settings(path: Path | None = None, environ: Mapping[str, str] = os.environ) -> Settings:
+    """Read ``path`` (or ``./app.conf`` when it exists) and apply the environment."""
+    if path is None:
+        candidate = Path("app.conf")
+        path = candidate if candidate.is_file() else None
+    sections: dict[str, dict[str, Any]] = {}
+    if path is not None:
+        parser = Parser()
+        try:
+            parser.read(str(path))
+            # raw: configparser would otherwise try to fill name_template's %(port)s itself.
+            sections = parser.as_dict(raw=True)
+        except OSError as error:
+            raise InvalidInput(f"Cannot read the config file {path}: {error.strerror}.") from error
+        except Exception as error:  # reprconf raises ValueError and friends on bad values
+            raise InvalidInput(f"The config file {path} is not valid: {error}") from error
+
+    server = dict(sections.get("global", {}))
+    own = sections.get("dbwrapper", {})
+    urls = {kind: own.get(f"{kind}_url") or "" for kind in BACKEND_KINDS}
+    for kind in BACKEND_KINDS:
+        urls[kind] = environ.get(env_var(kind), urls[kind])
+    data_dir = environ.get("DBWRAPPER_DATA_DIR") or own.get("embedded_dir") or None
+
+    return Settings(
+        host=server.pop("server.socket_host", DEFAULT_HOST),
+        port=int(server.pop("server.socket_port", DEFAULT_PORT)),
+        name_template=own.get("name_template", DEFAULT_NAME_TEMPLATE),
+        backend_urls={kind: url for kind, url in urls.items() if url},
+        embedded=bool(own.get("embedded", True)),
+        embedded_dir=Path(data_dir).expanduser() if data_dir else None,
+        server_config=server,
+        app_config={key: value for key, value in sections.items() if key.startswith("/")},
+    )

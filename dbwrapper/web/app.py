@@ -1,0 +1,79 @@
+"""Wire the CherryPy application: the root, its config, error pages and the engines plugin."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cherrypy
+
+from dbwrapper.config import Settings
+from dbwrapper.engines import Engines
+from dbwrapper.service import DatabaseService
+from dbwrapper.web.controllers import Root
+from dbwrapper.web.pages import Pages
+from dbwrapper.web.plugin import EnginesPlugin
+from dbwrapper.web.render import Templates
+
+
+def server_config(settings: Settings) -> dict[str, Any]:
+    """The ``[global]`` settings: ours first, then app.conf's, then the listening address."""
+    return {
+        "engine.autoreload.on": False,
+        "request.show_tracebacks": False,
+        "log.screen": True,
+        **settings.server_config,
+        "server.socket_host": settings.host,
+        "server.socket_port": settings.port,
+    }
+
+
+def mount(settings: Settings, engines: Engines | None = None) -> Engines:
+    """Mount the application at ``/`` and subscribe its engines to the CherryPy engine."""
+    engines = engines or Engines(settings)
+    EnginesPlugin(cherrypy.engine, engines).subscribe()
+    templates = Templates()
+    pages = Pages(templates)
+
+    def error_page(status: str, message: str, traceback: str, version: str) -> str:
+        # The traceback stays in the server log; a page shows only the message.
+        return pages.error(status, message)
+
+    def unexpected_error() -> None:
+        # CherryPy has already logged the traceback; the page says where to look.
+        cherrypy.HTTPError(
+            500, "Something went wrong inside dbwrapper; the details are in the server log."
+        ).set_response()
+
+    config: dict[str, dict[str, Any]] = {
+        "/": {
+            "error_page.default": error_page,
+            "request.error_response": unexpected_error,
+            "tools.encode.on": True,
+            "tools.encode.encoding": "utf-8",
+        },
+        "/static": {
+            "tools.staticdir.on": True,
+            "tools.staticdir.dir": str(templates.static_dir),
+        },
+    }
+    for path, section in settings.app_config.items():
+        config.setdefault(path, {}).update(section)
+    cherrypy.tree.mount(Root(DatabaseService(engines), pages), "/", config)
+    return engines
+
+
+def serve(settings: Settings) -> None:
+    """Run the service until interrupted, printing the URL to open."""
+    cherrypy.config.update(server_config(settings))
+    engines = mount(settings)
+    # Open the backends before the port opens, so a bad URL or a failed embedded
+    # server is one clear message instead of a traceback from the engine's bus.
+    engines.start()
+    cherrypy.engine.signals.subscribe()
+    cherrypy.engine.start()
+    if cherrypy.engine.state != cherrypy.engine.states.STARTED:
+        cherrypy.engine.exit()
+        raise SystemExit(1)
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    print(f"\n  dbwrapper is running: open http://{host}:{settings.port}/\n", flush=True)
+    cherrypy.engine.block()
