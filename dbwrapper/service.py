@@ -79,17 +79,12 @@ class DatabaseService:
     def destroy(self, db_type: object, name: str | None = None) -> Outcome:
         """Drop a database this service created, ending the sessions still on it.
 
-        Databases the server needs, and databases the server says this service
-        did not create, are refused: a typo must never drop someone's data.
+        The server's own databases are refused here, and databases the server
+        says this service did not create are refused by the backend: a typo
+        must never drop someone's data.
         """
         backend, name = self._resolve(db_type, name)
         if name in backend.system_databases:
             raise Refused(f"{name} belongs to the {backend.label} server itself; it is never dropped.")
-        existing = next((db for db in backend.list_databases() if db.name == name), None)
-        if existing is not None and existing.managed is False:
-            raise Refused(
-                f"{name} exists on {backend.label} but was not created by dbwrapper, "
-                "so it is left alone. Drop it with the server's own tools if you mean to."
-            )
-        dropped = existing is not None and backend.drop_database(name)
+        dropped = backend.drop_database(name)
         return Outcome(name, dropped, self.list(db_type))

@@ -2,7 +2,7 @@
 
 from sqlalchemy.engine import URL
 
-from dbwrapper.backends.base import Backend, DatabaseInfo
+from dbwrapper.backends.base import Backend, DatabaseEntry, DatabaseInfo
 from dbwrapper.backends.mysql import MySQLBackend
 from dbwrapper.backends.postgresql import PostgreSQLBackend
 
@@ -16,4 +16,4 @@ def open_backend(kind: str, url: str | URL) -> Backend:
     return BACKEND_CLASSES[kind](url)
 
 
-__all__ = ["Backend", "DatabaseInfo", "MySQLBackend", "PostgreSQLBackend", "open_backend"]
+__all__ = ["Backend", "DatabaseEntry", "DatabaseInfo", "MySQLBackend", "PostgreSQLBackend", "open_backend"]

@@ -21,7 +21,7 @@ from __future__ import annotations
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -31,7 +31,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from dbwrapper.config import env_var
-from dbwrapper.errors import BackendUnavailable, DatabaseBusy, DbWrapperError, InvalidInput
+from dbwrapper.errors import BackendUnavailable, DatabaseBusy, DbWrapperError, InvalidInput, Refused
 from dbwrapper.names import validate_name
 
 #: How the service marks the databases it created, so that it never drops one it did not.
@@ -40,8 +40,24 @@ MARKER = "created by dbwrapper"
 #: Seconds to wait for a server to answer a new connection before calling it unreachable.
 CONNECT_TIMEOUT = 5
 
-#: Pauses between attempts while the server reports the database busy (about 3 s in all).
-BUSY_RETRY_DELAYS = (0.1, 0.2, 0.4, 0.8, 1.5)
+#: How long to keep retrying while the server reports the template busy. PostgreSQL
+#: itself waits up to 5 s for other sessions to leave before it reports that, so
+#: this only adds attempts when its answer came quickly.
+BUSY_RETRY_SECONDS = 3.0
+
+#: How long listed sizes may be reused. Sizes are the costly part of a listing
+#: (PostgreSQL stats every file of every database), and a class of thirty
+#: reloading the list page must not make the server walk its whole disk each time.
+SIZE_CACHE_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class DatabaseEntry:
+    """A database as the catalog names it, before sizes are added."""
+
+    name: str
+    #: ``True`` if this service created it; ``None`` when the server cannot record that.
+    managed: bool | None
 
 
 @dataclass(frozen=True)
@@ -81,6 +97,7 @@ class Backend(ABC):
         )
         self._database_engines: dict[str, Engine] = {}
         self._lock = threading.Lock()
+        self._sizes = SizeCache()
 
     # -- URLs and engines ---------------------------------------------------
 
@@ -126,6 +143,11 @@ class Backend(ABC):
 
         It never carries the password: the client asks for it.
         """
+
+    def display_url(self, name: str) -> str:
+        """The SQLAlchemy URL of database ``name`` for a page: the password, if any, masked."""
+        url = self.database_url(name)
+        return url.render_as_string(hide_password=url.password is not None)
 
     def database_engine(self, name: str) -> Engine:
         """The engine for work inside database ``name``, created once and kept until it is dropped."""
@@ -183,7 +205,9 @@ class Backend(ABC):
         the server's "already exists" and reports ``False``.
         """
         quoted = self.quote(name)
-        for delay in (*BUSY_RETRY_DELAYS, None):
+        deadline = time.monotonic() + BUSY_RETRY_SECONDS
+        delay = 0.1
+        while True:
             try:
                 with self.admin_connection() as connection:
                     self.create(connection, quoted)
@@ -191,25 +215,34 @@ class Backend(ABC):
             except DBAPIError as error:
                 if self.is_duplicate(error):
                     return False
-                if self.is_busy(error):
-                    if delay is not None:
-                        time.sleep(delay)
-                        continue
+                if not self.is_busy(error):
+                    raise self._refused(f"create {name}", error) from error
+                if time.monotonic() + delay > deadline:
                     raise DatabaseBusy(
                         f"{self.label} could not create {name}: {self.server_message(error)} "
                         "Another session is connected to the template database; close it and try again."
                     ) from error
-                raise self._refused(f"create {name}", error) from error
-        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+                time.sleep(delay)
+                delay *= 2
 
     def drop_database(self, name: str) -> bool:
-        """Drop ``name``, ending any open sessions on it; ``False`` if it did not exist."""
+        """Drop ``name`` if this service created it, ending any open sessions on it.
+
+        Returns ``False`` if it did not exist. A database the server says we did
+        not create is refused, so that a typo never drops someone else's data.
+        """
         quoted = self.quote(name)
         self._forget_database_engine(name)
         try:
             with self.admin_connection() as connection:
-                if not self.exists(connection, name):
+                entry = self.lookup(connection, name)
+                if entry is None:
                     return False
+                if entry.managed is False:
+                    raise Refused(
+                        f"{name} exists on {self.label} but was not created by dbwrapper, so it "
+                        "is left alone. Drop it with the server's own tools if you mean to."
+                    )
                 self.drop(connection, name, quoted)
         except DBAPIError as error:
             if self.is_busy(error):
@@ -224,9 +257,11 @@ class Backend(ABC):
         """Every database on the server, by name, with size and whether we created it."""
         try:
             with self.admin_connection() as connection:
-                return self.databases(connection)
+                entries = self.databases(connection)
+                sizes = self._sizes.get({e.name for e in entries}, lambda: self.sizes(connection))
         except DBAPIError as error:
             raise self._refused("list databases", error) from error
+        return [DatabaseInfo(e.name, sizes.get(e.name), e.managed) for e in entries]
 
     # -- the quirks each engine implements ------------------------------------
 
@@ -239,12 +274,16 @@ class Backend(ABC):
         """End the sessions on ``name`` and drop it."""
 
     @abstractmethod
-    def exists(self, connection: Connection, name: str) -> bool:
-        """Whether database ``name`` exists (a bound-parameter query)."""
+    def lookup(self, connection: Connection, name: str) -> DatabaseEntry | None:
+        """Database ``name`` from the catalog, or ``None`` (a bound-parameter query)."""
 
     @abstractmethod
-    def databases(self, connection: Connection) -> list[DatabaseInfo]:
-        """This engine's catalog query for :meth:`list_databases`."""
+    def databases(self, connection: Connection) -> list[DatabaseEntry]:
+        """Every database from the catalog, ordered by name; cheap, run on every listing."""
+
+    @abstractmethod
+    def sizes(self, connection: Connection) -> dict[str, int | None]:
+        """Size in bytes per database; costly, so :class:`SizeCache` reuses it a few seconds."""
 
     @abstractmethod
     def error_code(self, error: DBAPIError) -> Any:
@@ -281,3 +320,26 @@ class Backend(ABC):
 
     def _refused(self, action: str, error: DBAPIError) -> DbWrapperError:
         return DbWrapperError(f"{self.label} refused to {action}: {self.server_message(error)}")
+
+
+class SizeCache:
+    """The last sizes a backend measured, reused for :data:`SIZE_CACHE_SECONDS`.
+
+    A listing that shows a database the last measurement did not see (one just
+    created) measures again, so a new database never shows without a size.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._measured_at = float("-inf")
+        self._sizes: dict[str, int | None] = {}
+
+    def get(self, names: set[str], measure: Callable[[], dict[str, int | None]]) -> dict[str, int | None]:
+        with self._lock:
+            fresh = time.monotonic() - self._measured_at < SIZE_CACHE_SECONDS
+            if fresh and names <= self._sizes.keys():
+                return self._sizes
+        sizes = measure()
+        with self._lock:
+            self._sizes, self._measured_at = sizes, time.monotonic()
+        return sizes

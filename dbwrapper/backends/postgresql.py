@@ -9,7 +9,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
-from dbwrapper.backends.base import MARKER, Backend, DatabaseInfo
+from dbwrapper.backends.base import MARKER, Backend, DatabaseEntry
 
 DUPLICATE_DATABASE = "42P04"
 #: Two concurrent ``CREATE DATABASE`` of one name can also end in this, from the
@@ -65,23 +65,36 @@ class PostgreSQLBackend(Backend):
         )
         connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {quoted}")
 
-    def exists(self, connection: Connection, name: str) -> bool:
-        query = text("SELECT 1 FROM pg_catalog.pg_database WHERE datname = :name")
-        return connection.execute(query, {"name": name}).first() is not None
+    def lookup(self, connection: Connection, name: str) -> DatabaseEntry | None:
+        row = connection.execute(
+            text(
+                "SELECT datname, pg_catalog.shobj_description(oid, 'pg_database') = :marker "
+                "FROM pg_catalog.pg_database WHERE datname = :name"
+            ),
+            {"name": name, "marker": MARKER},
+        ).first()
+        return DatabaseEntry(row[0], bool(row[1])) if row else None
 
-    def databases(self, connection: Connection) -> list[DatabaseInfo]:
+    def databases(self, connection: Connection) -> list[DatabaseEntry]:
         rows = connection.execute(
             text(
-                "SELECT d.datname, "
-                # pg_database_size() fails on databases we may not connect to.
-                "CASE WHEN has_database_privilege(d.oid, 'CONNECT') "
-                "THEN pg_catalog.pg_database_size(d.oid) END, "
-                "pg_catalog.shobj_description(d.oid, 'pg_database') = :marker "
-                "FROM pg_catalog.pg_database d WHERE NOT d.datistemplate ORDER BY d.datname"
+                "SELECT datname, pg_catalog.shobj_description(oid, 'pg_database') = :marker "
+                "FROM pg_catalog.pg_database WHERE NOT datistemplate ORDER BY datname"
             ),
             {"marker": MARKER},
         )
-        return [DatabaseInfo(name, size, bool(managed)) for name, size, managed in rows]
+        return [DatabaseEntry(name, bool(managed)) for name, managed in rows]
+
+    def sizes(self, connection: Connection) -> dict[str, int | None]:
+        rows = connection.execute(
+            text(
+                # pg_database_size() fails on databases we may not connect to.
+                "SELECT datname, CASE WHEN has_database_privilege(oid, 'CONNECT') "
+                "THEN pg_catalog.pg_database_size(oid) END "
+                "FROM pg_catalog.pg_database WHERE NOT datistemplate"
+            )
+        )
+        return {name: size for name, size in rows}
 
     def error_code(self, error: DBAPIError) -> Any:
         return getattr(error.orig, "pgcode", None)

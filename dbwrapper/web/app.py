@@ -12,7 +12,7 @@ from dbwrapper.service import DatabaseService
 from dbwrapper.web.controllers import Root
 from dbwrapper.web.pages import Pages
 from dbwrapper.web.plugin import EnginesPlugin
-from dbwrapper.web.render import Templates
+from dbwrapper.web.render import Markup, Templates
 
 
 def server_config(settings: Settings) -> dict[str, Any]:
@@ -36,7 +36,9 @@ def mount(settings: Settings, engines: Engines | None = None) -> Engines:
 
     def error_page(status: str, message: str, traceback: str, version: str) -> str:
         # The traceback stays in the server log; a page shows only the message.
-        return pages.error(status, message)
+        # CherryPy has already HTML-escaped status and message (quote=False, which
+        # is safe in element text), so they go in as they are, not escaped twice.
+        return pages.error(Markup(status), Markup(message))
 
     def unexpected_error() -> None:
         # CherryPy has already logged the traceback; the page says where to look.

@@ -85,7 +85,7 @@ class Pages:
                 self.templates.render(
                     "connect.html",
                     command=backend.client_command(outcome.name),
-                    url=backend.database_url(outcome.name).render_as_string(hide_password=True),
+                    url=backend.display_url(outcome.name),
                 ),
             ]
         )
@@ -110,5 +110,5 @@ class Pages:
             where=backend.where,
         )
 
-    def error(self, status: str, message: str) -> str:
+    def error(self, status: Markup, message: Markup) -> str:
         return self.templates.page("error.html", title=status, message=message)

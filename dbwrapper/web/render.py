@@ -49,10 +49,10 @@ class Templates:
         """The stylesheet and other files served as they are under ``/static``."""
         return self.directory / "static"
 
-    def render(self, name: str, **values: object) -> Markup:
-        """Fill template ``name``; every value is escaped unless it is :class:`Markup`."""
-        return Markup(self._texts[name] % {key: escape(value) for key, value in values.items()})
+    def render(self, template: str, /, **values: object) -> Markup:
+        """Fill ``template``; every value is escaped unless it is :class:`Markup`."""
+        return Markup(self._texts[template] % {key: escape(value) for key, value in values.items()})
 
-    def page(self, name: str, *, title: str, **values: object) -> str:
-        """A whole page: template ``name`` inside the shared layout."""
-        return self.render("layout.html", title=title, body=self.render(name, title=title, **values))
+    def page(self, template: str, /, *, title: str, **values: object) -> str:
+        """A whole page: ``template`` inside the shared layout."""
+        return self.render("layout.html", title=title, body=self.render(template, title=title, **values))

@@ -1,0 +1,198 @@
+"""Fixtures: real servers, the real service over HTTP, and a check that both engines ran.
+
+Every test that takes ``db_type`` runs once against PostgreSQL and once
+against MySQL/MariaDB. ``--require-backends=postgres,mysql`` (the README's
+test command passes it) turns "an engine's tests did not run" into a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import cherrypy
+import pytest
+import requests
+from sqlalchemy import Engine, create_engine, text
+
+from dbwrapper.backends import BACKEND_CLASSES
+from dbwrapper.config import Settings
+from dbwrapper.web.app import mount, server_config
+from tests.servers import SERVERS, free_port
+
+BACKENDS = ("postgres", "mysql")
+_passed: Counter[str] = Counter()
+
+
+# -- making sure both engines really ran ------------------------------------------
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--require-backends",
+        default="",
+        help="comma-separated engines whose tests must have run and passed (postgres,mysql)",
+    )
+
+
+def _backend_of(item: pytest.Item) -> str | None:
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and "db_type" in callspec.params:
+        return callspec.params["db_type"]
+    marker = item.get_closest_marker("backend")
+    return marker.args[0] if marker else None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "backend(name): the test exercises only this engine")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    report = yield
+    if report.when == "call" and report.passed and (backend := _backend_of(item)):
+        _passed[backend] += 1
+    return report
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    required = [b for b in session.config.getoption("--require-backends").split(",") if b]
+    missing = [b for b in required if not _passed[b]]
+    if missing:
+        session.config.get_terminal_writer().line(
+            f"FAILED: no test passed against: {', '.join(missing)} (--require-backends)", red=True
+        )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+# -- servers ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def server_urls() -> Iterator[dict[str, str]]:
+    """Super-user URLs of one PostgreSQL and one MySQL/MariaDB server."""
+    with SERVERS["postgres"]() as postgres, SERVERS["mysql"]() as mysql:
+        yield {"postgres": postgres, "mysql": mysql}
+
+
+@pytest.fixture(params=BACKENDS)
+def db_type(request: pytest.FixtureRequest) -> str:
+    """Run the test once per engine."""
+    return request.param
+
+
+@pytest.fixture
+def server_url(server_urls: dict[str, str], db_type: str) -> str:
+    return server_urls[db_type]
+
+
+@pytest.fixture(scope="session")
+def admin(server_urls: dict[str, str]) -> Iterator[dict[str, Engine]]:
+    """Super-user AUTOCOMMIT engines of our own, to check and clean up independently of dbwrapper."""
+    engines = {}
+    for kind, url in server_urls.items():
+        backend = BACKEND_CLASSES[kind]
+        engines[kind] = create_engine(
+            backend.admin_url(backend.normalize_url(url)), isolation_level="AUTOCOMMIT"
+        )
+    yield engines
+    for engine in engines.values():
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def catalog(admin: dict[str, Engine]) -> Callable[[str], set[str]]:
+    """``catalog(db_type)``: the database names on that server, as the server lists them."""
+    queries = {
+        "postgres": "SELECT datname FROM pg_database",
+        "mysql": "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA",
+    }
+
+    def names(kind: str) -> set[str]:
+        with admin[kind].connect() as connection:
+            return set(connection.execute(text(queries[kind])).scalars())
+
+    return names
+
+
+@pytest.fixture
+def db_name(db_type: str, admin: dict[str, Engine]) -> Iterator[str]:
+    """A fresh database name for one test; dropped afterwards if the test left it."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    yield name
+    engine = admin[db_type]
+    with engine.connect() as connection:
+        force = " WITH (FORCE)" if db_type == "postgres" else ""
+        quoted = engine.dialect.identifier_preparer.quote_identifier(name)
+        connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {quoted}{force}")
+
+
+# -- the service -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def settings(server_urls: dict[str, str]) -> Settings:
+    return Settings(port=free_port(), backend_urls=server_urls, embedded=False)
+
+
+@pytest.fixture(scope="session")
+def base_url(settings: Settings) -> Iterator[str]:
+    """The real service, in this process, on a free port."""
+    cherrypy.config.update({**server_config(settings), "log.screen": False})
+    mount(settings)
+    cherrypy.engine.start()
+    yield f"http://127.0.0.1:{settings.port}"
+    cherrypy.engine.exit()
+    cherrypy.tree.apps.clear()
+
+
+class Browser(requests.Session):
+    """A requests session on the service that checks no page ever shows a traceback."""
+
+    def __init__(self, base_url: str) -> None:
+        super().__init__()
+        self.base_url = base_url
+
+    def request(self, method: str, url: str, *args, **kwargs) -> requests.Response:  # type: ignore[override]
+        response = super().request(method, self.base_url + url, *args, timeout=60, **kwargs)
+        assert "Traceback" not in response.text, response.text
+        return response
+
+
+@pytest.fixture
+def browser(base_url: str) -> Iterator[Browser]:
+    with Browser(base_url) as session:
+        yield session
+
+
+@pytest.fixture
+def my_name(settings: Settings) -> str:
+    """The database name the service gives the caller: cwcuser_<port>."""
+    return f"cwcuser_{settings.port}"
+
+
+# -- the command line ------------------------------------------------------------------
+
+
+@pytest.fixture
+def cli(server_urls: dict[str, str]) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run ``dbwrapper ARGS`` as a user would, configured by the environment."""
+    env = {
+        **os.environ,
+        "DBWRAPPER_POSTGRES_URL": server_urls["postgres"],
+        "DBWRAPPER_MYSQL_URL": server_urls["mysql"],
+    }
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "dbwrapper", *args],
+            env=env, capture_output=True, text=True, timeout=120,
+            cwd=Path(__file__).parent,  # no app.conf there: defaults plus the environment
+        )
+
+    return run

