@@ -26,9 +26,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from sqlalchemy import Connection, Engine, create_engine
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError
 
 from dbwrapper.config import env_var
 from dbwrapper.errors import BackendUnavailable, DatabaseBusy, DbWrapperError, InvalidInput, Refused
@@ -44,6 +44,9 @@ CONNECT_TIMEOUT = 5
 #: itself waits up to 5 s for other sessions to leave before it reports that, so
 #: this only adds attempts when its answer came quickly.
 BUSY_RETRY_SECONDS = 3.0
+
+#: A pooled connection idle for longer than this is pinged before use (see ping_when_idle).
+IDLE_PING_SECONDS = 1.0
 
 #: How long listed sizes may be reused. Sizes are the costly part of a listing
 #: (PostgreSQL stats every file of every database), and a class of thirty
@@ -90,11 +93,13 @@ class Backend(ABC):
         self._admin = create_engine(
             self.admin_url(self.url),
             isolation_level="AUTOCOMMIT",
-            # A server that restarted leaves dead connections in the pool; check
-            # before use so that the first request after a restart works.
-            pool_pre_ping=True,
+            # In AUTOCOMMIT no transaction is ever left open, so the ROLLBACK the
+            # pool sends when a connection comes back would be a wasted round trip.
+            pool_reset_on_return=None,
             connect_args={"connect_timeout": CONNECT_TIMEOUT},
         )
+        ping_when_idle(self._admin)
+        self.tune_admin_engine(self._admin)
         self._database_engines: dict[str, Engine] = {}
         self._lock = threading.Lock()
         self._sizes = SizeCache()
@@ -156,10 +161,9 @@ class Backend(ABC):
             engine = self._database_engines.get(name)
             if engine is None:
                 engine = create_engine(
-                    self.database_url(name),
-                    pool_pre_ping=True,
-                    connect_args={"connect_timeout": CONNECT_TIMEOUT},
+                    self.database_url(name), connect_args={"connect_timeout": CONNECT_TIMEOUT}
                 )
+                ping_when_idle(engine)
                 self._database_engines[name] = engine
             return engine
 
@@ -265,6 +269,9 @@ class Backend(ABC):
 
     # -- the quirks each engine implements ------------------------------------
 
+    def tune_admin_engine(self, engine: Engine) -> None:
+        """Adjust the AUTOCOMMIT admin engine to this driver; nothing by default."""
+
     @abstractmethod
     def create(self, connection: Connection, quoted: str) -> None:
         """Run this engine's ``CREATE DATABASE`` for an already quoted name, marked as ours."""
@@ -320,6 +327,34 @@ class Backend(ABC):
 
     def _refused(self, action: str, error: DBAPIError) -> DbWrapperError:
         return DbWrapperError(f"{self.label} refused to {action}: {self.server_message(error)}")
+
+
+def ping_when_idle(engine: Engine, idle_seconds: float = IDLE_PING_SECONDS) -> None:
+    """Check a pooled connection before use only when it has been idle a while.
+
+    A server that restarted leaves dead connections in the pool; SQLAlchemy's
+    ``pool_pre_ping`` finds them by pinging on every checkout, a round trip per
+    request. A restart takes longer than a second, so a connection used within
+    the last second cannot have been cut by one: like HikariCP's
+    ``aliveBypassWindowMs``, skip the ping for those. A failed ping raises
+    ``DisconnectionError``, on which the pool opens a fresh connection.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def remember_last_use(dbapi_connection: Any, record: Any) -> None:
+        record.info["last_used"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def ping_if_idle(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        last_used = record.info.get("last_used")
+        if last_used is None or time.monotonic() - last_used < idle_seconds:
+            return  # new, or used moments ago
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            raise DisconnectionError(str(error)) from error
+        if not alive:
+            raise DisconnectionError("the server did not answer a ping")
 
 
 class SizeCache:

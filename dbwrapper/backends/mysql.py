@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, text
+from sqlalchemy import Connection, Engine, bindparam, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
@@ -35,6 +35,13 @@ class MySQLBackend(Backend):
     def admin_url(url: URL) -> URL:
         # Server-wide work on MySQL needs no database at all.
         return url.set(database=None)
+
+    def tune_admin_engine(self, engine: Engine) -> None:
+        # SQLAlchemy ends every use of a connection with the DBAPI's rollback(),
+        # which in AUTOCOMMIT undoes nothing; psycopg2 then sends nothing, but
+        # PyMySQL sends a ROLLBACK round trip each time. This engine's dialect is
+        # its own, so skipping it here touches no other engine.
+        engine.dialect.do_rollback = lambda dbapi_connection: None  # type: ignore[method-assign]
 
     def client_command(self, name: str) -> str:
         socket = self.url.query.get("unix_socket")

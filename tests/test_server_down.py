@@ -1,0 +1,95 @@
+"""A server that goes away is a 503 naming it; the service keeps running and recovers.
+
+The service runs as a user runs it (``dbwrapper serve``), connected to each
+database server through a TCP forwarder the test can cut.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.servers import free_port
+from tests.tcpproxy import TcpProxy, target_of, through
+
+LABELS = {"postgres": "PostgreSQL", "mysql": "MySQL/MariaDB"}
+
+
+@pytest.fixture
+def proxy(server_url: str) -> Iterator[TcpProxy]:
+    forwarder = TcpProxy(target_of(server_url))
+    forwarder.start()
+    yield forwarder
+    forwarder.stop()
+
+
+@pytest.fixture
+def served(db_type: str, server_url: str, proxy: TcpProxy, tmp_path: Path) -> Iterator[str]:
+    """``dbwrapper serve`` in its own process, reaching the ``db_type`` server through ``proxy``."""
+    port = free_port()
+    # Only the backend under test, and no embedded PostgreSQL standing in for a missing one.
+    (tmp_path / "app.conf").write_text("[dbwrapper]\nembedded = False\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DBWRAPPER_")}
+    env[f"DBWRAPPER_{db_type.upper()}_URL"] = through(server_url, proxy)
+    log = (tmp_path / "serve.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dbwrapper", "serve", "--port", str(port)],
+        env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_up(base, process, tmp_path / "serve.log")
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+
+
+def _wait_until_up(base: str, process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert process.poll() is None, log.read_text()
+        try:
+            requests.get(base + "/static/style.css", timeout=1)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    raise AssertionError(f"dbwrapper serve did not start:\n{log.read_text()}")
+
+
+def test_an_unreachable_server_is_a_503_and_the_service_recovers(db_type, served, proxy):
+    assert requests.get(f"{served}/dbi/list", params={"db_type": db_type}, timeout=30).status_code == 200
+
+    proxy.stop()
+    down = requests.get(f"{served}/dbi/list", params={"db_type": db_type}, timeout=30)
+    assert down.status_code == 503
+    assert f"The {LABELS[db_type]} server ({db_type} backend, " in down.text
+    assert "cannot be reached" in down.text
+    assert "Check that the server is running" in down.text
+    assert "Traceback" not in down.text
+    # The service itself is still up.
+    assert requests.get(f"{served}/", timeout=30).status_code == 200
+
+    proxy.start()
+    back = requests.get(f"{served}/dbi/list", params={"db_type": db_type}, timeout=30)
+    assert back.status_code == 200
+
+
+def test_a_restart_while_the_service_is_idle_goes_unnoticed(db_type, served, proxy):
+    assert requests.get(f"{served}/dbi/list", params={"db_type": db_type}, timeout=30).status_code == 200
+
+    # The server goes away and comes back while the pooled connection sits idle.
+    proxy.stop()
+    proxy.start()
+    time.sleep(1.5)
+
+    after = requests.get(f"{served}/dbi/list", params={"db_type": db_type}, timeout=30)
+    assert after.status_code == 200, after.text
