@@ -84,13 +84,10 @@ class MySQLBackend(Backend):
         connection.execute(text("SET SESSION lock_wait_timeout = :seconds"), {"seconds": DROP_LOCK_WAIT_SECONDS})
         connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {quoted}")
 
-    def _entries(self, connection: Connection, where: str = "", **params: str) -> list[DatabaseEntry]:
+    def _entries(self, connection: Connection, condition: str, **params: str) -> list[DatabaseEntry]:
         managed = "SCHEMA_COMMENT = :marker" if self._has_schema_comments(connection) else "NULL"
         rows = connection.execute(
-            text(
-                f"SELECT SCHEMA_NAME, {managed} FROM information_schema.SCHEMATA {where} "
-                "ORDER BY SCHEMA_NAME"
-            ),
+            text(f"SELECT SCHEMA_NAME, {managed} FROM information_schema.SCHEMATA {condition}"),
             {"marker": MARKER, **params},
         )
         return [DatabaseEntry(name, None if flag is None else bool(flag)) for name, flag in rows]
@@ -100,7 +97,7 @@ class MySQLBackend(Backend):
         return found[0] if found else None
 
     def databases(self, connection: Connection) -> list[DatabaseEntry]:
-        return self._entries(connection)
+        return self._entries(connection, "ORDER BY SCHEMA_NAME")
 
     def sizes(self, connection: Connection) -> dict[str, int | None]:
         # information_schema.TABLES is slow over the server's own schemas (hundreds

@@ -65,25 +65,25 @@ class PostgreSQLBackend(Backend):
         )
         connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {quoted}")
 
-    def lookup(self, connection: Connection, name: str) -> DatabaseEntry | None:
-        row = connection.execute(
-            text(
-                "SELECT datname, pg_catalog.shobj_description(oid, 'pg_database') = :marker "
-                "FROM pg_catalog.pg_database WHERE datname = :name"
-            ),
-            {"name": name, "marker": MARKER},
-        ).first()
-        return DatabaseEntry(row[0], bool(row[1])) if row else None
-
-    def databases(self, connection: Connection) -> list[DatabaseEntry]:
+    def _entries(self, connection: Connection, condition: str, **params: str) -> list[DatabaseEntry]:
+        # A join on pg_shdescription rather than shobj_description(), which looks
+        # the comment up once per row: this query runs on every listing.
         rows = connection.execute(
             text(
-                "SELECT datname, pg_catalog.shobj_description(oid, 'pg_database') = :marker "
-                "FROM pg_catalog.pg_database WHERE NOT datistemplate ORDER BY datname"
+                "SELECT d.datname, s.description = :marker FROM pg_catalog.pg_database d "
+                "LEFT JOIN pg_catalog.pg_shdescription s ON s.objoid = d.oid "
+                f"AND s.classoid = 'pg_catalog.pg_database'::regclass {condition}"
             ),
-            {"marker": MARKER},
+            {"marker": MARKER, **params},
         )
         return [DatabaseEntry(name, bool(managed)) for name, managed in rows]
+
+    def lookup(self, connection: Connection, name: str) -> DatabaseEntry | None:
+        found = self._entries(connection, "WHERE d.datname = :name", name=name)
+        return found[0] if found else None
+
+    def databases(self, connection: Connection) -> list[DatabaseEntry]:
+        return self._entries(connection, "WHERE NOT d.datistemplate ORDER BY d.datname")
 
     def sizes(self, connection: Connection) -> dict[str, int | None]:
         rows = connection.execute(
