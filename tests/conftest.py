@@ -64,7 +64,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     required = [b for b in session.config.getoption("--require-backends").split(",") if b]
     missing = [b for b in required if not _passed[b]]
     if missing:
-        session.config.get_terminal_writer().line(
+        writer = session.config.get_terminal_writer()
+        writer.line()
+        writer.line(
             f"FAILED: no test passed against: {', '.join(missing)} (--require-backends)", red=True
         )
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
