@@ -55,9 +55,8 @@ def print_listing(listing: Listing, mine: str | None = None) -> None:
         print(f"  {db.name:<{width}}  {human_size(db.size_bytes):>12}  {marks}".rstrip())
 
 
-def report(outcome: Outcome, done: str, nothing: str) -> None:
-    label = outcome.backend.label
-    print(f"{done} {outcome.name} on {label}." if outcome.changed else f"{outcome.name} {nothing} on {label}; nothing was changed.")
+def report(outcome: Outcome) -> None:
+    print(outcome.summary)
     print_listing(outcome.listing, mine=outcome.name)
 
 
@@ -70,10 +69,10 @@ def run_command(args: argparse.Namespace, settings: Settings) -> None:
             print_listing(service.list(args.db_type), mine=service.default_name())
         elif args.command == "create":
             outcome = service.create(args.db_type, args.name)
-            report(outcome, "Created", "already exists")
+            report(outcome)
             print(f"Connect with: {outcome.backend.client_command(outcome.name)}")
         else:
-            report(service.destroy(args.db_type, args.name), "Dropped", "does not exist")
+            report(service.destroy(args.db_type, args.name))
     finally:
         engines.stop()
 

@@ -31,6 +31,8 @@ class Outcome:
     name: str
     #: ``True`` if the call changed something; ``False`` if there was nothing to do.
     changed: bool
+    #: One sentence saying what happened, the same on a page and on the command line.
+    summary: str
     listing: Listing
 
     @property
@@ -73,8 +75,11 @@ class DatabaseService:
     def create(self, db_type: object, name: str | None = None) -> Outcome:
         """Create the database unless it exists; asking twice changes nothing."""
         backend, name = self._resolve(db_type, name)
-        created = backend.create_database(name)
-        return Outcome(name, created, self.list(db_type))
+        if backend.create_database(name):
+            summary = f"Created {name} on {backend.label}."
+            return Outcome(name, True, summary, self.list(db_type))
+        summary = f"{name} already exists on {backend.label}; nothing was changed."
+        return Outcome(name, False, summary, self.list(db_type))
 
     def destroy(self, db_type: object, name: str | None = None) -> Outcome:
         """Drop a database this service created, ending the sessions still on it.
@@ -86,5 +91,8 @@ class DatabaseService:
         backend, name = self._resolve(db_type, name)
         if name in backend.system_databases:
             raise Refused(f"{name} belongs to the {backend.label} server itself; it is never dropped.")
-        dropped = backend.drop_database(name)
-        return Outcome(name, dropped, self.list(db_type))
+        if backend.drop_database(name):
+            summary = f"Dropped {name} from {backend.label}."
+            return Outcome(name, True, summary, self.list(db_type))
+        summary = f"{name} does not exist on {backend.label}; nothing was changed."
+        return Outcome(name, False, summary, self.list(db_type))

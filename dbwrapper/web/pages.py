@@ -75,13 +75,9 @@ class Pages:
 
     def created(self, outcome: Outcome) -> str:
         backend = outcome.backend
-        if outcome.changed:
-            text, kind = f"Created {outcome.name} on {backend.label}.", "ok"
-        else:
-            text, kind = f"{outcome.name} already exists on {backend.label}; nothing was changed.", "info"
         message = join(
             [
-                self.templates.render("message.html", kind=kind, text=text),
+                self._summary(outcome),
                 self.templates.render(
                     "connect.html",
                     command=backend.client_command(outcome.name),
@@ -92,13 +88,11 @@ class Pages:
         return self.listing(outcome.listing, mine=outcome.name, message=message)
 
     def destroyed(self, outcome: Outcome) -> str:
-        label = outcome.backend.label
-        if outcome.changed:
-            text, kind = f"Dropped {outcome.name} from {label}.", "ok"
-        else:
-            text, kind = f"{outcome.name} does not exist on {label}; nothing was changed.", "info"
-        message = self.templates.render("message.html", kind=kind, text=text)
-        return self.listing(outcome.listing, mine=outcome.name, message=message)
+        return self.listing(outcome.listing, mine=outcome.name, message=self._summary(outcome))
+
+    def _summary(self, outcome: Outcome) -> Markup:
+        kind = "ok" if outcome.changed else "info"
+        return self.templates.render("message.html", kind=kind, text=outcome.summary)
 
     def confirm_destroy(self, backend: Backend, name: str) -> str:
         return self.templates.page(

@@ -1,0 +1,54 @@
+"""Settings come from app.conf, then the environment; names from the template."""
+
+from __future__ import annotations
+
+import pytest
+
+from dbwrapper.config import load_settings
+from dbwrapper.errors import InvalidInput
+from dbwrapper.names import render_name
+
+
+def test_app_conf_sets_the_server_and_the_backends(tmp_path):
+    conf = tmp_path / "app.conf"
+    conf.write_text(
+        '[global]\nserver.socket_port = 7100\nserver.thread_pool = 20\n'
+        '[dbwrapper]\nmysql_url = "mysql://root@127.0.0.1:3306"\nname_template = "class_%(port)s"\n'
+        '[/static]\ntools.gzip.on = True\n'
+    )
+    settings = load_settings(conf, environ={})
+    assert settings.port == 7100
+    assert settings.server_config == {"server.thread_pool": 20}
+    assert settings.backend_urls == {"mysql": "mysql://root@127.0.0.1:3306"}
+    assert render_name(settings.name_template, port=settings.port) == "class_7100"
+    assert settings.app_config == {"/static": {"tools.gzip.on": True}}
+
+
+def test_the_environment_overrides_app_conf(tmp_path):
+    conf = tmp_path / "app.conf"
+    conf.write_text('[dbwrapper]\npostgres_url = "postgresql://file@127.0.0.1/postgres"\n')
+    settings = load_settings(conf, environ={"DBWRAPPER_POSTGRES_URL": "postgresql://env@db/postgres"})
+    assert settings.backend_urls == {"postgres": "postgresql://env@db/postgres"}
+
+
+def test_defaults_give_cwcuser_7001(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no app.conf here
+    settings = load_settings(environ={})
+    assert (settings.host, settings.port) == ("127.0.0.1", 7001)
+    assert render_name(settings.name_template, port=settings.port) == "cwcuser_7001"
+
+
+def test_a_broken_config_file_is_a_clear_error(tmp_path):
+    conf = tmp_path / "app.conf"
+    conf.write_text("[global]\nserver.socket_port = seven\n")
+    with pytest.raises(InvalidInput, match="not valid"):
+        load_settings(conf, environ={})
+    with pytest.raises(InvalidInput, match="Cannot read"):
+        load_settings(tmp_path / "missing.conf", environ={})
+
+
+def test_a_template_that_makes_a_bad_name_is_refused():
+    with pytest.raises(InvalidInput, match="not allowed"):
+        render_name("Class-%(port)s", port=7001)
+    with pytest.raises(InvalidInput, match="may use %\\(port\\)s"):
+        render_name("class_%(user)s", port=7001)
