@@ -23,12 +23,13 @@ def build_parser() -> argparse.ArgumentParser:
         prog="dbwrapper",
         description="A real database for every trainee, on PostgreSQL or MySQL/MariaDB.",
     )
-    parser.add_argument(
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
         "--config", type=Path, help="the app.conf to read (default: ./app.conf if present)"
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = commands.add_parser("serve", help="run the web service")
+    serve = commands.add_parser("serve", parents=[common], help="run the web service")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default 7001)")
 
@@ -37,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("destroy", "drop a database this service created"),
         ("list", "list the databases on a server"),
     ):
-        command = commands.add_parser(name, help=text)
+        command = commands.add_parser(name, parents=[common], help=text)
         command.add_argument("--db-type", required=True, help="postgres or mysql")
         if name != "list":
             command.add_argument("--name", help="database name (default: from the name template)")

@@ -56,3 +56,14 @@ def test_the_servers_own_database_is_refused_with_exit_4(cli, db_type, catalog):
     assert result.returncode == 4
     assert "never dropped" in result.stderr
     assert system in catalog(db_type)
+
+
+def test_every_command_takes_a_config_file(cli, tmp_path, db_type):
+    conf = tmp_path / "class.conf"
+    conf.write_text('[global]\nserver.socket_port = 7100\n')
+    listed = cli("list", "--db-type", db_type, "--config", str(conf))
+    assert listed.returncode == 0, listed.stderr
+    assert "Databases on" in listed.stdout
+    missing = cli("list", "--db-type", db_type, "--config", str(tmp_path / "nope.conf"))
+    assert missing.returncode == 2
+    assert "Cannot read the config file" in missing.stderr
