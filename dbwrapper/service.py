@@ -39,11 +39,6 @@ class Outcome:
     def backend(self) -> Backend:
         return self.listing.backend
 
-    @property
-    def database(self) -> DatabaseInfo | None:
-        """The database the call was about, as listed afterwards."""
-        return next((db for db in self.listing.databases if db.name == self.name), None)
-
 
 class DatabaseService:
     """Create, list and destroy per-user databases on the configured backends."""
@@ -63,7 +58,8 @@ class DatabaseService:
         """The caller's database name, from the configured template (``cwcuser_7001``)."""
         return render_name(self.settings.name_template, port=self.settings.port)
 
-    def _resolve(self, db_type: object, name: str | None) -> tuple[Backend, str]:
+    def resolve(self, db_type: object, name: str | None) -> tuple[Backend, str]:
+        """The backend of ``db_type`` and a valid name (the caller's when ``None``), or a 400."""
         name = self.default_name() if name is None else validate_name(name)
         return self.engines.backend(db_type), name
 
@@ -74,7 +70,7 @@ class DatabaseService:
 
     def create(self, db_type: object, name: str | None = None) -> Outcome:
         """Create the database unless it exists; asking twice changes nothing."""
-        backend, name = self._resolve(db_type, name)
+        backend, name = self.resolve(db_type, name)
         if backend.create_database(name):
             summary = f"Created {name} on {backend.label}."
             return Outcome(name, True, summary, self.list(db_type))
@@ -88,7 +84,7 @@ class DatabaseService:
         says this service did not create are refused by the backend: a typo
         must never drop someone's data.
         """
-        backend, name = self._resolve(db_type, name)
+        backend, name = self.resolve(db_type, name)
         if name in backend.system_databases:
             raise Refused(f"{name} belongs to the {backend.label} server itself; it is never dropped.")
         if backend.drop_database(name):

@@ -118,7 +118,9 @@ def _wait_for_mariadb(port: int, process: subprocess.Popen, log: Path) -> None:
         except pymysql.err.OperationalError:
             time.sleep(0.1)
     process.kill()
-    raise RuntimeError(f"The throwaway MariaDB did not answer in {MARIADB_START_SECONDS} s:\n{log.read_text()}")
+    raise RuntimeError(
+        f"The throwaway MariaDB did not answer in {MARIADB_START_SECONDS} s:\n{log.read_text()}"
+    )
 
 
 SERVERS = {"postgres": postgres_server, "mysql": mysql_server}

@@ -99,7 +99,8 @@ def test_a_database_dbwrapper_did_not_create_is_left_alone(browser, db_type, db_
 @pytest.mark.backend("postgres")
 def test_a_busy_template_is_retried_then_the_create_goes_through(browser, server_urls, catalog, request):
     name = "t_busy_then_free"
-    request.addfinalizer(lambda: browser.post("/dbi/destroy_my_db", data={"db_type": "postgres", "name": name}))
+    form = {"db_type": "postgres", "name": name}
+    request.addfinalizer(lambda: browser.post("/dbi/destroy_my_db", data=form))
     template = _template1_session(server_urls["postgres"])
     # Someone on template1 blocks CREATE DATABASE; they leave after half a second.
     threading.Timer(0.5, template.close).start()

@@ -306,7 +306,7 @@ class Backend(ABC):
 
     def is_disconnect(self, error: DBAPIError) -> bool:
         """Whether ``error`` means the server went away mid-statement."""
-        return self._admin.dialect.is_disconnect(error.orig, None, None)
+        return self._admin.dialect.is_disconnect(error.orig, None, None)  # type: ignore[arg-type]
 
     # -- messages ------------------------------------------------------------------
 

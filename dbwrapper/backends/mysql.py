@@ -56,7 +56,8 @@ class MySQLBackend(Backend):
     @staticmethod
     def _has_schema_comments(connection: Connection) -> bool:
         dialect = connection.dialect
-        return bool(dialect.is_mariadb) and dialect.server_version_info >= MARIADB_SCHEMA_COMMENTS
+        version = dialect.server_version_info or ()
+        return bool(getattr(dialect, "is_mariadb", False)) and version >= MARIADB_SCHEMA_COMMENTS
 
     def create(self, connection: Connection, quoted: str) -> None:
         statement = f"CREATE DATABASE {quoted} CHARACTER SET utf8mb4"
@@ -81,7 +82,9 @@ class MySQLBackend(Backend):
             except DBAPIError as error:
                 if self.error_code(error) != ER_NO_SUCH_THREAD:  # it ended by itself meanwhile
                     raise
-        connection.execute(text("SET SESSION lock_wait_timeout = :seconds"), {"seconds": DROP_LOCK_WAIT_SECONDS})
+        connection.execute(
+            text("SET SESSION lock_wait_timeout = :seconds"), {"seconds": DROP_LOCK_WAIT_SECONDS}
+        )
         connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {quoted}")
 
     def _entries(self, connection: Connection, condition: str, **params: str) -> list[DatabaseEntry]:

@@ -50,7 +50,7 @@ class PostgreSQLBackend(Backend):
         connection.exec_driver_sql(f"COMMENT ON DATABASE {quoted} IS '{MARKER}'")
 
     def drop(self, connection: Connection, name: str, quoted: str) -> None:
-        if connection.dialect.server_version_info >= (13,):
+        if (connection.dialect.server_version_info or ()) >= (13,):
             connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
             return
         # Before PostgreSQL 13: we cannot drop a database while sessions are

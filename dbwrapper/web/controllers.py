@@ -14,7 +14,6 @@ from typing import Any
 import cherrypy
 
 from dbwrapper.errors import DbWrapperError, InvalidInput
-from dbwrapper.names import validate_name
 from dbwrapper.service import DatabaseService
 from dbwrapper.web.pages import Pages
 
@@ -63,9 +62,7 @@ class DBInterface:
         """GET asks for confirmation; the confirmation form POSTs, and only a POST drops."""
         if cherrypy.request.method == "POST":
             return self.pages.destroyed(self.service.destroy(db_type, name))
-        backend = self.service.engines.backend(db_type)
-        name = self.service.default_name() if name is None else validate_name(name)
-        return self.pages.confirm_destroy(backend, name)
+        return self.pages.confirm_destroy(*self.service.resolve(db_type, name))
 
     @cherrypy.expose
     @cherrypy.tools.allow(methods=["GET", "HEAD"])

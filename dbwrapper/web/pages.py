@@ -51,13 +51,13 @@ class Pages:
             embedded_note=note,
         )
 
-    def listing(self, listing: Listing, *, mine: str, message: Markup = Markup()) -> str:
+    def listing(self, listing: Listing, *, mine: str, message: Markup | None = None) -> str:
         backend = listing.backend
         rows = join(self._row(db, mine) for db in listing.databases)
         return self.templates.page(
             "databases.html",
             title=f"{backend.label} databases",
-            message=message,
+            message=message or Markup(),
             where=backend.where,
             kind=backend.kind,
             rows=rows,
