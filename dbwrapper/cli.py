@@ -1,20 +1,25 @@
-"""The ``dbwrapper`` command: run the service, or create, destroy and list databases.
+"""The ``dbwrapper`` command: run the service, manage databases and users.
 
 The database commands call the same service layer as the web pages, so what
-the command line does and what a page does cannot drift apart.
+the command line does and what a page does cannot drift apart. Whoever runs
+the command line already holds the servers' super-user URLs, so it acts as an
+instructor (the first instructor unless ``--as`` names another user); the
+audit log records it as coming from the command line.
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from dbwrapper.config import Settings, load_settings
-from dbwrapper.engines import Engines
+from dbwrapper.accounts import ROLES, Actor
+from dbwrapper.config import load_settings
 from dbwrapper.errors import DbWrapperError
-from dbwrapper.service import DatabaseService, Listing, Outcome
+from dbwrapper.runtime import Runtime
+from dbwrapper.service import Credentials, Listing, Outcome
 from dbwrapper.web.pages import human_size
 
 
@@ -27,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--config", type=Path, help="the app.conf to read (default: ./app.conf if present)"
     )
+    acting = argparse.ArgumentParser(add_help=False, parents=[common])
+    acting.add_argument("--as", dest="actor", help="act as this user (default: the first instructor)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", parents=[common], help="run the web service")
@@ -34,48 +41,87 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to listen on (default 7001)")
 
     for name, text in (
-        ("create", "create a database unless it exists"),
-        ("destroy", "drop a database this service created"),
+        ("create", "create a database, with its own login, unless it exists"),
+        ("destroy", "drop a database this service created, and its login"),
         ("list", "list the databases on a server"),
     ):
-        command = commands.add_parser(name, parents=[common], help=text)
+        command = commands.add_parser(name, parents=[acting], help=text)
         command.add_argument("--db-type", required=True, help="postgres or mysql")
         if name != "list":
             command.add_argument("--name", help="database name (default: from the name template)")
+
+    user = commands.add_parser("user", help="manage users").add_subparsers(
+        dest="user_command", required=True, metavar="ACTION"
+    )
+    add = user.add_parser("add", parents=[common], help="add a user (the password is generated)")
+    add.add_argument("name")
+    add.add_argument("--role", choices=ROLES, default="trainee")
+    add.add_argument("--quota", type=int, help="databases the user may own")
+    user.add_parser("list", parents=[common], help="list the users")
+    remove = user.add_parser("remove", parents=[common], help="remove a user who owns no databases")
+    remove.add_argument("name")
+    password = user.add_parser("set-password", parents=[common], help="set a new generated password")
+    password.add_argument("name")
     return parser
 
 
 def print_listing(listing: Listing, mine: str | None = None) -> None:
-    """A plain table: name, size, and whether this service created it."""
+    """A plain table: name, size, owner, and whether this service created it."""
     print(f"Databases on {listing.backend.label} ({listing.backend.where}):")
     width = max((len(db.name) for db in listing.databases), default=8)
     for db in listing.databases:
         marks = " ".join(
-            mark for mark, on in (("dbwrapper", db.managed), ("<- yours", db.name == mine)) if on
+            mark
+            for mark, on in (
+                ("dbwrapper", db.info.managed),
+                (f"owner={db.owner}", db.owner),
+                ("<- this one", db.name == mine),
+            )
+            if on
         )
-        print(f"  {db.name:<{width}}  {human_size(db.size_bytes):>12}  {marks}".rstrip())
+        print(f"  {db.name:<{width}}  {human_size(db.info.size_bytes):>12}  {marks}".rstrip())
+
+
+def print_credentials(credentials: Credentials) -> None:
+    print(f"Connect with:   {credentials.command}")
+    print(f"Password:       {credentials.login.password}")
+    print(f"SQLAlchemy URL: {credentials.url}")
 
 
 def report(outcome: Outcome) -> None:
     print(outcome.summary)
+    if outcome.credentials is not None:
+        print_credentials(outcome.credentials)
     print_listing(outcome.listing, mine=outcome.name)
 
 
-def run_command(args: argparse.Namespace, settings: Settings) -> None:
-    engines = Engines(settings)
-    service = DatabaseService(engines)
-    engines.start()
-    try:
-        if args.command == "list":
-            print_listing(service.list(args.db_type), mine=service.default_name())
-        elif args.command == "create":
-            outcome = service.create(args.db_type, args.name)
-            report(outcome)
-            print(f"Connect with: {outcome.backend.client_command(outcome.name)}")
-        else:
-            report(service.destroy(args.db_type, args.name))
-    finally:
-        engines.stop()
+def run_database_command(args: argparse.Namespace, runtime: Runtime) -> None:
+    actor = Actor(runtime.accounts.get(args.actor or runtime.settings.first_instructor), via="cli")
+    actor.require_instructor("use the command line")
+    service = runtime.service
+    if args.command == "list":
+        print_listing(service.listing(actor, args.db_type))
+    elif args.command == "create":
+        report(service.create(actor, args.db_type, args.name))
+    else:
+        report(service.destroy(actor, args.db_type, args.name))
+
+
+def run_user_command(args: argparse.Namespace, runtime: Runtime) -> None:
+    accounts = runtime.accounts
+    who = f"{getpass.getuser()} (cli)"
+    if args.user_command == "list":
+        for user in accounts.users():
+            owned = len(accounts.registry.databases(owner=user))
+            print(f"  {user.name:<32} {user.role:<10} quota {user.quota:<3} owns {owned}")
+    elif args.user_command == "add":
+        user, password = accounts.add(args.name, args.role, quota=args.quota, by=who)
+        print(f"Added {user.role} {user.name}; password: {password}")
+    elif args.user_command == "remove":
+        accounts.remove(args.name, by=who)
+        print(f"Removed {args.name}.")
+    else:
+        print(f"New password for {args.name}: {accounts.set_password(args.name, by=who)}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -86,8 +132,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             from dbwrapper.web.app import serve
 
             serve(settings.with_server(args.host, args.port))
-        else:
-            run_command(args, settings)
+            return 0
+        runtime = Runtime(settings)
+        runtime.start()
+        try:
+            if args.command == "user":
+                run_user_command(args, runtime)
+            else:
+                run_database_command(args, runtime)
+        finally:
+            runtime.stop()
     except DbWrapperError as error:
         print(f"dbwrapper: {error}", file=sys.stderr)
         return error.exit_code

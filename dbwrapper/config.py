@@ -21,7 +21,11 @@ from cherrypy.lib.reprconf import Parser
 from dbwrapper.errors import InvalidInput
 
 BACKEND_KINDS = ("postgres", "mysql")
-DEFAULT_NAME_TEMPLATE = "cwcuser_%(port)s"
+DEFAULT_NAME_TEMPLATE = "%(user)s_%(port)s"
+#: The first instructor's name; with the default template their database is cwcuser_7001.
+DEFAULT_FIRST_INSTRUCTOR = "cwcuser"
+#: The control database the registry lives in, on the PostgreSQL backend, by default.
+CONTROL_DATABASE = "dbwrapper"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7001
 
@@ -41,6 +45,12 @@ class Settings:
     #: Super-user URL per configured backend kind; a kind absent here is not offered,
     #: except PostgreSQL, which falls back to the embedded server when ``embedded`` is on.
     backend_urls: Mapping[str, str] = field(default_factory=dict)
+    #: The registry's SQLAlchemy URL; empty means database ``dbwrapper`` on the PostgreSQL backend.
+    control_url: str = ""
+    #: The instructor made on the first start.
+    first_instructor: str = DEFAULT_FIRST_INSTRUCTOR
+    #: How many databases a new trainee may own.
+    default_quota: int = 1
     #: Start an embedded PostgreSQL when no PostgreSQL URL is configured.
     embedded: bool = True
     #: Where the embedded PostgreSQL keeps its data; ``None`` means the per-user default.
@@ -84,6 +94,9 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] = os.envi
         port=int(server.pop("server.socket_port", DEFAULT_PORT)),
         name_template=own.get("name_template", DEFAULT_NAME_TEMPLATE),
         backend_urls={kind: url for kind, url in urls.items() if url},
+        control_url=environ.get("DBWRAPPER_CONTROL_URL") or own.get("control_url") or "",
+        first_instructor=own.get("first_instructor", DEFAULT_FIRST_INSTRUCTOR),
+        default_quota=int(own.get("default_quota", 1)),
         embedded=bool(own.get("embedded", True)),
         embedded_dir=Path(data_dir).expanduser() if data_dir else None,
         server_config=server,

@@ -1,9 +1,11 @@
-"""The process-wide set of backends and their SQLAlchemy engines.
+"""The process-wide set of backends, the registry, and their SQLAlchemy engines.
 
 SQLAlchemy's advice is one engine per database URL, held for the life of the
 process. :class:`Engines` is that holder: it opens one :class:`Backend` per
 configured server when the service starts (starting the embedded PostgreSQL
-if no PostgreSQL server is configured) and disposes of them all when it stops.
+if no PostgreSQL server is configured), opens the registry in its control
+database (migrating it to the latest schema), and disposes of them all when
+it stops.
 The web layer ties :meth:`start` and :meth:`stop` to the CherryPy engine; the
 command line calls them around one command.
 """
@@ -13,9 +15,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from dbwrapper.backends import BACKEND_CLASSES, Backend, open_backend
-from dbwrapper.config import BACKEND_KINDS, Settings
+from dbwrapper.config import BACKEND_KINDS, CONTROL_DATABASE, Settings
 from dbwrapper.embedded import EmbeddedPostgres
-from dbwrapper.errors import UnknownBackend
+from dbwrapper.errors import InvalidInput, UnknownBackend
+from dbwrapper.registry import Registry
 
 
 class Engines:
@@ -25,6 +28,7 @@ class Engines:
         self.settings = settings
         self._backends: dict[str, Backend] = {}
         self._embedded: EmbeddedPostgres | None = None
+        self._registry: Registry | None = None
 
     def start(self) -> None:
         """Open a backend for every configured server; idempotent."""
@@ -40,12 +44,37 @@ class Engines:
         self._backends = {
             kind: open_backend(kind, urls[kind]) for kind in BACKEND_KINDS if kind in urls
         }
+        self._registry = Registry(self._control_url())
+        self._registry.upgrade()
+
+    def _control_url(self) -> str:
+        """The registry's URL: configured, or database ``dbwrapper`` on the PostgreSQL backend."""
+        if self.settings.control_url:
+            return self.settings.control_url
+        if "postgres" not in self._backends:
+            raise InvalidInput(
+                "The registry needs a control database: configure a PostgreSQL backend "
+                "or control_url (DBWRAPPER_CONTROL_URL)."
+            )
+        postgres = self._backends["postgres"]
+        # Not marked as dbwrapper's, so that no page can destroy it; closed to PUBLIC.
+        postgres.create_database(CONTROL_DATABASE, managed=False)
+        return postgres.url.set(database=CONTROL_DATABASE).render_as_string(hide_password=False)
+
+    @property
+    def registry(self) -> Registry:
+        """The registry; only after :meth:`start`."""
+        assert self._registry is not None, "Engines.start() has not run"
+        return self._registry
 
     def stop(self) -> None:
         """Close every pooled connection and let go of the embedded server."""
         backends, self._backends = self._backends, {}
         for backend in backends.values():
             backend.dispose()
+        if self._registry is not None:
+            self._registry.dispose()
+            self._registry = None
         if self._embedded is not None:
             self._embedded.stop()
             self._embedded = None

@@ -50,3 +50,24 @@ class BackendUnavailable(DbWrapperError):
 
     http_status = 503
     exit_code = 3
+
+
+class NotLoggedIn(DbWrapperError):
+    """The action needs a logged-in user; the web layer sends them to the login page."""
+
+    http_status = 401
+    exit_code = 6
+
+
+class Forbidden(DbWrapperError):
+    """The user is known but may not do this."""
+
+    http_status = 403
+    exit_code = 6
+
+
+class TooManyAttempts(DbWrapperError):
+    """Too many failed logins lately; wait before trying again."""
+
+    http_status = 429
+    exit_code = 6

@@ -38,16 +38,16 @@ def validate_name(name: object) -> str:
     return name
 
 
-def render_name(template: str, *, port: int) -> str:
-    """Fill the configured name template (``%(port)s`` style) and validate the result.
+def render_name(template: str, *, user: str, port: int) -> str:
+    """Fill the configured name template (``%(user)s``, ``%(port)s``) and validate the result.
 
-    >>> render_name("cwcuser_%(port)s", port=7001)
+    >>> render_name("%(user)s_%(port)s", user="cwcuser", port=7001)
     'cwcuser_7001'
     """
     try:
-        name = template % {"port": port}
+        name = template % {"user": user, "port": port}
     except (KeyError, ValueError, TypeError) as error:
         raise InvalidInput(
-            f"The name template {template!r} is not valid: {error}. It may use %(port)s."
+            f"The name template {template!r} is not valid: {error}. It may use %(user)s and %(port)s."
         ) from error
     return validate_name(name)

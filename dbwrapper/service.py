@@ -1,27 +1,64 @@
 """What the service does, with no HTTP in it.
 
 The web controllers, the command line and (later) a JSON API call these
-functions and only render what they return. Every function validates its
-input before any SQL runs, and raises only :mod:`dbwrapper.errors`.
+functions and only render what they return. Every function takes the
+:class:`~dbwrapper.accounts.Actor` asking, checks what that actor may do,
+validates its input before any SQL runs, records what happened in the audit
+log, and raises only :mod:`dbwrapper.errors`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+from dbwrapper.accounts import Actor, generate_password
 from dbwrapper.backends import Backend, DatabaseInfo
-from dbwrapper.config import Settings
+from dbwrapper.backends.base import Login
+from dbwrapper.config import CONTROL_DATABASE, Settings
 from dbwrapper.engines import Engines
-from dbwrapper.errors import Refused
+from dbwrapper.errors import DbWrapperError, Forbidden, Refused
 from dbwrapper.names import render_name, validate_name
+from dbwrapper.registry import ManagedDatabase, Registry
+
+
+@dataclass(frozen=True)
+class Listed:
+    """One database in a listing, with its owner when this service made it."""
+
+    info: DatabaseInfo
+    owner: str | None
+
+    @property
+    def name(self) -> str:
+        return self.info.name
 
 
 @dataclass(frozen=True)
 class Listing:
-    """A server's databases, as the list page and ``dbwrapper list`` show them."""
+    """A server's databases as the asking actor may see them."""
 
     backend: Backend
-    databases: list[DatabaseInfo]
+    databases: list[Listed]
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """How the owner connects to their database."""
+
+    backend: Backend
+    name: str
+    login: Login
+
+    @property
+    def url(self) -> str:
+        """A SQLAlchemy URL, password included: it is the owner's to use."""
+        return self.backend.database_url(self.name, self.login).render_as_string(hide_password=False)
+
+    @property
+    def command(self) -> str:
+        return self.backend.client_command(self.name, self.login)
 
 
 @dataclass(frozen=True)
@@ -34,6 +71,8 @@ class Outcome:
     #: One sentence saying what happened, the same on a page and on the command line.
     summary: str
     listing: Listing
+    #: For a database the actor owns, how to connect to it.
+    credentials: Credentials | None = None
 
     @property
     def backend(self) -> Backend:
@@ -50,45 +89,128 @@ class DatabaseService:
     def settings(self) -> Settings:
         return self.engines.settings
 
+    @property
+    def registry(self) -> Registry:
+        return self.engines.registry
+
     def backends(self) -> list[Backend]:
         """The configured backends, in a stable order."""
         return [self.engines.backend(kind) for kind in self.engines.kinds]
 
-    def default_name(self) -> str:
-        """The caller's database name, from the configured template (``cwcuser_7001``)."""
-        return render_name(self.settings.name_template, port=self.settings.port)
+    def default_name(self, actor: Actor) -> str:
+        """The actor's database name, from the configured template (``alice_7001``)."""
+        return render_name(self.settings.name_template, user=actor.name, port=self.settings.port)
 
-    def resolve(self, db_type: object, name: str | None) -> tuple[Backend, str]:
-        """The backend of ``db_type`` and a valid name (the caller's when ``None``), or a 400."""
-        name = self.default_name() if name is None else validate_name(name)
+    def resolve(self, actor: Actor, db_type: object, name: str | None) -> tuple[Backend, str]:
+        """The backend of ``db_type`` and a valid name (the actor's own when ``None``), or a 400."""
+        name = self.default_name(actor) if name is None else validate_name(name)
         return self.engines.backend(db_type), name
 
-    def list(self, db_type: object) -> Listing:
-        """The databases on the server of ``db_type``."""
+    @contextmanager
+    def _audited(self, actor: Actor, action: str, target: str) -> Iterator[list[str]]:
+        """Record the action's outcome, success or failure, with who and what."""
+        result = ["ok"]
+        try:
+            yield result
+        except DbWrapperError as error:
+            self.registry.audit(f"{actor.name} ({actor.via})", action, target, "refused" if isinstance(
+                error, (Forbidden, Refused)) else "failed", str(error))
+            raise
+        self.registry.audit(f"{actor.name} ({actor.via})", action, target, result[0])
+
+    def _may_act_on(self, actor: Actor, backend: Backend, name: str) -> ManagedDatabase | None:
+        """The registry's record of ``name``; a trainee may touch only their own."""
+        record = self.registry.database(backend.kind, name)
+        if actor.is_instructor:
+            return record
+        if record is not None and record.owner_id != actor.user.id:
+            raise Forbidden(f"{name} belongs to someone else.")
+        if record is None and name != self.default_name(actor) and not name.startswith(f"{actor.name}_"):
+            raise Forbidden(f"Trainees may only use databases named {actor.name}_…; {name} is not theirs.")
+        return record
+
+    def listing(self, actor: Actor, db_type: object) -> Listing:
+        """The server's databases for an instructor; their own for a trainee."""
         backend = self.engines.backend(db_type)
-        return Listing(backend, backend.list_databases())
+        owners = {db.name: db.owner.name for db in self.registry.databases(backend.kind)}
+        listed = [Listed(info, owners.get(info.name)) for info in backend.list_databases()]
+        if not actor.is_instructor:
+            listed = [db for db in listed if db.owner == actor.name]
+        return Listing(backend, listed)
 
-    def create(self, db_type: object, name: str | None = None) -> Outcome:
-        """Create the database unless it exists; asking twice changes nothing."""
-        backend, name = self.resolve(db_type, name)
-        if backend.create_database(name):
-            summary = f"Created {name} on {backend.label}."
-            return Outcome(name, True, summary, self.list(db_type))
-        summary = f"{name} already exists on {backend.label}; nothing was changed."
-        return Outcome(name, False, summary, self.list(db_type))
+    def credentials(self, actor: Actor, db_type: object, name: str) -> Credentials | None:
+        """How to connect to ``name``, for its owner (and instructors)."""
+        backend, name = self.resolve(actor, db_type, name)
+        record = self._may_act_on(actor, backend, name)
+        if record is None:
+            return None
+        return Credentials(backend, name, Login(record.login, record.password))
 
-    def destroy(self, db_type: object, name: str | None = None) -> Outcome:
-        """Drop a database this service created, ending the sessions still on it.
+    def my_databases(self, actor: Actor) -> list[Credentials]:
+        """Every database the actor owns, with how to connect."""
+        return [
+            Credentials(self.engines.backend(db.backend), db.name, Login(db.login, db.password))
+            for db in self.registry.databases(owner=actor.user)
+            if db.backend in self.engines.kinds
+        ]
 
-        The server's own databases are refused here, and databases the server
-        says this service did not create are refused by the backend: a typo
-        must never drop someone's data.
+    def create(self, actor: Actor, db_type: object, name: str | None = None) -> Outcome:
+        """Create the database with its own login unless it exists; asking twice changes nothing."""
+        backend, name = self.resolve(actor, db_type, name)
+        with self._audited(actor, "create", f"{backend.kind}:{name}") as result:
+            record = self._may_act_on(actor, backend, name)
+            if record is not None:
+                result[0] = "unchanged"
+                summary = f"{name} already exists on {backend.label}; nothing was changed."
+                return self._outcome(actor, backend, name, False, summary)
+            if not actor.is_instructor and self.registry.count_databases(actor.user) >= actor.user.quota:
+                raise Refused(
+                    f"{actor.name} already has {actor.user.quota} database(s), their quota; "
+                    "destroy one first or ask an instructor."
+                )
+            login = Login(name, generate_password())
+            if not backend.create_database(name, login):
+                result[0] = "unchanged"
+                summary = f"{name} already exists on {backend.label}; nothing was changed."
+                return self._outcome(actor, backend, name, False, summary)
+            try:
+                self.registry.record_database(backend.kind, name, actor.user, login.name, login.password)
+            except DbWrapperError:
+                # Not in the registry means nobody could reach or destroy it: undo.
+                backend.drop_database(name, login.name)
+                raise
+            return self._outcome(actor, backend, name, True, f"Created {name} on {backend.label}.")
+
+    def destroy(self, actor: Actor, db_type: object, name: str | None = None) -> Outcome:
+        """Drop a database this service created, and its login, ending the sessions still on it.
+
+        The server's own databases and the registry's are refused here, and
+        databases the server says this service did not create are refused by
+        the backend: a typo must never drop someone's data.
         """
-        backend, name = self.resolve(db_type, name)
-        if name in backend.system_databases:
-            raise Refused(f"{name} belongs to the {backend.label} server itself; it is never dropped.")
-        if backend.drop_database(name):
-            summary = f"Dropped {name} from {backend.label}."
-            return Outcome(name, True, summary, self.list(db_type))
-        summary = f"{name} does not exist on {backend.label}; nothing was changed."
-        return Outcome(name, False, summary, self.list(db_type))
+        backend, name = self.resolve(actor, db_type, name)
+        with self._audited(actor, "destroy", f"{backend.kind}:{name}") as result:
+            if name in backend.system_databases or name == CONTROL_DATABASE:
+                raise Refused(
+                    f"{name} belongs to the {backend.label} server or to dbwrapper; it is never dropped."
+                )
+            record = self._may_act_on(actor, backend, name)
+            if record is None and not actor.is_instructor:
+                result[0] = "unchanged"
+                summary = f"You have no database named {name} on {backend.label}; nothing was changed."
+                return Outcome(name, False, summary, self.listing(actor, backend.kind))
+            dropped = backend.drop_database(name, record.login if record else None)
+            if record is not None:
+                self.registry.forget_database(record)
+            if not dropped:
+                result[0] = "unchanged"
+                summary = f"{name} does not exist on {backend.label}; nothing was changed."
+            else:
+                summary = f"Dropped {name} from {backend.label}."
+            return Outcome(name, dropped, summary, self.listing(actor, backend.kind))
+
+    def _outcome(self, actor: Actor, backend: Backend, name: str, changed: bool, summary: str) -> Outcome:
+        return Outcome(
+            name, changed, summary, self.listing(actor, backend.kind),
+            self.credentials(actor, backend.kind, name),
+        )

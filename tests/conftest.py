@@ -8,6 +8,7 @@ test command passes it) turns "an engine's tests did not run" into a failure.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -20,8 +21,10 @@ import pytest
 import requests
 from sqlalchemy import Engine, create_engine, text
 
+from dbwrapper.accounts import Actor
 from dbwrapper.backends import BACKEND_CLASSES
 from dbwrapper.config import Settings
+from dbwrapper.runtime import INSTRUCTOR_PASSWORD_VARIABLE, Runtime
 from dbwrapper.web.app import mount, server_config
 from tests.servers import SERVERS, free_port
 
@@ -136,6 +139,10 @@ def db_name(db_type: str, admin: dict[str, Engine]) -> Iterator[str]:
 
 # -- the service -------------------------------------------------------------------------
 
+INSTRUCTOR = "cwcuser"
+INSTRUCTOR_PASSWORD = "instructor-password"
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
 
 @pytest.fixture(scope="session")
 def settings(server_urls: dict[str, str]) -> Settings:
@@ -143,47 +150,98 @@ def settings(server_urls: dict[str, str]) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def base_url(settings: Settings) -> Iterator[str]:
-    """The real service, in this process, on a free port."""
+def runtime(settings: Settings) -> Iterator[Runtime]:
+    """The real service, in this process, on a free port; its registry on the test PostgreSQL."""
+    os.environ[INSTRUCTOR_PASSWORD_VARIABLE] = INSTRUCTOR_PASSWORD
     cherrypy.config.update({**server_config(settings), "log.screen": False})
-    mount(settings)
+    runtime = mount(settings)
     cherrypy.engine.start()
-    yield f"http://127.0.0.1:{settings.port}"
+    yield runtime
     cherrypy.engine.exit()
     cherrypy.tree.apps.clear()
 
 
+@pytest.fixture(scope="session")
+def base_url(runtime: Runtime, settings: Settings) -> str:
+    return f"http://127.0.0.1:{settings.port}"
+
+
 class Browser(requests.Session):
-    """A requests session on the service that checks no page ever shows a traceback."""
+    """A browser on the service: logs in, sends each form's CSRF token, and checks
+    that no page ever shows a traceback."""
 
     def __init__(self, base_url: str) -> None:
         super().__init__()
         self.base_url = base_url
+        self.csrf = ""
 
     def request(self, method: str, url: str, *args, **kwargs) -> requests.Response:  # type: ignore[override]
+        if method.upper() == "POST" and self.csrf:
+            kwargs["data"] = {"csrf_token": self.csrf, **(kwargs.get("data") or {})}
         response = super().request(method, self.base_url + url, *args, timeout=60, **kwargs)
         assert "Traceback" not in response.text, response.text
+        if found := CSRF.search(response.text):
+            self.csrf = found.group(1)
         return response
+
+    def log_in(self, name: str, password: str) -> requests.Response:
+        self.get("/login")
+        return self.post("/login", data={"name": name, "password": password})
 
 
 @pytest.fixture
-def browser(base_url: str) -> Iterator[Browser]:
+def anonymous(base_url: str) -> Iterator[Browser]:
+    """A browser nobody has logged in with."""
     with Browser(base_url) as session:
         yield session
 
 
 @pytest.fixture
+def browser(base_url: str) -> Iterator[Browser]:
+    """The first instructor, logged in."""
+    with Browser(base_url) as session:
+        assert session.log_in(INSTRUCTOR, INSTRUCTOR_PASSWORD).status_code == 200
+        yield session
+
+
+@pytest.fixture
+def trainee(base_url: str, runtime: Runtime) -> Iterator[Callable[..., Browser]]:
+    """``trainee(quota=1)``: a new trainee account, logged in; removed afterwards with its databases."""
+    made: list[tuple[str, Browser]] = []
+
+    def make(quota: int = 1) -> Browser:
+        name = f"tr_{uuid.uuid4().hex[:8]}"
+        _, password = runtime.accounts.add(name, "trainee", quota=quota, by="tests")
+        session = Browser(base_url)
+        assert session.log_in(name, password).status_code == 200
+        session.user_name = name  # type: ignore[attr-defined]
+        session.password = password  # type: ignore[attr-defined]
+        made.append((name, session))
+        return session
+
+    yield make
+    instructor = Actor(runtime.accounts.get(INSTRUCTOR), via="tests")
+    for name, session in made:
+        user = runtime.accounts.get(name)
+        for db in runtime.accounts.registry.databases(owner=user):
+            runtime.service.destroy(instructor, db.backend, db.name)
+        runtime.accounts.remove(name, by="tests")
+        session.close()
+
+
+@pytest.fixture
 def my_name(settings: Settings) -> str:
-    """The database name the service gives the caller: cwcuser_<port>."""
-    return f"cwcuser_{settings.port}"
+    """The database name the service gives the first instructor: cwcuser_<port>."""
+    return f"{INSTRUCTOR}_{settings.port}"
 
 
 # -- the command line ------------------------------------------------------------------
 
 
 @pytest.fixture
-def cli(server_urls: dict[str, str]) -> Callable[..., subprocess.CompletedProcess[str]]:
-    """Run ``dbwrapper ARGS`` as a user would, configured by the environment."""
+def cli(server_urls: dict[str, str], runtime: Runtime) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run ``dbwrapper ARGS`` as a user would, configured by the environment, on the
+    same registry as the service (so the first instructor exists)."""
     env = {
         **os.environ,
         "DBWRAPPER_POSTGRES_URL": server_urls["postgres"],

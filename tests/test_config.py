@@ -13,14 +13,14 @@ def test_app_conf_sets_the_server_and_the_backends(tmp_path):
     conf = tmp_path / "app.conf"
     conf.write_text(
         '[global]\nserver.socket_port = 7100\nserver.thread_pool = 20\n'
-        '[dbwrapper]\nmysql_url = "mysql://root@127.0.0.1:3306"\nname_template = "class_%(port)s"\n'
+        '[dbwrapper]\nmysql_url = "mysql://root@127.0.0.1:3306"\nname_template = "class_%(user)s"\n'
         '[/static]\ntools.gzip.on = True\n'
     )
     settings = load_settings(conf, environ={})
     assert settings.port == 7100
     assert settings.server_config == {"server.thread_pool": 20}
     assert settings.backend_urls == {"mysql": "mysql://root@127.0.0.1:3306"}
-    assert render_name(settings.name_template, port=settings.port) == "class_7100"
+    assert render_name(settings.name_template, user="alice", port=settings.port) == "class_alice"
     assert settings.app_config == {"/static": {"tools.gzip.on": True}}
 
 
@@ -31,11 +31,14 @@ def test_the_environment_overrides_app_conf(tmp_path):
     assert settings.backend_urls == {"postgres": "postgresql://env@db/postgres"}
 
 
-def test_defaults_give_cwcuser_7001(tmp_path, monkeypatch):
+def test_defaults_give_the_first_instructor_cwcuser_7001(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # no app.conf here
     settings = load_settings(environ={})
     assert (settings.host, settings.port) == ("127.0.0.1", 7001)
-    assert render_name(settings.name_template, port=settings.port) == "cwcuser_7001"
+    assert render_name(settings.name_template, user=settings.first_instructor, port=settings.port) == (
+        "cwcuser_7001"
+    )
+    assert render_name(settings.name_template, user="alice", port=settings.port) == "alice_7001"
 
 
 def test_a_broken_config_file_is_a_clear_error(tmp_path):
@@ -49,6 +52,6 @@ def test_a_broken_config_file_is_a_clear_error(tmp_path):
 
 def test_a_template_that_makes_a_bad_name_is_refused():
     with pytest.raises(InvalidInput, match="not allowed"):
-        render_name("Class-%(port)s", port=7001)
-    with pytest.raises(InvalidInput, match="may use %\\(port\\)s"):
-        render_name("class_%(user)s", port=7001)
+        render_name("Class-%(port)s", user="alice", port=7001)
+    with pytest.raises(InvalidInput, match="may use %\\(user\\)s and %\\(port\\)s"):
+        render_name("class_%(group)s", user="alice", port=7001)

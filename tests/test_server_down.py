@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from dbwrapper.runtime import INSTRUCTOR_PASSWORD_VARIABLE
+from tests.conftest import INSTRUCTOR, INSTRUCTOR_PASSWORD, Browser
 from tests.servers import free_port
 from tests.tcpproxy import TcpProxy, target_of, through
 
@@ -31,13 +33,17 @@ def proxy(server_url: str) -> Iterator[TcpProxy]:
 
 
 @pytest.fixture
-def served(db_type: str, server_url: str, proxy: TcpProxy, tmp_path: Path) -> Iterator[str]:
-    """``dbwrapper serve`` in its own process, reaching the ``db_type`` server through ``proxy``."""
+def served(db_type: str, server_url: str, proxy: TcpProxy, tmp_path: Path) -> Iterator[Browser]:
+    """``dbwrapper serve`` in its own process, reaching the ``db_type`` server through
+    ``proxy``; its registry in SQLite, so that it stays up while the server is down.
+    Yields the first instructor's browser, logged in."""
     port = free_port()
     # Only the backend under test, and no embedded PostgreSQL standing in for a missing one.
     (tmp_path / "app.conf").write_text("[dbwrapper]\nembedded = False\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("DBWRAPPER_")}
     env[f"DBWRAPPER_{db_type.upper()}_URL"] = through(server_url, proxy)
+    env["DBWRAPPER_CONTROL_URL"] = f"sqlite:///{tmp_path / 'registry.sqlite'}"
+    env[INSTRUCTOR_PASSWORD_VARIABLE] = INSTRUCTOR_PASSWORD
     log = (tmp_path / "serve.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "dbwrapper", "serve", "--port", str(port)],
@@ -46,7 +52,9 @@ def served(db_type: str, server_url: str, proxy: TcpProxy, tmp_path: Path) -> It
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_until_up(base, process, tmp_path / "serve.log")
-        yield base
+        with Browser(base) as browser:
+            assert browser.log_in(INSTRUCTOR, INSTRUCTOR_PASSWORD).status_code == 200
+            yield browser
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -66,30 +74,30 @@ def _wait_until_up(base: str, process: subprocess.Popen, log: Path) -> None:
 
 
 def test_an_unreachable_server_is_a_503_and_the_service_recovers(db_type, served, proxy):
-    assert requests.get(f"{served}/dbi/list", params={"db_type": db_type}, timeout=30).status_code == 200
+    assert served.get("/dbi/list", params={"db_type": db_type}).status_code == 200
 
     proxy.stop()
-    down = requests.get(f"{served}/dbi/list", params={"db_type": db_type}, timeout=30)
+    down = served.get("/dbi/list", params={"db_type": db_type})
     assert down.status_code == 503
     assert f"The {LABELS[db_type]} server ({db_type} backend, " in down.text
     assert "cannot be reached" in down.text
     assert "Check that the server is running" in down.text
     assert "Traceback" not in down.text
     # The service itself is still up.
-    assert requests.get(f"{served}/", timeout=30).status_code == 200
+    assert served.get("/").status_code == 200
 
     proxy.start()
-    back = requests.get(f"{served}/dbi/list", params={"db_type": db_type}, timeout=30)
+    back = served.get("/dbi/list", params={"db_type": db_type})
     assert back.status_code == 200
 
 
 def test_a_restart_while_the_service_is_idle_goes_unnoticed(db_type, served, proxy):
-    assert requests.get(f"{served}/dbi/list", params={"db_type": db_type}, timeout=30).status_code == 200
+    assert served.get("/dbi/list", params={"db_type": db_type}).status_code == 200
 
     # The server goes away and comes back while the pooled connection sits idle.
     proxy.stop()
     proxy.start()
     time.sleep(1.5)
 
-    after = requests.get(f"{served}/dbi/list", params={"db_type": db_type}, timeout=30)
+    after = served.get("/dbi/list", params={"db_type": db_type})
     assert after.status_code == 200, after.text

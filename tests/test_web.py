@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+import requests
 from sqlalchemy import create_engine, text
 
 from dbwrapper.backends import BACKEND_CLASSES
@@ -93,16 +94,14 @@ def test_destroy_ends_a_session_still_connected_to_the_database(
         trainee.dispose()
 
 
-def test_concurrent_creates_of_one_name_make_one_database(base_url, db_type, db_name, catalog):
-    import requests
-
+def test_concurrent_creates_of_one_name_make_one_database(browser, base_url, db_type, db_name, catalog):
     results: list[requests.Response] = []
     barrier = threading.Barrier(8)
 
     def create() -> None:
         barrier.wait()
         results.append(
-            requests.get(f"{base_url}/dbi/create_my_db",
+            requests.get(f"{base_url}/dbi/create_my_db", cookies=browser.cookies,
                          params={"db_type": db_type, "name": db_name}, timeout=60)
         )
 

@@ -23,7 +23,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -31,7 +31,13 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError
 
 from dbwrapper.config import env_var
-from dbwrapper.errors import BackendUnavailable, DatabaseBusy, DbWrapperError, InvalidInput, Refused
+from dbwrapper.errors import (
+    BackendUnavailable,
+    DatabaseBusy,
+    DbWrapperError,
+    InvalidInput,
+    Refused,
+)
 from dbwrapper.names import validate_name
 
 #: How the service marks the databases it created, so that it never drops one it did not.
@@ -52,6 +58,14 @@ IDLE_PING_SECONDS = 1.0
 #: (PostgreSQL stats every file of every database), and a class of thirty
 #: reloading the list page must not make the server walk its whole disk each time.
 SIZE_CACHE_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Login:
+    """A database's own login: a PostgreSQL role or a MySQL user, with its password."""
+
+    name: str
+    password: str = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -138,21 +152,17 @@ class Backend(ABC):
         user = f"{url.username}@" if url.username else ""
         return f"{user}{host}{port}"
 
-    def database_url(self, name: str) -> URL:
-        """The URL of database ``name`` on this server, with the super-user's credentials."""
-        return self.url.set(database=validate_name(name))
+    def database_url(self, name: str, login: Login | None = None) -> URL:
+        """The URL of database ``name`` on this server: with ``login``, or the super-user's credentials."""
+        url = self.url.set(database=validate_name(name))
+        return url.set(username=login.name, password=login.password) if login else url
 
     @abstractmethod
-    def client_command(self, name: str) -> str:
+    def client_command(self, name: str, login: Login | None = None) -> str:
         """The command line of this engine's own client that opens database ``name``.
 
         It never carries the password: the client asks for it.
         """
-
-    def display_url(self, name: str) -> str:
-        """The SQLAlchemy URL of database ``name`` for a page: the password, if any, masked."""
-        url = self.database_url(name)
-        return url.render_as_string(hide_password=url.password is not None)
 
     def database_engine(self, name: str) -> Engine:
         """The engine for work inside database ``name``, created once and kept until it is dropped."""
@@ -202,11 +212,14 @@ class Backend(ABC):
 
     # -- the workflows --------------------------------------------------------
 
-    def create_database(self, name: str) -> bool:
-        """Create ``name``; ``False`` if it already existed (nothing is changed then).
+    def create_database(self, name: str, login: Login | None = None, *, managed: bool = True) -> bool:
+        """Create ``name``, owned by ``login`` if given; ``False`` if it already existed.
 
-        Two concurrent calls for the same name make one database: the loser sees
-        the server's "already exists" and reports ``False``.
+        Nothing is changed when it existed, not even the login. Two concurrent
+        calls for the same name make one database: the loser sees the server's
+        "already exists" and reports ``False``. If the login cannot be made, the
+        new database is dropped again: nothing is left half-made. ``managed``
+        marks the database as this service's (the control database is not).
         """
         quoted = self.quote(name)
         deadline = time.monotonic() + BUSY_RETRY_SECONDS
@@ -214,8 +227,8 @@ class Backend(ABC):
         while True:
             try:
                 with self.admin_connection() as connection:
-                    self.create(connection, quoted)
-                return True
+                    self.create(connection, quoted, managed)
+                break
             except DBAPIError as error:
                 if self.is_duplicate(error):
                     return False
@@ -228,12 +241,37 @@ class Backend(ABC):
                     ) from error
                 time.sleep(delay)
                 delay *= 2
+        made_login = False
+        try:
+            with self.admin_connection() as connection:
+                self.protect(connection)
+                if login is not None:
+                    self.create_login(connection, login)
+                    made_login = True
+                    self.grant(connection, login, name, quoted)
+        except (DBAPIError, DbWrapperError) as error:
+            self._undo_create(name, quoted, login.name if made_login and login else None)
+            if isinstance(error, DBAPIError):
+                raise self._refused(f"make the login for {name}", error) from error
+            raise
+        return True
 
-    def drop_database(self, name: str) -> bool:
+    def _undo_create(self, name: str, quoted: str, login: str | None) -> None:
+        """Drop what a failed create made; best effort, as the server may be the problem."""
+        try:
+            with self.admin_connection() as connection:
+                self.drop(connection, name, quoted)
+                if login is not None:
+                    self.drop_login(connection, login)
+        except (DBAPIError, DbWrapperError):
+            pass
+
+    def drop_database(self, name: str, login: str | None = None) -> bool:
         """Drop ``name`` if this service created it, ending any open sessions on it.
 
-        Returns ``False`` if it did not exist. A database the server says we did
-        not create is refused, so that a typo never drops someone else's data.
+        Its ``login`` goes with it. Returns ``False`` if it did not exist. A
+        database the server says we did not create is refused, so that a typo
+        never drops someone else's data.
         """
         quoted = self.quote(name)
         self._forget_database_engine(name)
@@ -241,6 +279,8 @@ class Backend(ABC):
             with self.admin_connection() as connection:
                 entry = self.lookup(connection, name)
                 if entry is None:
+                    if login is not None:
+                        self.drop_login(connection, login)
                     return False
                 if entry.managed is False:
                     raise Refused(
@@ -248,6 +288,8 @@ class Backend(ABC):
                         "is left alone. Drop it with the server's own tools if you mean to."
                     )
                 self.drop(connection, name, quoted)
+                if login is not None:
+                    self.drop_login(connection, login)
         except DBAPIError as error:
             if self.is_busy(error):
                 raise DatabaseBusy(
@@ -273,8 +315,23 @@ class Backend(ABC):
         """Adjust the AUTOCOMMIT admin engine to this driver; nothing by default."""
 
     @abstractmethod
-    def create(self, connection: Connection, quoted: str) -> None:
-        """Run this engine's ``CREATE DATABASE`` for an already quoted name, marked as ours."""
+    def create(self, connection: Connection, quoted: str, managed: bool) -> None:
+        """Run this engine's ``CREATE DATABASE`` for an already quoted name, marked as ours if ``managed``."""
+
+    def protect(self, connection: Connection) -> None:
+        """Close what a new login could reach beyond its own database; nothing by default."""
+
+    @abstractmethod
+    def create_login(self, connection: Connection, login: Login) -> None:
+        """Make ``login`` on the server (its password is a bound parameter)."""
+
+    @abstractmethod
+    def grant(self, connection: Connection, login: Login, name: str, quoted: str) -> None:
+        """Give ``login`` database ``name``, and nothing else."""
+
+    @abstractmethod
+    def drop_login(self, connection: Connection, login: str) -> None:
+        """End ``login``'s sessions and remove it from the server, if it is there."""
 
     @abstractmethod
     def drop(self, connection: Connection, name: str, quoted: str) -> None:

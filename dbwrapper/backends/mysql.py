@@ -9,7 +9,8 @@ from sqlalchemy import Connection, Engine, bindparam, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
-from dbwrapper.backends.base import MARKER, Backend, DatabaseEntry
+from dbwrapper.backends.base import MARKER, Backend, DatabaseEntry, Login
+from dbwrapper.names import validate_name
 
 ER_DB_CREATE_EXISTS = 1007
 ER_LOCK_WAIT_TIMEOUT = 1205
@@ -43,14 +44,15 @@ class MySQLBackend(Backend):
         # its own, so skipping it here touches no other engine.
         engine.dialect.do_rollback = lambda dbapi_connection: None  # type: ignore[method-assign]
 
-    def client_command(self, name: str) -> str:
+    def client_command(self, name: str, login: Login | None = None) -> str:
         socket = self.url.query.get("unix_socket")
+        user = login.name if login else self.url.username
         command = ["mysql"]
         command += ["-S", str(socket)] if socket else []
         command += ["-h", self.url.host] if self.url.host else []
         command += ["-P", str(self.url.port)] if self.url.port else []
-        command += ["-u", self.url.username] if self.url.username else []
-        command += ["-p"] if self.url.password else []
+        command += ["-u", user] if user else []
+        command += ["-p"] if login or self.url.password else []
         return shlex.join([*command, name])
 
     @staticmethod
@@ -59,22 +61,21 @@ class MySQLBackend(Backend):
         version = dialect.server_version_info or ()
         return bool(getattr(dialect, "is_mariadb", False)) and version >= MARIADB_SCHEMA_COMMENTS
 
-    def create(self, connection: Connection, quoted: str) -> None:
+    def create(self, connection: Connection, quoted: str, managed: bool) -> None:
         statement = f"CREATE DATABASE {quoted} CHARACTER SET utf8mb4"
-        if self._has_schema_comments(connection):
+        if managed and self._has_schema_comments(connection):
             # On MariaDB the marker is part of the CREATE, so it is never missing.
             statement += f" COMMENT '{MARKER}'"
         connection.exec_driver_sql(statement)
 
-    def drop(self, connection: Connection, name: str, quoted: str) -> None:
-        # A session inside the database would hold a metadata lock and make the
-        # DROP wait; end those sessions first, as PostgreSQL's FORCE does.
+    def _end_sessions(self, connection: Connection, column: str, value: str) -> None:
+        """KILL the sessions whose ``column`` (DB or USER, a constant) is ``value``."""
         sessions = connection.execute(
             text(
-                "SELECT ID FROM information_schema.PROCESSLIST "
-                "WHERE DB = :name AND ID <> CONNECTION_ID()"
+                f"SELECT ID FROM information_schema.PROCESSLIST "
+                f"WHERE {column} = :value AND ID <> CONNECTION_ID()"
             ),
-            {"name": name},
+            {"value": value},
         ).scalars()
         for session_id in list(sessions):
             try:
@@ -82,10 +83,46 @@ class MySQLBackend(Backend):
             except DBAPIError as error:
                 if self.error_code(error) != ER_NO_SUCH_THREAD:  # it ended by itself meanwhile
                     raise
+
+    def drop(self, connection: Connection, name: str, quoted: str) -> None:
+        # A session inside the database would hold a metadata lock and make the
+        # DROP wait; end those sessions first, as PostgreSQL's FORCE does.
+        self._end_sessions(connection, "DB", name)
         connection.execute(
             text("SET SESSION lock_wait_timeout = :seconds"), {"seconds": DROP_LOCK_WAIT_SECONDS}
         )
         connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {quoted}")
+
+    def create_login(self, connection: Connection, login: Login) -> None:
+        # Made for both '%' and 'localhost': a default server install may have an
+        # anonymous ''@'localhost' user, which would otherwise win over
+        # 'name'@'%' for every connection from the server's own host.
+        connection.execute(
+            text(
+                "CREATE USER :login@'%' IDENTIFIED BY :password, "
+                ":login@'localhost' IDENTIFIED BY :password"
+            ),
+            {"login": login.name, "password": login.password},
+        )
+
+    def grant(self, connection: Connection, login: Login, name: str, quoted: str) -> None:
+        # In GRANT, _ and % in a database name are wildcards: alice_1 would also
+        # match alicex1. Escaped, the grant covers exactly this database.
+        exact = self.quote_pattern(name)
+        connection.execute(
+            text(f"GRANT ALL PRIVILEGES ON {exact}.* TO :login@'%', :login@'localhost'"),
+            {"login": login.name},
+        )
+
+    def drop_login(self, connection: Connection, login: str) -> None:
+        # Sessions outlive DROP USER and keep their privileges; end them first.
+        self._end_sessions(connection, "USER", login)
+        connection.execute(text("DROP USER IF EXISTS :login@'%', :login@'localhost'"), {"login": login})
+
+    def quote_pattern(self, name: str) -> str:
+        """``name`` quoted for GRANT, with its LIKE wildcards escaped."""
+        escaped = validate_name(name).replace("_", "\\_")
+        return self._admin.dialect.identifier_preparer.quote_identifier(escaped)
 
     def _entries(self, connection: Connection, condition: str, **params: str) -> list[DatabaseEntry]:
         managed = "SCHEMA_COMMENT = :marker" if self._has_schema_comments(connection) else "NULL"

@@ -9,7 +9,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
-from dbwrapper.backends.base import MARKER, Backend, DatabaseEntry
+from dbwrapper.backends.base import MARKER, Backend, DatabaseEntry, Login
 
 DUPLICATE_DATABASE = "42P04"
 #: Two concurrent ``CREATE DATABASE`` of one name can also end in this, from the
@@ -36,18 +36,50 @@ class PostgreSQLBackend(Backend):
         # with "source database is being accessed by other users".
         return url.set(database="postgres")
 
-    def client_command(self, name: str) -> str:
+    def client_command(self, name: str, login: Login | None = None) -> str:
         host = self.url.host or self.url.query.get("host")  # a socket directory, for the embedded server
+        user = login.name if login else self.url.username
         command = ["psql"]
         command += ["-h", str(host)] if host else []
         command += ["-p", str(self.url.port)] if self.url.port else []
-        command += ["-U", self.url.username] if self.url.username else []
+        command += ["-U", user] if user else []
         return shlex.join([*command, "-d", name])
 
-    def create(self, connection: Connection, quoted: str) -> None:
+    def create(self, connection: Connection, quoted: str, managed: bool) -> None:
         connection.exec_driver_sql(f"CREATE DATABASE {quoted}")
-        # The marker is a constant literal; the name was validated and quoted.
-        connection.exec_driver_sql(f"COMMENT ON DATABASE {quoted} IS '{MARKER}'")
+        if managed:
+            # The marker is a constant literal; the name was validated and quoted.
+            connection.exec_driver_sql(f"COMMENT ON DATABASE {quoted} IS '{MARKER}'")
+
+    def protect(self, connection: Connection) -> None:
+        # Every database grants CONNECT to PUBLIC when it is made, the
+        # maintenance database "postgres" included, and PostgreSQL has no way to
+        # deny it to one role. A login made here must reach its own database
+        # only, so PUBLIC loses CONNECT everywhere on this server.
+        open_to_all = connection.execute(
+            text(
+                "SELECT datname FROM pg_catalog.pg_database "
+                "WHERE datallowconn AND has_database_privilege('public', oid, 'CONNECT')"
+            )
+        ).scalars()
+        for name in list(open_to_all):
+            quoted = connection.dialect.identifier_preparer.quote_identifier(name)
+            connection.exec_driver_sql(f"REVOKE CONNECT, TEMPORARY ON DATABASE {quoted} FROM PUBLIC")
+
+    def create_login(self, connection: Connection, login: Login) -> None:
+        role = self.quote(login.name)
+        connection.execute(text(f"CREATE ROLE {role} LOGIN PASSWORD :password"), {"password": login.password})
+
+    def grant(self, connection: Connection, login: Login, name: str, quoted: str) -> None:
+        # The owner may connect and do anything inside; PUBLIC was shut out by protect().
+        connection.exec_driver_sql(f"ALTER DATABASE {quoted} OWNER TO {self.quote(login.name)}")
+
+    def drop_login(self, connection: Connection, login: str) -> None:
+        connection.execute(
+            text("SELECT pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity WHERE usename = :login"),
+            {"login": login},
+        )
+        connection.exec_driver_sql(f"DROP ROLE IF EXISTS {self.quote(login)}")
 
     def drop(self, connection: Connection, name: str, quoted: str) -> None:
         if (connection.dialect.server_version_info or ()) >= (13,):

@@ -1,4 +1,4 @@
-"""Wire the CherryPy application: the root, its config, error pages and the engines plugin."""
+"""Wire the CherryPy application: the root, its config, tools, error pages and the plugin."""
 
 from __future__ import annotations
 
@@ -7,12 +7,16 @@ from typing import Any
 import cherrypy
 
 from dbwrapper.config import Settings
-from dbwrapper.engines import Engines
-from dbwrapper.service import DatabaseService
+from dbwrapper.errors import DbWrapperError
+from dbwrapper.runtime import Runtime
+from dbwrapper.web.auth import install_tools
 from dbwrapper.web.controllers import Root
 from dbwrapper.web.pages import Pages
-from dbwrapper.web.plugin import EnginesPlugin
+from dbwrapper.web.plugin import RuntimePlugin
 from dbwrapper.web.render import Markup, Templates
+
+#: Minutes a login lasts without being used.
+SESSION_MINUTES = 8 * 60
 
 
 def server_config(settings: Settings) -> dict[str, Any]:
@@ -27,18 +31,19 @@ def server_config(settings: Settings) -> dict[str, Any]:
     }
 
 
-def mount(settings: Settings, engines: Engines | None = None) -> Engines:
-    """Mount the application at ``/`` and subscribe its engines to the CherryPy engine."""
-    engines = engines or Engines(settings)
-    EnginesPlugin(cherrypy.engine, engines).subscribe()
+def mount(settings: Settings, runtime: Runtime | None = None) -> Runtime:
+    """Mount the application at ``/`` and subscribe its runtime to the CherryPy engine."""
+    runtime = runtime or Runtime(settings)
+    RuntimePlugin(cherrypy.engine, runtime).subscribe()
+    install_tools(runtime.accounts)
     templates = Templates()
-    pages = Pages(templates)
 
     def error_page(status: str, message: str, traceback: str, version: str) -> str:
         # The traceback stays in the server log; a page shows only the message.
         # CherryPy has already HTML-escaped status and message (quote=False, which
         # is safe in element text), so they go in as they are, not escaped twice.
-        return pages.error(Markup(status), Markup(message))
+        actor = getattr(cherrypy.serving.request, "actor", None)
+        return Pages(templates, actor, "").error(Markup(status), Markup(message))
 
     def unexpected_error() -> None:
         # CherryPy has already logged the traceback; the page says where to look.
@@ -52,25 +57,40 @@ def mount(settings: Settings, engines: Engines | None = None) -> Engines:
             "request.error_response": unexpected_error,
             "tools.encode.on": True,
             "tools.encode.encoding": "utf-8",
+            "tools.sessions.on": True,
+            "tools.sessions.httponly": True,
+            "tools.sessions.timeout": SESSION_MINUTES,
+            "tools.dbw_samesite.on": True,
+            "tools.dbw_csrf.on": True,
+            "tools.dbw_login.on": True,
         },
+        "/login": {"tools.dbw_login.on": False},
+        "/logout": {"tools.dbw_login.on": False},
         "/static": {
             "tools.staticdir.on": True,
             "tools.staticdir.dir": str(templates.static_dir),
+            "tools.sessions.on": False,
+            "tools.dbw_login.on": False,
+            "tools.dbw_csrf.on": False,
         },
     }
     for path, section in settings.app_config.items():
         config.setdefault(path, {}).update(section)
-    cherrypy.tree.mount(Root(DatabaseService(engines), pages), "/", config)
-    return engines
+    cherrypy.tree.mount(Root(runtime, templates), "/", config)
+    return runtime
 
 
 def serve(settings: Settings) -> None:
     """Run the service until interrupted, printing the URL to open."""
     cherrypy.config.update(server_config(settings))
-    engines = mount(settings)
-    # Open the backends before the port opens, so a bad URL or a failed embedded
-    # server is one clear message instead of a traceback from the engine's bus.
-    engines.start()
+    runtime = mount(settings)
+    # Start before the port opens, so a bad URL or a failed embedded server is
+    # one clear message instead of a traceback from the engine's bus.
+    try:
+        runtime.start()
+    except DbWrapperError:
+        runtime.stop()
+        raise
     cherrypy.engine.signals.subscribe()
     cherrypy.engine.start()
     if cherrypy.engine.state != cherrypy.engine.states.STARTED:

@@ -1,7 +1,8 @@
 """The CherryPy handlers: read the request, call the service, render a page.
 
-Handlers hold no SQL and no state of their own; :func:`domain_errors` turns
-the service's errors into HTTP errors, which the error page renders.
+Handlers hold no SQL and no state of their own. Who is asking comes from the
+login tool (``tools.dbw_login``); :func:`domain_errors` turns the service's
+errors into HTTP errors, which the error page renders.
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ from typing import Any
 
 import cherrypy
 
-from dbwrapper.errors import DbWrapperError, InvalidInput
-from dbwrapper.service import DatabaseService
+from dbwrapper.accounts import Accounts, Actor
+from dbwrapper.errors import DbWrapperError, InvalidInput, NotLoggedIn
+from dbwrapper.runtime import Runtime
+from dbwrapper.web.auth import csrf_token, current_actor, log_in, log_out, safe_next
 from dbwrapper.web.pages import Pages
+from dbwrapper.web.render import Templates
 
 
 def domain_errors(handler: Callable[..., str]) -> Callable[..., str]:
@@ -41,48 +45,139 @@ def domain_errors(handler: Callable[..., str]) -> Callable[..., str]:
     return wrapper
 
 
-class DBInterface:
-    """``/dbi/``: create, destroy and list the per-user databases."""
+def page(methods: tuple[str, ...] = ("GET", "HEAD")) -> Callable[[Callable[..., str]], Callable[..., str]]:
+    """Expose a handler for ``methods``, with :func:`domain_errors`."""
 
-    def __init__(self, service: DatabaseService, pages: Pages) -> None:
-        self.service = service
-        self.pages = pages
+    def decorate(handler: Callable[..., str]) -> Callable[..., str]:
+        return cherrypy.expose(cherrypy.tools.allow(methods=list(methods))(domain_errors(handler)))
 
-    @cherrypy.expose
-    @cherrypy.tools.allow(methods=["GET", "HEAD"])
-    @domain_errors
+    return decorate
+
+
+class Controller:
+    """What every controller has: the runtime, the templates, and per-request pages."""
+
+    def __init__(self, runtime: Runtime, templates: Templates) -> None:
+        self.runtime = runtime
+        self.service = runtime.service
+        self.templates = templates
+
+    def pages(self, actor: Actor | None = None) -> Pages:
+        return Pages(self.templates, actor, csrf_token())
+
+
+class DBInterface(Controller):
+    """``/dbi/``: create, destroy and list databases."""
+
+    @page()
     def create_my_db(self, db_type: str | None = None, name: str | None = None) -> str:
-        """Create the caller's database unless it exists, then list the server's databases."""
-        return self.pages.created(self.service.create(db_type, name))
+        """Create the caller's database (with its own login) unless it exists, then list."""
+        actor = current_actor()
+        return self.pages(actor).created(self.service.create(actor, db_type, name))
 
-    @cherrypy.expose
-    @cherrypy.tools.allow(methods=["GET", "HEAD", "POST"])
-    @domain_errors
+    @page(("GET", "HEAD", "POST"))
     def destroy_my_db(self, db_type: str | None = None, name: str | None = None) -> str:
         """GET asks for confirmation; the confirmation form POSTs, and only a POST drops."""
+        actor = current_actor()
         if cherrypy.request.method == "POST":
-            return self.pages.destroyed(self.service.destroy(db_type, name))
-        return self.pages.confirm_destroy(*self.service.resolve(db_type, name))
+            return self.pages(actor).destroyed(self.service.destroy(actor, db_type, name))
+        return self.pages(actor).confirm_destroy(*self.service.resolve(actor, db_type, name))
 
-    @cherrypy.expose
-    @cherrypy.tools.allow(methods=["GET", "HEAD"])
-    @domain_errors
+    @page()
     def list(self, db_type: str | None = None) -> str:
-        """The server's databases, ours marked, with their sizes."""
-        return self.pages.listing(self.service.list(db_type), mine=self.service.default_name())
+        """The server's databases (a trainee's own only), with owners and sizes."""
+        actor = current_actor()
+        listing = self.service.listing(actor, db_type)
+        return self.pages(actor).listing(listing, mine=self.service.default_name(actor))
 
 
-class Root:
-    """``/``: what the service is, its backends and links to the actions."""
+class Users(Controller):
+    """``/users/``: the instructors' page for accounts."""
 
-    def __init__(self, service: DatabaseService, pages: Pages) -> None:
-        self.service = service
-        self.pages = pages
-        self.dbi = DBInterface(service, pages)
+    @property
+    def accounts(self) -> Accounts:
+        return self.runtime.accounts
 
-    @cherrypy.expose
-    @cherrypy.tools.allow(methods=["GET", "HEAD"])
-    @domain_errors
+    def _page(self, actor: Actor, message: str | None = None) -> str:
+        users = [
+            (user, [db.name for db in self.accounts.registry.databases(owner=user)])
+            for user in self.accounts.users()
+        ]
+        return self.pages(actor).users(users, self.runtime.settings.default_quota, message)
+
+    def _instructor(self) -> Actor:
+        actor = current_actor()
+        actor.require_instructor("manage users")
+        return actor
+
+    @page()
     def index(self) -> str:
-        embedded_dir = self.service.engines.embedded_dir
-        return self.pages.index(self.service.backends(), self.service.default_name(), embedded_dir)
+        return self._page(self._instructor())
+
+    @page(("POST",))
+    def add(self, name: str = "", role: str = "trainee", quota: str = "") -> str:
+        actor = self._instructor()
+        try:
+            quota_value = int(quota) if quota else None
+        except ValueError:
+            raise InvalidInput(f"Quota {quota!r} is not a number.") from None
+        user, password = self.accounts.add(name, role, quota=quota_value, by=actor.name)
+        return self._page(actor, f"Added {user.role} {user.name} with password {password} (shown once).")
+
+    @page(("POST",))
+    def remove(self, name: str = "") -> str:
+        actor = self._instructor()
+        self.accounts.remove(name, by=actor.name)
+        return self._page(actor, f"Removed {name}.")
+
+    @page(("POST",))
+    def set_password(self, name: str = "") -> str:
+        actor = self._instructor()
+        password = self.accounts.set_password(name, by=actor.name)
+        return self._page(actor, f"New password for {name}: {password} (shown once).")
+
+
+class Root(Controller):
+    """``/``: the home page, logging in and out, the audit log."""
+
+    def __init__(self, runtime: Runtime, templates: Templates) -> None:
+        super().__init__(runtime, templates)
+        self.dbi = DBInterface(runtime, templates)
+        self.users = Users(runtime, templates)
+
+    @page()
+    def index(self) -> str:
+        """Instructors: the backends and actions. Trainees: their databases and how to connect."""
+        actor = current_actor()
+        backends = self.service.backends()
+        default_name = self.service.default_name(actor)
+        if actor.is_instructor:
+            embedded_dir = self.service.engines.embedded_dir
+            return self.pages(actor).instructor_home(backends, default_name, embedded_dir)
+        return self.pages(actor).trainee_home(backends, self.service.my_databases(actor), default_name)
+
+    @page(("GET", "HEAD", "POST"))
+    def login(self, name: str = "", password: str = "", next: str = "/") -> str:
+        """The login form; a successful POST goes on to where the user was going."""
+        target = safe_next(next)
+        if cherrypy.request.method != "POST":
+            return self.pages().login(target)
+        address = cherrypy.request.remote.ip or "unknown"
+        try:
+            user = self.runtime.accounts.authenticate(name, password, address)
+        except NotLoggedIn as error:
+            cherrypy.response.status = 401
+            return self.pages().login(target, str(error))
+        log_in(user)
+        raise cherrypy.HTTPRedirect(target, 303)
+
+    @page(("POST",))
+    def logout(self) -> str:
+        log_out()
+        raise cherrypy.HTTPRedirect("/login", 303)
+
+    @page()
+    def audit(self) -> str:
+        actor = current_actor()
+        actor.require_instructor("read the audit log")
+        return self.pages(actor).audit(self.runtime.accounts.registry.audit_entries())

@@ -1,18 +1,22 @@
-"""The fragments the pages are built from: rows, messages, badges.
+"""Whole pages for one request, built from templates with every value escaped.
 
-Kept apart from the controllers so that handlers stay a few lines each and
-every piece of HTML the code builds comes from a template, escaped.
+A :class:`Pages` is made per request for the user asking (or nobody, on the
+login page), so the layout can show who is logged in and every form can carry
+the session's CSRF token.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from dbwrapper.backends import Backend, DatabaseInfo
-from dbwrapper.service import Listing, Outcome
+from dbwrapper.accounts import Actor
+from dbwrapper.backends import Backend
+from dbwrapper.registry import AuditEntry, User
+from dbwrapper.service import Credentials, Listed, Listing, Outcome
 from dbwrapper.web.render import Markup, Templates, join
 
 _UNITS = ("bytes", "kB", "MB", "GB", "TB")
+CLIENTS = {"postgres": "psql", "mysql": "mysql"}
 
 
 def human_size(size: int | None) -> str:
@@ -28,81 +32,130 @@ def human_size(size: int | None) -> str:
 
 
 class Pages:
-    """Whole pages for the controllers, from :class:`Templates`."""
+    """The pages one request can answer with."""
 
-    def __init__(self, templates: Templates) -> None:
+    def __init__(self, templates: Templates, actor: Actor | None, csrf: str) -> None:
         self.templates = templates
+        self.actor = actor
+        self.csrf = csrf
 
-    def index(self, backends: list[Backend], default_name: str, embedded_dir: Path | None) -> str:
+    def _page(self, template: str, *, title: str, **values: object) -> str:
+        account = Markup()
+        if self.actor is not None:
+            links = self.templates.render("instructor_links.html") if self.actor.is_instructor else Markup()
+            account = self.templates.render(
+                "account.html", name=self.actor.name, role=self.actor.user.role,
+                instructor_links=links, csrf=self.csrf,
+            )
+        body = self.templates.render(template, title=title, csrf=self.csrf, **values)
+        return self.templates.render("layout.html", title=title, account=account, body=body)
+
+    def _message(self, text: str, kind: str = "info") -> Markup:
+        return self.templates.render("message.html", kind=kind, text=text)
+
+    # -- logging in ---------------------------------------------------------------
+
+    def login(self, next_path: str, message: str | None = None) -> str:
+        return self._page(
+            "login.html", title="Log in", next=next_path,
+            message=self._message(message, "error") if message else Markup(),
+        )
+
+    # -- home pages -----------------------------------------------------------------
+
+    def instructor_home(self, backends: list[Backend], default_name: str, embedded_dir: Path | None) -> str:
         rows = join(
             self.templates.render("backend_row.html", kind=b.kind, label=b.label, where=b.where)
             for b in backends
         )
         note = (
-            self.templates.render("embedded_note.html", data_dir=embedded_dir)
-            if embedded_dir
-            else Markup()
+            self.templates.render("embedded_note.html", data_dir=embedded_dir) if embedded_dir else Markup()
         )
-        return self.templates.page(
-            "index.html",
-            title="Databases for trainees",
-            default_name=default_name,
-            backend_rows=rows,
-            embedded_note=note,
+        return self._page(
+            "index.html", title="Databases for trainees", default_name=default_name,
+            backend_rows=rows, embedded_note=note, databases=Markup(),
         )
+
+    def trainee_home(self, backends: list[Backend], mine: list[Credentials], default_name: str) -> str:
+        assert self.actor is not None
+        databases = join(self._credentials(c) for c in mine) or self.templates.render("nothing_yet.html")
+        links = join(
+            self.templates.render("create_link.html", kind=b.kind, label=b.label) for b in backends
+        )
+        return self._page(
+            "trainee_home.html", title=f"{self.actor.name}'s databases", databases=databases,
+            create_links=links, quota=self.actor.user.quota, default_name=default_name,
+        )
+
+    def _credentials(self, credentials: Credentials) -> Markup:
+        backend = credentials.backend
+        return self.templates.render(
+            "credentials.html", name=credentials.name, label=backend.label, kind=backend.kind,
+            client=CLIENTS[backend.kind], command=credentials.command,
+            password=credentials.login.password, url=credentials.url,
+        )
+
+    # -- databases ------------------------------------------------------------------
 
     def listing(self, listing: Listing, *, mine: str, message: Markup | None = None) -> str:
         backend = listing.backend
         rows = join(self._row(db, mine) for db in listing.databases)
-        return self.templates.page(
-            "databases.html",
-            title=f"{backend.label} databases",
-            message=message or Markup(),
-            where=backend.where,
-            kind=backend.kind,
-            rows=rows,
+        return self._page(
+            "databases.html", title=f"{backend.label} databases", message=message or Markup(),
+            where=backend.where, kind=backend.kind, rows=rows,
         )
 
-    def _row(self, db: DatabaseInfo, mine: str) -> Markup:
-        badge = self.templates.render("badge.html", text="dbwrapper") if db.managed else Markup()
+    def _row(self, db: Listed, mine: str) -> Markup:
+        badge = self.templates.render("badge.html", text="dbwrapper") if db.info.managed else Markup()
         return self.templates.render(
-            "database_row.html",
-            row_class="mine" if db.name == mine else "",
-            name=db.name,
-            size=human_size(db.size_bytes),
-            badge=badge,
+            "database_row.html", row_class="mine" if db.name == mine else "", name=db.name,
+            owner=db.owner or "", size=human_size(db.info.size_bytes), badge=badge,
         )
 
     def created(self, outcome: Outcome) -> str:
-        backend = outcome.backend
-        message = join(
-            [
-                self._summary(outcome),
-                self.templates.render(
-                    "connect.html",
-                    command=backend.client_command(outcome.name),
-                    url=backend.display_url(outcome.name),
-                ),
-            ]
-        )
-        return self.listing(outcome.listing, mine=outcome.name, message=message)
+        parts = [self._summary(outcome)]
+        if outcome.credentials is not None:
+            parts.append(self._credentials(outcome.credentials))
+        return self.listing(outcome.listing, mine=outcome.name, message=join(parts))
 
     def destroyed(self, outcome: Outcome) -> str:
         return self.listing(outcome.listing, mine=outcome.name, message=self._summary(outcome))
 
     def _summary(self, outcome: Outcome) -> Markup:
-        kind = "ok" if outcome.changed else "info"
-        return self.templates.render("message.html", kind=kind, text=outcome.summary)
+        return self._message(outcome.summary, "ok" if outcome.changed else "info")
 
     def confirm_destroy(self, backend: Backend, name: str) -> str:
-        return self.templates.page(
-            "confirm_destroy.html",
-            title=f"Destroy {name}?",
-            name=name,
-            kind=backend.kind,
-            label=backend.label,
-            where=backend.where,
+        return self._page(
+            "confirm_destroy.html", title=f"Destroy {name}?", name=name, kind=backend.kind,
+            label=backend.label, where=backend.where,
         )
 
+    # -- instructors' pages ---------------------------------------------------------------
+
+    def users(
+        self, users: list[tuple[User, list[str]]], default_quota: int, message: str | None = None
+    ) -> str:
+        rows = join(
+            self.templates.render(
+                "user_row.html", name=user.name, role=user.role, quota=user.quota,
+                databases=", ".join(owned) or "–", csrf=self.csrf,
+            )
+            for user, owned in users
+        )
+        return self._page(
+            "users.html", title="Users", rows=rows, default_quota=default_quota,
+            message=self._message(message, "ok") if message else Markup(),
+        )
+
+    def audit(self, entries: list[AuditEntry]) -> str:
+        rows = join(
+            self.templates.render(
+                "audit_row.html", at=entry.at.strftime("%Y-%m-%d %H:%M:%S"), actor=entry.actor,
+                action=entry.action, target=entry.target, outcome=entry.outcome, detail=entry.detail,
+            )
+            for entry in entries
+        )
+        return self._page("audit.html", title="Audit log", rows=rows, count=len(entries))
+
     def error(self, status: Markup, message: Markup) -> str:
-        return self.templates.page("error.html", title=status, message=message)
+        return self._page("error.html", title=status, message=message)

@@ -1,29 +1,29 @@
-"""Start and stop the engines with the CherryPy engine, never per request."""
+"""Start and stop the runtime (engines, registry) with the CherryPy engine, never per request."""
 
 from __future__ import annotations
 
 from cherrypy.process.plugins import SimplePlugin
 from cherrypy.process.wspbus import Bus
 
-from dbwrapper.engines import Engines
+from dbwrapper.runtime import Runtime
 
 
-class EnginesPlugin(SimplePlugin):
-    """Opens the backends when the CherryPy engine starts and disposes of them when it stops."""
+class RuntimePlugin(SimplePlugin):
+    """Opens the backends and the registry when the CherryPy engine starts; closes them when it stops."""
 
-    def __init__(self, bus: Bus, engines: Engines) -> None:
+    def __init__(self, bus: Bus, runtime: Runtime) -> None:
         super().__init__(bus)
-        self.engines = engines
+        self.runtime = runtime
 
     def start(self) -> None:
-        self.bus.log("Opening the database backends.")
-        self.engines.start()
-        for backend in self.engines.kinds:
-            self.bus.log(f"Backend {backend}: {self.engines.backend(backend).where}")
+        self.bus.log("Opening the database backends and the registry.")
+        self.runtime.start()
+        for kind in self.runtime.engines.kinds:
+            self.bus.log(f"Backend {kind}: {self.runtime.engines.backend(kind).where}")
 
     # Open the backends before the HTTP server (priority 75) starts taking requests.
     start.priority = 60  # type: ignore[attr-defined]
 
     def stop(self) -> None:
-        self.bus.log("Closing the database backends.")
-        self.engines.stop()
+        self.bus.log("Closing the database backends and the registry.")
+        self.runtime.stop()

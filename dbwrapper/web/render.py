@@ -53,6 +53,3 @@ class Templates:
         """Fill ``template``; every value is escaped unless it is :class:`Markup`."""
         return Markup(self._texts[template] % {key: escape(value) for key, value in values.items()})
 
-    def page(self, template: str, /, *, title: str, **values: object) -> str:
-        """A whole page: ``template`` inside the shared layout."""
-        return self.render("layout.html", title=title, body=self.render(template, title=title, **values))

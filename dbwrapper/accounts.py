@@ -1,0 +1,199 @@
+"""Users, their passwords and roles, and the throttle on failed logins.
+
+Two roles, after the seed's question "Are there super users?": an
+``instructor`` acts on every database and manages users; a ``trainee`` acts
+on their own databases only, up to a quota. Passwords are hashed with
+Argon2id; generated ones are shown once and never stored in clear.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import threading
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from dbwrapper.engines import Engines
+from dbwrapper.errors import (
+    Forbidden,
+    InvalidInput,
+    NotLoggedIn,
+    Refused,
+    TooManyAttempts,
+)
+from dbwrapper.names import render_name
+from dbwrapper.registry import Registry, User
+
+ROLES = ("instructor", "trainee")
+USER_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
+MIN_PASSWORD_LENGTH = 10
+GENERATED_PASSWORD_BYTES = 12  # 16 characters of URL-safe base64
+
+#: Failed logins allowed per user name and per client address in the window.
+FAILURES_PER_NAME = 5
+FAILURES_PER_ADDRESS = 20
+FAILURE_WINDOW_SECONDS = 300
+
+
+def generate_password() -> str:
+    return secrets.token_urlsafe(GENERATED_PASSWORD_BYTES)
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is asking: a user, and how they came (``web`` or ``cli``), for the audit log."""
+
+    user: User
+    via: str = "web"
+
+    @property
+    def name(self) -> str:
+        return self.user.name
+
+    @property
+    def is_instructor(self) -> bool:
+        return self.user.role == "instructor"
+
+    def require_instructor(self, action: str) -> None:
+        if not self.is_instructor:
+            raise Forbidden(f"Only an instructor may {action}.")
+
+
+class LoginThrottle:
+    """Counts recent failed logins per user name and per address; refuses past the limits."""
+
+    def __init__(self) -> None:
+        self._failures: dict[str, deque[float]] = defaultdict(deque)
+        self._lock = threading.Lock()
+
+    def _recent(self, key: str, now: float) -> int:
+        failures = self._failures[key]
+        while failures and now - failures[0] > FAILURE_WINDOW_SECONDS:
+            failures.popleft()
+        return len(failures)
+
+    def check(self, name: str, address: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if (
+                self._recent(f"name:{name}", now) >= FAILURES_PER_NAME
+                or self._recent(f"address:{address}", now) >= FAILURES_PER_ADDRESS
+            ):
+                raise TooManyAttempts(
+                    "Too many failed logins; wait a few minutes before trying again."
+                )
+
+    def failed(self, name: str, address: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._failures[f"name:{name}"].append(now)
+            self._failures[f"address:{address}"].append(now)
+
+
+class Accounts:
+    """Adding, removing and authenticating users, recorded in the registry."""
+
+    def __init__(self, engines: Engines) -> None:
+        self.engines = engines
+        self.settings = engines.settings
+        self.hasher = PasswordHasher()
+        self.throttle = LoginThrottle()
+
+    @property
+    def registry(self) -> Registry:
+        return self.engines.registry
+
+    def users(self) -> list[User]:
+        return self.registry.users()
+
+    def validate_user_name(self, name: object) -> str:
+        """A user name that also makes a valid database name from the template."""
+        if not isinstance(name, str) or not USER_NAME.fullmatch(name):
+            raise InvalidInput(
+                "A user name is 1 to 32 characters: lower-case letters a-z, digits and "
+                "underscores, starting with a letter."
+            )
+        try:
+            render_name(self.settings.name_template, user=name, port=self.settings.port)
+        except InvalidInput as error:
+            raise InvalidInput(f"User name {name!r} cannot name a database: {error}") from error
+        return name
+
+    def _check_password(self, password: str) -> str:
+        if len(password) < MIN_PASSWORD_LENGTH:
+            raise InvalidInput(f"A password needs at least {MIN_PASSWORD_LENGTH} characters.")
+        return password
+
+    def add(
+        self, name: str, role: str, password: str | None = None, quota: int | None = None, *, by: str
+    ) -> tuple[User, str]:
+        """Add a user; returns it and its password (generated when none is given)."""
+        name = self.validate_user_name(name)
+        if role not in ROLES:
+            raise InvalidInput(f"Unknown role {role!r}; valid roles: {', '.join(ROLES)}.")
+        quota = self.settings.default_quota if quota is None else quota
+        if not 0 <= quota <= 100:
+            raise InvalidInput("A quota is between 0 and 100 databases.")
+        password = self._check_password(password) if password else generate_password()
+        user = self.registry.add_user(name, role, self.hasher.hash(password), quota)
+        self.registry.audit(by, "user add", name, "ok", f"{role}, quota {quota}")
+        return user, password
+
+    def get(self, name: str) -> User:
+        user = self.registry.user(name)
+        if user is None:
+            raise InvalidInput(f"There is no user named {name!r}.")
+        return user
+
+    def remove(self, name: str, *, by: str) -> User:
+        """Remove a user who owns no databases (nothing is dropped by accident)."""
+        user = self.get(name)
+        owned = self.registry.databases(owner=user)
+        if owned:
+            names = ", ".join(f"{db.name} ({db.backend})" for db in owned)
+            raise Refused(f"{name} still owns {names}; destroy those first.")
+        instructors = [u for u in self.registry.users() if u.role == "instructor"]
+        if user.role == "instructor" and len(instructors) == 1:
+            raise Refused(f"{name} is the last instructor; add another before removing this one.")
+        self.registry.remove_user(user)
+        self.registry.audit(by, "user remove", name, "ok")
+        return user
+
+    def set_password(self, name: str, password: str | None = None, *, by: str) -> str:
+        """Set (or generate) a user's password; returns it."""
+        user = self.get(name)
+        password = self._check_password(password) if password else generate_password()
+        self.registry.set_password_hash(user, self.hasher.hash(password))
+        self.registry.audit(by, "user set-password", name, "ok")
+        return password
+
+    def authenticate(self, name: str, password: str, address: str) -> User:
+        """The user with this name and password, or an error that does not say which was wrong."""
+        self.throttle.check(name, address)
+        user = self.registry.user(name) if USER_NAME.fullmatch(name or "") else None
+        try:
+            if user is None:
+                # Spend the same time as a real check, so timing does not reveal names.
+                self.hasher.hash(password or "x")
+                raise VerificationError
+            self.hasher.verify(user.password_hash, password)
+        except (VerificationError, InvalidHashError):
+            self.throttle.failed(name, address)
+            self.registry.audit(f"{name[:32]} ({address})", "login", name[:32], "failed")
+            raise NotLoggedIn("Unknown user name or wrong password.") from None
+        self.registry.audit(f"{name} ({address})", "login", name, "ok")
+        return user
+
+    def bootstrap(self, environ_password: str | None) -> str | None:
+        """Make the first instructor if there is none; returns the password to show once."""
+        if self.registry.has_instructor():
+            return None
+        _, password = self.add(
+            self.settings.first_instructor, "instructor", environ_password or None, by="first start"
+        )
+        return None if environ_password else password

@@ -1,0 +1,1 @@
+"""Alembic migrations of the registry; :meth:`dbwrapper.registry.Registry.upgrade` runs them."""

@@ -1,0 +1,79 @@
+"""The registry's tables, as SQLAlchemy ORM classes.
+
+The schema is created and changed only by the Alembic migrations in
+``dbwrapper/migrations``; these classes must match the latest one.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class User(Base):
+    """Someone who logs in: an instructor (acts on everything) or a trainee (their own only)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(32), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    #: How many databases a trainee may own at once.
+    quota: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+    databases: Mapped[list[ManagedDatabase]] = relationship(back_populates="owner")
+
+
+class ManagedDatabase(Base):
+    """A database this service created, with the login it created for it."""
+
+    __tablename__ = "managed_databases"
+    __table_args__ = (UniqueConstraint("backend", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    backend: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(64))
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    #: The database's own login (a PostgreSQL role or a MySQL user) and its password.
+    #: The password is kept so the trainee can see how to connect again later;
+    #: it opens this one throwaway database and nothing else.
+    login: Mapped[str] = mapped_column(String(64))
+    password: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    size_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    owner: Mapped[User] = relationship(back_populates="databases")
+
+
+class AuditEntry(Base):
+    """One thing someone did or tried: who, what, on what, when, and how it ended."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now, index=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str] = mapped_column(String(128))
+    outcome: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str] = mapped_column(String(500), default="")

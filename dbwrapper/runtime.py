@@ -1,0 +1,47 @@
+"""Everything one process needs, started in the right order, for the web and the CLI alike."""
+
+from __future__ import annotations
+
+import os
+
+from dbwrapper.accounts import Accounts
+from dbwrapper.config import Settings
+from dbwrapper.engines import Engines
+from dbwrapper.service import DatabaseService
+
+#: Sets the first instructor's password instead of generating one.
+INSTRUCTOR_PASSWORD_VARIABLE = "DBWRAPPER_INSTRUCTOR_PASSWORD"
+
+
+class Runtime:
+    """The engines, the registry's users and the database service of one process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engines = Engines(settings)
+        self.accounts = Accounts(self.engines)
+        self.service = DatabaseService(self.engines)
+        self._started = False
+
+    def start(self) -> None:
+        """Open the backends and the registry; make the first instructor if there is none.
+
+        A generated first password is printed here, once: it is in no file and no log.
+        Starting twice does nothing the second time.
+        """
+        if self._started:
+            return
+        self._started = True
+        self.engines.start()
+        password = self.accounts.bootstrap(os.environ.get(INSTRUCTOR_PASSWORD_VARIABLE))
+        if password is not None:
+            print(
+                f"\n  First start: instructor {self.settings.first_instructor!r} was created with "
+                f"password {password}\n  It is shown only now; change it with "
+                f"'dbwrapper user set-password {self.settings.first_instructor}'.\n",
+                flush=True,
+            )
+
+    def stop(self) -> None:
+        self.engines.stop()
+        self._started = False

@@ -1,0 +1,94 @@
+"""Logins, sessions and CSRF as CherryPy tools, switched on per path in the app's config.
+
+* ``tools.dbw_login``: every handler under it needs a logged-in user; anyone
+  else is sent to the login page, and back to where they were going after.
+* ``tools.dbw_csrf``: every POST must carry the session's ``csrf_token``.
+* ``tools.dbw_samesite``: the session cookie is ``SameSite=Lax`` (CherryPy's
+  session tool sets ``HttpOnly`` but knows no SameSite).
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from urllib.parse import urlencode
+
+import cherrypy
+
+from dbwrapper.accounts import Accounts, Actor
+from dbwrapper.registry import User
+
+SESSION_USER = "user"
+SESSION_CSRF = "csrf"
+CSRF_FIELD = "csrf_token"
+
+
+def csrf_token() -> str:
+    """The session's token, made on first use; every form carries it."""
+    session = cherrypy.session
+    token = session.get(SESSION_CSRF)
+    if token is None:
+        token = session[SESSION_CSRF] = secrets.token_urlsafe(32)
+    return token
+
+
+def log_in(user: User) -> None:
+    """Start a fresh session for ``user`` (a new id, so a planted one is useless)."""
+    cherrypy.session.regenerate()
+    cherrypy.session[SESSION_USER] = user.name
+    cherrypy.session[SESSION_CSRF] = secrets.token_urlsafe(32)
+
+
+def log_out() -> None:
+    cherrypy.session.clear()
+    cherrypy.session.regenerate()
+
+
+def safe_next(target: object) -> str:
+    """Where to go after logging in: a path on this site, never another site."""
+    if not isinstance(target, str) or not target.startswith("/"):
+        return "/"
+    if target.startswith("//") or "\\" in target:  # //evil.example and /\evil.example leave the site
+        return "/"
+    return target
+
+
+def install_tools(accounts: Accounts) -> None:
+    """Register the tools on ``cherrypy.tools``; the app's config switches them on."""
+
+    def require_login() -> None:
+        request = cherrypy.serving.request
+        name = cherrypy.session.get(SESSION_USER)
+        user = accounts.registry.user(name) if name else None
+        if user is None:
+            target = request.path_info + (f"?{request.query_string}" if request.query_string else "")
+            if request.method != "GET":
+                target = "/"  # a form posted after the session ended is not replayed
+            raise cherrypy.HTTPRedirect("/login?" + urlencode({"next": target}), 303)
+        request.actor = Actor(user)
+
+    def check_csrf() -> None:
+        request = cherrypy.serving.request
+        if request.method in ("GET", "HEAD"):
+            return
+        sent = request.params.pop(CSRF_FIELD, None)
+        expected = cherrypy.session.get(SESSION_CSRF)
+        if not isinstance(sent, str) or not expected or not hmac.compare_digest(sent, expected):
+            raise cherrypy.HTTPError(
+                403, "This form has expired or did not come from dbwrapper; reload the page and try again."
+            )
+
+    def samesite() -> None:
+        cookie = cherrypy.serving.response.cookie
+        name = cherrypy.serving.request.config.get("tools.sessions.name", "session_id")
+        if name in cookie:
+            cookie[name]["samesite"] = "Lax"
+
+    cherrypy.tools.dbw_login = cherrypy.Tool("before_handler", require_login, priority=60)
+    cherrypy.tools.dbw_csrf = cherrypy.Tool("before_handler", check_csrf, priority=55)
+    cherrypy.tools.dbw_samesite = cherrypy.Tool("before_finalize", samesite)
+
+
+def current_actor() -> Actor:
+    """The logged-in actor of this request (set by ``tools.dbw_login``)."""
+    return cherrypy.serving.request.actor
