@@ -129,6 +129,12 @@ class DatabaseService:
             raise Forbidden(f"Trainees may only use databases named {actor.name}_…; {name} is not theirs.")
         return record
 
+    def check_destroy(self, actor: Actor, db_type: object, name: str | None) -> tuple[Backend, str]:
+        """What a destroy would act on, checked as the destroy itself checks, for a confirmation page."""
+        backend, name = self.resolve(actor, db_type, name)
+        self._may_act_on(actor, backend, name)
+        return backend, name
+
     def listing(self, actor: Actor, db_type: object) -> Listing:
         """The server's databases for an instructor; their own for a trainee."""
         backend = self.engines.backend(db_type)

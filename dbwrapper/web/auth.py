@@ -84,8 +84,8 @@ def install_tools(accounts: Accounts) -> None:
         if name in cookie:
             cookie[name]["samesite"] = "Lax"
 
-    cherrypy.tools.dbw_login = cherrypy.Tool("before_handler", require_login, priority=60)
-    cherrypy.tools.dbw_csrf = cherrypy.Tool("before_handler", check_csrf, priority=55)
+    cherrypy.tools.dbw_login = cherrypy.Tool("before_handler", require_login, priority=55)
+    cherrypy.tools.dbw_csrf = cherrypy.Tool("before_handler", check_csrf, priority=60)
     cherrypy.tools.dbw_samesite = cherrypy.Tool("before_finalize", samesite)
 
 

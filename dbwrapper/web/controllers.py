@@ -81,7 +81,7 @@ class DBInterface(Controller):
         actor = current_actor()
         if cherrypy.request.method == "POST":
             return self.pages(actor).destroyed(self.service.destroy(actor, db_type, name))
-        return self.pages(actor).confirm_destroy(*self.service.resolve(actor, db_type, name))
+        return self.pages(actor).confirm_destroy(*self.service.check_destroy(actor, db_type, name))
 
     @page()
     def list(self, db_type: str | None = None) -> str:

