@@ -20,7 +20,7 @@ from dbwrapper.config import CONTROL_DATABASE, Settings
 from dbwrapper.engines import Engines
 from dbwrapper.errors import DbWrapperError, Forbidden, Refused
 from dbwrapper.names import render_name, validate_name
-from dbwrapper.registry import ManagedDatabase, Registry
+from dbwrapper.registry import AuditEntry, ManagedDatabase, Registry
 
 
 @dataclass(frozen=True)
@@ -107,16 +107,23 @@ class DatabaseService:
         return self.engines.backend(db_type), name
 
     @contextmanager
-    def _audited(self, actor: Actor, action: str, target: str) -> Iterator[list[str]]:
-        """Record the action's outcome, success or failure, with who and what."""
-        result = ["ok"]
+    def _audited(self, actor: Actor, action: str, target: str) -> Iterator[AuditEntry]:
+        """Record the action's outcome, success or failure, with who and what.
+
+        The block may set the entry's outcome, or write it itself in the same
+        transaction as the registry change it describes.
+        """
+        entry = AuditEntry(actor=f"{actor.name} ({actor.via})", action=action, target=target,
+                           outcome="ok", detail="")
         try:
-            yield result
+            yield entry
         except DbWrapperError as error:
-            self.registry.audit(f"{actor.name} ({actor.via})", action, target, "refused" if isinstance(
-                error, (Forbidden, Refused)) else "failed", str(error))
+            entry.outcome = "refused" if isinstance(error, (Forbidden, Refused)) else "failed"
+            entry.detail = str(error)
+            self.registry.add_audit(entry)
             raise
-        self.registry.audit(f"{actor.name} ({actor.via})", action, target, result[0])
+        if entry.id is None:  # not yet written with a registry change
+            self.registry.add_audit(entry)
 
     def _may_act_on(self, actor: Actor, backend: Backend, name: str) -> ManagedDatabase | None:
         """The registry's record of ``name``; a trainee may touch only their own."""
@@ -163,29 +170,32 @@ class DatabaseService:
     def create(self, actor: Actor, db_type: object, name: str | None = None) -> Outcome:
         """Create the database with its own login unless it exists; asking twice changes nothing."""
         backend, name = self.resolve(actor, db_type, name)
-        with self._audited(actor, "create", f"{backend.kind}:{name}") as result:
+        with self._audited(actor, "create", f"{backend.kind}:{name}") as entry:
             record = self._may_act_on(actor, backend, name)
             if record is not None:
-                result[0] = "unchanged"
+                entry.outcome = "unchanged"
                 summary = f"{name} already exists on {backend.label}; nothing was changed."
-                return self._outcome(actor, backend, name, False, summary)
-            if not actor.is_instructor and self.registry.count_databases(actor.user) >= actor.user.quota:
+                login = Login(record.login, record.password)
+                return self._outcome(actor, backend, name, False, summary, login)
+            if not actor.is_instructor and len(self.registry.databases(owner=actor.user)) >= actor.user.quota:
                 raise Refused(
                     f"{actor.name} already has {actor.user.quota} database(s), their quota; "
                     "destroy one first or ask an instructor."
                 )
             login = Login(name, generate_password())
             if not backend.create_database(name, login):
-                result[0] = "unchanged"
+                entry.outcome = "unchanged"
                 summary = f"{name} already exists on {backend.label}; nothing was changed."
                 return self._outcome(actor, backend, name, False, summary)
             try:
-                self.registry.record_database(backend.kind, name, actor.user, login.name, login.password)
+                self.registry.record_database(
+                    backend.kind, name, actor.user, login.name, login.password, audit=entry
+                )
             except DbWrapperError:
                 # Not in the registry means nobody could reach or destroy it: undo.
                 backend.drop_database(name, login.name)
                 raise
-            return self._outcome(actor, backend, name, True, f"Created {name} on {backend.label}.")
+            return self._outcome(actor, backend, name, True, f"Created {name} on {backend.label}.", login)
 
     def destroy(self, actor: Actor, db_type: object, name: str | None = None) -> Outcome:
         """Drop a database this service created, and its login, ending the sessions still on it.
@@ -195,28 +205,29 @@ class DatabaseService:
         the backend: a typo must never drop someone's data.
         """
         backend, name = self.resolve(actor, db_type, name)
-        with self._audited(actor, "destroy", f"{backend.kind}:{name}") as result:
+        with self._audited(actor, "destroy", f"{backend.kind}:{name}") as entry:
             if name in backend.system_databases or name == CONTROL_DATABASE:
                 raise Refused(
                     f"{name} belongs to the {backend.label} server or to dbwrapper; it is never dropped."
                 )
             record = self._may_act_on(actor, backend, name)
             if record is None and not actor.is_instructor:
-                result[0] = "unchanged"
+                entry.outcome = "unchanged"
                 summary = f"You have no database named {name} on {backend.label}; nothing was changed."
                 return Outcome(name, False, summary, self.listing(actor, backend.kind))
             dropped = backend.drop_database(name, record.login if record else None)
-            if record is not None:
-                self.registry.forget_database(record)
             if not dropped:
-                result[0] = "unchanged"
+                entry.outcome = "unchanged"
                 summary = f"{name} does not exist on {backend.label}; nothing was changed."
             else:
                 summary = f"Dropped {name} from {backend.label}."
+            if record is not None:
+                self.registry.forget_database(record, audit=entry)
             return Outcome(name, dropped, summary, self.listing(actor, backend.kind))
 
-    def _outcome(self, actor: Actor, backend: Backend, name: str, changed: bool, summary: str) -> Outcome:
-        return Outcome(
-            name, changed, summary, self.listing(actor, backend.kind),
-            self.credentials(actor, backend.kind, name),
-        )
+    def _outcome(
+        self, actor: Actor, backend: Backend, name: str, changed: bool, summary: str,
+        login: Login | None = None,
+    ) -> Outcome:
+        credentials = Credentials(backend, name, login) if login else None
+        return Outcome(name, changed, summary, self.listing(actor, backend.kind), credentials)

@@ -23,6 +23,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -304,7 +305,7 @@ class Backend(ABC):
         try:
             with self.admin_connection() as connection:
                 entries = self.databases(connection)
-                sizes = self._sizes.get({e.name for e in entries}, lambda: self.sizes(connection))
+                sizes = self._sizes.get({e.name for e in entries}, partial(self.sizes, connection))
         except DBAPIError as error:
             raise self._refused("list databases", error) from error
         return [DatabaseInfo(e.name, sizes.get(e.name), e.managed) for e in entries]
@@ -346,8 +347,8 @@ class Backend(ABC):
         """Every database from the catalog, ordered by name; cheap, run on every listing."""
 
     @abstractmethod
-    def sizes(self, connection: Connection) -> dict[str, int | None]:
-        """Size in bytes per database; costly, so :class:`SizeCache` reuses it a few seconds."""
+    def sizes(self, connection: Connection, names: set[str]) -> dict[str, int | None]:
+        """Size in bytes of each database in ``names``; costly, so :class:`SizeCache` reuses it."""
 
     @abstractmethod
     def error_code(self, error: DBAPIError) -> Any:
@@ -418,7 +419,8 @@ class SizeCache:
     """The last sizes a backend measured, reused for :data:`SIZE_CACHE_SECONDS`.
 
     A listing that shows a database the last measurement did not see (one just
-    created) measures again, so a new database never shows without a size.
+    created) measures that one at once, so a new database never shows without
+    a size, and the rest are not measured again for it.
     """
 
     def __init__(self) -> None:
@@ -426,12 +428,20 @@ class SizeCache:
         self._measured_at = float("-inf")
         self._sizes: dict[str, int | None] = {}
 
-    def get(self, names: set[str], measure: Callable[[], dict[str, int | None]]) -> dict[str, int | None]:
+    def get(
+        self, names: set[str], measure: Callable[[set[str]], dict[str, int | None]]
+    ) -> dict[str, int | None]:
         with self._lock:
             fresh = time.monotonic() - self._measured_at < SIZE_CACHE_SECONDS
-            if fresh and names <= self._sizes.keys():
-                return self._sizes
-        sizes = measure()
+            sizes, missing = self._sizes, names - self._sizes.keys()
+        if fresh and not missing:
+            return sizes
+        if fresh:
+            sizes = {**sizes, **measure(missing)}
+            with self._lock:
+                self._sizes = sizes
+            return sizes
+        sizes = measure(names)
         with self._lock:
             self._sizes, self._measured_at = sizes, time.monotonic()
         return sizes

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, text
+from sqlalchemy import Connection, Engine, bindparam, event, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
@@ -15,8 +15,7 @@ from dbwrapper.names import validate_name
 ER_DB_CREATE_EXISTS = 1007
 ER_LOCK_WAIT_TIMEOUT = 1205
 ER_NO_SUCH_THREAD = 1094
-#: Seconds a DROP waits for another session's metadata lock before giving up
-#: (the server default is a year, which would hang the request).
+#: Seconds an admin statement waits for another session's metadata lock.
 DROP_LOCK_WAIT_SECONDS = 10
 #: MariaDB stores a schema comment from this version on; MySQL does not at all.
 MARIADB_SCHEMA_COMMENTS = (10, 5)
@@ -43,6 +42,13 @@ class MySQLBackend(Backend):
         # PyMySQL sends a ROLLBACK round trip each time. This engine's dialect is
         # its own, so skipping it here touches no other engine.
         engine.dialect.do_rollback = lambda dbapi_connection: None  # type: ignore[method-assign]
+
+        @event.listens_for(engine, "connect")
+        def limit_lock_waits(dbapi_connection: Any, record: Any) -> None:
+            # A DROP that meets another session's metadata lock would otherwise
+            # wait for the server default, a year, and hang the request.
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute("SET SESSION lock_wait_timeout = %s", (DROP_LOCK_WAIT_SECONDS,))
 
     def client_command(self, name: str, login: Login | None = None) -> str:
         socket = self.url.query.get("unix_socket")
@@ -88,9 +94,6 @@ class MySQLBackend(Backend):
         # A session inside the database would hold a metadata lock and make the
         # DROP wait; end those sessions first, as PostgreSQL's FORCE does.
         self._end_sessions(connection, "DB", name)
-        connection.execute(
-            text("SET SESSION lock_wait_timeout = :seconds"), {"seconds": DROP_LOCK_WAIT_SECONDS}
-        )
         connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {quoted}")
 
     def create_login(self, connection: Connection, login: Login) -> None:
@@ -139,23 +142,23 @@ class MySQLBackend(Backend):
     def databases(self, connection: Connection) -> list[DatabaseEntry]:
         return self._entries(connection, "ORDER BY SCHEMA_NAME")
 
-    def sizes(self, connection: Connection) -> dict[str, int | None]:
+    def sizes(self, connection: Connection, names: set[str]) -> dict[str, int | None]:
         # information_schema.TABLES is slow over the server's own schemas (hundreds
         # of tables, 30x slower even behind a join), so it is asked about the user
         # schemas only; the server's own show no size.
-        rows = connection.execute(
-            text(
-                "SELECT TABLE_SCHEMA, SUM(DATA_LENGTH + INDEX_LENGTH) FROM information_schema.TABLES "
-                "WHERE TABLE_SCHEMA NOT IN :system GROUP BY TABLE_SCHEMA"
-            ).bindparams(bindparam("system", expanding=True)),
-            {"system": sorted(self.system_databases)},
-        )
-        measured = {name: int(size or 0) for name, size in rows}
+        user_schemas = sorted(names - self.system_databases)
+        measured: dict[str, int] = {}
+        if user_schemas:
+            rows = connection.execute(
+                text(
+                    "SELECT TABLE_SCHEMA, SUM(DATA_LENGTH + INDEX_LENGTH) FROM information_schema.TABLES "
+                    "WHERE TABLE_SCHEMA IN :names GROUP BY TABLE_SCHEMA"
+                ).bindparams(bindparam("names", expanding=True)),
+                {"names": user_schemas},
+            )
+            measured = {name: int(size or 0) for name, size in rows}
         # A schema without tables has no rows above: its size is 0, not unknown.
-        return {
-            e.name: None if e.name in self.system_databases else measured.get(e.name, 0)
-            for e in self.databases(connection)
-        }
+        return {name: None if name in self.system_databases else measured.get(name, 0) for name in names}
 
     def error_code(self, error: DBAPIError) -> Any:
         args = getattr(error.orig, "args", ())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, bindparam, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
@@ -117,16 +117,19 @@ class PostgreSQLBackend(Backend):
     def databases(self, connection: Connection) -> list[DatabaseEntry]:
         return self._entries(connection, "WHERE NOT d.datistemplate ORDER BY d.datname")
 
-    def sizes(self, connection: Connection) -> dict[str, int | None]:
+    def sizes(self, connection: Connection, names: set[str]) -> dict[str, int | None]:
         rows = connection.execute(
             text(
                 # pg_database_size() fails on databases we may not connect to.
                 "SELECT datname, CASE WHEN has_database_privilege(oid, 'CONNECT') "
                 "THEN pg_catalog.pg_database_size(oid) END "
-                "FROM pg_catalog.pg_database WHERE NOT datistemplate"
-            )
+                "FROM pg_catalog.pg_database WHERE datname IN :names"
+            ).bindparams(bindparam("names", expanding=True)),
+            {"names": sorted(names)},
         )
-        return {name: size for name, size in rows}
+        sizes: dict[str, int | None] = dict.fromkeys(names)  # dropped meanwhile: no size
+        sizes.update({name: size for name, size in rows})
+        return sizes
 
     def error_code(self, error: DBAPIError) -> Any:
         return getattr(error.orig, "pgcode", None)
