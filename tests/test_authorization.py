@@ -28,7 +28,10 @@ DATABASE_ACTIONS = {
 }
 ACCOUNT_ACTIONS = {
     "home": ("GET", "/", {}, {"anonymous": REDIRECT, "owner": OK, "other": OK, "instructor": OK}),
-    "users page": ("GET", "/users/", {}, {"anonymous": REDIRECT, "owner": FORBIDDEN, "other": FORBIDDEN, "instructor": OK}),
+    "users page": (
+        "GET", "/users/", {},
+        {"anonymous": REDIRECT, "owner": FORBIDDEN, "other": FORBIDDEN, "instructor": OK},
+    ),
     "add user": (
         "POST", "/users/add", {"name": "newcomer", "role": "instructor"},
         {"anonymous": REDIRECT, "owner": FORBIDDEN, "other": FORBIDDEN, "instructor": OK},
@@ -37,7 +40,10 @@ ACCOUNT_ACTIONS = {
         "POST", "/users/set_password", {"name": "{owner}"},
         {"anonymous": REDIRECT, "owner": FORBIDDEN, "other": FORBIDDEN, "instructor": OK},
     ),
-    "audit log": ("GET", "/audit", {}, {"anonymous": REDIRECT, "owner": FORBIDDEN, "other": FORBIDDEN, "instructor": OK}),
+    "audit log": (
+        "GET", "/audit", {},
+        {"anonymous": REDIRECT, "owner": FORBIDDEN, "other": FORBIDDEN, "instructor": OK},
+    ),
 }
 ACTORS = ("anonymous", "owner", "other", "instructor")
 

@@ -31,7 +31,9 @@ def client(db_type: str) -> str:
     return found
 
 
-def run_as(db_type: str, credentials: dict[str, str], database: str, sql: str) -> subprocess.CompletedProcess[str]:
+def run_as(
+    db_type: str, credentials: dict[str, str], database: str, sql: str
+) -> subprocess.CompletedProcess[str]:
     """Run ``sql`` with the client, logged in with ``credentials``, against ``database``."""
     url = make_url(credentials["url"])
     env = {**os.environ}

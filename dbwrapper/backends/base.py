@@ -23,8 +23,8 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import partial
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, ClassVar
 
 from sqlalchemy import Connection, Engine, create_engine, event

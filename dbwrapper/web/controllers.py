@@ -100,7 +100,7 @@ class Users(Controller):
 
     def _page(self, actor: Actor, message: str | None = None) -> str:
         users = [
-            (user, [db.name for db in self.accounts.registry.databases(owner=user)])
+            (user, [f"{db.name} ({db.backend})" for db in self.accounts.registry.databases(owner=user)])
             for user in self.accounts.users()
         ]
         return self.pages(actor).users(users, self.runtime.settings.default_quota, message)
