@@ -36,7 +36,7 @@ GENERATED_PASSWORD_BYTES = 12  # 16 characters of URL-safe base64
 
 #: Failed logins allowed per user name and per client address in the window.
 FAILURES_PER_NAME = 5
-FAILURES_PER_ADDRESS = 20
+FAILURES_PER_ADDRESS = 50
 FAILURE_WINDOW_SECONDS = 300
 
 

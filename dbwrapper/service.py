@@ -9,18 +9,20 @@ log, and raises only :mod:`dbwrapper.errors`.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 from dbwrapper.accounts import Actor, generate_password
 from dbwrapper.backends import Backend, DatabaseInfo
-from dbwrapper.backends.base import Login
+from dbwrapper.backends.base import SIZE_CACHE_SECONDS, Login
 from dbwrapper.config import CONTROL_DATABASE, Settings
 from dbwrapper.engines import Engines
 from dbwrapper.errors import DbWrapperError, Forbidden, Refused
 from dbwrapper.names import render_name, validate_name
-from dbwrapper.registry import AuditEntry, ManagedDatabase, Registry
+from dbwrapper.registry import AuditEntry, DatabaseRecord, Registry
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,8 @@ class DatabaseService:
 
     def __init__(self, engines: Engines) -> None:
         self.engines = engines
+        self._sizes_recorded_at: dict[str, float] = {}
+        self._sizes_lock = threading.Lock()
 
     @property
     def settings(self) -> Settings:
@@ -125,7 +129,7 @@ class DatabaseService:
         if entry.id is None:  # not yet written with a registry change
             self.registry.add_audit(entry)
 
-    def _may_act_on(self, actor: Actor, backend: Backend, name: str) -> ManagedDatabase | None:
+    def _may_act_on(self, actor: Actor, backend: Backend, name: str) -> DatabaseRecord | None:
         """The registry's record of ``name``; a trainee may touch only their own."""
         record = self.registry.database(backend.kind, name)
         if actor.is_instructor:
@@ -145,11 +149,22 @@ class DatabaseService:
     def listing(self, actor: Actor, db_type: object) -> Listing:
         """The server's databases for an instructor; their own for a trainee."""
         backend = self.engines.backend(db_type)
-        owners = {db.name: db.owner.name for db in self.registry.databases(backend.kind)}
-        listed = [Listed(info, owners.get(info.name)) for info in backend.list_databases()]
+        owners = {db.name: db.owner for db in self.registry.databases(backend.kind)}
+        infos = backend.list_databases()
+        self._record_sizes(backend, {info.name: info.size_bytes for info in infos if info.name in owners})
+        listed = [Listed(info, owners.get(info.name)) for info in infos]
         if not actor.is_instructor:
             listed = [db for db in listed if db.owner == actor.name]
         return Listing(backend, listed)
+
+    def _record_sizes(self, backend: Backend, sizes: dict[str, int | None]) -> None:
+        """Keep the registry's "size when last seen", at most once per size measurement."""
+        now = time.monotonic()
+        with self._sizes_lock:
+            if now - self._sizes_recorded_at.get(backend.kind, float("-inf")) < SIZE_CACHE_SECONDS:
+                return
+            self._sizes_recorded_at[backend.kind] = now
+        self.registry.record_sizes(backend.kind, sizes)
 
     def credentials(self, actor: Actor, db_type: object, name: str) -> Credentials | None:
         """How to connect to ``name``, for its owner (and instructors)."""

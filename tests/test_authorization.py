@@ -40,6 +40,10 @@ ACCOUNT_ACTIONS = {
         "POST", "/users/set_password", {"name": "{owner}"},
         {"anonymous": REDIRECT, "owner": FORBIDDEN, "other": FORBIDDEN, "instructor": OK},
     ),
+    "remove user": (
+        "POST", "/users/remove", {"name": "{other}"},
+        {"anonymous": REDIRECT, "owner": FORBIDDEN, "other": FORBIDDEN, "instructor": OK},
+    ),
     "audit log": (
         "GET", "/audit", {},
         {"anonymous": REDIRECT, "owner": FORBIDDEN, "other": FORBIDDEN, "instructor": OK},
@@ -92,7 +96,8 @@ def test_account_actions(cast, actor, action, runtime):
     users_before = {(u.name, u.password_hash) for u in runtime.accounts.users()}
     method, path, params, expected = ACCOUNT_ACTIONS[action]
 
-    response = _send(cast[actor], method, path, params, {"owner": cast["owner"].user_name})
+    fill = {"owner": cast["owner"].user_name, "other": cast["other"].user_name}
+    response = _send(cast[actor], method, path, params, fill)
 
     assert response.status_code == expected[actor], response.text
     users_after = {(u.name, u.password_hash) for u in runtime.accounts.users()}
@@ -100,6 +105,15 @@ def test_account_actions(cast, actor, action, runtime):
         assert users_after == users_before
     elif method == "POST":
         assert users_after != users_before
+
+
+def test_the_command_line_is_for_instructors(cli, trainee, db_type, catalog):
+    alice = trainee()
+    before = catalog(db_type)
+    refused = cli("create", "--db-type", db_type, "--as", alice.user_name)
+    assert refused.returncode == 6
+    assert "Only an instructor may use the command line." in refused.stderr
+    assert catalog(db_type) == before
 
 
 def test_a_login_leads_back_to_the_action(anonymous, db_type, my_name, catalog):

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import requests
+from sqlalchemy import select
 from sqlalchemy import create_engine, text
 
 from dbwrapper.backends import BACKEND_CLASSES
+from dbwrapper.backends.base import SIZE_CACHE_SECONDS
+from dbwrapper.registry import ManagedDatabase
 
 
 def test_start_page_names_the_backends_and_links_the_actions(browser):
@@ -119,3 +123,13 @@ def test_concurrent_creates_of_one_name_make_one_database(browser, base_url, db_
 def test_head_requests_are_answered_without_a_body(browser, db_type):
     response = browser.head("/dbi/list", params={"db_type": db_type})
     assert response.status_code == 200
+
+
+def test_the_registry_remembers_each_databases_owner_and_size(browser, db_type, db_name, runtime):
+    browser.get("/dbi/create_my_db", params={"db_type": db_type, "name": db_name})
+    time.sleep(SIZE_CACHE_SECONDS)  # sizes are noted at most once per measurement
+    browser.get("/dbi/list", params={"db_type": db_type})
+    with runtime.engines.registry.session() as session:
+        record = session.scalar(select(ManagedDatabase).where(ManagedDatabase.name == db_name))
+        assert record.owner.name == "cwcuser"  # the ORM model, read directly
+        assert record.size_bytes is not None and record.size_seen_at is not None

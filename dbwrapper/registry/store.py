@@ -7,20 +7,38 @@ import time
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, delete, func, select
+from sqlalchemy import Engine, create_engine, delete, func, select, update
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.orm import Session, joinedload, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from dbwrapper.backends.base import CONNECT_TIMEOUT, ping_when_idle
 from dbwrapper.errors import BackendUnavailable, InvalidInput
-from dbwrapper.registry.models import AuditEntry, ManagedDatabase, User
+from dbwrapper.registry.models import AuditEntry, ManagedDatabase, User, utc_now
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class DatabaseRecord:
+    """A managed database as the registry knows it; plain data, safe to share between threads."""
+
+    id: int
+    backend: str
+    name: str
+    owner_id: int
+    owner: str
+    login: str
+    password: str = field(repr=False)
+
+
+def _by_place(record: DatabaseRecord) -> tuple[str, str]:
+    return record.backend, record.name
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 AUDIT_DETAIL_LENGTH = 500
@@ -43,10 +61,10 @@ class Registry:
         self.engine: Engine = create_engine(self.url, **options)
         ping_when_idle(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self._cache: dict[Hashable, tuple[float, Any]] = {}
+        self._cache: dict[tuple[Hashable, ...], tuple[float, Any]] = {}
         self._cache_lock = threading.Lock()
 
-    def _cached(self, key: Hashable, load: Callable[[], T]) -> T:
+    def _cached(self, key: tuple[Hashable, ...], load: Callable[[], T]) -> T:
         now = time.monotonic()
         with self._cache_lock:
             found = self._cache.get(key)
@@ -58,14 +76,15 @@ class Registry:
         return value
 
     @contextmanager
-    def _writing(self) -> Iterator[Session]:
-        """A session for a change; cached reads are dropped once it is committed (or not)."""
+    def _changing_users(self) -> Iterator[Session]:
+        """A session for a change to users; cached users are dropped once it is committed (or not)."""
         try:
             with self.session() as session:
                 yield session
         finally:
             with self._cache_lock:
-                self._cache.clear()
+                for key in [key for key in self._cache if key[0] == "user"]:
+                    del self._cache[key]
 
     def upgrade(self) -> None:
         """Bring the schema to the latest migration; safe to run on every start."""
@@ -112,18 +131,18 @@ class Registry:
     def add_user(self, name: str, role: str, password_hash: str, quota: int) -> User:
         user = User(name=name, role=role, password_hash=password_hash, quota=quota)
         try:
-            with self._writing() as session:
+            with self._changing_users() as session:
                 session.add(user)
         except IntegrityError as error:
             raise InvalidInput(f"A user named {name} already exists.") from error
         return user
 
     def remove_user(self, user: User) -> None:
-        with self._writing() as session:
+        with self._changing_users() as session:
             session.delete(session.get(User, user.id))
 
     def set_password_hash(self, user: User, password_hash: str) -> None:
-        with self._writing() as session:
+        with self._changing_users() as session:
             session.get(User, user.id).password_hash = password_hash  # type: ignore[union-attr]
 
     def has_instructor(self) -> bool:
@@ -132,38 +151,67 @@ class Registry:
 
     # -- databases ------------------------------------------------------------------
 
-    def database(self, backend: str, name: str) -> ManagedDatabase | None:
-        return next((db for db in self.databases(backend) if db.name == name), None)
-
-    def databases(self, backend: str | None = None, owner: User | None = None) -> list[ManagedDatabase]:
-        """Managed databases, with their owners loaded, by backend and name."""
-
-        def load() -> list[ManagedDatabase]:
-            query = select(ManagedDatabase).options(joinedload(ManagedDatabase.owner))
-            if backend is not None:
-                query = query.where(ManagedDatabase.backend == backend)
-            if owner is not None:
-                query = query.where(ManagedDatabase.owner_id == owner.id)
+    def _all_databases(self) -> list[DatabaseRecord]:
+        def load() -> list[DatabaseRecord]:
+            query = (
+                select(
+                    ManagedDatabase.id, ManagedDatabase.backend, ManagedDatabase.name,
+                    ManagedDatabase.owner_id, User.name, ManagedDatabase.login, ManagedDatabase.password,
+                )
+                .join(User)
+                .order_by(ManagedDatabase.backend, ManagedDatabase.name)
+            )
             with self.session() as session:
-                return list(session.scalars(query.order_by(ManagedDatabase.backend, ManagedDatabase.name)))
+                return [DatabaseRecord(*row) for row in session.execute(query)]
 
-        return self._cached(("databases", backend, owner.id if owner else None), load)
+        return self._cached(("databases",), load)
+
+    def _update_databases(self, change: Callable[[list[DatabaseRecord]], list[DatabaseRecord]]) -> None:
+        """Apply this process's committed change to the cached records instead of reloading them."""
+        with self._cache_lock:
+            cached = self._cache.get(("databases",))
+            if cached is not None:
+                self._cache[("databases",)] = (cached[0], sorted(change(cached[1]), key=_by_place))
+
+    def databases(self, backend: str | None = None, owner: User | None = None) -> list[DatabaseRecord]:
+        """Managed databases with their owners, by backend and name."""
+        return [
+            db for db in self._all_databases()
+            if (backend is None or db.backend == backend) and (owner is None or db.owner_id == owner.id)
+        ]
+
+    def database(self, backend: str, name: str) -> DatabaseRecord | None:
+        return next((db for db in self._all_databases() if (db.backend, db.name) == (backend, name)), None)
 
     def record_database(
         self, backend: str, name: str, owner: User, login: str, password: str, audit: AuditEntry
     ) -> None:
         """Record a new database, and the audit entry saying so, in one transaction."""
-        with self._writing() as session:
-            session.add(
-                ManagedDatabase(backend=backend, name=name, owner_id=owner.id, login=login, password=password)
-            )
-            session.add(audit)
+        row = ManagedDatabase(backend=backend, name=name, owner_id=owner.id, login=login, password=password)
+        with self.session() as session:
+            session.add_all([row, audit])
+            session.flush()
+            record = DatabaseRecord(row.id, backend, name, owner.id, owner.name, login, password)
+        self._update_databases(lambda records: [*records, record])
 
-    def forget_database(self, record: ManagedDatabase, audit: AuditEntry) -> None:
+    def forget_database(self, record: DatabaseRecord, audit: AuditEntry) -> None:
         """Forget a dropped database, and add the audit entry saying so, in one transaction."""
-        with self._writing() as session:
+        with self.session() as session:
             session.execute(delete(ManagedDatabase).where(ManagedDatabase.id == record.id))
             session.add(audit)
+        self._update_databases(lambda records: [db for db in records if db.id != record.id])
+
+    def record_sizes(self, backend: str, sizes: dict[str, int | None]) -> None:
+        """Note each managed database's size as last seen (reads keep their cached copies)."""
+        seen_at = utc_now()
+        with self.session() as session:
+            for name, size in sizes.items():
+                if size is not None:
+                    session.execute(
+                        update(ManagedDatabase)
+                        .where(ManagedDatabase.backend == backend, ManagedDatabase.name == name)
+                        .values(size_bytes=size, size_seen_at=seen_at)
+                    )
 
     # -- the audit log ---------------------------------------------------------------
 
