@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from dbwrapper.backends.base import LISTING_CACHE_SECONDS
 from dbwrapper.runtime import INSTRUCTOR_PASSWORD_VARIABLE
 from tests.conftest import INSTRUCTOR, INSTRUCTOR_PASSWORD, Browser
 from tests.servers import free_port
@@ -77,6 +78,7 @@ def test_an_unreachable_server_is_a_503_and_the_service_recovers(db_type, served
     assert served.get("/dbi/list", params={"db_type": db_type}).status_code == 200
 
     proxy.stop()
+    time.sleep(LISTING_CACHE_SECONDS)  # a listing is reused for a moment; then the server is asked
     down = served.get("/dbi/list", params={"db_type": db_type})
     assert down.status_code == 503
     assert f"The {LABELS[db_type]} server ({db_type} backend, " in down.text

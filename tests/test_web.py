@@ -6,8 +6,7 @@ import threading
 import time
 
 import requests
-from sqlalchemy import select
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 
 from dbwrapper.backends import BACKEND_CLASSES
 from dbwrapper.backends.base import SIZE_CACHE_SECONDS

@@ -60,6 +60,11 @@ IDLE_PING_SECONDS = 1.0
 #: reloading the list page must not make the server walk its whole disk each time.
 SIZE_CACHE_SECONDS = 5.0
 
+#: How long a whole listing may be reused. A class of thirty reloading the list
+#: page then costs the server one catalog query a second, not thirty; this
+#: backend's own creates and drops show at once.
+LISTING_CACHE_SECONDS = 1.0
+
 
 @dataclass(frozen=True)
 class Login:
@@ -118,6 +123,7 @@ class Backend(ABC):
         self._database_engines: dict[str, Engine] = {}
         self._lock = threading.Lock()
         self._sizes = SizeCache()
+        self._listing: tuple[float, list[DatabaseInfo]] | None = None
 
     # -- URLs and engines ---------------------------------------------------
 
@@ -222,6 +228,12 @@ class Backend(ABC):
         new database is dropped again: nothing is left half-made. ``managed``
         marks the database as this service's (the control database is not).
         """
+        try:
+            return self._create_database(name, login, managed)
+        finally:
+            self._listing = None  # whatever happened, the next listing asks the server
+
+    def _create_database(self, name: str, login: Login | None, managed: bool) -> bool:
         quoted = self.quote(name)
         deadline = time.monotonic() + BUSY_RETRY_SECONDS
         delay = 0.1
@@ -274,6 +286,12 @@ class Backend(ABC):
         database the server says we did not create is refused, so that a typo
         never drops someone else's data.
         """
+        try:
+            return self._drop_database(name, login)
+        finally:
+            self._listing = None  # whatever happened, the next listing asks the server
+
+    def _drop_database(self, name: str, login: str | None) -> bool:
         quoted = self.quote(name)
         self._forget_database_engine(name)
         try:
@@ -302,13 +320,18 @@ class Backend(ABC):
 
     def list_databases(self) -> list[DatabaseInfo]:
         """Every database on the server, by name, with size and whether we created it."""
+        cached = self._listing
+        if cached is not None and time.monotonic() - cached[0] < LISTING_CACHE_SECONDS:
+            return cached[1]
         try:
             with self.admin_connection() as connection:
                 entries = self.databases(connection)
                 sizes = self._sizes.get({e.name for e in entries}, partial(self.sizes, connection))
         except DBAPIError as error:
             raise self._refused("list databases", error) from error
-        return [DatabaseInfo(e.name, sizes.get(e.name), e.managed) for e in entries]
+        infos = [DatabaseInfo(e.name, sizes.get(e.name), e.managed) for e in entries]
+        self._listing = (time.monotonic(), infos)
+        return infos
 
     # -- the quirks each engine implements ------------------------------------
 
