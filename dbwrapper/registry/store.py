@@ -6,8 +6,8 @@ import threading
 import time
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from alembic import command
