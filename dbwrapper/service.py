@@ -87,7 +87,8 @@ class DatabaseService:
     def __init__(self, engines: Engines) -> None:
         self.engines = engines
         self._sizes_recorded_at: dict[str, float] = {}
-        self._sizes_lock = threading.Lock()
+        self._user_locks: dict[int, threading.Lock] = {}
+        self._sizes_lock = threading.Lock()  # also guards _user_locks
 
     @property
     def settings(self) -> Settings:
@@ -157,6 +158,10 @@ class DatabaseService:
             listed = [db for db in listed if db.owner == actor.name]
         return Listing(backend, listed)
 
+    def _user_lock(self, actor: Actor) -> threading.Lock:
+        with self._sizes_lock:
+            return self._user_locks.setdefault(actor.user.id, threading.Lock())
+
     def _record_sizes(self, backend: Backend, sizes: dict[str, int | None]) -> None:
         """Keep the registry's "size when last seen", at most once per size measurement."""
         now = time.monotonic()
@@ -192,24 +197,27 @@ class DatabaseService:
                 summary = f"{name} already exists on {backend.label}; nothing was changed."
                 login = Login(record.login, record.password)
                 return self._outcome(actor, backend, name, False, summary, login)
-            if not actor.is_instructor and len(self.registry.databases(owner=actor.user)) >= actor.user.quota:
-                raise Refused(
-                    f"{actor.name} already has {actor.user.quota} database(s), their quota; "
-                    "destroy one first or ask an instructor."
-                )
             login = Login(name, generate_password())
-            if not backend.create_database(name, login):
-                entry.outcome = "unchanged"
-                summary = f"{name} already exists on {backend.label}; nothing was changed."
-                return self._outcome(actor, backend, name, False, summary)
-            try:
-                self.registry.record_database(
-                    backend.kind, name, actor.user, login.name, login.password, audit=entry
-                )
-            except DbWrapperError:
-                # Not in the registry means nobody could reach or destroy it: undo.
-                backend.drop_database(name, login.name)
-                raise
+            # One create at a time per user, so that two at once cannot both pass the quota.
+            with self._user_lock(actor):
+                owned = len(self.registry.databases(owner=actor.user))
+                if not actor.is_instructor and owned >= actor.user.quota:
+                    raise Refused(
+                        f"{actor.name} already has {actor.user.quota} database(s), their quota; "
+                        "destroy one first or ask an instructor."
+                    )
+                if not backend.create_database(name, login):
+                    entry.outcome = "unchanged"
+                    summary = f"{name} already exists on {backend.label}; nothing was changed."
+                    return self._outcome(actor, backend, name, False, summary)
+                try:
+                    self.registry.record_database(
+                        backend.kind, name, actor.user, login.name, login.password, audit=entry
+                    )
+                except DbWrapperError:
+                    # Not in the registry means nobody could reach or destroy it: undo.
+                    backend.drop_database(name, login.name)
+                    raise
             return self._outcome(actor, backend, name, True, f"Created {name} on {backend.label}.", login)
 
     def destroy(self, actor: Actor, db_type: object, name: str | None = None) -> Outcome:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 import time
 
 import pytest
@@ -154,3 +155,26 @@ def test_user_commands_on_the_command_line(cli, runtime):
     time.sleep(READ_CACHE_SECONDS)
     assert runtime.accounts.registry.user("clitrainee") is None
     assert cli("user", "remove", INSTRUCTOR).returncode == 4  # the last instructor stays
+
+
+def test_simultaneous_creates_cannot_pass_the_quota_together(trainee, base_url, db_type, runtime):
+    alice = trainee(quota=1)
+    # Separate logins: requests of one session already wait for each other.
+    sessions = [Browser(base_url) for _ in range(4)]
+    for session in sessions:
+        session.log_in(alice.user_name, alice.password)
+    barrier = threading.Barrier(len(sessions))
+
+    def create(session: Browser, name: str) -> None:
+        barrier.wait()
+        session.get("/dbi/create_my_db", params={"db_type": db_type, "name": name})
+
+    threads = [
+        threading.Thread(target=create, args=(session, f"{alice.user_name}_{i}"))
+        for i, session in enumerate(sessions)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(runtime.accounts.registry.databases(owner=runtime.accounts.get(alice.user_name))) == 1

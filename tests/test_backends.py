@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+
+import pytest
 from sqlalchemy import text
 
 from dbwrapper.backends import BACKEND_CLASSES
+from dbwrapper.backends.postgresql import scram_sha_256
 
 
 def test_a_database_engine_works_inside_the_database_and_goes_with_the_drop(
@@ -52,3 +56,18 @@ def test_a_listing_shows_a_new_database_with_its_size_at_once(server_url, db_typ
         assert entry.managed is True
     finally:
         backend.dispose()
+
+
+@pytest.mark.backend("postgres")
+def test_a_login_password_reaches_postgresql_only_as_its_scram_verifier(admin):
+    """Our verifier for a password and salt is the one PostgreSQL computes itself."""
+    with admin["postgres"].connect() as connection:
+        connection.exec_driver_sql("CREATE ROLE scram_check LOGIN PASSWORD 'Known-password-1'")
+        try:
+            stored = connection.exec_driver_sql(
+                "SELECT rolpassword FROM pg_authid WHERE rolname = 'scram_check'"
+            ).scalar()
+        finally:
+            connection.exec_driver_sql("DROP ROLE scram_check")
+    salt = base64.b64decode(stored.split("$")[1].split(":")[1])
+    assert scram_sha_256("Known-password-1", salt) == stored

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import os
 import shlex
 from typing import Any
 
@@ -17,6 +21,28 @@ DUPLICATE_DATABASE = "42P04"
 UNIQUE_VIOLATION = "23505"
 #: "source database ... is being accessed by other users", or a drop that met sessions.
 OBJECT_IN_USE = "55006"
+
+
+#: PostgreSQL's own iteration count for SCRAM-SHA-256 (scram_iterations' default).
+SCRAM_ITERATIONS = 4096
+
+
+def scram_sha_256(password: str, salt: bytes | None = None) -> str:
+    """The verifier PostgreSQL stores for ``password`` (RFC 5802/7677, as pg_authid holds it).
+
+    Computed here so that the password itself never reaches the server. The
+    generated passwords are ASCII, so SASLprep leaves them as they are.
+    """
+    salt = salt or os.urandom(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, SCRAM_ITERATIONS)
+    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+    server_key = hmac.new(salted, b"Server Key", "sha256").digest()
+    stored_key = hashlib.sha256(client_key).digest()
+
+    def b64(data: bytes) -> str:
+        return base64.b64encode(data).decode()
+
+    return f"SCRAM-SHA-256${SCRAM_ITERATIONS}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
 
 
 class PostgreSQLBackend(Backend):
@@ -67,8 +93,11 @@ class PostgreSQLBackend(Backend):
             connection.exec_driver_sql(f"REVOKE CONNECT, TEMPORARY ON DATABASE {quoted} FROM PUBLIC")
 
     def create_login(self, connection: Connection, login: Login) -> None:
+        # The server gets the SCRAM verifier, never the password: a CREATE ROLE
+        # in the server's log or in pg_stat_statements then reveals nothing.
         role = self.quote(login.name)
-        connection.execute(text(f"CREATE ROLE {role} LOGIN PASSWORD :password"), {"password": login.password})
+        verifier = scram_sha_256(login.password)
+        connection.execute(text(f"CREATE ROLE {role} LOGIN PASSWORD :verifier"), {"verifier": verifier})
 
     def grant(self, connection: Connection, login: Login, name: str, quoted: str) -> None:
         # The owner may connect and do anything inside; PUBLIC was shut out by protect().
