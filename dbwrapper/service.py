@@ -171,14 +171,6 @@ class DatabaseService:
             self._sizes_recorded_at[backend.kind] = now
         self.registry.record_sizes(backend.kind, sizes)
 
-    def credentials(self, actor: Actor, db_type: object, name: str) -> Credentials | None:
-        """How to connect to ``name``, for its owner (and instructors)."""
-        backend, name = self.resolve(actor, db_type, name)
-        record = self._may_act_on(actor, backend, name)
-        if record is None:
-            return None
-        return Credentials(backend, name, Login(record.login, record.password))
-
     def my_databases(self, actor: Actor) -> list[Credentials]:
         """Every database the actor owns, with how to connect."""
         return [
