@@ -50,6 +50,17 @@ def build_parser() -> argparse.ArgumentParser:
         if name != "list":
             command.add_argument("--name", help="database name (default: from the name template)")
 
+    archive = commands.add_parser("archive", help="archive databases to disk and restore them")
+    archive_commands = archive.add_subparsers(dest="archive_command", required=True, metavar="ACTION")
+    create = archive_commands.add_parser("create", parents=[acting], help="archive a database")
+    create.add_argument("--db-type", required=True, help="postgres or mysql")
+    create.add_argument("--name", help="database name (default: from the name template)")
+    create.add_argument("--drop", action="store_true", help="drop it once the archive is verified")
+    archive_commands.add_parser("list", parents=[acting], help="list the archives")
+    restore = archive_commands.add_parser("restore", parents=[acting], help="restore an archive")
+    restore.add_argument("archive", help="the archive's id, as 'archive list' shows it")
+    restore.add_argument("--into", help="a new database to restore into (default: over the original)")
+
     user = commands.add_parser("user", help="manage users").add_subparsers(
         dest="user_command", required=True, metavar="ACTION"
     )
@@ -95,9 +106,15 @@ def report(outcome: Outcome) -> None:
     print_listing(outcome.listing, mine=outcome.name)
 
 
-def run_database_command(args: argparse.Namespace, runtime: Runtime) -> None:
+def cli_actor(args: argparse.Namespace, runtime: Runtime) -> Actor:
+    """The instructor the command line acts as: ``--as``, or the first instructor."""
     actor = Actor(runtime.accounts.get(args.actor or runtime.settings.first_instructor), via="cli")
     actor.require_instructor("use the command line")
+    return actor
+
+
+def run_database_command(args: argparse.Namespace, runtime: Runtime) -> None:
+    actor = cli_actor(args, runtime)
     service = runtime.service
     if args.command == "list":
         print_listing(service.listing(actor, args.db_type))
@@ -105,6 +122,22 @@ def run_database_command(args: argparse.Namespace, runtime: Runtime) -> None:
         report(service.create(actor, args.db_type, args.name))
     else:
         report(service.destroy(actor, args.db_type, args.name))
+
+
+def run_archive_command(args: argparse.Namespace, runtime: Runtime) -> None:
+    actor = cli_actor(args, runtime)
+    archives = runtime.archives
+    if args.archive_command == "create":
+        manifest = archives.archive(actor, args.db_type, args.name, drop=args.drop)
+        print(f"Archived {manifest.database} as {manifest.id} ({human_size(manifest.size_bytes)}, "
+              f"{len(manifest.tables)} tables), verified.")
+        if args.drop:
+            print(f"Dropped {manifest.database}.")
+    elif args.archive_command == "list":
+        for manifest in archives.list(actor):
+            print(f"  {manifest.id:<56} {manifest.owner:<16} {human_size(manifest.size_bytes):>10}")
+    else:
+        report(archives.restore(actor, args.archive, args.into))
 
 
 def run_user_command(args: argparse.Namespace, runtime: Runtime) -> None:
@@ -138,6 +171,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             if args.command == "user":
                 run_user_command(args, runtime)
+            elif args.command == "archive":
+                run_archive_command(args, runtime)
             else:
                 run_database_command(args, runtime)
         finally:

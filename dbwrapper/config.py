@@ -21,6 +21,8 @@ from cherrypy.lib.reprconf import Parser
 from dbwrapper.errors import InvalidInput
 
 BACKEND_KINDS = ("postgres", "mysql")
+#: The engines' tools dbwrapper runs, each configurable in [dbwrapper] by its name.
+TOOLS = ("pg_dump", "pg_restore", "mysqldump", "mysql")
 DEFAULT_NAME_TEMPLATE = "%(user)s_%(port)s"
 #: The first instructor's name; with the default template their database is cwcuser_7001.
 DEFAULT_FIRST_INSTRUCTOR = "cwcuser"
@@ -51,6 +53,10 @@ class Settings:
     first_instructor: str = DEFAULT_FIRST_INSTRUCTOR
     #: How many databases a new trainee may own.
     default_quota: int = 1
+    #: Where archives go; ``None`` means ``archives`` in the per-user data directory.
+    archive_dir: Path | None = None
+    #: Paths of the dump and restore tools, by tool name, where PATH would not find them.
+    tools: Mapping[str, str] = field(default_factory=dict)
     #: Start an embedded PostgreSQL when no PostgreSQL URL is configured.
     embedded: bool = True
     #: Where the embedded PostgreSQL keeps its data; ``None`` means the per-user default.
@@ -88,6 +94,7 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] = os.envi
     for kind in BACKEND_KINDS:
         urls[kind] = environ.get(env_var(kind), urls[kind])
     data_dir = environ.get("DBWRAPPER_DATA_DIR") or own.get("embedded_dir") or None
+    archive_dir = environ.get("DBWRAPPER_ARCHIVE_DIR") or own.get("archive_dir") or None
 
     return Settings(
         host=server.pop("server.socket_host", DEFAULT_HOST),
@@ -98,6 +105,8 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] = os.envi
         first_instructor=own.get("first_instructor", DEFAULT_FIRST_INSTRUCTOR),
         default_quota=int(own.get("default_quota", 1)),
         embedded=bool(own.get("embedded", True)),
+        archive_dir=Path(archive_dir).expanduser() if archive_dir else None,
+        tools={tool: own[tool] for tool in TOOLS if own.get(tool)},
         embedded_dir=Path(data_dir).expanduser() if data_dir else None,
         server_config=server,
         app_config={key: value for key, value in sections.items() if key.startswith("/")},

@@ -31,11 +31,16 @@ if TYPE_CHECKING:
 ROOT_DATA_DIR = Path("/var/lib/dbwrapper/postgres")
 
 
-def default_data_dir() -> Path:
-    """The per-user directory the embedded server keeps its data in."""
+def service_data_dir() -> Path:
+    """The per-user directory the service keeps its files in (root's is under /var/lib)."""
     if os.name == "posix" and os.geteuid() == 0:
-        return ROOT_DATA_DIR
-    return Path(platformdirs.user_data_dir("dbwrapper")) / "postgres"
+        return ROOT_DATA_DIR.parent
+    return Path(platformdirs.user_data_dir("dbwrapper"))
+
+
+def default_data_dir() -> Path:
+    """The directory the embedded server keeps its data in."""
+    return service_data_dir() / "postgres"
 
 
 class EmbeddedPostgres:

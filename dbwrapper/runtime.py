@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from dbwrapper.accounts import Accounts
+from dbwrapper.archives import Archives
 from dbwrapper.config import Settings
 from dbwrapper.engines import Engines
 from dbwrapper.service import DatabaseService
@@ -21,6 +22,7 @@ class Runtime:
         self.engines = Engines(settings)
         self.accounts = Accounts(self.engines)
         self.service = DatabaseService(self.engines)
+        self.archives = Archives(self.service, settings)
         self._started = False
 
     def start(self) -> None:
@@ -33,6 +35,12 @@ class Runtime:
             return
         self._started = True
         self.engines.start()
+        for tool in self.archives.missing_tools():
+            print(
+                f"  dbwrapper: archives need {tool}, which was not found: install it or set "
+                f"{tool} = \"/path/to/{tool}\" in app.conf's [dbwrapper] section.",
+                flush=True,
+            )
         password = self.accounts.bootstrap(os.environ.get(INSTRUCTOR_PASSWORD_VARIABLE))
         if password is not None:
             print(

@@ -22,7 +22,7 @@ from dbwrapper.config import CONTROL_DATABASE, Settings
 from dbwrapper.engines import Engines
 from dbwrapper.errors import DbWrapperError, Forbidden, Refused
 from dbwrapper.names import render_name, validate_name
-from dbwrapper.registry import AuditEntry, DatabaseRecord, Registry
+from dbwrapper.registry import AuditEntry, DatabaseRecord, Registry, User
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ class DatabaseService:
         return self.engines.backend(db_type), name
 
     @contextmanager
-    def _audited(self, actor: Actor, action: str, target: str) -> Iterator[AuditEntry]:
+    def audited(self, actor: Actor, action: str, target: str) -> Iterator[AuditEntry]:
         """Record the action's outcome, success or failure, with who and what.
 
         The block may set the entry's outcome, or write it itself in the same
@@ -130,7 +130,7 @@ class DatabaseService:
         if entry.id is None:  # not yet written with a registry change
             self.registry.add_audit(entry)
 
-    def _may_act_on(self, actor: Actor, backend: Backend, name: str) -> DatabaseRecord | None:
+    def authorize(self, actor: Actor, backend: Backend, name: str) -> DatabaseRecord | None:
         """The registry's record of ``name``; a trainee may touch only their own."""
         record = self.registry.database(backend.kind, name)
         if actor.is_instructor:
@@ -144,7 +144,7 @@ class DatabaseService:
     def check_destroy(self, actor: Actor, db_type: object, name: str | None) -> tuple[Backend, str]:
         """What a destroy would act on, checked as the destroy itself checks, for a confirmation page."""
         backend, name = self.resolve(actor, db_type, name)
-        self._may_act_on(actor, backend, name)
+        self.authorize(actor, backend, name)
         return backend, name
 
     def listing(self, actor: Actor, db_type: object) -> Listing:
@@ -158,9 +158,9 @@ class DatabaseService:
             listed = [db for db in listed if db.owner == actor.name]
         return Listing(backend, listed)
 
-    def _user_lock(self, actor: Actor) -> threading.Lock:
+    def _user_lock(self, user: User) -> threading.Lock:
         with self._sizes_lock:
-            return self._user_locks.setdefault(actor.user.id, threading.Lock())
+            return self._user_locks.setdefault(user.id, threading.Lock())
 
     def _record_sizes(self, backend: Backend, sizes: dict[str, int | None]) -> None:
         """Keep the registry's "size when last seen", at most once per size measurement."""
@@ -179,11 +179,19 @@ class DatabaseService:
             if db.backend in self.engines.kinds
         ]
 
-    def create(self, actor: Actor, db_type: object, name: str | None = None) -> Outcome:
-        """Create the database with its own login unless it exists; asking twice changes nothing."""
+    def create(
+        self, actor: Actor, db_type: object, name: str | None = None, owner: User | None = None
+    ) -> Outcome:
+        """Create the database with its own login unless it exists; asking twice changes nothing.
+
+        It belongs to ``actor``, or to ``owner`` when an instructor makes it for someone.
+        """
         backend, name = self.resolve(actor, db_type, name)
-        with self._audited(actor, "create", f"{backend.kind}:{name}") as entry:
-            record = self._may_act_on(actor, backend, name)
+        if owner is not None and owner.id != actor.user.id:
+            actor.require_instructor("create databases for someone else")
+        owner = owner or actor.user
+        with self.audited(actor, "create", f"{backend.kind}:{name}") as entry:
+            record = self.authorize(actor, backend, name)
             if record is not None:
                 entry.outcome = "unchanged"
                 summary = f"{name} already exists on {backend.label}; nothing was changed."
@@ -191,11 +199,11 @@ class DatabaseService:
                 return self._outcome(actor, backend, name, False, summary, login)
             login = Login(name, generate_password())
             # One create at a time per user, so that two at once cannot both pass the quota.
-            with self._user_lock(actor):
-                owned = len(self.registry.databases(owner=actor.user))
-                if not actor.is_instructor and owned >= actor.user.quota:
+            with self._user_lock(owner):
+                owned = len(self.registry.databases(owner=owner))
+                if not actor.is_instructor and owned >= owner.quota:
                     raise Refused(
-                        f"{actor.name} already has {actor.user.quota} database(s), their quota; "
+                        f"{owner.name} already has {owner.quota} database(s), their quota; "
                         "destroy one first or ask an instructor."
                     )
                 if not backend.create_database(name, login):
@@ -204,7 +212,7 @@ class DatabaseService:
                     return self._outcome(actor, backend, name, False, summary)
                 try:
                     self.registry.record_database(
-                        backend.kind, name, actor.user, login.name, login.password, audit=entry
+                        backend.kind, name, owner, login.name, login.password, audit=entry
                     )
                 except DbWrapperError:
                     # Not in the registry means nobody could reach or destroy it: undo.
@@ -220,12 +228,12 @@ class DatabaseService:
         the backend: a typo must never drop someone's data.
         """
         backend, name = self.resolve(actor, db_type, name)
-        with self._audited(actor, "destroy", f"{backend.kind}:{name}") as entry:
+        with self.audited(actor, "destroy", f"{backend.kind}:{name}") as entry:
             if name in backend.system_databases or name == CONTROL_DATABASE:
                 raise Refused(
                     f"{name} belongs to the {backend.label} server or to dbwrapper; it is never dropped."
                 )
-            record = self._may_act_on(actor, backend, name)
+            record = self.authorize(actor, backend, name)
             if record is None and not actor.is_instructor:
                 entry.outcome = "unchanged"
                 summary = f"You have no database named {name} on {backend.label}; nothing was changed."
@@ -239,6 +247,12 @@ class DatabaseService:
             if record is not None:
                 self.registry.forget_database(record, audit=entry)
             return Outcome(name, dropped, summary, self.listing(actor, backend.kind))
+
+    def describe(self, actor: Actor, backend: Backend, name: str, summary: str) -> Outcome:
+        """An outcome for something done to ``name`` elsewhere (a restore), with its credentials."""
+        record = self.authorize(actor, backend, name)
+        login = Login(record.login, record.password) if record else None
+        return self._outcome(actor, backend, name, True, summary, login)
 
     def _outcome(
         self, actor: Actor, backend: Backend, name: str, changed: bool, summary: str,

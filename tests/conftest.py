@@ -145,8 +145,9 @@ CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 @pytest.fixture(scope="session")
-def settings(server_urls: dict[str, str]) -> Settings:
-    return Settings(port=free_port(), backend_urls=server_urls, embedded=False)
+def settings(server_urls: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    archives = tmp_path_factory.mktemp("archives")
+    return Settings(port=free_port(), backend_urls=server_urls, embedded=False, archive_dir=archives)
 
 
 @pytest.fixture(scope="session")
@@ -248,6 +249,7 @@ def cli(server_urls: dict[str, str], runtime: Runtime) -> Callable[..., subproce
         **os.environ,
         "DBWRAPPER_POSTGRES_URL": server_urls["postgres"],
         "DBWRAPPER_MYSQL_URL": server_urls["mysql"],
+        "DBWRAPPER_ARCHIVE_DIR": str(runtime.archives.directory),
     }
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, ClassVar
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError
 
@@ -318,6 +318,21 @@ class Backend(ABC):
             raise self._refused(f"drop {name}", error) from error
         return True
 
+    def recreate_database(self, name: str, login: str) -> None:
+        """Replace ``name`` by an empty database owned by the same ``login`` (for a restore over it)."""
+        self.drop_database(name)
+        self.create_database(name)
+        try:
+            with self.admin_connection() as connection:
+                self.grant(connection, Login(login, ""), name, self.quote(name))
+        except DBAPIError as error:
+            raise self._refused(f"give {name} back to {login}", error) from error
+
+    def server_version(self) -> str:
+        """The server's version, as the dialect reads it, for an archive's manifest."""
+        with self.admin_connection() as connection:
+            return ".".join(str(part) for part in connection.dialect.server_version_info or ())
+
     def list_databases(self) -> list[DatabaseInfo]:
         """Every database on the server, by name, with size and whether we created it."""
         cached = self._listing
@@ -333,7 +348,50 @@ class Backend(ABC):
         self._listing = (time.monotonic(), infos)
         return infos
 
+    def table_counts(self, name: str) -> dict[str, int]:
+        """Rows per table of database ``name``, for an archive's manifest and its check."""
+        engine = self.database_engine(name)
+        preparer = engine.dialect.identifier_preparer
+        try:
+            with engine.connect() as connection:
+                tables = self.tables(connection)
+                return {
+                    table: connection.execute(
+                        text(f"SELECT count(*) FROM {preparer.quote_identifier(table)}")
+                    ).scalar_one()
+                    for table in tables
+                }
+        except DBAPIError as error:
+            raise self._refused(f"count the rows of {name}", error) from error
+
     # -- the quirks each engine implements ------------------------------------
+
+    #: The engine's dump and restore tools, and the archive file's suffix.
+    dump_tool: ClassVar[str]
+    restore_tool: ClassVar[str]
+    archive_suffix: ClassVar[str]
+
+    @abstractmethod
+    def tables(self, connection: Connection) -> list[str]:
+        """The base tables of the connected database (names come from the catalog)."""
+
+    @abstractmethod
+    def tool_env(self) -> dict[str, str]:
+        """Environment for the engine's tools: where to connect and, never on a command line, the password."""
+
+    @abstractmethod
+    def dump_command(self, tool: str, name: str, path: str) -> tuple[list[str], bool]:
+        """The dump tool's arguments for database ``name`` into ``path``; and whether
+        the archive is the tool's standard output rather than a file it writes."""
+
+    @abstractmethod
+    def restore_command(self, tool: str, name: str, path: str, login: str) -> tuple[list[str], bool]:
+        """The restore tool's arguments for archive ``path`` into database ``name``, its objects
+        owned by ``login``; and whether the archive goes to the tool's standard input."""
+
+    @abstractmethod
+    def archived_tables(self, restore_tool: str, path: str) -> set[str]:
+        """The tables an archive file holds, read from the archive itself."""
 
     def tune_admin_engine(self, engine: Engine) -> None:
         """Adjust the AUTOCOMMIT admin engine to this driver; nothing by default."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 from typing import Any
 
@@ -12,6 +13,7 @@ from sqlalchemy.exc import DBAPIError
 from dbwrapper.backends.base import MARKER, Backend, DatabaseEntry, Login
 from dbwrapper.names import validate_name
 
+CREATE_TABLE = re.compile(r"CREATE TABLE `([^`]+)`")
 ER_DB_CREATE_EXISTS = 1007
 ER_LOCK_WAIT_TIMEOUT = 1205
 ER_NO_SUCH_THREAD = 1094
@@ -35,6 +37,45 @@ class MySQLBackend(Backend):
     def admin_url(url: URL) -> URL:
         # Server-wide work on MySQL needs no database at all.
         return url.set(database=None)
+
+    dump_tool = "mysqldump"
+    restore_tool = "mysql"
+    archive_suffix = ".sql"
+
+    def tables(self, connection: Connection) -> list[str]:
+        query = text(
+            "SELECT TABLE_NAME FROM information_schema.TABLES "
+            "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE' ORDER BY 1"
+        )
+        return list(connection.execute(query).scalars())
+
+    def tool_env(self) -> dict[str, str]:
+        # MYSQL_PWD keeps the password off the command line (where ps shows it)
+        # and out of a failed command's error output.
+        return {"MYSQL_PWD": self.url.password} if self.url.password else {}
+
+    def _connection_args(self) -> list[str]:
+        url = self.url
+        socket = url.query.get("unix_socket")
+        args = [f"--socket={socket}"] if socket else [f"--host={url.host or 'localhost'}"]
+        args += [f"--port={url.port}"] if url.port else []
+        return args + ([f"--user={url.username}"] if url.username else [])
+
+    def dump_command(self, tool: str, name: str, path: str) -> tuple[list[str], bool]:
+        # One consistent snapshot of InnoDB tables without locking them, with
+        # everything a course database may hold; no CREATE DATABASE, so it can
+        # be restored under another name.
+        return [
+            tool, *self._connection_args(), "--single-transaction", "--routines", "--triggers",
+            "--events", "--no-tablespaces", f"--result-file={path}", validate_name(name),
+        ], False
+
+    def restore_command(self, tool: str, name: str, path: str, login: str) -> tuple[list[str], bool]:
+        return [tool, *self._connection_args(), validate_name(name)], True
+
+    def archived_tables(self, restore_tool: str, path: str) -> set[str]:
+        with open(path, encoding="utf-8", errors="replace") as dump:
+            return {match.group(1) for match in map(CREATE_TABLE.match, dump) if match}
 
     def tune_admin_engine(self, engine: Engine) -> None:
         # SQLAlchemy ends every use of a connection with the DBAPI's rollback(),

