@@ -163,3 +163,26 @@ def test_archives_on_the_command_line(cli, runtime, instructor, db_type, stocked
         assert boxes(runtime, db_type, f"{stocked}_cli") == 100
     finally:
         runtime.service.destroy(instructor, db_type, f"{stocked}_cli")
+
+
+def test_a_trainee_archives_and_restores_from_the_web(trainee, db_type):
+    alice = trainee(quota=2)
+    own = f"{alice.user_name}_7"
+    assert alice.get("/dbi/create_my_db", params={"db_type": db_type, "name": own}).status_code == 200
+    archived = alice.post("/archives/create", data={"db_type": db_type, "name": own})
+    assert archived.status_code == 200
+    archive_id = archived.text.split(f"Archived {own} as ", 1)[1].split(",", 1)[0]
+    assert f"<code>{archive_id}</code>" in alice.get("/archives/").text
+
+    copy = alice.post("/archives/restore", data={"archive": archive_id, "into": f"{alice.user_name}_8"})
+    assert copy.status_code == 200, copy.text
+    assert f"Restored {alice.user_name}_8 from {archive_id}." in copy.text
+    over = alice.post("/archives/restore", data={"archive": archive_id})
+    assert over.status_code == 200, over.text
+
+
+def test_archive_pages_need_a_login_and_a_csrf_token(anonymous, browser, db_type):
+    assert anonymous.get("/archives/", allow_redirects=False).status_code == 303
+    browser.csrf = ""
+    refused = browser.post("/archives/create", data={"db_type": db_type, "name": "x"})
+    assert refused.status_code == 403

@@ -25,6 +25,10 @@ DATABASE_ACTIONS = {
         "POST", "/dbi/destroy_my_db", {"name": "{db}"},
         {"anonymous": REDIRECT, "owner": OK, "other": FORBIDDEN, "instructor": OK},
     ),
+    "archive": (
+        "POST", "/archives/create", {"name": "{db}"},
+        {"anonymous": REDIRECT, "owner": OK, "other": FORBIDDEN, "instructor": OK},
+    ),
 }
 ACCOUNT_ACTIONS = {
     "home": ("GET", "/", {}, {"anonymous": REDIRECT, "owner": OK, "other": OK, "instructor": OK}),
@@ -43,6 +47,9 @@ ACCOUNT_ACTIONS = {
     "remove user": (
         "POST", "/users/remove", {"name": "{other}"},
         {"anonymous": REDIRECT, "owner": FORBIDDEN, "other": FORBIDDEN, "instructor": OK},
+    ),
+    "archives page": (
+        "GET", "/archives/", {}, {"anonymous": REDIRECT, "owner": OK, "other": OK, "instructor": OK}
     ),
     "audit log": (
         "GET", "/audit", {},

@@ -137,6 +137,28 @@ class Users(Controller):
         return self._page(actor, f"New password for {name}: {password} (shown once).")
 
 
+class Archives(Controller):
+    """``/archives/``: archive databases to disk and restore them (owners and instructors)."""
+
+    def _page(self, actor: Actor, message: str | None = None) -> str:
+        return self.pages(actor).archives(self.runtime.archives.list(actor), message)
+
+    @page()
+    def index(self) -> str:
+        return self._page(current_actor())
+
+    @page(("POST",))
+    def create(self, db_type: str | None = None, name: str | None = None) -> str:
+        actor = current_actor()
+        manifest = self.runtime.archives.archive(actor, db_type, name)
+        return self._page(actor, f"Archived {manifest.database} as {manifest.id}, verified.")
+
+    @page(("POST",))
+    def restore(self, archive: str = "", into: str | None = None) -> str:
+        actor = current_actor()
+        return self.pages(actor).created(self.runtime.archives.restore(actor, archive, into or None))
+
+
 class Root(Controller):
     """``/``: the home page, logging in and out, the audit log."""
 
@@ -144,6 +166,7 @@ class Root(Controller):
         super().__init__(runtime, templates)
         self.dbi = DBInterface(runtime, templates)
         self.users = Users(runtime, templates)
+        self.archives = Archives(runtime, templates)
 
     @page()
     def index(self) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dbwrapper.accounts import Actor
+from dbwrapper.archives import Manifest
 from dbwrapper.backends import Backend
 from dbwrapper.registry import AuditEntry, User
 from dbwrapper.service import Credentials, Listed, Listing, Outcome
@@ -92,7 +93,7 @@ class Pages:
         return self.templates.render(
             "credentials.html", name=credentials.name, label=backend.label, kind=backend.kind,
             client=CLIENTS[backend.kind], command=credentials.command,
-            password=credentials.login.password, url=credentials.url,
+            password=credentials.login.password, url=credentials.url, csrf=self.csrf,
         )
 
     # -- databases ------------------------------------------------------------------
@@ -144,6 +145,20 @@ class Pages:
         )
         return self._page(
             "users.html", title="Users", rows=rows, default_quota=default_quota,
+            message=self._message(message, "ok") if message else Markup(),
+        )
+
+    def archives(self, manifests: list[Manifest], message: str | None = None) -> str:
+        rows = join(
+            self.templates.render(
+                "archive_row.html", id=m.id, owner=m.owner, size=human_size(m.size_bytes),
+                database=m.database, csrf=self.csrf,
+                tables=", ".join(f"{table} ({rows})" for table, rows in sorted(m.tables.items())) or "–",
+            )
+            for m in manifests
+        )
+        return self._page(
+            "archives.html", title="Archives", rows=rows,
             message=self._message(message, "ok") if message else Markup(),
         )
 
