@@ -13,6 +13,7 @@ import argparse
 import getpass
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from dbwrapper.accounts import ROLES, Actor
@@ -20,7 +21,7 @@ from dbwrapper.config import load_settings
 from dbwrapper.errors import DbWrapperError
 from dbwrapper.runtime import Runtime
 from dbwrapper.service import Credentials, Listing, Outcome
-from dbwrapper.web.pages import human_size
+from dbwrapper.web.pages import human_expiry, human_size
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,6 +61,17 @@ def build_parser() -> argparse.ArgumentParser:
     restore = archive_commands.add_parser("restore", parents=[acting], help="restore an archive")
     restore.add_argument("archive", help="the archive's id, as 'archive list' shows it")
     restore.add_argument("--into", help="a new database to restore into (default: over the original)")
+
+    expiry = commands.add_parser("expiry", help="when databases expire, and purging them")
+    expiry_commands = expiry.add_subparsers(dest="expiry_command", required=True, metavar="ACTION")
+    expiry_commands.add_parser("list", parents=[acting], help="databases by expiry, soonest first")
+    change = expiry_commands.add_parser("set", parents=[acting], help="set when a database expires")
+    change.add_argument("--db-type", required=True, help="postgres or mysql")
+    change.add_argument("--name", required=True, help="database name")
+    when = change.add_mutually_exclusive_group(required=True)
+    when.add_argument("--days", type=float, help="expire this many days from now")
+    when.add_argument("--permanent", action="store_true", help="never expire")
+    expiry_commands.add_parser("purge", parents=[acting], help="purge what is due now, as the job would")
 
     user = commands.add_parser("user", help="manage users").add_subparsers(
         dest="user_command", required=True, metavar="ACTION"
@@ -140,6 +152,20 @@ def run_archive_command(args: argparse.Namespace, runtime: Runtime) -> None:
         report(archives.restore(actor, args.archive, args.into))
 
 
+def run_expiry_command(args: argparse.Namespace, runtime: Runtime) -> None:
+    actor = cli_actor(args, runtime)
+    if args.expiry_command == "list":
+        for db in runtime.service.expiring():
+            print(f"  {db.backend}:{db.name:<40} {db.owner:<16} {human_expiry(db.expires_at)}")
+    elif args.expiry_command == "set":
+        expires_at = None if args.permanent else datetime.now(UTC) + timedelta(days=args.days)
+        runtime.service.set_expiry(actor, args.db_type, args.name, expires_at)
+        print(f"{args.name} now expires: {human_expiry(expires_at)}")
+    else:
+        purged = runtime.purger.run_once()
+        print(f"Purged {', '.join(purged)}." if purged else "Nothing was purged.")
+
+
 def run_user_command(args: argparse.Namespace, runtime: Runtime) -> None:
     accounts = runtime.accounts
     who = f"{getpass.getuser()} (cli)"
@@ -173,6 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 run_user_command(args, runtime)
             elif args.command == "archive":
                 run_archive_command(args, runtime)
+            elif args.command == "expiry":
+                run_expiry_command(args, runtime)
             else:
                 run_database_command(args, runtime)
         finally:

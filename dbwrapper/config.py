@@ -57,6 +57,12 @@ class Settings:
     archive_dir: Path | None = None
     #: Paths of the dump and restore tools, by tool name, where PATH would not find them.
     tools: Mapping[str, str] = field(default_factory=dict)
+    #: How long a new database lives before the expiry job purges it; 0: for ever.
+    lifetime_hours: float = 14 * 24
+    #: Archive an expired database before dropping it (and keep it if that fails).
+    archive_on_expiry: bool = True
+    #: How often the expiry job looks for expired databases.
+    expiry_check_seconds: float = 60
     #: Start an embedded PostgreSQL when no PostgreSQL URL is configured.
     embedded: bool = True
     #: Where the embedded PostgreSQL keeps its data; ``None`` means the per-user default.
@@ -107,6 +113,9 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] = os.envi
         embedded=bool(own.get("embedded", True)),
         archive_dir=Path(archive_dir).expanduser() if archive_dir else None,
         tools={tool: own[tool] for tool in TOOLS if own.get(tool)},
+        lifetime_hours=float(own.get("lifetime_hours", 14 * 24)),
+        archive_on_expiry=bool(own.get("archive_on_expiry", True)),
+        expiry_check_seconds=float(own.get("expiry_check_seconds", 60)),
         embedded_dir=Path(data_dir).expanduser() if data_dir else None,
         server_config=server,
         app_config={key: value for key, value in sections.items() if key.startswith("/")},

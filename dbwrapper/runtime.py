@@ -8,6 +8,7 @@ from dbwrapper.accounts import Accounts
 from dbwrapper.archives import Archives
 from dbwrapper.config import Settings
 from dbwrapper.engines import Engines
+from dbwrapper.expiry import Purger
 from dbwrapper.service import DatabaseService
 
 #: Sets the first instructor's password instead of generating one.
@@ -23,6 +24,7 @@ class Runtime:
         self.accounts = Accounts(self.engines)
         self.service = DatabaseService(self.engines)
         self.archives = Archives(self.service, settings)
+        self.purger = Purger(self.service, self.archives, archive_first=settings.archive_on_expiry)
         self._started = False
 
     def start(self) -> None:

@@ -14,13 +14,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from dbwrapper.accounts import Actor, generate_password
 from dbwrapper.backends import Backend, DatabaseInfo
 from dbwrapper.backends.base import SIZE_CACHE_SECONDS, Login
 from dbwrapper.config import CONTROL_DATABASE, Settings
 from dbwrapper.engines import Engines
-from dbwrapper.errors import DbWrapperError, Forbidden, Refused
+from dbwrapper.errors import DbWrapperError, Forbidden, InvalidInput, Refused
 from dbwrapper.names import render_name, validate_name
 from dbwrapper.registry import AuditEntry, DatabaseRecord, Registry, User
 
@@ -52,6 +53,8 @@ class Credentials:
     backend: Backend
     name: str
     login: Login
+    #: When the expiry job purges it; ``None``: never.
+    expires_at: datetime | None = None
 
     @property
     def url(self) -> str:
@@ -174,7 +177,9 @@ class DatabaseService:
     def my_databases(self, actor: Actor) -> list[Credentials]:
         """Every database the actor owns, with how to connect."""
         return [
-            Credentials(self.engines.backend(db.backend), db.name, Login(db.login, db.password))
+            Credentials(
+                self.engines.backend(db.backend), db.name, Login(db.login, db.password), db.expires_at
+            )
             for db in self.registry.databases(owner=actor.user)
             if db.backend in self.engines.kinds
         ]
@@ -212,7 +217,8 @@ class DatabaseService:
                     return self._outcome(actor, backend, name, False, summary)
                 try:
                     self.registry.record_database(
-                        backend.kind, name, owner, login.name, login.password, audit=entry
+                        backend.kind, name, owner, login.name, login.password, audit=entry,
+                        expires_at=self._new_expiry(),
                     )
                 except DbWrapperError:
                     # Not in the registry means nobody could reach or destroy it: undo.
@@ -248,6 +254,34 @@ class DatabaseService:
                 self.registry.forget_database(record, audit=entry)
             return Outcome(name, dropped, summary, self.listing(actor, backend.kind))
 
+    def _new_expiry(self) -> datetime | None:
+        hours = self.settings.lifetime_hours
+        return datetime.now(UTC) + timedelta(hours=hours) if hours > 0 else None
+
+    def set_expiry(self, actor: Actor, db_type: object, name: str, expires_at: datetime | None) -> None:
+        """Move a database's expiry (``None``: make it permanent); instructors only."""
+        actor.require_instructor("change when a database expires")
+        backend, name = self.resolve(actor, db_type, name)
+        with self.audited(actor, "expiry", f"{backend.kind}:{name}") as entry:
+            record = self.registry.database(backend.kind, name)
+            if record is None:
+                raise InvalidInput(f"{name} is not a database dbwrapper manages on {backend.label}.")
+            entry.detail = expires_at.isoformat(timespec="minutes") if expires_at else "permanent"
+            self.registry.set_expiry(record, expires_at, audit=entry)
+
+    def extend_expiry(self, actor: Actor, db_type: object, name: str, by: timedelta) -> None:
+        """Push an expiry back by ``by``, from now if it is already due or the database is permanent."""
+        backend, name = self.resolve(actor, db_type, name)
+        record = self.registry.database(backend.kind, name)
+        now = datetime.now(UTC)
+        start = max(record.expires_at, now) if record is not None and record.expires_at else now
+        self.set_expiry(actor, backend.kind, name, start + by)
+
+    def expiring(self, limit: int | None = None) -> list[DatabaseRecord]:
+        """Databases that will expire, soonest first (those already due come first)."""
+        dated = [db for db in self.registry.databases() if db.expires_at is not None]
+        return sorted(dated, key=lambda db: db.expires_at or datetime.max.replace(tzinfo=UTC))[:limit]
+
     def describe(self, actor: Actor, backend: Backend, name: str, summary: str) -> Outcome:
         """An outcome for something done to ``name`` elsewhere (a restore), with its credentials."""
         record = self.authorize(actor, backend, name)
@@ -258,5 +292,7 @@ class DatabaseService:
         self, actor: Actor, backend: Backend, name: str, changed: bool, summary: str,
         login: Login | None = None,
     ) -> Outcome:
-        credentials = Credentials(backend, name, login) if login else None
+        record = self.registry.database(backend.kind, name)
+        expires_at = record.expires_at if record else None
+        credentials = Credentials(backend, name, login, expires_at) if login else None
         return Outcome(name, changed, summary, self.listing(actor, backend.kind), credentials)

@@ -61,6 +61,8 @@ class ManagedDatabase(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     size_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     size_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    #: When the expiry job purges it; ``None``: never.
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
     owner: Mapped[User] = relationship(back_populates="databases")
 

@@ -6,7 +6,8 @@ import threading
 import time
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -35,10 +36,16 @@ class DatabaseRecord:
     owner: str
     login: str
     password: str = field(repr=False)
+    expires_at: datetime | None = None
 
 
 def _by_place(record: DatabaseRecord) -> tuple[str, str]:
     return record.backend, record.name
+
+
+def as_utc(moment: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; every time here is UTC."""
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 AUDIT_DETAIL_LENGTH = 500
@@ -157,12 +164,13 @@ class Registry:
                 select(
                     ManagedDatabase.id, ManagedDatabase.backend, ManagedDatabase.name,
                     ManagedDatabase.owner_id, User.name, ManagedDatabase.login, ManagedDatabase.password,
+                    ManagedDatabase.expires_at,
                 )
                 .join(User)
                 .order_by(ManagedDatabase.backend, ManagedDatabase.name)
             )
             with self.session() as session:
-                return [DatabaseRecord(*row) for row in session.execute(query)]
+                return [DatabaseRecord(*row[:-1], as_utc(row[-1])) for row in session.execute(query)]
 
         return self._cached(("databases",), load)
 
@@ -184,15 +192,29 @@ class Registry:
         return next((db for db in self._all_databases() if (db.backend, db.name) == (backend, name)), None)
 
     def record_database(
-        self, backend: str, name: str, owner: User, login: str, password: str, audit: AuditEntry
+        self, backend: str, name: str, owner: User, login: str, password: str, audit: AuditEntry,
+        expires_at: datetime | None = None,
     ) -> None:
         """Record a new database, and the audit entry saying so, in one transaction."""
-        row = ManagedDatabase(backend=backend, name=name, owner_id=owner.id, login=login, password=password)
+        row = ManagedDatabase(
+            backend=backend, name=name, owner_id=owner.id, login=login, password=password,
+            expires_at=expires_at,
+        )
         with self.session() as session:
             session.add_all([row, audit])
             session.flush()
-            record = DatabaseRecord(row.id, backend, name, owner.id, owner.name, login, password)
+            record = DatabaseRecord(row.id, backend, name, owner.id, owner.name, login, password, expires_at)
         self._update_databases(lambda records: [*records, record])
+
+    def set_expiry(self, record: DatabaseRecord, expires_at: datetime | None, audit: AuditEntry) -> None:
+        """Change when a database expires, and audit it, in one transaction."""
+        with self.session() as session:
+            session.execute(
+                update(ManagedDatabase).where(ManagedDatabase.id == record.id).values(expires_at=expires_at)
+            )
+            session.add(audit)
+        changed = replace(record, expires_at=expires_at)
+        self._update_databases(lambda records: [changed if db.id == record.id else db for db in records])
 
     def forget_database(self, record: DatabaseRecord, audit: AuditEntry) -> None:
         """Forget a dropped database, and add the audit entry saying so, in one transaction."""

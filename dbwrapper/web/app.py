@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import cherrypy
+from cherrypy.process.plugins import Monitor
 
 from dbwrapper.config import Settings
 from dbwrapper.errors import DbWrapperError
@@ -35,6 +36,11 @@ def mount(settings: Settings, runtime: Runtime | None = None) -> Runtime:
     """Mount the application at ``/`` and subscribe its runtime to the CherryPy engine."""
     runtime = runtime or Runtime(settings)
     RuntimePlugin(cherrypy.engine, runtime).subscribe()
+    # The expiry job; Monitor quits on an exception, which run_once never raises.
+    Monitor(
+        cherrypy.engine, runtime.purger.run_once, frequency=settings.expiry_check_seconds,
+        name="dbwrapper expiry",
+    ).subscribe()
     install_tools(runtime.accounts)
     templates = Templates()
 

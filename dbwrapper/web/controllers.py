@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import cherrypy
@@ -20,6 +21,11 @@ from dbwrapper.runtime import Runtime
 from dbwrapper.web.auth import csrf_token, current_actor, log_in, log_out, safe_next
 from dbwrapper.web.pages import Pages
 from dbwrapper.web.render import Templates
+
+#: How far "+7 days" moves an expiry, and how many expiring databases the home page shows.
+EXTENSION = timedelta(days=7)
+EXPIRING_SHOWN = 10
+EXPIRY_CHANGES = ("extend", "permanent")
 
 
 def domain_errors(handler: Callable[..., str]) -> Callable[..., str]:
@@ -82,6 +88,18 @@ class DBInterface(Controller):
         if cherrypy.request.method == "POST":
             return self.pages(actor).destroyed(self.service.destroy(actor, db_type, name))
         return self.pages(actor).confirm_destroy(*self.service.check_destroy(actor, db_type, name))
+
+    @page(("POST",))
+    def expiry(self, db_type: str | None = None, name: str = "", change: str = "") -> str:
+        """Instructors: push a database's expiry back a week, or keep it for ever."""
+        actor = current_actor()
+        if change not in EXPIRY_CHANGES:
+            raise InvalidInput(f"Unknown change {change!r}; valid: {', '.join(EXPIRY_CHANGES)}.")
+        if change == "extend":
+            self.service.extend_expiry(actor, db_type, name, EXTENSION)
+        else:
+            self.service.set_expiry(actor, db_type, name, None)
+        raise cherrypy.HTTPRedirect("/", 303)
 
     @page()
     def list(self, db_type: str | None = None) -> str:
@@ -176,7 +194,8 @@ class Root(Controller):
         default_name = self.service.default_name(actor)
         if actor.is_instructor:
             embedded_dir = self.service.engines.embedded_dir
-            return self.pages(actor).instructor_home(backends, default_name, embedded_dir)
+            expiring = self.service.expiring(limit=EXPIRING_SHOWN)
+            return self.pages(actor).instructor_home(backends, default_name, embedded_dir, expiring)
         return self.pages(actor).trainee_home(backends, self.service.my_databases(actor), default_name)
 
     @page(("GET", "HEAD", "POST"))

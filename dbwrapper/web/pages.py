@@ -7,17 +7,32 @@ the session's CSRF token.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from dbwrapper.accounts import Actor
 from dbwrapper.archives import Manifest
 from dbwrapper.backends import Backend
-from dbwrapper.registry import AuditEntry, User
+from dbwrapper.registry import AuditEntry, DatabaseRecord, User
 from dbwrapper.service import Credentials, Listed, Listing, Outcome
 from dbwrapper.web.render import Markup, Templates, join
 
 _UNITS = ("bytes", "kB", "MB", "GB", "TB")
 CLIENTS = {"postgres": "psql", "mysql": "mysql"}
+
+
+def human_expiry(moment: datetime | None, now: datetime | None = None) -> str:
+    """``2026-12-10 23:30 UTC (in 14 days)``; ``never`` for a permanent database."""
+    if moment is None:
+        return "never (permanent)"
+    left = moment - (now or datetime.now(UTC))
+    if left.total_seconds() <= 0:
+        when = "due now"
+    elif left.days >= 1:
+        when = f"in {left.days} day{'s' if left.days != 1 else ''}"
+    else:
+        when = f"in {max(1, int(left.total_seconds() // 3600))} h"
+    return f"{moment:%Y-%m-%d %H:%M} UTC ({when})"
 
 
 def human_size(size: int | None) -> str:
@@ -64,7 +79,10 @@ class Pages:
 
     # -- home pages -----------------------------------------------------------------
 
-    def instructor_home(self, backends: list[Backend], default_name: str, embedded_dir: Path | None) -> str:
+    def instructor_home(
+        self, backends: list[Backend], default_name: str, embedded_dir: Path | None,
+        expiring: list[DatabaseRecord],
+    ) -> str:
         rows = join(
             self.templates.render("backend_row.html", kind=b.kind, label=b.label, where=b.where)
             for b in backends
@@ -72,9 +90,16 @@ class Pages:
         note = (
             self.templates.render("embedded_note.html", data_dir=embedded_dir) if embedded_dir else Markup()
         )
+        expiry_rows = join(
+            self.templates.render(
+                "expiry_row.html", kind=db.backend, name=db.name, owner=db.owner,
+                expires=human_expiry(db.expires_at), csrf=self.csrf,
+            )
+            for db in expiring
+        ) or self.templates.render("expiry_none.html")
         return self._page(
             "index.html", title="Databases for trainees", default_name=default_name,
-            backend_rows=rows, embedded_note=note, databases=Markup(),
+            backend_rows=rows, embedded_note=note, expiry_rows=expiry_rows,
         )
 
     def trainee_home(self, backends: list[Backend], mine: list[Credentials], default_name: str) -> str:
@@ -94,6 +119,7 @@ class Pages:
             "credentials.html", name=credentials.name, label=backend.label, kind=backend.kind,
             client=CLIENTS[backend.kind], command=credentials.command,
             password=credentials.login.password, url=credentials.url, csrf=self.csrf,
+            expires=human_expiry(credentials.expires_at),
         )
 
     # -- databases ------------------------------------------------------------------

@@ -1,0 +1,67 @@
+"""The expiry job: expired databases are archived (where configured), then dropped.
+
+It runs in the background as a CherryPy ``Monitor``, which quits on its
+first exception; so :meth:`Purger.run_once` catches everything, logs it with
+its traceback, audits it, and goes on with the next database. A database
+whose archive fails is never dropped: it is purged on a later run, once the
+archive can be made.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+import cherrypy
+
+from dbwrapper.accounts import Actor
+from dbwrapper.archives import Archives
+from dbwrapper.registry import User
+from dbwrapper.service import DatabaseService
+
+
+def log(message: str, *, failed: bool = False) -> None:
+    """To CherryPy's error log (the console when serving), with the traceback on failure."""
+    cherrypy.log(message, context="EXPIRY", severity=logging.ERROR if failed else logging.INFO,
+                 traceback=failed)
+
+#: Who the audit log says purged a database.
+EXPIRY_ACTOR = Actor(User(id=0, name="dbwrapper", role="instructor", quota=0), via="expiry")
+
+
+class Purger:
+    """Finds expired databases and purges them, one at a time, surviving every failure."""
+
+    def __init__(self, service: DatabaseService, archives: Archives, *, archive_first: bool = True) -> None:
+        self.service = service
+        self.archives = archives
+        self.archive_first = archive_first
+
+    def due(self, now: datetime | None = None) -> list[str]:
+        """``backend:name`` of every database past its expiry."""
+        now = now or datetime.now(UTC)
+        return [
+            f"{db.backend}:{db.name}" for db in self.service.expiring()
+            if db.expires_at is not None and db.expires_at <= now
+        ]
+
+    def run_once(self, now: datetime | None = None) -> list[str]:
+        """Purge what is due; returns what was purged. Never raises."""
+        purged: list[str] = []
+        try:
+            due = self.due(now)
+        except Exception:  # the registry is down: try again next time
+            log("The expiry job could not read the registry", failed=True)
+            return purged
+        for target in due:
+            kind, name = target.split(":", 1)
+            try:
+                if self.archive_first:
+                    self.archives.archive(EXPIRY_ACTOR, kind, name, drop=True)
+                else:
+                    self.service.destroy(EXPIRY_ACTOR, kind, name)
+                purged.append(target)
+                log(f"Purged expired database {target}")
+            except Exception:  # audited by the service; keep the database, go on with the next
+                log(f"The expiry job could not purge {target}; it is kept", failed=True)
+        return purged
