@@ -73,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     when.add_argument("--permanent", action="store_true", help="never expire")
     expiry_commands.add_parser("purge", parents=[acting], help="purge what is due now, as the job would")
 
+    commands.add_parser(
+        "reconcile", parents=[common], help="make the registry match the servers (done at every start)"
+    )
+
     user = commands.add_parser("user", help="manage users").add_subparsers(
         dest="user_command", required=True, metavar="ACTION"
     )
@@ -201,6 +205,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 run_archive_command(args, runtime)
             elif args.command == "expiry":
                 run_expiry_command(args, runtime)
+            elif args.command == "reconcile":
+                # Starting reconciled already, and said what it changed; this run checks it holds.
+                unreachable = runtime.reconciler.run().unreachable
+                print(f"Could not reach {', '.join(unreachable)}." if unreachable
+                      else "The registry matches the servers.")
             else:
                 run_database_command(args, runtime)
         finally:

@@ -46,6 +46,9 @@ class Engines:
         }
         self._registry = Registry(self._control_url())
         self._registry.upgrade()
+        instance_id = self._registry.instance_id()
+        for backend in self._backends.values():
+            backend.belong_to(instance_id)
 
     def _control_url(self) -> str:
         """The registry's URL: configured, or database ``dbwrapper`` on the PostgreSQL backend."""

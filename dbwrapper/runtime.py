@@ -9,6 +9,7 @@ from dbwrapper.archives import Archives
 from dbwrapper.config import Settings
 from dbwrapper.engines import Engines
 from dbwrapper.expiry import Purger
+from dbwrapper.reconcile import Reconciler
 from dbwrapper.service import DatabaseService
 
 #: Sets the first instructor's password instead of generating one.
@@ -25,6 +26,7 @@ class Runtime:
         self.service = DatabaseService(self.engines)
         self.archives = Archives(self.service, settings)
         self.purger = Purger(self.service, self.archives, archive_first=settings.archive_on_expiry)
+        self.reconciler = Reconciler(self.service, self.accounts, self.archives)
         self._started = False
 
     def start(self) -> None:
@@ -51,6 +53,8 @@ class Runtime:
                 f"'dbwrapper user set-password {self.settings.first_instructor}'.\n",
                 flush=True,
             )
+        for line in self.reconciler.run().lines():
+            print(f"  dbwrapper: reconciled the registry with the servers: {line}.", flush=True)
 
     def stop(self) -> None:
         self.engines.stop()

@@ -18,6 +18,7 @@ from the pool and gives it back, so one instance serves all CherryPy threads.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -42,7 +43,10 @@ from dbwrapper.errors import (
 from dbwrapper.names import validate_name
 
 #: How the service marks the databases it created, so that it never drops one it did not.
+#: Each registry adds its own id (see :meth:`Backend.belong_to`), so that two services
+#: sharing a server neither destroy nor adopt each other's databases.
 MARKER = "created by dbwrapper"
+INSTANCE_ID = re.compile(r"[0-9a-f]{32}")
 
 #: Seconds to wait for a server to answer a new connection before calling it unreachable.
 CONNECT_TIMEOUT = 5
@@ -124,6 +128,14 @@ class Backend(ABC):
         self._lock = threading.Lock()
         self._sizes = SizeCache()
         self._listing: tuple[float, list[DatabaseInfo]] | None = None
+        self.marker = MARKER
+
+    def belong_to(self, instance_id: str) -> None:
+        """Mark databases as this registry's: ``created by dbwrapper <instance id>``."""
+        if not INSTANCE_ID.fullmatch(instance_id):
+            raise ValueError(f"not an instance id: {instance_id!r}")
+        self.marker = f"{MARKER} {instance_id}"
+        self._listing = None
 
     # -- URLs and engines ---------------------------------------------------
 
@@ -318,6 +330,16 @@ class Backend(ABC):
             raise self._refused(f"drop {name}", error) from error
         return True
 
+    def adopt_database(self, name: str, login: Login) -> None:
+        """Give an existing database its own ``login`` (made, or its password reset)."""
+        try:
+            with self.admin_connection() as connection:
+                self.protect(connection)
+                self.reset_login(connection, login)
+                self.grant(connection, login, name, self.quote(name))
+        except DBAPIError as error:
+            raise self._refused(f"give {name} a login", error) from error
+
     def recreate_database(self, name: str, login: str) -> None:
         """Replace ``name`` by an empty database owned by the same ``login`` (for a restore over it)."""
         self.drop_database(name)
@@ -333,10 +355,13 @@ class Backend(ABC):
         with self.admin_connection() as connection:
             return ".".join(str(part) for part in connection.dialect.server_version_info or ())
 
-    def list_databases(self) -> list[DatabaseInfo]:
-        """Every database on the server, by name, with size and whether we created it."""
+    def list_databases(self, *, fresh: bool = False) -> list[DatabaseInfo]:
+        """Every database on the server, by name, with size and whether we created it.
+
+        ``fresh`` asks the server even if a listing of the last second could be reused.
+        """
         cached = self._listing
-        if cached is not None and time.monotonic() - cached[0] < LISTING_CACHE_SECONDS:
+        if not fresh and cached is not None and time.monotonic() - cached[0] < LISTING_CACHE_SECONDS:
             return cached[1]
         try:
             with self.admin_connection() as connection:
@@ -406,6 +431,10 @@ class Backend(ABC):
     @abstractmethod
     def create_login(self, connection: Connection, login: Login) -> None:
         """Make ``login`` on the server (its password is a bound parameter)."""
+
+    @abstractmethod
+    def reset_login(self, connection: Connection, login: Login) -> None:
+        """Make ``login``, or give the existing one ``login.password``."""
 
     @abstractmethod
     def grant(self, connection: Connection, login: Login, name: str, quoted: str) -> None:

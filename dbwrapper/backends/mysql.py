@@ -10,7 +10,7 @@ from sqlalchemy import Connection, Engine, bindparam, event, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
-from dbwrapper.backends.base import MARKER, Backend, DatabaseEntry, Login
+from dbwrapper.backends.base import Backend, DatabaseEntry, Login
 from dbwrapper.names import validate_name
 
 CREATE_TABLE = re.compile(r"CREATE TABLE `([^`]+)`")
@@ -111,8 +111,10 @@ class MySQLBackend(Backend):
     def create(self, connection: Connection, quoted: str, managed: bool) -> None:
         statement = f"CREATE DATABASE {quoted} CHARACTER SET utf8mb4"
         if managed and self._has_schema_comments(connection):
-            # On MariaDB the marker is part of the CREATE, so it is never missing.
-            statement += f" COMMENT '{MARKER}'"
+            # On MariaDB the marker is part of the CREATE, so it is never missing;
+            # the driver quotes the bound marker.
+            connection.execute(text(f"{statement} COMMENT :marker"), {"marker": self.marker})
+            return
         connection.exec_driver_sql(statement)
 
     def _end_sessions(self, connection: Connection, column: str, value: str) -> None:
@@ -149,6 +151,12 @@ class MySQLBackend(Backend):
             {"login": login.name, "password": login.password},
         )
 
+    def reset_login(self, connection: Connection, login: Login) -> None:
+        for host in ("%", "localhost"):
+            params = {"login": login.name, "host": host, "password": login.password}
+            connection.execute(text("CREATE USER IF NOT EXISTS :login@:host IDENTIFIED BY :password"), params)
+            connection.execute(text("ALTER USER :login@:host IDENTIFIED BY :password"), params)
+
     def grant(self, connection: Connection, login: Login, name: str, quoted: str) -> None:
         # In GRANT, _ and % in a database name are wildcards: alice_1 would also
         # match alicex1. Escaped, the grant covers exactly this database.
@@ -172,7 +180,7 @@ class MySQLBackend(Backend):
         managed = "SCHEMA_COMMENT = :marker" if self._has_schema_comments(connection) else "NULL"
         rows = connection.execute(
             text(f"SELECT SCHEMA_NAME, {managed} FROM information_schema.SCHEMATA {condition}"),
-            {"marker": MARKER, **params},
+            {"marker": self.marker, **params},
         )
         return [DatabaseEntry(name, None if flag is None else bool(flag)) for name, flag in rows]
 

@@ -13,7 +13,7 @@ from sqlalchemy import Connection, bindparam, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
-from dbwrapper.backends.base import MARKER, Backend, DatabaseEntry, Login
+from dbwrapper.backends.base import Backend, DatabaseEntry, Login
 from dbwrapper.names import validate_name
 from dbwrapper.tools import run_tool
 
@@ -114,8 +114,8 @@ class PostgreSQLBackend(Backend):
     def create(self, connection: Connection, quoted: str, managed: bool) -> None:
         connection.exec_driver_sql(f"CREATE DATABASE {quoted}")
         if managed:
-            # The marker is a constant literal; the name was validated and quoted.
-            connection.exec_driver_sql(f"COMMENT ON DATABASE {quoted} IS '{MARKER}'")
+            # COMMENT takes no server-side parameter; the driver quotes the bound marker.
+            connection.execute(text(f"COMMENT ON DATABASE {quoted} IS :marker"), {"marker": self.marker})
 
     def protect(self, connection: Connection) -> None:
         # Every database grants CONNECT to PUBLIC when it is made, the
@@ -138,6 +138,16 @@ class PostgreSQLBackend(Backend):
         role = self.quote(login.name)
         verifier = scram_sha_256(login.password)
         connection.execute(text(f"CREATE ROLE {role} LOGIN PASSWORD :verifier"), {"verifier": verifier})
+
+    def reset_login(self, connection: Connection, login: Login) -> None:
+        query = text("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = :name")
+        if connection.execute(query, {"name": login.name}).first() is None:
+            self.create_login(connection, login)
+            return
+        connection.execute(
+            text(f"ALTER ROLE {self.quote(login.name)} LOGIN PASSWORD :verifier"),
+            {"verifier": scram_sha_256(login.password)},
+        )
 
     def grant(self, connection: Connection, login: Login, name: str, quoted: str) -> None:
         # The owner may connect and do anything inside; PUBLIC was shut out by protect().
@@ -175,7 +185,7 @@ class PostgreSQLBackend(Backend):
                 "LEFT JOIN pg_catalog.pg_shdescription s ON s.objoid = d.oid "
                 f"AND s.classoid = 'pg_catalog.pg_database'::regclass {condition}"
             ),
-            {"marker": MARKER, **params},
+            {"marker": self.marker, **params},
         )
         return [DatabaseEntry(name, bool(managed)) for name, managed in rows]
 

@@ -79,3 +79,12 @@ class AuditEntry(Base):
     target: Mapped[str] = mapped_column(String(128))
     outcome: Mapped[str] = mapped_column(String(16))
     detail: Mapped[str] = mapped_column(String(500), default="")
+
+
+class Instance(Base):
+    """This registry's id (one row), carried in the marker of every database it makes."""
+
+    __tablename__ = "instance"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(32))

@@ -20,7 +20,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from dbwrapper.backends.base import CONNECT_TIMEOUT, ping_when_idle
 from dbwrapper.errors import BackendUnavailable, InvalidInput
-from dbwrapper.registry.models import AuditEntry, ManagedDatabase, User, utc_now
+from dbwrapper.registry.models import (
+    AuditEntry,
+    Instance,
+    ManagedDatabase,
+    User,
+    utc_now,
+)
 
 T = TypeVar("T")
 
@@ -151,6 +157,11 @@ class Registry:
     def set_password_hash(self, user: User, password_hash: str) -> None:
         with self._changing_users() as session:
             session.get(User, user.id).password_hash = password_hash  # type: ignore[union-attr]
+
+    def instance_id(self) -> str:
+        """This registry's id (made by its first migration)."""
+        with self.session() as session:
+            return session.scalar(select(Instance.uuid).where(Instance.id == 1)) or ""
 
     def has_instructor(self) -> bool:
         with self.session() as session:
