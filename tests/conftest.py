@@ -147,7 +147,12 @@ CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 @pytest.fixture(scope="session")
 def settings(server_urls: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Settings:
     archives = tmp_path_factory.mktemp("archives")
-    return Settings(port=free_port(), backend_urls=server_urls, embedded=False, archive_dir=archives)
+    # The expiry job's own runs are tested with their own Monitor; the service's must not
+    # purge, in the middle of a test, a database that test made due.
+    return Settings(
+        port=free_port(), backend_urls=server_urls, embedded=False, archive_dir=archives,
+        expiry_check_seconds=24 * 3600,
+    )
 
 
 @pytest.fixture(scope="session")
