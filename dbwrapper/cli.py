@@ -18,7 +18,7 @@ from pathlib import Path
 
 from dbwrapper.accounts import ROLES, Actor
 from dbwrapper.config import load_settings
-from dbwrapper.errors import DbWrapperError
+from dbwrapper.errors import DbWrapperError, InvalidInput
 from dbwrapper.runtime import Runtime
 from dbwrapper.service import Credentials, Listing, Outcome
 from dbwrapper.web.pages import human_expiry, human_size
@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--db-type", required=True, help="postgres or mysql")
         if name != "list":
             command.add_argument("--name", help="database name (default: from the name template)")
+        if name == "create":
+            command.add_argument("--course", help="start with this course's content")
 
     archive = commands.add_parser("archive", help="archive databases to disk and restore them")
     archive_commands = archive.add_subparsers(dest="archive_command", required=True, metavar="ACTION")
@@ -72,6 +74,15 @@ def build_parser() -> argparse.ArgumentParser:
     when.add_argument("--days", type=float, help="expire this many days from now")
     when.add_argument("--permanent", action="store_true", help="never expire")
     expiry_commands.add_parser("purge", parents=[acting], help="purge what is due now, as the job would")
+
+    course = commands.add_parser("course", help="courses: what new databases start with")
+    course_commands = course.add_subparsers(dest="course_command", required=True, metavar="ACTION")
+    course_commands.add_parser("list", parents=[acting], help="list the courses")
+    add_course = course_commands.add_parser("add", parents=[acting], help="define a course from SQL files")
+    add_course.add_argument("name")
+    add_course.add_argument("--description", default="")
+    add_course.add_argument("--postgres-sql", type=Path, help="SQL the PostgreSQL databases start with")
+    add_course.add_argument("--mysql-sql", type=Path, help="SQL the MySQL/MariaDB databases start with")
 
     commands.add_parser(
         "reconcile", parents=[common], help="make the registry match the servers (done at every start)"
@@ -135,7 +146,7 @@ def run_database_command(args: argparse.Namespace, runtime: Runtime) -> None:
     if args.command == "list":
         print_listing(service.listing(actor, args.db_type))
     elif args.command == "create":
-        report(service.create(actor, args.db_type, args.name))
+        report(service.create(actor, args.db_type, args.name, course=args.course))
     else:
         report(service.destroy(actor, args.db_type, args.name))
 
@@ -168,6 +179,22 @@ def run_expiry_command(args: argparse.Namespace, runtime: Runtime) -> None:
     else:
         purged = runtime.purger.run_once()
         print(f"Purged {', '.join(purged)}." if purged else "Nothing was purged.")
+
+
+def run_course_command(args: argparse.Namespace, runtime: Runtime) -> None:
+    actor = cli_actor(args, runtime)
+    if args.course_command == "list":
+        for course in runtime.courses.all():
+            engines = ", ".join(kind for kind in ("postgres", "mysql") if course.sql(kind))
+            print(f"  {course.name:<24} {engines:<16} {course.description}")
+        return
+    try:
+        sql = {kind: path.read_text(encoding="utf-8")
+               for kind, path in (("postgres", args.postgres_sql), ("mysql", args.mysql_sql)) if path}
+    except OSError as error:
+        raise InvalidInput(f"Cannot read {error.filename}: {error.strerror}.") from error
+    added = runtime.courses.add(actor, args.name, args.description, sql)
+    print(f"Added the course {added.name}.")
 
 
 def run_user_command(args: argparse.Namespace, runtime: Runtime) -> None:
@@ -205,6 +232,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 run_archive_command(args, runtime)
             elif args.command == "expiry":
                 run_expiry_command(args, runtime)
+            elif args.command == "course":
+                run_course_command(args, runtime)
             elif args.command == "reconcile":
                 # Starting reconciled already, and said what it changed; this run checks it holds.
                 unreachable = runtime.reconciler.run().unreachable

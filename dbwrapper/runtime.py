@@ -7,6 +7,7 @@ import os
 from dbwrapper.accounts import Accounts
 from dbwrapper.archives import Archives
 from dbwrapper.config import Settings
+from dbwrapper.courses import Courses
 from dbwrapper.engines import Engines
 from dbwrapper.expiry import Purger
 from dbwrapper.reconcile import Reconciler
@@ -23,6 +24,7 @@ class Runtime:
         self.settings = settings
         self.engines = Engines(settings)
         self.accounts = Accounts(self.engines)
+        self.courses = Courses(self.engines)
         self.service = DatabaseService(self.engines)
         self.archives = Archives(self.service, settings)
         self.purger = Purger(self.service, self.archives, archive_first=settings.archive_on_expiry)
@@ -45,6 +47,7 @@ class Runtime:
                 f"{tool} = \"/path/to/{tool}\" in app.conf's [dbwrapper] section.",
                 flush=True,
             )
+        self.courses.add_samples()
         password = self.accounts.bootstrap(os.environ.get(INSTRUCTOR_PASSWORD_VARIABLE))
         if password is not None:
             print(

@@ -24,6 +24,7 @@ from dbwrapper.engines import Engines
 from dbwrapper.errors import DbWrapperError, Forbidden, InvalidInput, Refused
 from dbwrapper.names import render_name, validate_name
 from dbwrapper.registry import AuditEntry, DatabaseRecord, Registry, User
+from dbwrapper.tools import ToolFailed, find_tool, run_tool
 
 
 @dataclass(frozen=True)
@@ -185,13 +186,17 @@ class DatabaseService:
         ]
 
     def create(
-        self, actor: Actor, db_type: object, name: str | None = None, owner: User | None = None
+        self, actor: Actor, db_type: object, name: str | None = None, owner: User | None = None,
+        course: str | None = None,
     ) -> Outcome:
         """Create the database with its own login unless it exists; asking twice changes nothing.
 
         It belongs to ``actor``, or to ``owner`` when an instructor makes it for someone.
+        With ``course``, it starts with that course's content, loaded by its own login; if
+        that fails, the database and its login are removed again.
         """
         backend, name = self.resolve(actor, db_type, name)
+        sql = self._course_sql(course, backend) if course is not None else None
         if owner is not None and owner.id != actor.user.id:
             actor.require_instructor("create databases for someone else")
         owner = owner or actor.user
@@ -218,13 +223,44 @@ class DatabaseService:
                 try:
                     self.registry.record_database(
                         backend.kind, name, owner, login.name, login.password, audit=entry,
-                        expires_at=self._new_expiry(),
+                        expires_at=self._new_expiry(), course=course,
                     )
                 except DbWrapperError:
                     # Not in the registry means nobody could reach or destroy it: undo.
                     backend.drop_database(name, login.name)
                     raise
-            return self._outcome(actor, backend, name, True, f"Created {name} on {backend.label}.", login)
+            if sql is not None:
+                self._seed(backend, name, login, sql, entry.target)
+            summary = f"Created {name} on {backend.label}" + (f" for the course {course}." if course else ".")
+            return self._outcome(actor, backend, name, True, summary, login)
+
+    def _course_sql(self, course: str, backend: Backend) -> str:
+        found = self.registry.course(course) if isinstance(course, str) else None
+        if found is None:
+            known = ", ".join(c.name for c in self.registry.courses()) or "none yet"
+            raise InvalidInput(f"There is no course {course!r}; the courses are: {known}.")
+        sql = found.sql(backend.kind)
+        if not sql:
+            raise InvalidInput(f"The course {course} has no content for {backend.label}.")
+        return sql
+
+    def _seed(self, backend: Backend, name: str, login: Login, sql: str, target: str) -> None:
+        """Run the course's SQL as the database's login; undo the whole database if it fails."""
+        try:
+            tool = find_tool(backend.client_tool, self.settings.tools)
+            if tool is None:
+                raise ToolFailed(f"{backend.client_tool} was not found to load the course: install it, "
+                                 f"or set {backend.client_tool} = \"/path\" in app.conf.")
+            argv, env = backend.load_command(tool, name, login)
+            run_tool(argv, env, text=sql)
+        except ToolFailed:
+            backend.drop_database(name, login.name)
+            record = self.registry.database(backend.kind, name)
+            if record is not None:
+                undone = AuditEntry(actor="dbwrapper", action="create undone", target=target,
+                                    outcome="ok", detail="the course content did not load")
+                self.registry.forget_database(record, audit=undone)
+            raise
 
     def destroy(self, actor: Actor, db_type: object, name: str | None = None) -> Outcome:
         """Drop a database this service created, and its login, ending the sessions still on it.

@@ -47,18 +47,23 @@ def find_tool(name: str, configured: Mapping[str, str]) -> str | None:
     return shutil.which(name)
 
 
-def run_tool(argv: list[str], env: Mapping[str, str], *, stdin_path: str | None = None) -> str:
-    """Run a tool; its standard output, or :class:`ToolFailed` with the end of its errors."""
-    stdin = open(stdin_path, "rb") if stdin_path else subprocess.DEVNULL  # noqa: SIM115
+def run_tool(
+    argv: list[str], env: Mapping[str, str], *, stdin_path: str | None = None, text: str | None = None
+) -> str:
+    """Run a tool, its standard input a file or ``text``; its standard output, or
+    :class:`ToolFailed` with the end of its errors."""
+    stdin = open(stdin_path, "rb") if stdin_path else None  # noqa: SIM115
     try:
         result = subprocess.run(
-            argv, env={**os.environ, **env}, stdin=stdin, capture_output=True, check=False
+            argv, env={**os.environ, **env}, capture_output=True, check=False,
+            stdin=stdin if stdin_path else (None if text is not None else subprocess.DEVNULL),
+            input=text.encode() if text is not None else None,
         )
     except OSError as error:
         raise ToolFailed(f"{Path(argv[0]).name} could not run: {error.strerror}.") from error
     finally:
-        if stdin_path:
-            stdin.close()  # type: ignore[union-attr]
+        if stdin is not None:
+            stdin.close()
     if result.returncode != 0:
         message = result.stderr.decode(errors="replace").strip()[-ERROR_TAIL:]
         raise ToolFailed(f"{Path(argv[0]).name} failed (exit {result.returncode}): {message}")

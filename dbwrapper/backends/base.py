@@ -414,6 +414,15 @@ class Backend(ABC):
         """The restore tool's arguments for archive ``path`` into database ``name``, its objects
         owned by ``login``; and whether the archive goes to the tool's standard input."""
 
+    #: The engine's own command-line client, which loads a course's SQL.
+    client_tool: ClassVar[str]
+
+    @abstractmethod
+    def load_command(self, tool: str, name: str, login: Login) -> tuple[list[str], dict[str, str]]:
+        """The client's arguments and environment to run SQL from standard input in
+        database ``name`` as ``login`` (so that it owns what the SQL makes), stopping at
+        the first error."""
+
     @abstractmethod
     def archived_tables(self, restore_tool: str, path: str) -> set[str]:
         """The tables an archive file holds, read from the archive itself."""

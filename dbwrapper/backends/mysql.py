@@ -54,12 +54,13 @@ class MySQLBackend(Backend):
         # and out of a failed command's error output.
         return {"MYSQL_PWD": self.url.password} if self.url.password else {}
 
-    def _connection_args(self) -> list[str]:
+    def _connection_args(self, user: str | None = None) -> list[str]:
         url = self.url
         socket = url.query.get("unix_socket")
         args = [f"--socket={socket}"] if socket else [f"--host={url.host or 'localhost'}"]
         args += [f"--port={url.port}"] if url.port else []
-        return args + ([f"--user={url.username}"] if url.username else [])
+        user = user or url.username
+        return args + ([f"--user={user}"] if user else [])
 
     def dump_command(self, tool: str, name: str, path: str) -> tuple[list[str], bool]:
         # One consistent snapshot of InnoDB tables without locking them, with
@@ -72,6 +73,13 @@ class MySQLBackend(Backend):
 
     def restore_command(self, tool: str, name: str, path: str, login: str) -> tuple[list[str], bool]:
         return [tool, *self._connection_args(), validate_name(name)], True
+
+    client_tool = "mysql"
+
+    def load_command(self, tool: str, name: str, login: Login) -> tuple[list[str], dict[str, str]]:
+        # The mysql client stops at the first error when reading standard input.
+        argv = [tool, *self._connection_args(login.name), validate_name(name)]
+        return argv, {"MYSQL_PWD": login.password}
 
     def archived_tables(self, restore_tool: str, path: str) -> set[str]:
         with open(path, encoding="utf-8", errors="replace") as dump:

@@ -93,6 +93,14 @@ class PostgreSQLBackend(Backend):
             f"--dbname={validate_name(name)}", path,
         ], False
 
+    client_tool = "psql"
+
+    def load_command(self, tool: str, name: str, login: Login) -> tuple[list[str], dict[str, str]]:
+        env = {**self.tool_env(), "PGUSER": login.name, "PGPASSWORD": login.password}
+        argv = [tool, "--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1", "--single-transaction",
+                f"--dbname={validate_name(name)}"]
+        return argv, env
+
     def archived_tables(self, restore_tool: str, path: str) -> set[str]:
         # pg_restore --list prints the archive's table of contents:
         # "215; 1259 16390 TABLE public boxes postgres".

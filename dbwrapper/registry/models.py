@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Integer,
     String,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -63,6 +64,8 @@ class ManagedDatabase(Base):
     size_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     #: When the expiry job purges it; ``None``: never.
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    #: The course whose content it started with, if any.
+    course: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
     owner: Mapped[User] = relationship(back_populates="databases")
 
@@ -88,3 +91,20 @@ class Instance(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     uuid: Mapped[str] = mapped_column(String(32))
+
+
+class Course(Base):
+    """A course: what every database made for it starts with, per engine (SQL run by its login)."""
+
+    __tablename__ = "courses"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(32), unique=True)
+    description: Mapped[str] = mapped_column(String(200), default="")
+    postgres_sql: Mapped[str | None] = mapped_column(Text, nullable=True)
+    mysql_sql: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+    def sql(self, kind: str) -> str | None:
+        """The course's SQL for backend ``kind``, or ``None`` when it has none for that engine."""
+        return {"postgres": self.postgres_sql, "mysql": self.mysql_sql}.get(kind)

@@ -20,13 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from dbwrapper.backends.base import CONNECT_TIMEOUT, ping_when_idle
 from dbwrapper.errors import BackendUnavailable, InvalidInput
-from dbwrapper.registry.models import (
-    AuditEntry,
-    Instance,
-    ManagedDatabase,
-    User,
-    utc_now,
-)
+from dbwrapper.registry.models import AuditEntry, Course, Instance, ManagedDatabase, User, utc_now
 
 T = TypeVar("T")
 
@@ -163,6 +157,21 @@ class Registry:
         with self.session() as session:
             return session.scalar(select(Instance.uuid).where(Instance.id == 1)) or ""
 
+    def courses(self) -> list[Course]:
+        with self.session() as session:
+            return list(session.scalars(select(Course).order_by(Course.name)))
+
+    def course(self, name: str) -> Course | None:
+        with self.session() as session:
+            return session.scalar(select(Course).where(Course.name == name))
+
+    def add_course(self, course: Course, audit: AuditEntry) -> None:
+        try:
+            with self.session() as session:
+                session.add_all([course, audit])
+        except IntegrityError as error:
+            raise InvalidInput(f"A course named {course.name} already exists.") from error
+
     def has_instructor(self) -> bool:
         with self.session() as session:
             return (session.scalar(select(func.count()).where(User.role == "instructor")) or 0) > 0
@@ -204,12 +213,12 @@ class Registry:
 
     def record_database(
         self, backend: str, name: str, owner: User, login: str, password: str, audit: AuditEntry,
-        expires_at: datetime | None = None,
+        expires_at: datetime | None = None, course: str | None = None,
     ) -> None:
         """Record a new database, and the audit entry saying so, in one transaction."""
         row = ManagedDatabase(
             backend=backend, name=name, owner_id=owner.id, login=login, password=password,
-            expires_at=expires_at,
+            expires_at=expires_at, course=course,
         )
         with self.session() as session:
             session.add_all([row, audit])

@@ -76,10 +76,12 @@ class DBInterface(Controller):
     """``/dbi/``: create, destroy and list databases."""
 
     @page()
-    def create_my_db(self, db_type: str | None = None, name: str | None = None) -> str:
-        """Create the caller's database (with its own login) unless it exists, then list."""
+    def create_my_db(
+        self, db_type: str | None = None, name: str | None = None, course: str | None = None
+    ) -> str:
+        """Create the caller's database (with its own login, from a course if given) unless it exists."""
         actor = current_actor()
-        return self.pages(actor).created(self.service.create(actor, db_type, name))
+        return self.pages(actor).created(self.service.create(actor, db_type, name, course=course))
 
     @page(("GET", "HEAD", "POST"))
     def destroy_my_db(self, db_type: str | None = None, name: str | None = None) -> str:
@@ -196,7 +198,9 @@ class Root(Controller):
             embedded_dir = self.service.engines.embedded_dir
             expiring = self.service.expiring(limit=EXPIRING_SHOWN)
             return self.pages(actor).instructor_home(backends, default_name, embedded_dir, expiring)
-        return self.pages(actor).trainee_home(backends, self.service.my_databases(actor), default_name)
+        courses = [course.name for course in self.runtime.courses.all()]
+        mine = self.service.my_databases(actor)
+        return self.pages(actor).trainee_home(backends, mine, default_name, courses)
 
     @page(("GET", "HEAD", "POST"))
     def login(self, name: str = "", password: str = "", next: str = "/") -> str:

@@ -102,12 +102,18 @@ class Pages:
             backend_rows=rows, embedded_note=note, expiry_rows=expiry_rows,
         )
 
-    def trainee_home(self, backends: list[Backend], mine: list[Credentials], default_name: str) -> str:
+    def trainee_home(
+        self, backends: list[Backend], mine: list[Credentials], default_name: str, courses: list[str]
+    ) -> str:
         assert self.actor is not None
         databases = join(self._credentials(c) for c in mine) or self.templates.render("nothing_yet.html")
         links = join(
             self.templates.render("create_link.html", kind=b.kind, label=b.label) for b in backends
         )
+        links = join([links, *(
+            self.templates.render("course_link.html", kind=b.kind, label=b.label, course=course)
+            for course in courses for b in backends
+        )])
         return self._page(
             "trainee_home.html", title=f"{self.actor.name}'s databases", databases=databases,
             create_links=links, quota=self.actor.user.quota, default_name=default_name,

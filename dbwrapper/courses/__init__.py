@@ -1,0 +1,74 @@
+"""Courses: what every database made for a course starts with.
+
+A course is a name and, per engine, the SQL its databases start with. The SQL
+is run by the new database's own login with the engine's client (``psql``,
+``mysql``), so the trainee owns every table it makes. One sample course ships
+with dbwrapper: ``franchise``, a small inventory of office-supply stores (the
+seed's "boxes of paper clips"), the same data on both engines.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from dbwrapper.accounts import Actor
+from dbwrapper.engines import Engines
+from dbwrapper.errors import InvalidInput
+from dbwrapper.registry import AuditEntry, Course, Registry
+
+SAMPLES = Path(__file__).resolve().parent
+COURSE_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
+
+
+def sample_courses() -> list[Course]:
+    """The courses shipped in this package: a folder each, with postgres.sql and mysql.sql."""
+    return [
+        Course(
+            name=folder.name,
+            description="Stores, items, stock and orders of an office-supply franchise.",
+            postgres_sql=(folder / "postgres.sql").read_text(encoding="utf-8"),
+            mysql_sql=(folder / "mysql.sql").read_text(encoding="utf-8"),
+        )
+        for folder in sorted(SAMPLES.iterdir())
+        if (folder / "postgres.sql").is_file()
+    ]
+
+
+class Courses:
+    """The registry's courses, and adding new ones (instructors only)."""
+
+    def __init__(self, engines: Engines) -> None:
+        self.engines = engines
+
+    @property
+    def registry(self) -> Registry:
+        return self.engines.registry
+
+    def all(self) -> list[Course]:
+        return self.registry.courses()
+
+    def add(self, actor: Actor, name: str, description: str, sql: dict[str, str]) -> Course:
+        """Define a course from SQL per engine (``postgres``, ``mysql``; at least one)."""
+        actor.require_instructor("define courses")
+        if not COURSE_NAME.fullmatch(name or ""):
+            raise InvalidInput("A course name is 1 to 32 lower-case letters, digits and underscores.")
+        if not any(sql.values()):
+            raise InvalidInput("A course needs the SQL its databases start with, for at least one engine.")
+        course = Course(
+            name=name, description=description[:200], postgres_sql=sql.get("postgres"),
+            mysql_sql=sql.get("mysql"),
+        )
+        entry = AuditEntry(actor=f"{actor.name} ({actor.via})", action="course add", target=name,
+                           outcome="ok", detail="")
+        self.registry.add_course(course, audit=entry)
+        return course
+
+    def add_samples(self) -> None:
+        """Make the shipped courses known, once (they can be replaced under another name)."""
+        known = {course.name for course in self.all()}
+        for sample in sample_courses():
+            if sample.name not in known:
+                entry = AuditEntry(actor="first start", action="course add", target=sample.name,
+                                   outcome="ok", detail="sample")
+                self.registry.add_course(sample, audit=entry)

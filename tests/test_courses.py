@@ -1,0 +1,82 @@
+"""Courses: every database made for one starts with its content, owned by the trainee's login."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from dbwrapper.accounts import Actor
+from dbwrapper.errors import InvalidInput
+from dbwrapper.tools import ToolFailed
+from tests.conftest import INSTRUCTOR
+from tests.test_isolation import run_as, shown_credentials
+
+FRANCHISE = {"stores": 40, "items": 200, "stock": 8000, "orders": 20000}
+
+
+def test_a_trainees_course_database_holds_the_course_and_is_theirs(trainee, db_type, runtime):
+    alice = trainee()
+    page = alice.get("/dbi/create_my_db", params={"db_type": db_type, "course": "franchise"})
+    assert page.status_code == 200, page.text
+    assert "for the course franchise" in page.text
+    shown = shown_credentials(page.text)
+    name = make_url(shown["url"]).database
+
+    assert runtime.engines.backend(db_type).table_counts(name) == FRANCHISE
+    low = run_as(db_type, shown, name, "SELECT count(*) FROM low_stock")
+    assert low.stdout.strip() == "669"  # the view came too
+    # The trainee's login made the tables, so the trainee may change them.
+    changed = run_as(db_type, shown, name, "ALTER TABLE orders ADD COLUMN note VARCHAR(40)")
+    assert changed.returncode == 0, changed.stderr
+    refused = run_as(db_type, shown, name, "INSERT INTO stock VALUES (1, 1, -5)")
+    assert refused.returncode != 0  # constraints came with it
+
+
+def test_a_course_that_does_not_load_leaves_nothing_behind(runtime, db_type, db_name, catalog, admin):
+    instructor = Actor(runtime.accounts.get(INSTRUCTOR))
+    broken = f"broken_{db_type}"
+    runtime.courses.add(instructor, broken, "", {db_type: "CREATE TABLE ok (i INTEGER);\nTHIS IS NOT SQL;\n"})
+    with pytest.raises(ToolFailed):
+        runtime.service.create(instructor, db_type, db_name, course=broken)
+    assert db_name not in catalog(db_type)
+    assert runtime.service.registry.database(db_type, db_name) is None
+    login_query = {
+        "postgres": "SELECT count(*) FROM pg_roles WHERE rolname = :name",
+        "mysql": "SELECT count(*) FROM mysql.user WHERE User = :name",
+    }[db_type]
+    with admin[db_type].connect() as connection:
+        assert connection.execute(text(login_query), {"name": db_name}).scalar_one() == 0
+
+
+def test_an_unknown_course_is_a_400_naming_the_courses(browser, db_type, catalog):
+    before = catalog(db_type)
+    page = browser.get("/dbi/create_my_db", params={"db_type": db_type, "name": "x_course", "course": "nope"})
+    assert page.status_code == 400
+    assert "the courses are: " in page.text and "franchise" in page.text
+    assert catalog(db_type) == before
+
+
+def test_only_instructors_define_courses(runtime, trainee):
+    alice = Actor(runtime.accounts.get(trainee().user_name))
+    with pytest.raises(Exception, match="Only an instructor"):
+        runtime.courses.add(alice, "mine", "", {"postgres": "SELECT 1;"})
+    instructor = Actor(runtime.accounts.get(INSTRUCTOR))
+    with pytest.raises(InvalidInput):
+        runtime.courses.add(instructor, "Bad Name", "", {"postgres": "SELECT 1;"})
+
+
+def test_courses_on_the_command_line(cli, tmp_path, runtime, db_type, db_name, catalog):
+    sql = tmp_path / "tiny.sql"
+    sql.write_text("CREATE TABLE boxes (n INTEGER);\nINSERT INTO boxes VALUES (7);\n")
+    option = {"postgres": "--postgres-sql", "mysql": "--mysql-sql"}[db_type]
+    added = cli("course", "add", f"tiny_{db_type}", option, str(sql), "--description", "one box")
+    assert added.returncode == 0, added.stderr
+    assert f"tiny_{db_type}" in cli("course", "list").stdout
+    made = cli("create", "--db-type", db_type, "--name", db_name, "--course", f"tiny_{db_type}")
+    assert made.returncode == 0, made.stderr
+    engine = runtime.engines.backend(db_type).database_engine(db_name)
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT n FROM boxes")).scalar_one() == 7
+    runtime.service.destroy(Actor(runtime.accounts.get(INSTRUCTOR)), db_type, db_name)
+    assert db_name not in catalog(db_type)
