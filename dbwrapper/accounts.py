@@ -153,8 +153,9 @@ class Accounts:
     def remove(self, name: str, *, by: str) -> User:
         """Remove a user who owns no databases (nothing is dropped by accident)."""
         user = self.get(name)
+        self.registry.refresh()  # another process may have given them a database a moment ago
         owned = self.registry.databases(owner=user)
-        if owned:
+        if owned or self.registry.owns_any(user):
             names = ", ".join(f"{db.name} ({db.backend})" for db in owned)
             raise Refused(f"{name} still owns {names}; destroy those first.")
         instructors = [u for u in self.registry.users() if u.role == "instructor"]

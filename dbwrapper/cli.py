@@ -17,11 +17,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from dbwrapper.accounts import ROLES, Actor
+from dbwrapper.classes import read_roster
 from dbwrapper.config import load_settings
-from dbwrapper.errors import DbWrapperError, InvalidInput
+from dbwrapper.errors import DbWrapperError, InvalidInput, Refused
 from dbwrapper.runtime import Runtime
 from dbwrapper.service import Credentials, Listing, Outcome
-from dbwrapper.web.pages import human_expiry, human_size
+from dbwrapper.web.pages import credentials_sheet, human_expiry, human_size
+from dbwrapper.web.render import Templates
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,6 +85,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_course.add_argument("--description", default="")
     add_course.add_argument("--postgres-sql", type=Path, help="SQL the PostgreSQL databases start with")
     add_course.add_argument("--mysql-sql", type=Path, help="SQL the MySQL/MariaDB databases start with")
+
+    klass = commands.add_parser("class", help="provision a whole class from a roster")
+    class_commands = klass.add_subparsers(dest="class_command", required=True, metavar="ACTION")
+    provision = class_commands.add_parser(
+        "provision", parents=[acting], help="an account and a course database per trainee in a CSV roster"
+    )
+    provision.add_argument("roster", type=Path, help="CSV file, one trainee user name per row")
+    provision.add_argument("--course", required=True)
+    provision.add_argument("--db-type", required=True, help="postgres or mysql")
+    provision.add_argument("--sheet", type=Path, help="where to write the printable credentials sheet")
 
     commands.add_parser(
         "reconcile", parents=[common], help="make the registry match the servers (done at every start)"
@@ -197,6 +209,36 @@ def run_course_command(args: argparse.Namespace, runtime: Runtime) -> None:
     print(f"Added the course {added.name}.")
 
 
+def progress_bar(done: int, total: int, name: str) -> None:
+    """``[########............]  8/20 alice`` on one line of standard error."""
+    width = 30
+    filled = width * done // max(total, 1)
+    print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {name:<32}", end="",
+          file=sys.stderr, flush=True)
+    if done == total:
+        print(file=sys.stderr)
+
+
+def run_class_command(args: argparse.Namespace, runtime: Runtime) -> None:
+    actor = cli_actor(args, runtime)
+    try:
+        names = read_roster(args.roster.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise InvalidInput(f"Cannot read the roster {args.roster}: {error.strerror}.") from error
+    report = runtime.classes.provision(actor, names, args.course, args.db_type, progress_bar)
+    label = runtime.engines.backend(args.db_type).label
+    sheet = args.sheet or Path(f"credentials-{report.course}-{report.db_type}.html")
+    sheet.write_text(credentials_sheet(Templates(), report, label), encoding="utf-8")
+    sheet.chmod(0o600)  # it holds passwords
+    for done in report.done:
+        print(f"  {done.user:<32} {done.note}")
+    for user, reason in report.failed:
+        print(f"  {user:<32} FAILED: {reason}")
+    print(f"{len(report.done)} provisioned, {len(report.failed)} failed; credentials sheet: {sheet}")
+    if report.failed:
+        raise Refused(f"{len(report.failed)} row(s) of the roster failed; see above.")
+
+
 def run_user_command(args: argparse.Namespace, runtime: Runtime) -> None:
     accounts = runtime.accounts
     who = f"{getpass.getuser()} (cli)"
@@ -234,6 +276,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 run_expiry_command(args, runtime)
             elif args.command == "course":
                 run_course_command(args, runtime)
+            elif args.command == "class":
+                run_class_command(args, runtime)
             elif args.command == "reconcile":
                 # Starting reconciled already, and said what it changed; this run checks it holds.
                 unreachable = runtime.reconciler.run().unreachable

@@ -41,7 +41,9 @@ class User(Base):
     quota: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
-    databases: Mapped[list[ManagedDatabase]] = relationship(back_populates="owner")
+    # passive_deletes: deleting a user must never quietly orphan their databases; the
+    # foreign key refuses it instead (Accounts.remove checks first).
+    databases: Mapped[list[ManagedDatabase]] = relationship(back_populates="owner", passive_deletes="all")
 
 
 class ManagedDatabase(Base):

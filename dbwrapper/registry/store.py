@@ -71,6 +71,17 @@ class Registry:
         self._cache: dict[tuple[Hashable, ...], tuple[float, Any]] = {}
         self._cache_lock = threading.Lock()
 
+    def refresh(self) -> None:
+        """Forget every cached read, so the next ones see other processes' changes."""
+        with self._cache_lock:
+            self._cache.clear()
+
+    def owns_any(self, user: User) -> bool:
+        """Whether ``user`` owns a database, asked of the database itself (not the cache)."""
+        with self.session() as session:
+            query = select(func.count()).where(ManagedDatabase.owner_id == user.id)
+            return (session.scalar(query) or 0) > 0
+
     def _cached(self, key: tuple[Hashable, ...], load: Callable[[], T]) -> T:
         now = time.monotonic()
         with self._cache_lock:

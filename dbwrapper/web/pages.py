@@ -13,6 +13,7 @@ from pathlib import Path
 from dbwrapper.accounts import Actor
 from dbwrapper.archives import Manifest
 from dbwrapper.backends import Backend
+from dbwrapper.classes import ClassReport
 from dbwrapper.registry import AuditEntry, DatabaseRecord, User
 from dbwrapper.service import Credentials, Listed, Listing, Outcome
 from dbwrapper.web.render import Markup, Templates, join
@@ -206,3 +207,23 @@ class Pages:
 
     def error(self, status: Markup, message: Markup) -> str:
         return self._page("error.html", title=status, message=message)
+
+
+def credentials_sheet(templates: Templates, report: ClassReport, label: str) -> str:
+    """A printable page with one card per provisioned trainee, and the rows that failed."""
+    cards = join(
+        templates.render(
+            "sheet_card.html", user=done.user, password=done.password or "unchanged",
+            database=done.credentials.name if done.credentials else "–",
+            db_password=done.credentials.login.password if done.credentials else "–",
+            command=done.credentials.command if done.credentials else "",
+            url=done.credentials.url if done.credentials else "",
+        )
+        for done in report.done
+    )
+    failures = join(
+        templates.render("sheet_failure.html", user=user, reason=reason) for user, reason in report.failed
+    )
+    return templates.render(
+        "credentials_sheet.html", course=report.course, label=label, cards=cards, failures=failures
+    )

@@ -1,0 +1,66 @@
+"""A class from a roster: an account, a course database and credentials per trainee."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from dbwrapper.accounts import Actor
+from dbwrapper.classes import read_roster
+from dbwrapper.errors import InvalidInput
+from tests.conftest import INSTRUCTOR
+
+
+def test_a_roster_is_the_first_column_without_header_blanks_or_repeats():
+    assert read_roster("name,email\nalice,a@x\n\nbob,b@x\nalice,again\n") == ["alice", "bob"]
+    with pytest.raises(InvalidInput, match="names no trainee"):
+        read_roster("name\n\n")
+
+
+@pytest.fixture
+def roster(tmp_path, runtime):
+    """Three trainees and one impossible name; everything made is removed afterwards."""
+    names = [f"c{uuid.uuid4().hex[:6]}_{i}" for i in range(3)]
+    path = tmp_path / "roster.csv"
+    path.write_text("name\n" + "\n".join([*names, "Not-A-Name"]) + "\n")
+    yield path, names
+    runtime.accounts.registry.refresh()  # the command line made these in another process
+    instructor = Actor(runtime.accounts.get(INSTRUCTOR))
+    for name in names:
+        user = runtime.accounts.registry.user(name)
+        if user is None:
+            continue
+        for db in runtime.accounts.registry.databases(owner=user):
+            runtime.service.destroy(instructor, db.backend, db.name)
+        runtime.accounts.remove(name, by="tests")
+
+
+def test_a_class_is_provisioned_from_a_roster_and_a_bad_row_does_not_stop_it(
+    cli, roster, db_type, runtime, tmp_path
+):
+    path, names = roster
+    sheet = tmp_path / "sheet.html"
+    first = cli("class", "provision", str(path), "--course", "franchise", "--db-type", db_type,
+                "--sheet", str(sheet))
+    assert first.returncode == 4, first.stderr  # one row failed, and says so
+    assert "3 provisioned, 1 failed" in first.stdout
+    assert "Not-A-Name" in first.stdout and "FAILED" in first.stdout
+    assert "3/4" in first.stderr or "4/4" in first.stderr  # the progress bar
+
+    runtime.service.registry.refresh()  # made by the command line, another process
+    backend = runtime.engines.backend(db_type)
+    page = sheet.read_text()
+    for name in names:
+        [record] = [db for db in runtime.service.registry.databases(db_type) if db.owner == name]
+        assert backend.table_counts(record.name)["orders"] == 20000
+        assert record.password in page and name in page
+    assert oct(sheet.stat().st_mode & 0o777) == "0o600"
+
+    hashes = {name: runtime.accounts.get(name).password_hash for name in names}
+    again = cli("class", "provision", str(path), "--course", "franchise", "--db-type", db_type)
+    assert "3 provisioned, 1 failed" in again.stdout
+    assert again.stdout.count("already there; unchanged") == 3
+    runtime.service.registry.refresh()
+    assert {name: runtime.accounts.get(name).password_hash for name in names} == hashes
+    assert len([db for db in runtime.service.registry.databases(db_type) if db.owner in names]) == 3
