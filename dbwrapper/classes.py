@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import csv
 import io
+import secrets
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -89,3 +91,63 @@ class ClassProvisioner:
         if password is None:
             note += "; account already existed, password unchanged"
         return Provisioned(name, password, outcome.credentials, note)
+
+
+@dataclass
+class ClassJob:
+    """A class being provisioned in the background, as its progress page shows it."""
+
+    id: str
+    started_by: str
+    course: str
+    db_type: str
+    total: int
+    done: int = 0
+    current: str = ""
+    report: ClassReport | None = None
+    error: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.report is not None or self.error is not None
+
+
+class ClassJobs:
+    """Runs provisionings in background threads, so the page can show their progress.
+
+    Jobs live in this process's memory: a restart forgets them (what they made stays,
+    and running the roster again finishes the rest, making nothing twice).
+    """
+
+    def __init__(self, provisioner: ClassProvisioner) -> None:
+        self.provisioner = provisioner
+        self._jobs: dict[str, ClassJob] = {}
+        self._lock = threading.Lock()
+
+    def start(self, actor: Actor, names: list[str], course: str, db_type: str) -> ClassJob:
+        actor.require_instructor("provision a class")
+        self.provisioner.service.engines.backend(db_type)  # a bad db_type is a 400 now, not later
+        job = ClassJob(secrets.token_urlsafe(9), actor.name, course, db_type, len(names))
+        with self._lock:
+            self._jobs[job.id] = job
+
+        def progress(done: int, total: int, name: str) -> None:
+            job.done, job.current = done, name
+
+        def run() -> None:
+            try:
+                job.report = self.provisioner.provision(actor, names, course, db_type, progress)
+            except Exception as error:  # the page must say it ended, whatever happened
+                job.error = str(error) or type(error).__name__
+
+        threading.Thread(target=run, name=f"class {job.id}", daemon=True).start()
+        return job
+
+    def get(self, actor: Actor, job_id: object) -> ClassJob:
+        actor.require_instructor("follow a class provisioning")
+        job = self._jobs.get(job_id) if isinstance(job_id, str) else None
+        if job is None:
+            raise InvalidInput(
+                "There is no such provisioning (they are forgotten when the service restarts)."
+            )
+        return job

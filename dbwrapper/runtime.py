@@ -6,7 +6,7 @@ import os
 
 from dbwrapper.accounts import Accounts
 from dbwrapper.archives import Archives
-from dbwrapper.classes import ClassProvisioner
+from dbwrapper.classes import ClassJobs, ClassProvisioner
 from dbwrapper.config import Settings
 from dbwrapper.courses import Courses
 from dbwrapper.engines import Engines
@@ -31,6 +31,7 @@ class Runtime:
         self.purger = Purger(self.service, self.archives, archive_first=settings.archive_on_expiry)
         self.reconciler = Reconciler(self.service, self.accounts, self.archives)
         self.classes = ClassProvisioner(self.service, self.accounts)
+        self.class_jobs = ClassJobs(self.classes)
         self._started = False
 
     def start(self) -> None:

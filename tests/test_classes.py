@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -64,3 +65,43 @@ def test_a_class_is_provisioned_from_a_roster_and_a_bad_row_does_not_stop_it(
     runtime.service.registry.refresh()
     assert {name: runtime.accounts.get(name).password_hash for name in names} == hashes
     assert len([db for db in runtime.service.registry.databases(db_type) if db.owner in names]) == 3
+
+
+def test_an_instructor_provisions_a_class_from_the_page_and_watches_it(browser, trainee, db_type, runtime):
+    names = [f"w{uuid.uuid4().hex[:6]}_{i}" for i in range(2)]
+    home = browser.get("/")
+    assert 'action="/classes/provision"' in home.text
+    started = browser.post(
+        "/classes/provision", data={"course": "franchise", "db_type": db_type},
+        files={"roster": ("roster.csv", "name\n" + "\n".join(names) + "\n", "text/csv")},
+    )
+    try:
+        assert started.status_code == 200, started.text
+        assert "<progress" in started.text
+        status_url = started.url.removeprefix(browser.base_url)
+        deadline = time.monotonic() + 120
+        page = started
+        while "provisioned," not in page.text and time.monotonic() < deadline:
+            time.sleep(0.5)
+            page = browser.get(status_url)
+        assert "2 provisioned, 0 failed." in page.text
+        sheet = browser.get(status_url.replace("/status", "/sheet"))
+        assert all(name in sheet.text for name in names)
+
+        alice = trainee()
+        assert alice.get(status_url).status_code == 403  # instructors only
+        refused = alice.post(
+            "/classes/provision", data={"course": "franchise", "db_type": db_type},
+            files={"roster": ("roster.csv", "mallory_1\n", "text/csv")},
+        )
+        assert refused.status_code == 403
+        assert runtime.accounts.registry.user("mallory_1") is None
+    finally:
+        runtime.accounts.registry.refresh()
+        instructor = Actor(runtime.accounts.get(INSTRUCTOR))
+        for name in names:
+            user = runtime.accounts.registry.user(name)
+            if user is not None:
+                for db in runtime.accounts.registry.databases(owner=user):
+                    runtime.service.destroy(instructor, db.backend, db.name)
+                runtime.accounts.remove(name, by="tests")

@@ -16,10 +16,11 @@ from typing import Any
 import cherrypy
 
 from dbwrapper.accounts import Accounts, Actor
+from dbwrapper.classes import read_roster
 from dbwrapper.errors import DbWrapperError, InvalidInput, NotLoggedIn
 from dbwrapper.runtime import Runtime
 from dbwrapper.web.auth import csrf_token, current_actor, log_in, log_out, safe_next
-from dbwrapper.web.pages import Pages
+from dbwrapper.web.pages import Pages, credentials_sheet
 from dbwrapper.web.render import Templates
 
 #: How far "+7 days" moves an expiry, and how many expiring databases the home page shows.
@@ -179,6 +180,40 @@ class Archives(Controller):
         return self.pages(actor).created(self.runtime.archives.restore(actor, archive, into or None))
 
 
+class Classes(Controller):
+    """``/classes/``: provision a class from an uploaded roster, and follow its progress."""
+
+    @page(("POST",))
+    def provision(self, roster: Any = None, course: str = "", db_type: str = "") -> str:
+        actor = current_actor()
+        if roster is None or not hasattr(roster, "file"):
+            raise InvalidInput("Choose a roster file (CSV, one trainee user name per row).")
+        try:
+            text = roster.file.read().decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidInput("The roster is not UTF-8 text; save it as CSV (UTF-8).") from None
+        job = self.runtime.class_jobs.start(actor, read_roster(text), course, db_type)
+        raise cherrypy.HTTPRedirect(f"/classes/status?job={job.id}", 303)
+
+    @page()
+    def status(self, job: str = "") -> str:
+        """The progress bar; the page reloads itself every second until the class is done."""
+        actor = current_actor()
+        found = self.runtime.class_jobs.get(actor, job)
+        if not found.finished:
+            cherrypy.response.headers["Refresh"] = "1"
+        return self.pages(actor).class_status(found)
+
+    @page()
+    def sheet(self, job: str = "") -> str:
+        """The printable credentials sheet of a finished class."""
+        found = self.runtime.class_jobs.get(current_actor(), job)
+        if found.report is None:
+            raise InvalidInput("That class is not provisioned yet.")
+        label = self.service.engines.backend(found.db_type).label
+        return credentials_sheet(self.templates, found.report, label)
+
+
 class Root(Controller):
     """``/``: the home page, logging in and out, the audit log."""
 
@@ -187,6 +222,7 @@ class Root(Controller):
         self.dbi = DBInterface(runtime, templates)
         self.users = Users(runtime, templates)
         self.archives = Archives(runtime, templates)
+        self.classes = Classes(runtime, templates)
 
     @page()
     def index(self) -> str:
@@ -197,7 +233,8 @@ class Root(Controller):
         if actor.is_instructor:
             embedded_dir = self.service.engines.embedded_dir
             expiring = self.service.expiring(limit=EXPIRING_SHOWN)
-            return self.pages(actor).instructor_home(backends, default_name, embedded_dir, expiring)
+            courses = [course.name for course in self.runtime.courses.all()]
+            return self.pages(actor).instructor_home(backends, default_name, embedded_dir, expiring, courses)
         courses = [course.name for course in self.runtime.courses.all()]
         mine = self.service.my_databases(actor)
         return self.pages(actor).trainee_home(backends, mine, default_name, courses)

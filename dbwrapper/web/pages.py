@@ -13,7 +13,7 @@ from pathlib import Path
 from dbwrapper.accounts import Actor
 from dbwrapper.archives import Manifest
 from dbwrapper.backends import Backend
-from dbwrapper.classes import ClassReport
+from dbwrapper.classes import ClassJob, ClassReport
 from dbwrapper.registry import AuditEntry, DatabaseRecord, User
 from dbwrapper.service import Credentials, Listed, Listing, Outcome
 from dbwrapper.web.render import Markup, Templates, join
@@ -82,7 +82,7 @@ class Pages:
 
     def instructor_home(
         self, backends: list[Backend], default_name: str, embedded_dir: Path | None,
-        expiring: list[DatabaseRecord],
+        expiring: list[DatabaseRecord], courses: list[str],
     ) -> str:
         rows = join(
             self.templates.render("backend_row.html", kind=b.kind, label=b.label, where=b.where)
@@ -98,9 +98,16 @@ class Pages:
             )
             for db in expiring
         ) or self.templates.render("expiry_none.html")
+        class_form = self.templates.render(
+            "class_form.html", csrf=self.csrf,
+            course_options=join(self.templates.render("option.html", value=c, text=c) for c in courses),
+            backend_options=join(
+                self.templates.render("option.html", value=b.kind, text=b.label) for b in backends
+            ),
+        ) if courses else Markup()
         return self._page(
             "index.html", title="Databases for trainees", default_name=default_name,
-            backend_rows=rows, embedded_note=note, expiry_rows=expiry_rows,
+            backend_rows=rows, embedded_note=note, expiry_rows=expiry_rows, class_form=class_form,
         )
 
     def trainee_home(
@@ -193,6 +200,27 @@ class Pages:
         return self._page(
             "archives.html", title="Archives", rows=rows,
             message=self._message(message, "ok") if message else Markup(),
+        )
+
+    def class_status(self, job: ClassJob) -> str:
+        outcome = Markup()
+        if job.error is not None:
+            outcome = self._message(f"The provisioning stopped: {job.error}", "error")
+        elif job.report is not None:
+            report = job.report
+            rows = join(
+                [*(self.templates.render("class_row.html", row_class="", user=d.user, note=d.note)
+                   for d in report.done),
+                 *(self.templates.render("class_row.html", row_class="failed", user=user, note=reason)
+                   for user, reason in report.failed)]
+            )
+            outcome = self.templates.render(
+                "class_report.html", kind="error" if report.failed else "ok", rows=rows, job=job.id,
+                summary=f"{len(report.done)} provisioned, {len(report.failed)} failed.",
+            )
+        return self._page(
+            "class_status.html", title=f"Class for {job.course} on {job.db_type}", done=job.done,
+            total=job.total, current=job.current if not job.finished else "", outcome=outcome,
         )
 
     def audit(self, entries: list[AuditEntry]) -> str:
