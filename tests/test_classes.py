@@ -59,7 +59,8 @@ def test_a_class_is_provisioned_from_a_roster_and_a_bad_row_does_not_stop_it(
     assert oct(sheet.stat().st_mode & 0o777) == "0o600"
 
     hashes = {name: runtime.accounts.get(name).password_hash for name in names}
-    again = cli("class", "provision", str(path), "--course", "franchise", "--db-type", db_type)
+    again = cli("class", "provision", str(path), "--course", "franchise", "--db-type", db_type,
+                "--sheet", str(tmp_path / "again.html"))
     assert "3 provisioned, 1 failed" in again.stdout
     assert again.stdout.count("already there; unchanged") == 3
     runtime.service.registry.refresh()
