@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from dbwrapper.accounts import Accounts, Actor
+from dbwrapper.backends import Backend
 from dbwrapper.errors import DbWrapperError, InvalidInput
 from dbwrapper.service import Credentials, DatabaseService
 
@@ -68,8 +69,7 @@ class ClassProvisioner:
         self, actor: Actor, names: list[str], course: str, db_type: str,
         progress: Progress = lambda done, total, name: None,
     ) -> ClassReport:
-        actor.require_instructor("provision a class")
-        backend = self.service.engines.backend(db_type)
+        backend = self.check(actor, course, db_type)
         report = ClassReport(course, backend.kind)
         for number, name in enumerate(names, start=1):
             progress(number - 1, len(names), name)
@@ -79,6 +79,13 @@ class ClassProvisioner:
                 report.failed.append((name, str(error)))
         progress(len(names), len(names), "")
         return report
+
+    def check(self, actor: Actor, course: str, db_type: str) -> Backend:
+        """Refuse a whole roster up front when every row would fail the same way."""
+        actor.require_instructor("provision a class")
+        backend = self.service.engines.backend(db_type)
+        self.service.course_sql(course, backend)
+        return backend
 
     def _one(self, actor: Actor, name: str, course: str, db_type: str) -> Provisioned:
         user = self.accounts.registry.user(name)
@@ -125,8 +132,7 @@ class ClassJobs:
         self._lock = threading.Lock()
 
     def start(self, actor: Actor, names: list[str], course: str, db_type: str) -> ClassJob:
-        actor.require_instructor("provision a class")
-        self.provisioner.service.engines.backend(db_type)  # a bad db_type is a 400 now, not later
+        self.provisioner.check(actor, course, db_type)  # a bad course or server is a 400 now
         job = ClassJob(secrets.token_urlsafe(9), actor.name, course, db_type, len(names))
         with self._lock:
             self._jobs[job.id] = job

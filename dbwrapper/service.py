@@ -196,7 +196,7 @@ class DatabaseService:
         that fails, the database and its login are removed again.
         """
         backend, name = self.resolve(actor, db_type, name)
-        sql = self._course_sql(course, backend) if course is not None else None
+        sql = self.course_sql(course, backend) if course is not None else None
         if owner is not None and owner.id != actor.user.id:
             actor.require_instructor("create databases for someone else")
         owner = owner or actor.user
@@ -234,7 +234,8 @@ class DatabaseService:
             summary = f"Created {name} on {backend.label}" + (f" for the course {course}." if course else ".")
             return self._outcome(actor, backend, name, True, summary, login)
 
-    def _course_sql(self, course: str, backend: Backend) -> str:
+    def course_sql(self, course: str, backend: Backend) -> str:
+        """The course's SQL for ``backend``; a 400 naming the courses if there is none."""
         found = self.registry.course(course) if isinstance(course, str) else None
         if found is None:
             known = ", ".join(c.name for c in self.registry.courses()) or "none yet"

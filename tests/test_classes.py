@@ -106,3 +106,12 @@ def test_an_instructor_provisions_a_class_from_the_page_and_watches_it(browser, 
                 for db in runtime.accounts.registry.databases(owner=user):
                     runtime.service.destroy(instructor, db.backend, db.name)
                 runtime.accounts.remove(name, by="tests")
+
+
+def test_an_unknown_course_refuses_the_whole_roster_before_making_anyone(cli, roster, db_type, runtime):
+    path, names = roster
+    refused = cli("class", "provision", str(path), "--course", "nope", "--db-type", db_type)
+    assert refused.returncode == 2
+    assert "There is no course 'nope'" in refused.stderr
+    runtime.accounts.registry.refresh()
+    assert all(runtime.accounts.registry.user(name) is None for name in names)
