@@ -22,11 +22,12 @@ COURSE_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
 
 def sample_courses() -> list[Course]:
-    """The courses shipped in this package: a folder each, with postgres.sql and mysql.sql."""
+    """The courses shipped in this package: a folder each, with description.txt, postgres.sql
+    and mysql.sql."""
     return [
         Course(
             name=folder.name,
-            description="Stores, items, stock and orders of an office-supply franchise.",
+            description=(folder / "description.txt").read_text(encoding="utf-8").strip(),
             postgres_sql=(folder / "postgres.sql").read_text(encoding="utf-8"),
             mysql_sql=(folder / "mysql.sql").read_text(encoding="utf-8"),
         )
