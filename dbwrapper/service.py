@@ -173,7 +173,10 @@ class DatabaseService:
             if now - self._sizes_recorded_at.get(backend.kind, float("-inf")) < SIZE_CACHE_SECONDS:
                 return
             self._sizes_recorded_at[backend.kind] = now
-        self.registry.record_sizes(backend.kind, sizes)
+        try:
+            self.registry.record_sizes(backend.kind, sizes)
+        except DbWrapperError:
+            pass  # only a note for the registry: the listing itself must not fail for it
 
     def my_databases(self, actor: Actor) -> list[Credentials]:
         """Every database the actor owns, with how to connect."""
