@@ -31,6 +31,7 @@ from typing import Any, ClassVar
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError
+from sqlalchemy.pool import NullPool
 
 from dbwrapper.config import env_var
 from dbwrapper.errors import (
@@ -76,6 +77,14 @@ class Login:
 
     name: str
     password: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Source:
+    """A database new ones are copied from (a course's master), and the login owning its content."""
+
+    name: str
+    owner: str
 
 
 @dataclass(frozen=True)
@@ -231,7 +240,9 @@ class Backend(ABC):
 
     # -- the workflows --------------------------------------------------------
 
-    def create_database(self, name: str, login: Login | None = None, *, managed: bool = True) -> bool:
+    def create_database(
+        self, name: str, login: Login | None = None, *, managed: bool = True, source: Source | None = None,
+    ) -> bool:
         """Create ``name``, owned by ``login`` if given; ``False`` if it already existed.
 
         Nothing is changed when it existed, not even the login. Two concurrent
@@ -239,20 +250,22 @@ class Backend(ABC):
         "already exists" and reports ``False``. If the login cannot be made, the
         new database is dropped again: nothing is left half-made. ``managed``
         marks the database as this service's (the control database is not).
+        With ``source``, the new database starts as a copy of that database
+        (tables, rows, indexes, constraints, views), its content owned by ``login``.
         """
         try:
-            return self._create_database(name, login, managed)
+            return self._create_database(name, login, managed, source)
         finally:
             self._listing = None  # whatever happened, the next listing asks the server
 
-    def _create_database(self, name: str, login: Login | None, managed: bool) -> bool:
+    def _create_database(self, name: str, login: Login | None, managed: bool, source: Source | None) -> bool:
         quoted = self.quote(name)
         deadline = time.monotonic() + BUSY_RETRY_SECONDS
         delay = 0.1
         while True:
             try:
                 with self.admin_connection() as connection:
-                    self.create(connection, quoted, managed)
+                    self.create(connection, quoted, managed, source)
                 break
             except DBAPIError as error:
                 if self.is_duplicate(error):
@@ -262,11 +275,13 @@ class Backend(ABC):
                 if time.monotonic() + delay > deadline:
                     raise DatabaseBusy(
                         f"{self.label} could not create {name}: {self.server_message(error)} "
-                        "Another session is connected to the template database; close it and try again."
+                        "Another session is connected to the database it is copied from; "
+                        "close it and try again."
                     ) from error
                 time.sleep(delay)
                 delay *= 2
         made_login = False
+        action = f"make the login for {name}"
         try:
             with self.admin_connection() as connection:
                 self.protect(connection)
@@ -274,10 +289,13 @@ class Backend(ABC):
                     self.create_login(connection, login)
                     made_login = True
                     self.grant(connection, login, name, quoted)
+            if source is not None:
+                action = f"copy {source.name} into {name}"
+                self.copy_content(source, name, login)
         except (DBAPIError, DbWrapperError) as error:
             self._undo_create(name, quoted, login.name if made_login and login else None)
             if isinstance(error, DBAPIError):
-                raise self._refused(f"make the login for {name}", error) from error
+                raise self._refused(action, error) from error
             raise
         return True
 
@@ -329,6 +347,36 @@ class Backend(ABC):
                 ) from error
             raise self._refused(f"drop {name}", error) from error
         return True
+
+    def hand_over(self, spare: Source, name: str, login: Login) -> bool:
+        """Give the ready copy ``spare`` (a warm pool's spare) to ``login`` as database ``name``.
+
+        ``False`` if ``name`` already exists; the spare is then left as it was.
+        """
+        validate_name(name)
+        try:
+            return self.rename_spare(spare, name, login)
+        except DBAPIError as error:
+            raise self._refused(f"hand {spare.name} over as {name}", error) from error
+        finally:
+            self._listing = None
+
+    @contextmanager
+    def inside(self, name: str) -> Iterator[Connection]:
+        """A super-user transaction inside database ``name``, on a connection of its own.
+
+        For one-off work; the connection is closed afterwards rather than
+        pooled, because a session left open on a database keeps PostgreSQL
+        from cloning or renaming it.
+        """
+        engine = create_engine(
+            self.database_url(name), poolclass=NullPool, connect_args={"connect_timeout": CONNECT_TIMEOUT}
+        )
+        try:
+            with engine.begin() as connection:
+                yield connection
+        finally:
+            engine.dispose()
 
     def adopt_database(self, name: str, login: Login) -> None:
         """Give an existing database its own ``login`` (made, or its password reset)."""
@@ -431,8 +479,25 @@ class Backend(ABC):
         """Adjust the AUTOCOMMIT admin engine to this driver; nothing by default."""
 
     @abstractmethod
-    def create(self, connection: Connection, quoted: str, managed: bool) -> None:
-        """Run this engine's ``CREATE DATABASE`` for an already quoted name, marked as ours if ``managed``."""
+    def create(self, connection: Connection, quoted: str, managed: bool, source: Source | None) -> None:
+        """Run this engine's ``CREATE DATABASE`` for an already quoted name, marked as ours if
+        ``managed``; an engine that can clone on the server does so here from ``source``."""
+
+    @abstractmethod
+    def copy_content(self, source: Source, name: str, login: Login | None) -> None:
+        """Finish making ``name`` a copy of ``source`` whose content ``login`` owns (after :meth:`create`)."""
+
+    @abstractmethod
+    def can_copy(self, source: str) -> bool:
+        """Whether :meth:`copy_content` copies everything database ``source`` holds."""
+
+    @abstractmethod
+    def rename_spare(self, spare: Source, name: str, login: Login) -> bool:
+        """Make the ready copy ``spare`` into database ``name`` owned by ``login``, in time that
+        does not grow with its size; ``False``, with ``spare`` untouched, if ``name`` exists."""
+
+    def seal(self, name: str) -> None:
+        """Keep a master's content owner from changing it once loaded; nothing by default."""
 
     def protect(self, connection: Connection) -> None:
         """Close what a new login could reach beyond its own database; nothing by default."""

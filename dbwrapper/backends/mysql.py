@@ -10,10 +10,13 @@ from sqlalchemy import Connection, Engine, bindparam, event, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
-from dbwrapper.backends.base import Backend, DatabaseEntry, Login
+from dbwrapper.backends.base import Backend, DatabaseEntry, Login, Source
 from dbwrapper.names import validate_name
 
 CREATE_TABLE = re.compile(r"CREATE TABLE `([^`]+)`")
+#: The DEFINER clause of SHOW CREATE VIEW: `user`@`host`, backquotes doubled inside.
+DEFINER = re.compile(r"DEFINER=`(?:[^`]|``)*`@`(?:[^`]|``)*`")
+ER_NO_SUCH_TABLE = 1146
 ER_DB_CREATE_EXISTS = 1007
 ER_LOCK_WAIT_TIMEOUT = 1205
 ER_NO_SUCH_THREAD = 1094
@@ -21,6 +24,17 @@ ER_NO_SUCH_THREAD = 1094
 DROP_LOCK_WAIT_SECONDS = 10
 #: MariaDB stores a schema comment from this version on; MySQL does not at all.
 MARIADB_SCHEMA_COMMENTS = (10, 5)
+
+
+def verbatim(connection: Connection, statement: str) -> None:
+    """Run ``statement`` as written: one the server printed (SHOW CREATE) or built from
+    its catalog's quoted names.
+
+    SQLAlchemy hands PyMySQL every statement with a (here empty) parameter set,
+    and PyMySQL %-formats it with that, so a ``%`` in it (``DEFINER=...@'%'``, a
+    ``LIKE '%x'`` check) must be doubled to stay itself.
+    """
+    connection.exec_driver_sql(statement.replace("%", "%%"))
 
 
 class MySQLBackend(Backend):
@@ -116,7 +130,8 @@ class MySQLBackend(Backend):
         version = dialect.server_version_info or ()
         return bool(getattr(dialect, "is_mariadb", False)) and version >= MARIADB_SCHEMA_COMMENTS
 
-    def create(self, connection: Connection, quoted: str, managed: bool) -> None:
+    def create(self, connection: Connection, quoted: str, managed: bool, source: Source | None) -> None:
+        # MySQL cannot clone a database: copy_content() fills it afterwards.
         statement = f"CREATE DATABASE {quoted} CHARACTER SET utf8mb4"
         if managed and self._has_schema_comments(connection):
             # On MariaDB the marker is part of the CREATE, so it is never missing;
@@ -124,6 +139,111 @@ class MySQLBackend(Backend):
             connection.execute(text(f"{statement} COMMENT :marker"), {"marker": self.marker})
             return
         connection.exec_driver_sql(statement)
+
+    def copy_content(self, source: Source, name: str, login: Login | None) -> None:
+        # Copied on the server, table by table: the definition as the server
+        # itself prints it (indexes, keys, checks, AUTO_INCREMENT), then the rows
+        # with INSERT ... SELECT, so no row passes through a client.
+        with self.inside(source.name) as connection:
+            tables = self.tables(connection)
+            definitions = {t: connection.execute(text(f"SHOW CREATE TABLE {self.quote_table(t)}")).one()[1]
+                           for t in tables}
+            columns = self._stored_columns(connection)
+            views = self._views(connection)
+        with self.inside(name) as connection:
+            # Tables are made and filled in any order; the rows satisfied the
+            # foreign keys in the source already.
+            connection.exec_driver_sql("SET SESSION foreign_key_checks = 0")
+            for table in tables:
+                verbatim(connection, definitions[table])
+                listed = ", ".join(self.quote_table(column) for column in columns[table])
+                verbatim(
+                    connection,
+                    f"INSERT INTO {self.quote_table(table)} ({listed}) "
+                    f"SELECT {listed} FROM {self.quote(source.name)}.{self.quote_table(table)}"
+                )
+            self._create_views(connection, views, login)
+
+    def can_copy(self, source: str) -> bool:
+        # copy_content() copies tables and views; a course with triggers, routines
+        # or events is loaded from its SQL instead.
+        with self.inside(source) as connection:
+            others = connection.execute(text(
+                "SELECT (SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE())"
+                " + (SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = DATABASE())"
+                " + (SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = DATABASE())"
+            )).scalar_one()
+        return not others
+
+    def rename_spare(self, spare: Source, name: str, login: Login) -> bool:
+        # MySQL cannot rename a database, but RENAME TABLE moves tables between
+        # databases as a catalog change, all of them in one atomic statement.
+        # Views cannot move: they are made again, as the new login's.
+        if not self.create_database(name, login):
+            return False
+        try:
+            with self.inside(spare.name) as connection:
+                tables = self.tables(connection)
+                views = self._views(connection)
+            if tables:
+                moves = ", ".join(
+                    f"{self.quote(spare.name)}.{self.quote_table(t)} TO {self.quote(name)}.{self.quote_table(t)}"
+                    for t in tables
+                )
+                with self.admin_connection() as connection:
+                    verbatim(connection, f"RENAME TABLE {moves}")
+            with self.inside(name) as connection:
+                self._create_views(connection, views, login)
+        except DBAPIError:
+            self.drop_database(name, login.name)
+            raise
+        self.drop_database(spare.name, spare.owner)
+        return True
+
+    def quote_table(self, name: str) -> str:
+        """A table, view or column name from the catalog, quoted by the dialect's preparer."""
+        return self._admin.dialect.identifier_preparer.quote_identifier(name)
+
+    @staticmethod
+    def _stored_columns(connection: Connection) -> dict[str, list[str]]:
+        """Each table's columns that hold data: generated ones are computed again, not copied."""
+        rows = connection.execute(text(
+            "SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS "
+            "WHERE TABLE_SCHEMA = DATABASE() AND EXTRA NOT LIKE '%GENERATED%' ORDER BY ORDINAL_POSITION"
+        ))
+        columns: dict[str, list[str]] = {}
+        for table, column in rows:
+            columns.setdefault(table, []).append(column)
+        return columns
+
+    def _views(self, connection: Connection) -> list[str]:
+        """The connected database's views as CREATE statements; the server writes them without
+        a database name when it is the current one, so they can be made in another."""
+        names = connection.execute(text(
+            "SELECT TABLE_NAME FROM information_schema.VIEWS WHERE TABLE_SCHEMA = DATABASE() ORDER BY 1"
+        )).scalars()
+        return [connection.execute(text(f"SHOW CREATE VIEW {self.quote_table(v)}")).one()[1] for v in list(names)]
+
+    def _create_views(self, connection: Connection, views: list[str], login: Login | None) -> None:
+        """Make ``views`` in the connected database, defined by ``login`` so they run with its rights.
+
+        A view may read another: those that fail for a missing view are tried
+        again once the others exist.
+        """
+        definer = f"DEFINER={self.quote(login.name)}@'%'" if login else "DEFINER=CURRENT_USER"
+        pending = [DEFINER.sub(lambda _: definer, view, count=1) for view in views]
+        while pending:
+            failed: list[tuple[str, DBAPIError]] = []
+            for statement in pending:
+                try:
+                    verbatim(connection, statement)
+                except DBAPIError as error:
+                    if self.error_code(error) != ER_NO_SUCH_TABLE:
+                        raise
+                    failed.append((statement, error))
+            if len(failed) == len(pending):
+                raise failed[0][1]
+            pending = [statement for statement, _ in failed]
 
     def _end_sessions(self, connection: Connection, column: str, value: str) -> None:
         """KILL the sessions whose ``column`` (DB or USER, a constant) is ``value``."""
