@@ -64,6 +64,10 @@ class Settings:
     #: How often the expiry job looks for expired databases.
     expiry_check_seconds: float = 60
     #: Start an embedded PostgreSQL when no PostgreSQL URL is configured.
+    #: Ready copies of each course kept per engine, so a seeded database is a rename (0: none),
+    #: and how often the background job tops them up.
+    pool_size: int = 2
+    pool_check_seconds: float = 5
     embedded: bool = True
     #: Where the embedded PostgreSQL keeps its data; ``None`` means the per-user default.
     embedded_dir: Path | None = None
@@ -111,6 +115,8 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] = os.envi
         first_instructor=own.get("first_instructor", DEFAULT_FIRST_INSTRUCTOR),
         default_quota=int(own.get("default_quota", 1)),
         embedded=bool(own.get("embedded", True)),
+        pool_size=int(own.get("pool_size", 2)),
+        pool_check_seconds=float(own.get("pool_check_seconds", 5)),
         archive_dir=Path(archive_dir).expanduser() if archive_dir else None,
         tools={tool: own[tool] for tool in TOOLS if own.get(tool)},
         lifetime_hours=float(own.get("lifetime_hours", 14 * 24)),

@@ -14,6 +14,9 @@ from dbwrapper.errors import InvalidInput
 
 MAX_LENGTH = 63
 _ALLOWED = re.compile(r"[a-z_][a-z0-9_]*")
+#: Databases whose names start with this are dbwrapper's own (course masters, spares,
+#: snapshots): listings leave them out and users cannot ask for such a name.
+RESERVED_PREFIX = "_dbw_"
 
 
 def validate_name(name: object) -> str:
@@ -51,3 +54,14 @@ def render_name(template: str, *, user: str, port: int) -> str:
             f"The name template {template!r} is not valid: {error}. It may use %(user)s and %(port)s."
         ) from error
     return validate_name(name)
+
+
+def validate_user_database(name: object) -> str:
+    """:func:`validate_name`, and not a name dbwrapper keeps for its own copies."""
+    name = validate_name(name)
+    if name.startswith(RESERVED_PREFIX):
+        raise InvalidInput(
+            f"Database names starting with {RESERVED_PREFIX} are dbwrapper's own copies "
+            "(course masters, spares, snapshots); choose another name."
+        )
+    return name

@@ -9,6 +9,10 @@ losing anything:
 * a database carrying dbwrapper's marker that the registry does not know is
   adopted, not dropped: it gets a login (made, or its password reset), is
   recorded for the first instructor and kept until someone decides;
+* course copies (masters, spares) that were not finished, or whose database
+  is gone, are dropped and forgotten; a database with the copies' prefix that
+  the registry does not name at all (a spare claimed by a handout that never
+  ended) is dropped with its login;
 * half-written archive files (``.*.partial``) are removed.
 
 A server that cannot be reached is left alone: nothing is forgotten because
@@ -25,6 +29,7 @@ from dbwrapper.backends import Backend
 from dbwrapper.backends.base import Login
 from dbwrapper.config import CONTROL_DATABASE
 from dbwrapper.errors import DbWrapperError
+from dbwrapper.names import RESERVED_PREFIX
 from dbwrapper.registry import AuditEntry, User
 from dbwrapper.service import DatabaseService
 
@@ -37,6 +42,7 @@ class Report:
 
     forgotten: list[str] = field(default_factory=list)
     adopted: list[str] = field(default_factory=list)
+    unfinished: list[str] = field(default_factory=list)
     partial_files: int = 0
     unreachable: list[str] = field(default_factory=list)
 
@@ -46,6 +52,8 @@ class Report:
             said.append(f"forgot {', '.join(self.forgotten)}: no longer on the server")
         if self.adopted:
             said.append(f"adopted {', '.join(self.adopted)}: on the server but not in the registry")
+        if self.unfinished:
+            said.append(f"dropped {', '.join(self.unfinished)}: dbwrapper's own copies, left unfinished")
         if self.partial_files:
             said.append(f"removed {self.partial_files} half-written archive file(s)")
         if self.unreachable:
@@ -83,8 +91,9 @@ class Reconciler:
                 backend.drop_database(record.name, record.login)  # only its login is left to remove
                 registry.forget_database(record, audit=self._entry(backend, record.name, "forgotten"))
                 report.forgotten.append(f"{backend.kind}:{record.name}")
+        own = self._own_copies(backend, existing, on_server, report)
         known = {record.name for record in registry.databases(backend.kind)}
-        for name in sorted(on_server - known):
+        for name in sorted(on_server - known - own):
             login = Login(name, generate_password())
             backend.adopt_database(name, login)
             registry.record_database(
@@ -92,6 +101,22 @@ class Reconciler:
                 audit=self._entry(backend, name, "adopted"),
             )
             report.adopted.append(f"{backend.kind}:{name}")
+
+    def _own_copies(self, backend: Backend, existing: set[str], on_server: set[str], report: Report) -> set[str]:
+        """Settle the course copies; the names of those that stay, which are not to be adopted."""
+        registry = self.service.registry
+        kept: set[str] = set()
+        for copy in registry.copies(backend.kind):
+            if copy.ready and copy.name in existing:
+                kept.add(copy.name)
+                continue
+            backend.drop_database(copy.name, copy.name)
+            registry.forget_copy(copy)
+            report.unfinished.append(f"{backend.kind}:{copy.name}")
+        for name in sorted(name for name in on_server - kept if name.startswith(RESERVED_PREFIX)):
+            backend.drop_database(name, name)
+            report.unfinished.append(f"{backend.kind}:{name}")
+        return {name for name in on_server if name.startswith(RESERVED_PREFIX)}
 
     def _keeper(self) -> User:
         """Who adopted databases belong to: the first instructor, or any instructor."""

@@ -22,9 +22,9 @@ from dbwrapper.backends.base import SIZE_CACHE_SECONDS, Login
 from dbwrapper.config import CONTROL_DATABASE, Settings
 from dbwrapper.engines import Engines
 from dbwrapper.errors import DbWrapperError, Forbidden, InvalidInput, Refused
-from dbwrapper.names import render_name, validate_name
+from dbwrapper.copies import CourseCopies
+from dbwrapper.names import RESERVED_PREFIX, render_name, validate_user_database
 from dbwrapper.registry import AuditEntry, DatabaseRecord, Registry, User
-from dbwrapper.tools import ToolFailed, find_tool, run_tool
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,7 @@ class DatabaseService:
 
     def __init__(self, engines: Engines) -> None:
         self.engines = engines
+        self.copies = CourseCopies(engines, engines.settings.pool_size)
         self._sizes_recorded_at: dict[str, float] = {}
         self._user_locks: dict[int, threading.Lock] = {}
         self._sizes_lock = threading.Lock()  # also guards _user_locks
@@ -112,7 +113,7 @@ class DatabaseService:
 
     def resolve(self, actor: Actor, db_type: object, name: str | None) -> tuple[Backend, str]:
         """The backend of ``db_type`` and a valid name (the actor's own when ``None``), or a 400."""
-        name = self.default_name(actor) if name is None else validate_name(name)
+        name = self.default_name(actor) if name is None else validate_user_database(name)
         return self.engines.backend(db_type), name
 
     @contextmanager
@@ -155,7 +156,8 @@ class DatabaseService:
         """The server's databases for an instructor; their own for a trainee."""
         backend = self.engines.backend(db_type)
         owners = {db.name: db.owner for db in self.registry.databases(backend.kind)}
-        infos = backend.list_databases()
+        # Course masters, spares and snapshots are dbwrapper's, not anybody's working databases.
+        infos = [info for info in backend.list_databases() if not info.name.startswith(RESERVED_PREFIX)]
         self._record_sizes(backend, {info.name: info.size_bytes for info in infos if info.name in owners})
         listed = [Listed(info, owners.get(info.name)) for info in infos]
         if not actor.is_instructor:
@@ -195,8 +197,8 @@ class DatabaseService:
         """Create the database with its own login unless it exists; asking twice changes nothing.
 
         It belongs to ``actor``, or to ``owner`` when an instructor makes it for someone.
-        With ``course``, it starts with that course's content, loaded by its own login; if
-        that fails, the database and its login are removed again.
+        With ``course``, it starts with that course's content (see :mod:`dbwrapper.copies`),
+        owned by its own login; if that fails, the database and its login are removed again.
         """
         backend, name = self.resolve(actor, db_type, name)
         sql = self.course_sql(course, backend) if course is not None else None
@@ -219,10 +221,15 @@ class DatabaseService:
                         f"{owner.name} already has {owner.quota} database(s), their quota; "
                         "destroy one first or ask an instructor."
                     )
-                if not backend.create_database(name, login):
+                if course is not None and sql is not None:
+                    made = self.copies.provision(backend, course, sql, name, login)
+                else:
+                    made = "empty" if backend.create_database(name, login) else None
+                if made is None:
                     entry.outcome = "unchanged"
                     summary = f"{name} already exists on {backend.label}; nothing was changed."
                     return self._outcome(actor, backend, name, False, summary)
+                entry.detail = made
                 try:
                     self.registry.record_database(
                         backend.kind, name, owner, login.name, login.password, audit=entry,
@@ -232,8 +239,6 @@ class DatabaseService:
                     # Not in the registry means nobody could reach or destroy it: undo.
                     backend.drop_database(name, login.name)
                     raise
-            if sql is not None:
-                self._seed(backend, name, login, sql, entry.target)
             summary = f"Created {name} on {backend.label}" + (f" for the course {course}." if course else ".")
             return self._outcome(actor, backend, name, True, summary, login)
 
@@ -247,24 +252,6 @@ class DatabaseService:
         if not sql:
             raise InvalidInput(f"The course {course} has no content for {backend.label}.")
         return sql
-
-    def _seed(self, backend: Backend, name: str, login: Login, sql: str, target: str) -> None:
-        """Run the course's SQL as the database's login; undo the whole database if it fails."""
-        try:
-            tool = find_tool(backend.client_tool, self.settings.tools)
-            if tool is None:
-                raise ToolFailed(f"{backend.client_tool} was not found to load the course: install it, "
-                                 f"or set {backend.client_tool} = \"/path\" in app.conf.")
-            argv, env = backend.load_command(tool, name, login)
-            run_tool(argv, env, text=sql)
-        except ToolFailed:
-            backend.drop_database(name, login.name)
-            record = self.registry.database(backend.kind, name)
-            if record is not None:
-                undone = AuditEntry(actor="dbwrapper", action="create undone", target=target,
-                                    outcome="ok", detail="the course content did not load")
-                self.registry.forget_database(record, audit=undone)
-            raise
 
     def destroy(self, actor: Actor, db_type: object, name: str | None = None) -> Outcome:
         """Drop a database this service created, and its login, ending the sessions still on it.

@@ -148,10 +148,11 @@ CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 def settings(server_urls: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Settings:
     archives = tmp_path_factory.mktemp("archives")
     # The expiry job's own runs are tested with their own Monitor; the service's must not
-    # purge, in the middle of a test, a database that test made due.
+    # purge, in the middle of a test, a database that test made due. Likewise the pool's
+    # tests fill it themselves (tests/test_copies.py), so the service keeps no spares.
     return Settings(
         port=free_port(), backend_urls=server_urls, embedded=False, archive_dir=archives,
-        expiry_check_seconds=24 * 3600,
+        expiry_check_seconds=24 * 3600, pool_size=0,
     )
 
 

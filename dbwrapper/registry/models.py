@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Integer,
@@ -110,3 +111,27 @@ class Course(Base):
     def sql(self, kind: str) -> str | None:
         """The course's SQL for backend ``kind``, or ``None`` when it has none for that engine."""
         return {"postgres": self.postgres_sql, "mysql": self.mysql_sql}.get(kind)
+
+
+class CourseCopy(Base):
+    """A database holding a course's content that is nobody's yet.
+
+    ``master``: the course loaded once from its SQL, the source every copy is
+    cloned from. ``spare``: a clone made ahead of time (the warm pool), handed to
+    a trainee by renaming it. Both are named ``_dbw_<kind>_<id>``, a prefix users
+    cannot choose, and their login (a role or user) has the same name. A row is
+    written before its database is made and marked ``ready`` after, so a crash in
+    between leaves a row that says what to clean up.
+    """
+
+    __tablename__ = "course_copies"
+    __table_args__ = (UniqueConstraint("backend", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    backend: Mapped[str] = mapped_column(String(16))
+    course: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(8))
+    name: Mapped[str] = mapped_column(String(64))
+    password: Mapped[str] = mapped_column(String(128))
+    ready: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)

@@ -20,7 +20,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from dbwrapper.backends.base import CONNECT_TIMEOUT, ping_when_idle
 from dbwrapper.errors import BackendUnavailable, InvalidInput
-from dbwrapper.registry.models import AuditEntry, Course, Instance, ManagedDatabase, User, utc_now
+from dbwrapper.registry.models import (
+    AuditEntry,
+    Course,
+    CourseCopy,
+    Instance,
+    ManagedDatabase,
+    User,
+    utc_now,
+)
 
 T = TypeVar("T")
 
@@ -265,6 +273,52 @@ class Registry:
                         .where(ManagedDatabase.backend == backend, ManagedDatabase.name == name)
                         .values(size_bytes=size, size_seen_at=seen_at)
                     )
+
+    # -- course copies (masters and spares) ------------------------------------------
+
+    def copies(self, backend: str | None = None, course: str | None = None, kind: str | None = None,
+               ) -> list[CourseCopy]:
+        """Course copies, oldest first; never cached, as the pool's refill and handouts race."""
+        query = select(CourseCopy).order_by(CourseCopy.id)
+        for column, value in ((CourseCopy.backend, backend), (CourseCopy.course, course),
+                              (CourseCopy.kind, kind)):
+            if value is not None:
+                query = query.where(column == value)
+        with self.session() as session:
+            return list(session.scalars(query))
+
+    def add_copy(self, copy: CourseCopy) -> CourseCopy:
+        """Record a copy before its database is made (not ready yet)."""
+        with self.session() as session:
+            session.add(copy)
+        return copy
+
+    def mark_copy_ready(self, copy: CourseCopy) -> None:
+        with self.session() as session:
+            session.execute(update(CourseCopy).where(CourseCopy.id == copy.id).values(ready=True))
+        copy.ready = True
+
+    def forget_copy(self, copy: CourseCopy) -> None:
+        with self.session() as session:
+            session.execute(delete(CourseCopy).where(CourseCopy.id == copy.id))
+
+    def claim_spare(self, backend: str, course: str) -> CourseCopy | None:
+        """Take a ready spare out of the pool, or ``None``; two callers never get the same one.
+
+        The row is deleted in the claiming transaction: whoever deletes it owns the
+        spare. A crash before the handout ends leaves a spare no row names, which
+        reconciling drops.
+        """
+        for spare in self.copies(backend, course, "spare"):
+            if not spare.ready:
+                continue
+            with self.session() as session:
+                gone = session.execute(
+                    delete(CourseCopy).where(CourseCopy.id == spare.id, CourseCopy.ready.is_(True))
+                )
+                if gone.rowcount == 1:  # type: ignore[attr-defined]
+                    return spare
+        return None
 
     # -- the audit log ---------------------------------------------------------------
 

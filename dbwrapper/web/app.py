@@ -41,6 +41,11 @@ def mount(settings: Settings, runtime: Runtime | None = None) -> Runtime:
         cherrypy.engine, runtime.purger.run_once, frequency=settings.expiry_check_seconds,
         name="dbwrapper expiry",
     ).subscribe()
+    # The warm pool's refill; refill() never raises either.
+    Monitor(
+        cherrypy.engine, runtime.service.copies.refill, frequency=settings.pool_check_seconds,
+        name="dbwrapper pool",
+    ).subscribe()
     install_tools(runtime.accounts)
     templates = Templates()
 

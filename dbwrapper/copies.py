@@ -1,0 +1,212 @@
+"""Course databases made fast: a master per course and engine, and a warm pool of spares.
+
+A course's SQL is loaded once per engine, into its *master* database, by the
+master's own login. Every database made for the course afterwards is a copy
+of the master made on the server (PostgreSQL: ``CREATE DATABASE ... TEMPLATE``;
+MySQL: the tables' definitions, then ``INSERT ... SELECT``), so no SQL is
+replayed and no row passes through a client.
+
+Faster still, the *pool* keeps ``pool_size`` ready copies (*spares*) of each
+course per engine, made in the background. Giving a trainee a seeded database
+is then a rename (PostgreSQL renames the database and its login; MySQL moves
+the tables with one ``RENAME TABLE``), in time that does not grow with the
+course. When the pool is empty, a copy is made on the spot.
+
+Masters and spares are named ``_dbw_master_…`` and ``_dbw_spare_…``, a prefix
+no user may choose; listings leave them out. Each is recorded before it is
+made and marked ready after, so that reconciling after a crash knows what was
+half-made (see :mod:`dbwrapper.reconcile`).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+from collections.abc import Callable
+
+import cherrypy
+
+from dbwrapper.accounts import generate_password
+from dbwrapper.backends import Backend
+from dbwrapper.backends.base import Login, Source
+from dbwrapper.engines import Engines
+from dbwrapper.errors import DbWrapperError
+from dbwrapper.names import RESERVED_PREFIX
+from dbwrapper.registry import CourseCopy, Registry
+from dbwrapper.tools import ToolFailed, find_tool, run_tool
+
+
+def log(message: str, *, failed: bool = False) -> None:
+    """To CherryPy's error log (the console when serving), with the traceback on failure."""
+    cherrypy.log(message, context="POOL", severity=logging.ERROR if failed else logging.INFO,
+                 traceback=failed)
+
+
+def copy_name(kind: str) -> str:
+    """A new master's or spare's database (and login) name: ``_dbw_spare_3fa2b1c9d0e4``.
+
+    Short enough for a MySQL user name (32 characters).
+    """
+    return f"{RESERVED_PREFIX}{kind}_{secrets.token_hex(6)}"
+
+
+def as_source(copy: CourseCopy) -> Source:
+    """A copy as something to copy from: its database, and its login that owns the content."""
+    return Source(copy.name, copy.name)
+
+
+class CourseCopies:
+    """Each course's masters and warm spares, and making a course database from them."""
+
+    def __init__(self, engines: Engines, pool_size: int = 0) -> None:
+        self.engines = engines
+        #: Spares kept ready per course and engine; 0 makes every course database a copy on the spot.
+        self.pool_size = pool_size
+        self._lock = threading.Lock()
+        self._course_locks: dict[tuple[str, str], threading.Lock] = {}
+        #: Whether each master's content can be copied on the server (MySQL cannot copy
+        #: triggers, routines or events), asked once per master and process.
+        self._copyable: dict[str, bool] = {}
+
+    @property
+    def registry(self) -> Registry:
+        return self.engines.registry
+
+    def _course_lock(self, kind: str, course: str) -> threading.Lock:
+        with self._lock:
+            return self._course_locks.setdefault((kind, course), threading.Lock())
+
+    # -- making a course database -------------------------------------------------
+
+    def provision(self, backend: Backend, course: str, sql: str, name: str, login: Login) -> str | None:
+        """Make database ``name``, owned by ``login``, with ``course``'s content.
+
+        Returns how: ``"pool"`` (a spare renamed), ``"copy"`` (copied from the
+        master on the server) or ``"sql"`` (the course's SQL run, for content the
+        server cannot copy); ``None`` if ``name`` already existed, which is then
+        left as it was. On failure nothing is left behind.
+        """
+        spare = self.registry.claim_spare(backend.kind, course)
+        if spare is not None:
+            try:
+                handed = backend.hand_over(as_source(spare), name, login)
+            except DbWrapperError:
+                log(f"The spare {spare.name} could not be handed over; making a copy instead", failed=True)
+                self._discard(backend, spare)
+            else:
+                if handed:
+                    return "pool"
+                self._put_back(spare)
+                return None
+        master = self.master(backend, course, sql)
+        if not self.copyable(backend, master):
+            if not backend.create_database(name, login):
+                return None
+            self.load(backend, name, login, sql)
+            return "sql"
+        return "copy" if backend.create_database(name, login, source=as_source(master)) else None
+
+    def master(self, backend: Backend, course: str, sql: str) -> CourseCopy:
+        """The course's master on ``backend``, made from ``sql`` the first time it is needed."""
+        with self._course_lock(backend.kind, course):
+            for copy in self.registry.copies(backend.kind, course, "master"):
+                if copy.ready:
+                    return copy
+            return self._make(backend, course, "master", lambda login: self._load_master(backend, login, sql))
+
+    def copyable(self, backend: Backend, master: CourseCopy) -> bool:
+        """Whether ``master`` is copied on the server; if not, its course is loaded from SQL each time."""
+        if master.name not in self._copyable:
+            self._copyable[master.name] = backend.can_copy(master.name)
+        return self._copyable[master.name]
+
+    def _load_master(self, backend: Backend, login: Login, sql: str) -> None:
+        backend.create_database(login.name, login)
+        self.load(backend, login.name, login, sql)
+        backend.seal(login.name)
+
+    def load(self, backend: Backend, name: str, login: Login, sql: str) -> None:
+        """Run ``sql`` in ``name`` as ``login``, with the engine's client; drop ``name`` if it fails.
+
+        Run by the database's own login, so that it owns every table it makes.
+        """
+        try:
+            tool = find_tool(backend.client_tool, self.engines.settings.tools)
+            if tool is None:
+                raise ToolFailed(f"{backend.client_tool} was not found to load the course: install it, "
+                                 f"or set {backend.client_tool} = \"/path\" in app.conf.")
+            argv, env = backend.load_command(tool, name, login)
+            run_tool(argv, env, text=sql)
+        except ToolFailed:
+            backend.drop_database(name, login.name)
+            raise
+
+    # -- the warm pool --------------------------------------------------------------
+
+    def refill(self) -> int:
+        """Top up every course's pool on every engine it has content for; the spares made.
+
+        Meant for a background job: it never raises. A failure is logged and
+        the next run tries again.
+        """
+        made = 0
+        if self.pool_size <= 0:
+            return made
+        try:
+            courses = self.registry.courses()
+            backends = [self.engines.backend(kind) for kind in self.engines.kinds]
+        except Exception:  # the registry is down: try again next time
+            log("The pool could not read the registry", failed=True)
+            return made
+        for backend in backends:
+            for course in courses:
+                sql = course.sql(backend.kind)
+                if not sql:
+                    continue
+                try:
+                    made += self.top_up(backend, course.name, sql)
+                except Exception:
+                    log(f"The pool could not make a spare of {course.name} on {backend.kind}", failed=True)
+        return made
+
+    def top_up(self, backend: Backend, course: str, sql: str) -> int:
+        """Make spares of ``course`` on ``backend`` until it has :attr:`pool_size`; how many were made."""
+        master = self.master(backend, course, sql)
+        if not self.copyable(backend, master):
+            return 0
+        missing = self.pool_size - len(self.registry.copies(backend.kind, course, "spare"))
+        for _ in range(missing):
+            self._make(backend, course, "spare",
+                       lambda login: backend.create_database(login.name, login, source=as_source(master)))
+        return max(missing, 0)
+
+    def _make(self, backend: Backend, course: str, kind: str, build: Callable[[Login], object]) -> CourseCopy:
+        """Record a copy, build it, mark it ready; on failure remove both and raise."""
+        copy = self.registry.add_copy(CourseCopy(
+            backend=backend.kind, course=course, kind=kind, name=copy_name(kind),
+            password=generate_password(), ready=False,
+        ))
+        try:
+            build(Login(copy.name, copy.password))
+        except BaseException:
+            self._discard(backend, copy)
+            raise
+        self.registry.mark_copy_ready(copy)
+        return copy
+
+    def _discard(self, backend: Backend, copy: CourseCopy) -> None:
+        """Drop a copy and its login, and forget it; best effort, as the server may be the problem."""
+        try:
+            backend.drop_database(copy.name, copy.name)
+        except DbWrapperError:
+            log(f"Could not drop {copy.name}; reconciling at the next start will", failed=True)
+            return
+        self.registry.forget_copy(copy)
+
+    def _put_back(self, spare: CourseCopy) -> None:
+        """Return a claimed spare that was not used (its target name existed) to the pool."""
+        self.registry.add_copy(CourseCopy(
+            backend=spare.backend, course=spare.course, kind=spare.kind, name=spare.name,
+            password=spare.password, ready=True,
+        ))

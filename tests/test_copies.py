@@ -1,0 +1,189 @@
+"""Course databases are copies made on the server: from the course's master, or a spare from the pool.
+
+Whatever the way, the trainee's database is the course's content exactly
+(tables, rows, indexes, constraints, views), owned by the trainee's login.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import inspect, text
+
+from dbwrapper.accounts import Actor
+from dbwrapper.backends import Backend
+from dbwrapper.backends.base import Login
+from dbwrapper.copies import CourseCopies, copy_name
+from dbwrapper.registry import CourseCopy
+from tests.conftest import INSTRUCTOR
+from tests.test_courses import FRANCHISE
+from tests.test_isolation import run_as
+
+
+DEFINER = re.compile(r"DEFINER=\S+ ")
+
+
+def owners(backend: Backend, name: str) -> set[str]:
+    """Who owns the tables and views (PostgreSQL), or defines the views (MySQL)."""
+    query = {
+        "postgres": "SELECT tableowner FROM pg_tables WHERE schemaname = 'public' "
+                    "UNION SELECT viewowner FROM pg_views WHERE schemaname = 'public'",
+        "mysql": "SELECT DISTINCT SUBSTRING_INDEX(DEFINER, '@', 1) FROM information_schema.VIEWS "
+                 "WHERE TABLE_SCHEMA = DATABASE()",
+    }[backend.kind]
+    with backend.inside(name) as connection:
+        return set(connection.execute(text(query)).scalars())
+
+
+def shape(backend: Backend, name: str) -> dict[str, Any]:
+    """Everything a course defines, as SQLAlchemy's inspector reads it from the catalog."""
+    engine = backend.database_engine(name)
+    try:
+        found = inspect(engine)
+        tables = sorted(found.get_table_names())
+        return {
+            "tables": {
+                table: {
+                    "columns": [(c["name"], str(c["type"]), c["nullable"]) for c in found.get_columns(table)],
+                    "primary key": found.get_pk_constraint(table)["constrained_columns"],
+                    "indexes": sorted((i["name"], tuple(i["column_names"])) for i in found.get_indexes(table)),
+                    "foreign keys": sorted(
+                        (tuple(fk["constrained_columns"]), fk["referred_table"]) for fk in found.get_foreign_keys(table)
+                    ),
+                    "checks": sorted(c["sqltext"] for c in found.get_check_constraints(table)),
+                    "rows": backend.table_counts(name)[table],
+                }
+                for table in tables
+            },
+            # Who defined a view is who owns the copy (see owners()), not part of the course.
+            "views": {view: DEFINER.sub("", found.get_view_definition(view))
+                      for view in sorted(found.get_view_names())},
+        }
+    finally:
+        backend._forget_database_engine(name)  # no session may stay on a database PostgreSQL copies
+
+
+@pytest.fixture
+def instructor(runtime) -> Actor:
+    return Actor(runtime.accounts.get(INSTRUCTOR))
+
+
+@pytest.fixture
+def copies(runtime) -> Iterator[CourseCopies]:
+    """A pool of one spare per course, filled by the test itself and emptied afterwards."""
+    yield CourseCopies(runtime.engines, pool_size=1)
+    for spare in runtime.service.registry.copies(kind="spare"):
+        runtime.engines.backend(spare.backend).drop_database(spare.name, spare.name)
+        runtime.service.registry.forget_copy(spare)
+
+
+def franchise_master(runtime, db_type: str) -> CourseCopy:
+    backend = runtime.engines.backend(db_type)
+    return runtime.service.copies.master(backend, "franchise", runtime.service.course_sql("franchise", backend))
+
+
+def login_of(runtime, db_type: str, name: str) -> Login:
+    record = runtime.service.registry.database(db_type, name)
+    return Login(record.login, record.password)
+
+
+def how_made(runtime, db_type: str, name: str) -> str:
+    target = f"{db_type}:{name}"
+    entry = next(e for e in runtime.service.registry.audit_entries() if e.target == target and e.action == "create")
+    return entry.detail
+
+
+def test_a_course_database_is_a_server_side_copy_identical_to_the_master(runtime, db_type, db_name, instructor):
+    backend = runtime.engines.backend(db_type)
+    master = franchise_master(runtime, db_type)
+    runtime.service.create(instructor, db_type, db_name, course="franchise")
+
+    assert how_made(runtime, db_type, db_name) == "copy"
+    assert shape(backend, db_name) == shape(backend, master.name)
+    assert backend.table_counts(db_name) == FRANCHISE
+    assert owners(backend, db_name) == {db_name}  # the database's own login
+
+
+def test_a_spare_from_the_pool_is_handed_over_by_renaming_it(runtime, db_type, trainee, copies, catalog):
+    backend = runtime.engines.backend(db_type)
+    master = franchise_master(runtime, db_type)
+    copies.top_up(backend, "franchise", runtime.service.course_sql("franchise", backend))
+    (spare,) = runtime.service.registry.copies(db_type, "franchise", "spare")
+    assert spare.name in catalog(db_type)
+
+    alice = trainee()
+    page = alice.get("/dbi/create_my_db", params={"db_type": db_type, "course": "franchise"})
+    assert page.status_code == 200, page.text
+    name = f"{alice.user_name}_{runtime.settings.port}"
+
+    assert how_made(runtime, db_type, name) == "pool"
+    assert spare.name not in catalog(db_type)  # it became the trainee's database
+    assert runtime.service.registry.copies(db_type, "franchise", "spare") == []
+    assert shape(backend, name) == shape(backend, master.name)
+    assert owners(backend, name) == {name}
+    # The login that came with the spare is now the trainee's, with the password they were given.
+    login = login_of(runtime, db_type, name)
+    credentials = {"url": backend.database_url(name, login).render_as_string(False), "password": login.password}
+    low = run_as(db_type, credentials, name, "SELECT count(*) FROM low_stock")
+    assert low.returncode == 0, low.stderr
+    assert low.stdout.strip() == "669"
+    changed = run_as(db_type, credentials, name, "DROP VIEW low_stock")
+    assert changed.returncode == 0, changed.stderr  # the trainee owns what came with it
+
+    assert copies.top_up(backend, "franchise", runtime.service.course_sql("franchise", backend)) == 1
+
+
+def test_an_empty_pool_falls_back_to_a_copy(runtime, db_type, db_name, instructor):
+    assert runtime.service.registry.copies(db_type, "franchise", "spare") == []
+    runtime.service.create(instructor, db_type, db_name, course="franchise")
+    assert how_made(runtime, db_type, db_name) == "copy"
+
+
+def test_copies_are_nobodys_working_databases(runtime, db_type, browser, copies):
+    backend = runtime.engines.backend(db_type)
+    master = franchise_master(runtime, db_type)
+    listed = browser.get("/dbi/list", params={"db_type": db_type})
+    assert master.name not in listed.text
+    refused = browser.get("/dbi/destroy_my_db", params={"db_type": db_type, "name": master.name})
+    assert refused.status_code == 400
+    assert "dbwrapper's own copies" in refused.text
+    assert master.name in {info.name for info in backend.list_databases(fresh=True)}
+
+
+@pytest.mark.backend("mysql")
+def test_mysql_loads_a_course_with_triggers_from_its_sql(runtime, db_name, instructor):
+    course = f"triggered_{db_name}"
+    runtime.courses.add(instructor, course, "", {"mysql": (
+        "CREATE TABLE boxes (n INTEGER, doubled INTEGER);\n"
+        "CREATE TRIGGER twice BEFORE INSERT ON boxes FOR EACH ROW SET NEW.doubled = NEW.n * 2;\n"
+        "INSERT INTO boxes (n) VALUES (21);\n"
+    )})
+    runtime.service.create(instructor, "mysql", db_name, course=course)
+    assert how_made(runtime, "mysql", db_name) == "sql"
+    with runtime.engines.backend("mysql").inside(db_name) as connection:
+        connection.execute(text("INSERT INTO boxes (n) VALUES (5)"))
+        assert connection.execute(text("SELECT doubled FROM boxes WHERE n = 5")).scalar_one() == 10
+
+
+def test_reconciling_drops_copies_a_crash_left_unfinished(runtime, db_type, catalog):
+    backend = runtime.engines.backend(db_type)
+    registry = runtime.service.registry
+    # A spare recorded and made, but the process died before marking it ready ...
+    half = registry.add_copy(CourseCopy(backend=db_type, course="franchise", kind="spare",
+                                        name=copy_name("spare"), password="x" * 20, ready=False))
+    backend.create_database(half.name)
+    # ... and a spare claimed for a handout that never finished: no row names it.
+    orphan = copy_name("spare")
+    backend.create_database(orphan)
+    master = franchise_master(runtime, db_type)
+
+    report = runtime.reconciler.run()
+
+    assert f"{db_type}:{half.name}" in report.unfinished and f"{db_type}:{orphan}" in report.unfinished
+    assert not {half.name, orphan} & catalog(db_type)
+    assert [c.name for c in registry.copies(db_type, kind="spare") if c.name == half.name] == []
+    assert master.name in catalog(db_type)  # a finished master stays
+    assert not [name for name in report.adopted if "_dbw_" in name]
