@@ -291,7 +291,7 @@ class Backend(ABC):
                     self.grant(connection, login, name, quoted)
             if source is not None:
                 action = f"copy {source.name} into {name}"
-                self.copy_content(source, name, login)
+                self.copy_content(source, name, login.name if login else source.owner)
         except (DBAPIError, DbWrapperError) as error:
             self._undo_create(name, quoted, login.name if made_login and login else None)
             if isinstance(error, DBAPIError):
@@ -355,9 +355,8 @@ class Backend(ABC):
         """
         validate_name(name)
         try:
-            return self.rename_spare(spare, name, login)
-        except DBAPIError as error:
-            raise self._refused(f"hand {spare.name} over as {name}", error) from error
+            with self._translated(f"hand {spare.name} over as {name}"):
+                return self.rename_spare(spare, name, login)
         finally:
             self._listing = None
 
@@ -377,6 +376,58 @@ class Backend(ABC):
                 yield connection
         finally:
             engine.dispose()
+
+    def take_snapshot(self, name: str, snapshot: str, owner: str) -> int:
+        """Copy database ``name`` (content owned by ``owner``) as ``snapshot``, which its owner
+        cannot reach. The sessions on it are ended first, so that the copy is of one moment
+        (and because PostgreSQL clones a database only with nobody in it); returns how many."""
+        self._forget_database_engine(name)
+        with self._translated(f"snapshot {name}"):
+            ended = self.end_sessions(name, owner)
+        self.create_database(snapshot, source=Source(name, owner))
+        return ended
+
+    def revert_database(self, name: str, snapshot: str, before: str, owner: str) -> int:
+        """Give ``name`` the content of ``snapshot`` again; what it held is kept as ``before``.
+
+        Returns how many open sessions were ended. See :meth:`revert`.
+        """
+        self._forget_database_engine(name)  # its sessions are ended; pooled ones would be dead
+        try:
+            with self._translated(f"revert {name}"):
+                return self.revert(name, snapshot, before, owner)
+        finally:
+            self._listing = None
+
+    def put_back_database(self, name: str, before: str, owner: str) -> None:
+        """Undo a revert a crash interrupted (see :meth:`put_back`)."""
+        try:
+            with self._translated(f"put {name} back as it was"):
+                self.put_back(name, before, owner)
+        finally:
+            self._listing = None
+
+    @contextmanager
+    def _translated(self, action: str) -> Iterator[None]:
+        """The server's refusals as this service's errors: busy (409) or refused."""
+        try:
+            yield
+        except DBAPIError as error:
+            if self.is_busy(error):
+                raise DatabaseBusy(
+                    f"{self.label} could not {action}: {self.server_message(error)} "
+                    "A session is still using it; try again in a moment."
+                ) from error
+            raise self._refused(action, error) from error
+
+    def exists(self, name: str) -> bool:
+        with self.admin_connection() as connection:
+            return self.lookup(connection, name) is not None
+
+    def database_size(self, name: str) -> int | None:
+        """Database ``name``'s size in bytes, measured now."""
+        with self.admin_connection() as connection:
+            return self.sizes(connection, {name}).get(name)
 
     def adopt_database(self, name: str, login: Login) -> None:
         """Give an existing database its own ``login`` (made, or its password reset)."""
@@ -484,8 +535,9 @@ class Backend(ABC):
         ``managed``; an engine that can clone on the server does so here from ``source``."""
 
     @abstractmethod
-    def copy_content(self, source: Source, name: str, login: Login | None) -> None:
-        """Finish making ``name`` a copy of ``source`` whose content ``login`` owns (after :meth:`create`)."""
+    def copy_content(self, source: Source, name: str, owner: str) -> None:
+        """Finish making ``name`` a copy of ``source`` whose content login ``owner`` owns
+        (after :meth:`create`)."""
 
     @abstractmethod
     def can_copy(self, source: str) -> bool:
@@ -495,6 +547,21 @@ class Backend(ABC):
     def rename_spare(self, spare: Source, name: str, login: Login) -> bool:
         """Make the ready copy ``spare`` into database ``name`` owned by ``login``, in time that
         does not grow with its size; ``False``, with ``spare`` untouched, if ``name`` exists."""
+
+    @abstractmethod
+    def end_sessions(self, name: str, login: str) -> int:
+        """End the sessions on database ``name`` and of its owner ``login``; how many were ended."""
+
+    @abstractmethod
+    def revert(self, name: str, snapshot: str, before: str, owner: str) -> int:
+        """Make ``name`` a copy of ``snapshot`` again, its content ``owner``'s; what it held
+        moves to the new database ``before`` first, without being copied. Sessions on it are
+        ended; returns how many. If the copy fails, :meth:`put_back` undoes it."""
+
+    @abstractmethod
+    def put_back(self, name: str, before: str, owner: str) -> None:
+        """Undo a revert that did not finish: ``name`` holds what ``before`` holds, and
+        ``before`` is gone. Nothing to do if ``before`` was never made."""
 
     def seal(self, name: str) -> None:
         """Keep a master's content owner from changing it once loaded; nothing by default."""

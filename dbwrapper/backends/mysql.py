@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, event, text
@@ -140,7 +141,7 @@ class MySQLBackend(Backend):
             return
         connection.exec_driver_sql(statement)
 
-    def copy_content(self, source: Source, name: str, login: Login | None) -> None:
+    def copy_content(self, source: Source, name: str, owner: str) -> None:
         # Copied on the server, table by table: the definition as the server
         # itself prints it (indexes, keys, checks, AUTO_INCREMENT), then the rows
         # with INSERT ... SELECT, so no row passes through a client.
@@ -162,7 +163,7 @@ class MySQLBackend(Backend):
                     f"INSERT INTO {self.quote_table(table)} ({listed}) "
                     f"SELECT {listed} FROM {self.quote(source.name)}.{self.quote_table(table)}"
                 )
-            self._create_views(connection, views, login)
+            self._create_views(connection, views.values(), owner)
 
     def can_copy(self, source: str) -> bool:
         # copy_content() copies tables and views; a course with triggers, routines
@@ -176,29 +177,71 @@ class MySQLBackend(Backend):
         return not others
 
     def rename_spare(self, spare: Source, name: str, login: Login) -> bool:
-        # MySQL cannot rename a database, but RENAME TABLE moves tables between
-        # databases as a catalog change, all of them in one atomic statement.
-        # Views cannot move: they are made again, as the new login's.
+        # MySQL cannot rename a database: the spare's content moves into a new one.
         if not self.create_database(name, login):
             return False
         try:
-            with self.inside(spare.name) as connection:
-                tables = self.tables(connection)
-                views = self._views(connection)
-            if tables:
-                moves = ", ".join(
-                    f"{self.quote(spare.name)}.{self.quote_table(t)} TO {self.quote(name)}.{self.quote_table(t)}"
-                    for t in tables
-                )
-                with self.admin_connection() as connection:
-                    verbatim(connection, f"RENAME TABLE {moves}")
-            with self.inside(name) as connection:
-                self._create_views(connection, views, login)
+            self._move_content(spare.name, name, login.name)
         except DBAPIError:
             self.drop_database(name, login.name)
             raise
         self.drop_database(spare.name, spare.owner)
         return True
+
+    def revert(self, name: str, snapshot: str, before: str, owner: str) -> int:
+        ended = self.end_sessions(name, owner)
+        self.create_database(before)
+        self._move_content(name, before, owner)
+        try:
+            self.copy_content(Source(snapshot, owner), name, owner)
+        except DBAPIError:
+            self.put_back(name, before, owner)
+            raise
+        return ended
+
+    def put_back(self, name: str, before: str, owner: str) -> None:
+        if not self.exists(before):
+            return  # the revert had not begun to move anything
+        with self.inside(before) as connection:
+            moved = bool(self.tables(connection) or self._views(connection))
+        if moved:
+            # Whatever the revert had copied into name goes; the grants on the
+            # name survive DROP DATABASE, so the owner keeps their access.
+            self._forget_database_engine(name)
+            with self.admin_connection() as connection:
+                self.drop(connection, name, self.quote(name))
+                self.create(connection, self.quote(name), True, None)
+            self._move_content(before, name, owner)
+        self.drop_database(before)
+
+    def _move_content(self, source: str, target: str, owner: str) -> None:
+        """Move every table and view of ``source`` into ``target``, in time that does not grow with the data.
+
+        RENAME TABLE moves tables between databases as a catalog change, all of
+        them in one atomic statement (foreign keys move with them). Views cannot
+        move: they are made again in ``target``, defined by ``owner``.
+        """
+        with self.inside(source) as connection:
+            tables = self.tables(connection)
+            views = self._views(connection)
+        if tables:
+            moves = ", ".join(
+                f"{self.quote(source)}.{self.quote_table(t)} TO {self.quote(target)}.{self.quote_table(t)}"
+                for t in tables
+            )
+            with self.admin_connection() as connection:
+                verbatim(connection, f"RENAME TABLE {moves}")
+        with self.inside(target) as connection:
+            self._create_views(connection, views.values(), owner)
+        with self.inside(source) as connection:
+            for view in views:
+                verbatim(connection, f"DROP VIEW {self.quote_table(view)}")
+
+    def end_sessions(self, name: str, login: str) -> int:
+        # In a database, or the owner's own anywhere: a session may use a
+        # database without having chosen it.
+        with self.admin_connection() as connection:
+            return self._end_sessions(connection, "DB", name) + self._end_sessions(connection, "USER", login)
 
     def quote_table(self, name: str) -> str:
         """A table, view or column name from the catalog, quoted by the dialect's preparer."""
@@ -216,21 +259,21 @@ class MySQLBackend(Backend):
             columns.setdefault(table, []).append(column)
         return columns
 
-    def _views(self, connection: Connection) -> list[str]:
-        """The connected database's views as CREATE statements; the server writes them without
-        a database name when it is the current one, so they can be made in another."""
+    def _views(self, connection: Connection) -> dict[str, str]:
+        """The connected database's views, by name, as CREATE statements; the server writes them
+        without a database name when it is the current one, so they can be made in another."""
         names = connection.execute(text(
             "SELECT TABLE_NAME FROM information_schema.VIEWS WHERE TABLE_SCHEMA = DATABASE() ORDER BY 1"
         )).scalars()
-        return [connection.execute(text(f"SHOW CREATE VIEW {self.quote_table(v)}")).one()[1] for v in list(names)]
+        return {v: connection.execute(text(f"SHOW CREATE VIEW {self.quote_table(v)}")).one()[1] for v in list(names)}
 
-    def _create_views(self, connection: Connection, views: list[str], login: Login | None) -> None:
-        """Make ``views`` in the connected database, defined by ``login`` so they run with its rights.
+    def _create_views(self, connection: Connection, views: Iterable[str], owner: str) -> None:
+        """Make ``views`` in the connected database, defined by ``owner`` so they run with its rights.
 
         A view may read another: those that fail for a missing view are tried
         again once the others exist.
         """
-        definer = f"DEFINER={self.quote(login.name)}@'%'" if login else "DEFINER=CURRENT_USER"
+        definer = f"DEFINER={self.quote(owner)}@'%'"
         pending = [DEFINER.sub(lambda _: definer, view, count=1) for view in views]
         while pending:
             failed: list[tuple[str, DBAPIError]] = []
@@ -245,8 +288,8 @@ class MySQLBackend(Backend):
                 raise failed[0][1]
             pending = [statement for statement, _ in failed]
 
-    def _end_sessions(self, connection: Connection, column: str, value: str) -> None:
-        """KILL the sessions whose ``column`` (DB or USER, a constant) is ``value``."""
+    def _end_sessions(self, connection: Connection, column: str, value: str) -> int:
+        """KILL the sessions whose ``column`` (DB or USER, a constant) is ``value``; how many."""
         sessions = connection.execute(
             text(
                 f"SELECT ID FROM information_schema.PROCESSLIST "
@@ -254,12 +297,15 @@ class MySQLBackend(Backend):
             ),
             {"value": value},
         ).scalars()
+        ended = 0
         for session_id in list(sessions):
             try:
                 connection.execute(text("KILL :id"), {"id": int(session_id)})
+                ended += 1
             except DBAPIError as error:
                 if self.error_code(error) != ER_NO_SUCH_THREAD:  # it ended by itself meanwhile
                     raise
+        return ended
 
     def drop(self, connection: Connection, name: str, quoted: str) -> None:
         # A session inside the database would hold a metadata lock and make the

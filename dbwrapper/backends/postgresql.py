@@ -14,6 +14,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
 from dbwrapper.backends.base import Backend, DatabaseEntry, Login, Source
+from dbwrapper.errors import DbWrapperError
 from dbwrapper.names import validate_name
 from dbwrapper.tools import run_tool
 
@@ -138,16 +139,14 @@ class PostgreSQLBackend(Backend):
             # COMMENT takes no server-side parameter; the driver quotes the bound marker.
             connection.execute(text(f"COMMENT ON DATABASE {quoted} IS :marker"), {"marker": self.marker})
 
-    def copy_content(self, source: Source, name: str, login: Login | None) -> None:
+    def copy_content(self, source: Source, name: str, owner: str) -> None:
         # The clone's tables, views and sequences still belong to the source's
         # login; they become the new login's in one catalog statement, whatever
         # the size of the data. (The master itself belongs to the super-user, see
         # seal(), so this moves no database.)
-        if login is not None:
+        if owner != source.owner:
             with self.inside(name) as connection:
-                connection.exec_driver_sql(
-                    f"REASSIGN OWNED BY {self.quote(source.owner)} TO {self.quote(login.name)}"
-                )
+                connection.exec_driver_sql(f"REASSIGN OWNED BY {self.quote(source.owner)} TO {self.quote(owner)}")
 
     def can_copy(self, source: str) -> bool:
         return True  # a template clone copies everything a database holds
@@ -178,6 +177,50 @@ class PostgreSQLBackend(Backend):
                 raise
             connection.exec_driver_sql("COMMIT")
         return True
+
+    def end_sessions(self, name: str, login: str) -> int:
+        with self.admin_connection() as connection:
+            ended = connection.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity "
+                    "WHERE datname = :name AND pid <> pg_backend_pid()"
+                ),
+                {"name": name},
+            ).scalars()
+            return sum(1 for done in ended if done)
+
+    def revert(self, name: str, snapshot: str, before: str, owner: str) -> int:
+        # What the database holds is set aside by renaming it (no copy), then the
+        # snapshot is cloned under the name. The set-aside database becomes the
+        # super-user's, like every snapshot, so its owner cannot change it.
+        ended = self.end_sessions(name, owner)
+        with self.admin_connection() as connection:
+            connection.exec_driver_sql("BEGIN")
+            try:
+                connection.exec_driver_sql(f"ALTER DATABASE {self.quote(name)} RENAME TO {self.quote(before)}")
+                connection.exec_driver_sql(f"ALTER DATABASE {self.quote(before)} OWNER TO CURRENT_USER")
+            except DBAPIError:
+                connection.exec_driver_sql("ROLLBACK")
+                raise
+            connection.exec_driver_sql("COMMIT")
+        try:
+            self.create_database(name, source=Source(snapshot, owner))
+            with self.admin_connection() as connection:
+                connection.exec_driver_sql(f"ALTER DATABASE {self.quote(name)} OWNER TO {self.quote(owner)}")
+        except DbWrapperError:
+            self.put_back(name, before, owner)
+            raise
+        return ended
+
+    def put_back(self, name: str, before: str, owner: str) -> None:
+        if not self.exists(before):
+            return  # the revert had not set anything aside
+        self._forget_database_engine(name)
+        with self.admin_connection() as connection:
+            self.drop(connection, name, self.quote(name))  # the revert's copy, if it got that far
+            connection.exec_driver_sql(f"ALTER DATABASE {self.quote(before)} RENAME TO {self.quote(name)}")
+            connection.exec_driver_sql(f"ALTER DATABASE {self.quote(name)} OWNER TO {self.quote(owner)}")
+        self._listing = None
 
     def protect(self, connection: Connection) -> None:
         # Every database grants CONNECT to PUBLIC when it is made, the
