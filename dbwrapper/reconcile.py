@@ -1,19 +1,27 @@
 """Making the registry match the servers again after a crash or a change made elsewhere.
 
-A crash between making a database and recording it, or a database dropped
-with the server's own tools, leaves the registry and a server disagreeing.
-At every start (and with ``dbwrapper reconcile``) this settles it without
-losing anything:
+A crash in the middle of making, reverting or dropping a database, or a
+database dropped with the server's own tools, leaves the registry and a
+server disagreeing. This settles it without losing anything:
 
 * a record whose database is gone is forgotten, and its login removed;
 * a database carrying dbwrapper's marker that the registry does not know is
   adopted, not dropped: it gets a login (made, or its password reset), is
   recorded for the first instructor and kept until someone decides;
-* course copies (masters, spares) that were not finished, or whose database
-  is gone, are dropped and forgotten; a database with the copies' prefix that
-  the registry does not name at all (a spare claimed by a handout that never
-  ended) is dropped with its login;
 * half-written archive files (``.*.partial``) are removed.
+
+What a crash left *unfinished* is settled too, when the caller says no other
+process is at work on this registry (the service at its start, and
+``dbwrapper reconcile``; not the other commands, which may run beside a
+service in the middle of its work):
+
+* a database recorded as being made (not ready) is dropped with its login:
+  nobody was ever shown it;
+* a revert that did not finish is undone: the database gets back what it held
+  before (set aside by the revert, not copied); a half-taken snapshot is dropped;
+* course copies (masters, spares) that were not finished, or whose database is
+  gone, are dropped and forgotten, and so is a database with the copies' prefix
+  that the registry does not name at all (a spare whose handout never ended).
 
 A server that cannot be reached is left alone: nothing is forgotten because
 of an outage.
@@ -43,6 +51,7 @@ class Report:
     forgotten: list[str] = field(default_factory=list)
     adopted: list[str] = field(default_factory=list)
     unfinished: list[str] = field(default_factory=list)
+    put_back: list[str] = field(default_factory=list)
     partial_files: int = 0
     unreachable: list[str] = field(default_factory=list)
 
@@ -52,6 +61,8 @@ class Report:
             said.append(f"forgot {', '.join(self.forgotten)}: no longer on the server")
         if self.adopted:
             said.append(f"adopted {', '.join(self.adopted)}: on the server but not in the registry")
+        if self.put_back:
+            said.append(f"put back {', '.join(self.put_back)} as before a revert that did not finish")
         if self.unfinished:
             said.append(f"dropped {', '.join(self.unfinished)}: dbwrapper's own copies, left unfinished")
         if self.partial_files:
@@ -69,11 +80,13 @@ class Reconciler:
         self.accounts = accounts
         self.archives = archives
 
-    def run(self) -> Report:
+    def run(self, *, unfinished: bool = True) -> Report:
+        """Reconcile every reachable backend; ``unfinished`` also settles what a crash left
+        half-done, which is safe only while no other process works on this registry."""
         report = Report()
         for backend in self.service.backends():
             try:
-                self._reconcile(backend, report)
+                self._reconcile(backend, report, unfinished)
             except DbWrapperError:
                 report.unreachable.append(backend.kind)
         for partial in self.archives.directory.rglob(".*.partial"):
@@ -81,19 +94,26 @@ class Reconciler:
             report.partial_files += 1
         return report
 
-    def _reconcile(self, backend: Backend, report: Report) -> None:
+    def _reconcile(self, backend: Backend, report: Report, unfinished: bool) -> None:
         registry = self.service.registry
+        if unfinished:
+            self._settle_snapshots(backend, report)  # first: it may give a database back
+            self._settle_databases(backend, report)
         listing = backend.list_databases(fresh=True)
         existing = {info.name for info in listing}
         on_server = {info.name for info in listing if info.managed} - {CONTROL_DATABASE}
+        if unfinished:
+            self._settle_copies(backend, existing, on_server, report)
         for record in registry.databases(backend.kind):
-            if record.name not in existing:
+            if record.ready and record.name not in existing:
+                for snapshot in registry.snapshots(record):
+                    backend.drop_database(snapshot.name)
                 backend.drop_database(record.name, record.login)  # only its login is left to remove
                 registry.forget_database(record, audit=self._entry(backend, record.name, "forgotten"))
                 report.forgotten.append(f"{backend.kind}:{record.name}")
-        own = self._own_copies(backend, existing, on_server, report)
         known = {record.name for record in registry.databases(backend.kind)}
-        for name in sorted(on_server - known - own):
+        # dbwrapper's own copies are never adopted: settled above, or still being made.
+        for name in sorted(name for name in on_server - known if not name.startswith(RESERVED_PREFIX)):
             login = Login(name, generate_password())
             backend.adopt_database(name, login)
             registry.record_database(
@@ -102,21 +122,43 @@ class Reconciler:
             )
             report.adopted.append(f"{backend.kind}:{name}")
 
-    def _own_copies(self, backend: Backend, existing: set[str], on_server: set[str], report: Report) -> set[str]:
-        """Settle the course copies; the names of those that stay, which are not to be adopted."""
+    def _settle_snapshots(self, backend: Backend, report: Report) -> None:
+        """Undo reverts that did not finish; drop snapshots that were not finished or are gone."""
         registry = self.service.registry
-        kept: set[str] = set()
+        for record in registry.databases(backend.kind):
+            for snapshot in registry.snapshots(record):
+                if snapshot.state == "reverting":
+                    backend.put_back_database(record.name, snapshot.name, record.login)
+                    registry.forget_snapshot(snapshot, audit=self._entry(backend, record.name, "put back"))
+                    report.put_back.append(f"{backend.kind}:{record.name}")
+                elif snapshot.state != "ready" or not backend.exists(snapshot.name):
+                    backend.drop_database(snapshot.name)
+                    registry.forget_snapshot(snapshot)
+                    report.unfinished.append(f"{backend.kind}:{snapshot.name}")
+
+    def _settle_databases(self, backend: Backend, report: Report) -> None:
+        """Drop the databases a crash left half-made (recorded, never ready), with their logins."""
+        registry = self.service.registry
+        for record in registry.databases(backend.kind):
+            if not record.ready:
+                backend.drop_database(record.name, record.login)
+                registry.forget_database(record, audit=self._entry(backend, record.name, "unfinished"))
+                report.unfinished.append(f"{backend.kind}:{record.name}")
+
+    def _settle_copies(self, backend: Backend, existing: set[str], on_server: set[str], report: Report) -> None:
+        """Drop course copies that were not finished or are gone, and unnamed ones (see the module)."""
+        registry = self.service.registry
+        named = {s.name for record in registry.databases(backend.kind) for s in registry.snapshots(record)}
         for copy in registry.copies(backend.kind):
             if copy.ready and copy.name in existing:
-                kept.add(copy.name)
+                named.add(copy.name)
                 continue
             backend.drop_database(copy.name, copy.name)
             registry.forget_copy(copy)
             report.unfinished.append(f"{backend.kind}:{copy.name}")
-        for name in sorted(name for name in on_server - kept if name.startswith(RESERVED_PREFIX)):
+        for name in sorted(name for name in on_server - named if name.startswith(RESERVED_PREFIX)):
             backend.drop_database(name, name)
             report.unfinished.append(f"{backend.kind}:{name}")
-        return {name for name in on_server if name.startswith(RESERVED_PREFIX)}
 
     def _keeper(self) -> User:
         """Who adopted databases belong to: the first instructor, or any instructor."""

@@ -13,6 +13,7 @@ from dbwrapper.engines import Engines
 from dbwrapper.expiry import Purger
 from dbwrapper.reconcile import Reconciler
 from dbwrapper.service import DatabaseService
+from dbwrapper.snapshots import Snapshots
 
 #: Sets the first instructor's password instead of generating one.
 INSTRUCTOR_PASSWORD_VARIABLE = "DBWRAPPER_INSTRUCTOR_PASSWORD"
@@ -28,16 +29,19 @@ class Runtime:
         self.courses = Courses(self.engines)
         self.service = DatabaseService(self.engines)
         self.archives = Archives(self.service, settings)
+        self.snapshots = Snapshots(self.service, settings.snapshot_quota)
         self.purger = Purger(self.service, self.archives, archive_first=settings.archive_on_expiry)
         self.reconciler = Reconciler(self.service, self.accounts, self.archives)
         self.classes = ClassProvisioner(self.service, self.accounts)
         self.class_jobs = ClassJobs(self.classes)
         self._started = False
 
-    def start(self) -> None:
+    def start(self, *, settle_unfinished: bool = False) -> None:
         """Open the backends and the registry; make the first instructor if there is none.
 
         A generated first password is printed here, once: it is in no file and no log.
+        Reconciling settles what a crash left half-done only with ``settle_unfinished``:
+        the service says so at its start, the commands that may run beside it do not.
         Starting twice does nothing the second time.
         """
         if self._started:
@@ -59,7 +63,7 @@ class Runtime:
                 f"'dbwrapper user set-password {self.settings.first_instructor}'.\n",
                 flush=True,
             )
-        for line in self.reconciler.run().lines():
+        for line in self.reconciler.run(unfinished=settle_unfinished).lines():
             print(f"  dbwrapper: reconciled the registry with the servers: {line}.", flush=True)
 
     def stop(self) -> None:

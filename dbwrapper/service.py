@@ -164,7 +164,8 @@ class DatabaseService:
             listed = [db for db in listed if db.owner == actor.name]
         return Listing(backend, listed)
 
-    def _user_lock(self, user: User) -> threading.Lock:
+    def user_lock(self, user: User) -> threading.Lock:
+        """Held while checking a quota of ``user``'s and using it, so two requests cannot both pass."""
         with self._sizes_lock:
             return self._user_locks.setdefault(user.id, threading.Lock())
 
@@ -187,7 +188,7 @@ class DatabaseService:
                 self.engines.backend(db.backend), db.name, Login(db.login, db.password), db.expires_at
             )
             for db in self.registry.databases(owner=actor.user)
-            if db.backend in self.engines.kinds
+            if db.backend in self.engines.kinds and db.ready
         ]
 
     def create(
@@ -214,31 +215,43 @@ class DatabaseService:
                 return self._outcome(actor, backend, name, False, summary, login)
             login = Login(name, generate_password())
             # One create at a time per user, so that two at once cannot both pass the quota.
-            with self._user_lock(owner):
+            with self.user_lock(owner):
                 owned = len(self.registry.databases(owner=owner))
                 if not actor.is_instructor and owned >= owner.quota:
                     raise Refused(
                         f"{owner.name} already has {owner.quota} database(s), their quota; "
                         "destroy one first or ask an instructor."
                     )
+                # Recorded before it is made: a crash while making it leaves a record that
+                # reconciling finds, never a half-made database that nobody knows of.
+                pending = self.registry.record_database(
+                    backend.kind, name, owner, login.name, login.password, None,
+                    expires_at=self._new_expiry(), course=course, ready=False,
+                )
+            if pending is None:
+                entry.outcome = "unchanged"
+                summary = f"{name} is being created on {backend.label} already; nothing was changed."
+                return self._outcome(actor, backend, name, False, summary)
+            try:
                 if course is not None and sql is not None:
                     made = self.copies.provision(backend, course, sql, name, login)
                 else:
                     made = "empty" if backend.create_database(name, login) else None
-                if made is None:
-                    entry.outcome = "unchanged"
-                    summary = f"{name} already exists on {backend.label}; nothing was changed."
-                    return self._outcome(actor, backend, name, False, summary)
-                entry.detail = made
-                try:
-                    self.registry.record_database(
-                        backend.kind, name, owner, login.name, login.password, audit=entry,
-                        expires_at=self._new_expiry(), course=course,
-                    )
-                except DbWrapperError:
-                    # Not in the registry means nobody could reach or destroy it: undo.
-                    backend.drop_database(name, login.name)
-                    raise
+            except BaseException:
+                self.registry.forget_database(pending, None)
+                raise
+            if made is None:
+                self.registry.forget_database(pending, None)
+                entry.outcome = "unchanged"
+                summary = f"{name} already exists on {backend.label}; nothing was changed."
+                return self._outcome(actor, backend, name, False, summary)
+            entry.detail = made
+            try:
+                self.registry.mark_database_ready(pending, audit=entry)
+            except DbWrapperError:
+                # Not ready in the registry means nobody is shown it: undo.
+                backend.drop_database(name, login.name)
+                raise
             summary = f"Created {name} on {backend.label}" + (f" for the course {course}." if course else ".")
             return self._outcome(actor, backend, name, True, summary, login)
 
@@ -271,12 +284,18 @@ class DatabaseService:
                 entry.outcome = "unchanged"
                 summary = f"You have no database named {name} on {backend.label}; nothing was changed."
                 return Outcome(name, False, summary, self.listing(actor, backend.kind))
+            # Its snapshots go first: once the record is forgotten nothing would name them.
+            snapshots = self.registry.snapshots(record) if record else []
+            for snapshot in snapshots:
+                backend.drop_database(snapshot.name)
             dropped = backend.drop_database(name, record.login if record else None)
             if not dropped:
                 entry.outcome = "unchanged"
                 summary = f"{name} does not exist on {backend.label}; nothing was changed."
             else:
                 summary = f"Dropped {name} from {backend.label}."
+            if snapshots:
+                summary += f" Its {len(snapshots)} snapshot(s) were dropped with it."
             if record is not None:
                 self.registry.forget_database(record, audit=entry)
             return Outcome(name, dropped, summary, self.listing(actor, backend.kind))
@@ -306,7 +325,7 @@ class DatabaseService:
 
     def expiring(self, limit: int | None = None) -> list[DatabaseRecord]:
         """Databases that will expire, soonest first (those already due come first)."""
-        dated = [db for db in self.registry.databases() if db.expires_at is not None]
+        dated = [db for db in self.registry.databases() if db.expires_at is not None and db.ready]
         return sorted(dated, key=lambda db: db.expires_at or datetime.max.replace(tzinfo=UTC))[:limit]
 
     def describe(self, actor: Actor, backend: Backend, name: str, summary: str) -> Outcome:

@@ -1,6 +1,6 @@
 """The service's own records, in a control database: users, databases, the audit log."""
 
-from dbwrapper.registry.models import AuditEntry, Course, CourseCopy, ManagedDatabase, User
+from dbwrapper.registry.models import AuditEntry, Course, CourseCopy, ManagedDatabase, Snapshot, User
 from dbwrapper.registry.store import DatabaseRecord, Registry
 
-__all__ = ["AuditEntry", "Course", "CourseCopy", "DatabaseRecord", "ManagedDatabase", "Registry", "User"]
+__all__ = ["AuditEntry", "Course", "CourseCopy", "DatabaseRecord", "ManagedDatabase", "Registry", "Snapshot", "User"]

@@ -69,6 +69,9 @@ class ManagedDatabase(Base):
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     #: The course whose content it started with, if any.
     course: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    #: ``False`` from just before it is made until it is complete: a crash in between
+    #: leaves this record, and reconciling removes what was half-made.
+    ready: Mapped[bool] = mapped_column(Boolean, default=True)
 
     owner: Mapped[User] = relationship(back_populates="databases")
 
@@ -135,3 +138,24 @@ class CourseCopy(Base):
     password: Mapped[str] = mapped_column(String(128))
     ready: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class Snapshot(Base):
+    """A copy of a managed database at one moment, on the same server, to revert to.
+
+    Its database is named ``_dbw_snap_<hex>`` and belongs to the server's
+    super-user (the trainee cannot change it); its content stays the owner's.
+    ``state`` says how far making it got, for reconciling after a crash:
+    ``taking`` (being copied), ``reverting`` (the working database's state set
+    aside by a revert that has not finished) or ``ready``.
+    """
+
+    __tablename__ = "snapshots"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    database_id: Mapped[int] = mapped_column(ForeignKey("managed_databases.id"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str] = mapped_column(String(80))
+    taken_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    state: Mapped[str] = mapped_column(String(16))

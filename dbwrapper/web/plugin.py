@@ -17,7 +17,9 @@ class RuntimePlugin(SimplePlugin):
 
     def start(self) -> None:
         self.bus.log("Opening the database backends and the registry.")
-        self.runtime.start()
+        # The service is the process that was at work on this registry: what a crash
+        # of it left half-done is settled before it takes requests again.
+        self.runtime.start(settle_unfinished=True)
         for kind in self.runtime.engines.kinds:
             self.bus.log(f"Backend {kind}: {self.runtime.engines.backend(kind).where}")
 
