@@ -22,6 +22,7 @@ from dbwrapper.config import load_settings
 from dbwrapper.errors import DbWrapperError, InvalidInput, Refused
 from dbwrapper.runtime import Runtime
 from dbwrapper.service import Credentials, Listing, Outcome
+from dbwrapper.snapshots import describe
 from dbwrapper.web.pages import credentials_sheet, human_expiry, human_size
 from dbwrapper.web.render import Templates
 
@@ -66,6 +67,22 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("archive", help="the archive's id, as 'archive list' shows it")
     restore.add_argument("--into", help="a new database to restore into (default: over the original)")
 
+    snapshot = commands.add_parser("snapshot", help="snapshots of a database, to revert to")
+    snapshot_commands = snapshot.add_subparsers(dest="snapshot_command", required=True, metavar="ACTION")
+    for action, text in (
+        ("take", "snapshot a database now (its open sessions are ended)"),
+        ("list", "list a database's snapshots, newest first"),
+        ("revert", "give a database a snapshot's content again; what it held becomes a snapshot"),
+        ("delete", "delete a snapshot"),
+    ):
+        command = snapshot_commands.add_parser(action, parents=[acting], help=text)
+        command.add_argument("--db-type", required=True, help="postgres or mysql")
+        command.add_argument("--name", help="database name (default: from the name template)")
+        if action == "take":
+            command.add_argument("--label", default="", help="a few words to recognise it by")
+        elif action != "list":
+            command.add_argument("snapshot", help="the snapshot's number, as 'snapshot list' shows it")
+
     expiry = commands.add_parser("expiry", help="when databases expire, and purging them")
     expiry_commands = expiry.add_subparsers(dest="expiry_command", required=True, metavar="ACTION")
     expiry_commands.add_parser("list", parents=[acting], help="databases by expiry, soonest first")
@@ -97,7 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     provision.add_argument("--sheet", type=Path, help="where to write the printable credentials sheet")
 
     commands.add_parser(
-        "reconcile", parents=[common], help="make the registry match the servers (done at every start)"
+        "reconcile", parents=[common],
+        help="make the registry match the servers, settling what a crash left half-done "
+             "(the service does this when it starts; run it while the service is stopped)",
     )
 
     user = commands.add_parser("user", help="manage users").add_subparsers(
@@ -177,6 +196,22 @@ def run_archive_command(args: argparse.Namespace, runtime: Runtime) -> None:
             print(f"  {manifest.id:<56} {manifest.owner:<16} {human_size(manifest.size_bytes):>10}")
     else:
         report(archives.restore(actor, args.archive, args.into))
+
+
+def run_snapshot_command(args: argparse.Namespace, runtime: Runtime) -> None:
+    actor = cli_actor(args, runtime)
+    snapshots = runtime.snapshots
+    if args.snapshot_command == "take":
+        print(snapshots.take(actor, args.db_type, args.name, args.label)[1])
+    elif args.snapshot_command == "list":
+        _, record, found = snapshots.list(actor, args.db_type, args.name)
+        print(f"Snapshots of {record.name}:" if found else f"{record.name} has no snapshots.")
+        for snapshot in found:
+            print(f"  {snapshot.id:>5}  {describe(snapshot):<60} {human_size(snapshot.size_bytes):>10}")
+    elif args.snapshot_command == "revert":
+        print(snapshots.revert(actor, args.db_type, args.name, args.snapshot))
+    else:
+        print(snapshots.delete(actor, args.db_type, args.name, args.snapshot))
 
 
 def run_expiry_command(args: argparse.Namespace, runtime: Runtime) -> None:
@@ -272,6 +307,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 run_user_command(args, runtime)
             elif args.command == "archive":
                 run_archive_command(args, runtime)
+            elif args.command == "snapshot":
+                run_snapshot_command(args, runtime)
             elif args.command == "expiry":
                 run_expiry_command(args, runtime)
             elif args.command == "course":
@@ -279,8 +316,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             elif args.command == "class":
                 run_class_command(args, runtime)
             elif args.command == "reconcile":
-                # Starting reconciled already, and said what it changed; this run checks it holds.
-                unreachable = runtime.reconciler.run().unreachable
+                # Starting reconciled already, but left alone what may be a running service's
+                # work in progress; asked for, this settles that too.
+                done = runtime.reconciler.run(unfinished=True)
+                for line in done.lines():
+                    print(f"dbwrapper: reconciled: {line}.")
+                unreachable = done.unreachable
                 print(f"Could not reach {', '.join(unreachable)}." if unreachable
                       else "The registry matches the servers.")
             else:

@@ -68,6 +68,8 @@ class Settings:
     #: and how often the background job tops them up.
     pool_size: int = 2
     pool_check_seconds: float = 5
+    #: How many snapshots a trainee may keep, over all their databases.
+    snapshot_quota: int = 5
     embedded: bool = True
     #: Where the embedded PostgreSQL keeps its data; ``None`` means the per-user default.
     embedded_dir: Path | None = None
@@ -117,6 +119,7 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] = os.envi
         embedded=bool(own.get("embedded", True)),
         pool_size=int(own.get("pool_size", 2)),
         pool_check_seconds=float(own.get("pool_check_seconds", 5)),
+        snapshot_quota=int(own.get("snapshot_quota", 5)),
         archive_dir=Path(archive_dir).expanduser() if archive_dir else None,
         tools={tool: own[tool] for tool in TOOLS if own.get(tool)},
         lifetime_hours=float(own.get("lifetime_hours", 14 * 24)),

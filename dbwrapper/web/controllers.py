@@ -180,6 +180,34 @@ class Archives(Controller):
         return self.pages(actor).created(self.runtime.archives.restore(actor, archive, into or None))
 
 
+class Snapshots(Controller):
+    """``/snapshots/``: take, revert to and delete a database's snapshots (owners and instructors)."""
+
+    def _page(self, actor: Actor, db_type: str | None, name: str | None, message: str | None = None) -> str:
+        backend, record, found = self.runtime.snapshots.list(actor, db_type, name)
+        return self.pages(actor).snapshots(backend, record.name, found, self.runtime.snapshots.quota, message)
+
+    @page()
+    def index(self, db_type: str | None = None, name: str | None = None) -> str:
+        return self._page(current_actor(), db_type, name)
+
+    @page(("POST",))
+    def take(self, db_type: str | None = None, name: str | None = None, label: str = "") -> str:
+        actor = current_actor()
+        _, said = self.runtime.snapshots.take(actor, db_type, name, label)
+        return self._page(actor, db_type, name, said)
+
+    @page(("POST",))
+    def revert(self, db_type: str | None = None, name: str | None = None, snapshot: str = "") -> str:
+        actor = current_actor()
+        return self._page(actor, db_type, name, self.runtime.snapshots.revert(actor, db_type, name, snapshot))
+
+    @page(("POST",))
+    def delete(self, db_type: str | None = None, name: str | None = None, snapshot: str = "") -> str:
+        actor = current_actor()
+        return self._page(actor, db_type, name, self.runtime.snapshots.delete(actor, db_type, name, snapshot))
+
+
 class Classes(Controller):
     """``/classes/``: provision a class from an uploaded roster, and follow its progress."""
 
@@ -222,6 +250,7 @@ class Root(Controller):
         self.dbi = DBInterface(runtime, templates)
         self.users = Users(runtime, templates)
         self.archives = Archives(runtime, templates)
+        self.snapshots = Snapshots(runtime, templates)
         self.classes = Classes(runtime, templates)
 
     @page()

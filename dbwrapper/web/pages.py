@@ -14,7 +14,7 @@ from dbwrapper.accounts import Actor
 from dbwrapper.archives import Manifest
 from dbwrapper.backends import Backend
 from dbwrapper.classes import ClassJob, ClassReport
-from dbwrapper.registry import AuditEntry, DatabaseRecord, User
+from dbwrapper.registry import AuditEntry, DatabaseRecord, Snapshot, User
 from dbwrapper.service import Credentials, Listed, Listing, Outcome
 from dbwrapper.web.render import Markup, Templates, join
 
@@ -199,6 +199,22 @@ class Pages:
         )
         return self._page(
             "archives.html", title="Archives", rows=rows,
+            message=self._message(message, "ok") if message else Markup(),
+        )
+
+    def snapshots(
+        self, backend: Backend, name: str, snapshots: list[Snapshot], quota: int, message: str | None = None
+    ) -> str:
+        rows = join(
+            self.templates.render(
+                "snapshot_row.html", id=s.id, taken=f"{s.taken_at:%Y-%m-%d %H:%M:%S}", label=s.label,
+                size=human_size(s.size_bytes), kind=backend.kind, name=name, csrf=self.csrf,
+            )
+            for s in snapshots
+        ) or self.templates.render("snapshots_none.html")
+        return self._page(
+            "snapshots.html", title=f"Snapshots of {name}", name=name, label=backend.label,
+            kind=backend.kind, rows=rows, quota=quota,
             message=self._message(message, "ok") if message else Markup(),
         )
 

@@ -1,0 +1,152 @@
+"""Snapshots: a database as it was at one moment, kept on its server, to revert to.
+
+The seed's "RESTful Thoughts" article asks for UTC-stamped snapshots and
+"revert to snapshot". A snapshot is a copy made on the server (see
+:meth:`Backend.take_snapshot`), named ``_dbw_snap_…`` so that it never shows
+as anybody's working database, and owned by the server's super-user so that
+nobody changes it. Reverting never loses the present: the state before the
+revert is set aside as a snapshot of its own, by renaming rather than copying.
+
+Snapshots count against a quota per owner (instructors have none). The
+snapshot a revert sets aside is kept even past the quota: a revert is never
+refused for want of room.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from dbwrapper.accounts import Actor
+from dbwrapper.backends import Backend
+from dbwrapper.errors import DbWrapperError, InvalidInput, Refused
+from dbwrapper.names import RESERVED_PREFIX
+from dbwrapper.registry import DatabaseRecord, Registry, Snapshot
+from dbwrapper.service import DatabaseService
+
+LABEL_LENGTH = 60
+
+
+def snapshot_name() -> str:
+    """A new snapshot's database name: ``_dbw_snap_3fa2b1c9d0e4``."""
+    return f"{RESERVED_PREFIX}snap_{secrets.token_hex(6)}"
+
+
+def clean_label(label: object) -> str:
+    """A label as given, trimmed: printable text of at most :data:`LABEL_LENGTH` characters."""
+    if not isinstance(label, str):
+        raise InvalidInput("Give a snapshot's label once, as text.")
+    label = " ".join(label.split())
+    if len(label) > LABEL_LENGTH or not label.isprintable():
+        raise InvalidInput(f"A snapshot label is printable text of at most {LABEL_LENGTH} characters.")
+    return label
+
+
+def describe(snapshot: Snapshot) -> str:
+    """``2026-11-27 10:15:03 UTC "before the joins exercise"``."""
+    stamp = f"{snapshot.taken_at:%Y-%m-%d %H:%M:%S} UTC"
+    return f'{stamp} "{snapshot.label}"' if snapshot.label else stamp
+
+
+@dataclass(frozen=True)
+class Snapshots:
+    """Take, list, revert to and delete a managed database's snapshots."""
+
+    service: DatabaseService
+    #: How many snapshots a trainee may keep, over all their databases.
+    quota: int
+
+    @property
+    def registry(self) -> Registry:
+        return self.service.registry
+
+    def database(self, actor: Actor, db_type: object, name: str | None) -> tuple[Backend, DatabaseRecord]:
+        """The managed database ``name`` (the actor's own by default), if the actor may use it."""
+        backend, name = self.service.resolve(actor, db_type, name)
+        record = self.service.authorize(actor, backend, name)
+        if record is None:
+            raise InvalidInput(f"{name} is not a database dbwrapper manages on {backend.label}.")
+        return backend, record
+
+    def list(self, actor: Actor, db_type: object, name: str | None) -> tuple[Backend, DatabaseRecord, list[Snapshot]]:
+        """The database's snapshots, newest first."""
+        backend, record = self.database(actor, db_type, name)
+        return backend, record, [s for s in self.registry.snapshots(record) if s.state == "ready"]
+
+    def take(self, actor: Actor, db_type: object, name: str | None, label: object = "") -> tuple[Snapshot, str]:
+        """Snapshot the database now; the snapshot and a sentence saying what happened."""
+        backend, record = self.database(actor, db_type, name)
+        label = clean_label(label)
+        with self.service.audited(actor, "snapshot", f"{backend.kind}:{record.name}") as entry:
+            owner = self.registry.user(record.owner)
+            assert owner is not None  # a record's owner cannot be removed while it exists
+            with self.service.user_lock(owner):
+                kept = len(self.registry.snapshots(owner=owner))
+                if not actor.is_instructor and kept >= self.quota:
+                    raise Refused(
+                        f"{owner.name} already keeps {kept} snapshot(s), their quota of {self.quota}; "
+                        "delete one first."
+                    )
+                snapshot = self.registry.add_snapshot(
+                    Snapshot(database_id=record.id, name=snapshot_name(), label=label, state="taking")
+                )
+                try:
+                    ended = backend.take_snapshot(record.name, snapshot.name, record.login)
+                except DbWrapperError:
+                    self._discard(backend, snapshot)
+                    raise
+            entry.detail = f"{snapshot.name} {label}".strip()
+            self.registry.set_snapshot(snapshot, "ready", backend.database_size(snapshot.name), audit=entry)
+        return snapshot, f"Took a snapshot of {record.name}: {describe(snapshot)}.{ended_note(ended)}"
+
+    def revert(self, actor: Actor, db_type: object, name: str | None, snapshot_id: object) -> str:
+        """Give the database a snapshot's content again, keeping what it held as a new snapshot."""
+        backend, record = self.database(actor, db_type, name)
+        chosen = self._find(record, snapshot_id)
+        with self.service.audited(actor, "revert", f"{backend.kind}:{record.name}") as entry:
+            entry.detail = f"to {chosen.name}"
+            before = self.registry.add_snapshot(Snapshot(
+                database_id=record.id, name=snapshot_name(), state="reverting",
+                label=f"before reverting to {describe(chosen)}"[:80],
+            ))
+            try:
+                ended = backend.revert_database(record.name, chosen.name, before.name, record.login)
+            except DbWrapperError:
+                # The backend put the database back as it was; if even that failed,
+                # the row stays "reverting" and reconciling at the next start does it.
+                if not backend.exists(before.name):
+                    self.registry.forget_snapshot(before)
+                raise
+            self.registry.set_snapshot(before, "ready", backend.database_size(before.name), audit=entry)
+        return (f"Reverted {record.name} to {describe(chosen)}. What it held before is kept as the "
+                f"snapshot {describe(before)}.{ended_note(ended)}")
+
+    def delete(self, actor: Actor, db_type: object, name: str | None, snapshot_id: object) -> str:
+        backend, record = self.database(actor, db_type, name)
+        chosen = self._find(record, snapshot_id)
+        with self.service.audited(actor, "delete snapshot", f"{backend.kind}:{record.name}") as entry:
+            entry.detail = chosen.name
+            backend.drop_database(chosen.name)
+            self.registry.forget_snapshot(chosen, audit=entry)
+        return f"Deleted the snapshot {describe(chosen)} of {record.name}."
+
+    def _find(self, record: DatabaseRecord, snapshot_id: object) -> Snapshot:
+        for snapshot in self.registry.snapshots(record):
+            if str(snapshot.id) == str(snapshot_id) and snapshot.state == "ready":
+                return snapshot
+        raise InvalidInput(f"{record.name} has no snapshot {snapshot_id!s:.20}; list them to see which it has.")
+
+    def _discard(self, backend: Backend, snapshot: Snapshot) -> None:
+        """Remove a snapshot that failed half-way; reconciling retries if the server is the problem."""
+        try:
+            backend.drop_database(snapshot.name)
+        except DbWrapperError:
+            return
+        self.registry.forget_snapshot(snapshot)
+
+
+def ended_note(ended: int) -> str:
+    """What the owner's clients will have seen, said plainly."""
+    if not ended:
+        return ""
+    return f" {ended} open session(s) on it were ended; reconnect to go on."

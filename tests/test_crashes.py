@@ -1,0 +1,168 @@
+"""Nothing is lost when the process dies half-way: killed in the middle of a class
+provisioning, a revert and a purge, then reconciled as the service does at its start.
+
+Each crash is real: the command runs in its own process, which is ended with
+``os._exit`` (no ``finally``, no cleanup, as with ``kill -9``) at a chosen step.
+Afterwards no database that should exist is missing, nothing half-made is left,
+and the registry matches what is on the servers.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from dbwrapper.accounts import Actor
+from dbwrapper.names import RESERVED_PREFIX
+from dbwrapper.registry import AuditEntry
+from tests.conftest import INSTRUCTOR
+from tests.test_courses import FRANCHISE
+
+#: Runs ``dbwrapper ARGS`` with one method replaced: its first ``after`` calls go through,
+#: the next one ends the process on the spot.
+CRASHING = """
+import os, sys, importlib
+module, cls, method, after = sys.argv[1:5]
+target = getattr(importlib.import_module(module), cls)
+original = getattr(target, method)
+calls = []
+def crash(*args, **kwargs):
+    calls.append(1)
+    if len(calls) > int(after):
+        os._exit(9)
+    return original(*args, **kwargs)
+setattr(target, method, crash)
+from dbwrapper.cli import main
+sys.exit(main(sys.argv[5:]))
+"""
+
+BACKEND_CLASS = {
+    "postgres": ("dbwrapper.backends.postgresql", "PostgreSQLBackend"),
+    "mysql": ("dbwrapper.backends.mysql", "MySQLBackend"),
+}
+
+
+@pytest.fixture
+def crashing(server_urls, runtime):
+    """``crashing((module, class), method, after, *args)``: run ``dbwrapper ARGS`` as the ``cli``
+    fixture does, dying at that call."""
+    environment = {
+        "DBWRAPPER_POSTGRES_URL": server_urls["postgres"],
+        "DBWRAPPER_MYSQL_URL": server_urls["mysql"],
+        "DBWRAPPER_ARCHIVE_DIR": str(runtime.archives.directory),
+    }
+
+    def run(where: tuple[str, str], method: str, after: int, *args: str) -> subprocess.CompletedProcess[str]:
+        # From a registry that matches the servers, so that the command's own start finds
+        # nothing to reconcile, and the counted calls are the command's.
+        runtime.reconciler.run()
+        done = subprocess.run(
+            [sys.executable, "-c", CRASHING, *where, method, str(after), *args],
+            env={**os.environ, **environment}, capture_output=True, text=True, timeout=120,
+            cwd=Path(__file__).parent,
+        )
+        runtime.service.registry.refresh()  # the other process changed the registry
+        return done
+
+    return run
+
+
+def assert_registry_matches_servers(runtime, db_type):
+    """Every ready record has its database; every marked database is recorded or dbwrapper's own."""
+    backend = runtime.engines.backend(db_type)
+    on_server = {info.name: info for info in backend.list_databases(fresh=True)}
+    registry = runtime.service.registry
+    for record in registry.databases(db_type):
+        assert record.ready, f"{record.name} is still half-made"
+        assert record.name in on_server, f"{record.name} is recorded but missing"
+        for snapshot in registry.snapshots(record):
+            assert snapshot.state == "ready" and snapshot.name in on_server
+    recorded = {record.name for record in registry.databases(db_type)}
+    for name, info in on_server.items():
+        if info.managed and not name.startswith(RESERVED_PREFIX) and name != "dbwrapper":
+            assert name in recorded, f"{name} is on the server but unknown"
+
+
+def test_killed_in_the_middle_of_a_class(runtime, crashing, db_type, tmp_path, catalog):
+    names = [f"crash_{db_type[:2]}_{n}" for n in range(4)]
+    roster = tmp_path / "roster.csv"
+    roster.write_text("\n".join(names) + "\n")
+    args = ("class", "provision", str(roster), "--course", "franchise", "--db-type", db_type,
+            "--sheet", str(tmp_path / "sheet.html"))
+    # The master's content is copied into each trainee's database; dies during the third copy.
+    died = crashing(BACKEND_CLASS[db_type], "copy_content", 2, *args)
+    assert died.returncode == 9, died.stderr
+    databases = [f"{name}_7001" for name in names]
+    half_made = runtime.service.registry.database(db_type, databases[2])
+    assert half_made is not None and not half_made.ready
+
+    report = runtime.reconciler.run()
+    assert f"{db_type}:{databases[2]}" in report.unfinished
+    assert databases[2] not in catalog(db_type)
+    assert_registry_matches_servers(runtime, db_type)
+    for done in databases[:2]:  # those made before the crash are whole
+        assert runtime.engines.backend(db_type).table_counts(done) == FRANCHISE
+
+    again = crashing(BACKEND_CLASS[db_type], "copy_content", 99, *args)  # runs to the end
+    assert again.returncode == 0, again.stderr
+    assert "4 provisioned, 0 failed" in again.stdout
+    assert_registry_matches_servers(runtime, db_type)
+    instructor = Actor(runtime.accounts.get(INSTRUCTOR))
+    for name, database in zip(names, databases, strict=True):
+        runtime.service.destroy(instructor, db_type, database)
+        runtime.accounts.remove(name, by="tests")
+
+
+def test_killed_in_the_middle_of_a_revert(runtime, crashing, db_type, db_name, catalog):
+    instructor = Actor(runtime.accounts.get(INSTRUCTOR))
+    runtime.service.create(instructor, db_type, db_name, course="franchise")
+    snapshot, _ = runtime.snapshots.take(instructor, db_type, db_name, "clean")
+    backend = runtime.engines.backend(db_type)
+    with backend.inside(db_name) as connection:
+        connection.execute(text("DELETE FROM orders"))  # the work since the snapshot
+    # PostgreSQL dies once the database is set aside (renamed), as the clone's CREATE DATABASE
+    # is about to run (the first one is the registry's, at start); MySQL once its tables are
+    # moved aside, as the snapshot is about to be copied in.
+    step, after = {"postgres": ("create", 1), "mysql": ("copy_content", 0)}[db_type]
+    died = crashing(BACKEND_CLASS[db_type], step, after, "snapshot", "revert", "--db-type", db_type,
+                    "--name", db_name, str(snapshot.id))
+    assert died.returncode == 9, died.stderr
+    assert db_name not in catalog(db_type) or db_type == "mysql"  # MySQL's stays, emptied
+
+    report = runtime.reconciler.run()
+    assert f"{db_type}:{db_name}" in report.put_back
+    # The revert did not happen: the database holds what it held, work included, and nothing
+    # is lost; the snapshot is still there to revert to.
+    assert backend.table_counts(db_name) == {**FRANCHISE, "orders": 0}
+    assert_registry_matches_servers(runtime, db_type)
+    _, _, kept = runtime.snapshots.list(instructor, db_type, db_name)
+    assert [s.label for s in kept] == ["clean"] and snapshot.name in catalog(db_type)
+    runtime.snapshots.revert(instructor, db_type, db_name, snapshot.id)
+    assert backend.table_counts(db_name) == FRANCHISE
+
+
+def test_killed_in_the_middle_of_a_purge(runtime, crashing, db_type, db_name, catalog):
+    instructor = Actor(runtime.accounts.get(INSTRUCTOR))
+    runtime.service.create(instructor, db_type, db_name, course="franchise")
+    record = runtime.service.registry.database(db_type, db_name)
+    runtime.service.registry.set_expiry(record, datetime.now(UTC) - timedelta(minutes=1), audit=AuditEntry(
+        actor="tests", action="expiry", target=f"{db_type}:{db_name}", outcome="ok", detail="made due"))
+    # Archived, verified, dropped; dies before the registry forgets the database.
+    died = crashing(("dbwrapper.registry.store", "Registry"), "forget_database", 0, "expiry", "purge")
+    assert died.returncode == 9, died.stderr
+    assert db_name not in catalog(db_type)
+
+    report = runtime.reconciler.run()
+    assert f"{db_type}:{db_name}" in report.forgotten
+    assert_registry_matches_servers(runtime, db_type)
+    # Nothing is lost: the verified archive holds it, and restores whole.
+    (manifest,) = [m for m in runtime.archives.list(instructor) if m.database == db_name]
+    assert manifest.tables == FRANCHISE
+    runtime.archives.restore(instructor, manifest.id)
+    assert runtime.engines.backend(db_type).table_counts(db_name) == FRANCHISE
