@@ -12,6 +12,9 @@ is then a rename (PostgreSQL renames the database and its login; MySQL moves
 the tables with one ``RENAME TABLE``), in time that does not grow with the
 course. When the pool is empty, a copy is made on the spot.
 
+A spare handed out is marked ``spent``; what is left of it (on MySQL, an
+emptied database and its login) is dropped by the next refill.
+
 Masters and spares are named ``_dbw_master_…`` and ``_dbw_spare_…``, a prefix
 no user may choose; listings leave them out. Each is recorded before it is
 made and marked ready after, so that reconciling after a crash knows what was
@@ -97,7 +100,7 @@ class CourseCopies:
             else:
                 if handed:
                     return "pool"
-                self._put_back(spare)
+                self.registry.return_spare(spare)
                 return None
         master = self.master(backend, course, sql)
         if not self.copyable(backend, master):
@@ -160,6 +163,10 @@ class CourseCopies:
             log("The pool could not read the registry", failed=True)
             return made
         for backend in backends:
+            try:
+                self.drop_spent(backend)
+            except Exception:
+                log(f"The pool could not drop what handouts left on {backend.kind}", failed=True)
             for course in courses:
                 sql = course.sql(backend.kind)
                 if not sql:
@@ -169,6 +176,11 @@ class CourseCopies:
                 except Exception:
                     log(f"The pool could not make a spare of {course.name} on {backend.kind}", failed=True)
         return made
+
+    def drop_spent(self, backend: Backend) -> None:
+        """Drop what handouts left of their spares: done here, not while a trainee waits."""
+        for spent in self.registry.copies(backend.kind, kind="spent"):
+            self._discard(backend, spent)
 
     def top_up(self, backend: Backend, course: str, sql: str) -> int:
         """Make spares of ``course`` on ``backend`` until it has :attr:`pool_size`; how many were made."""
@@ -203,10 +215,3 @@ class CourseCopies:
             log(f"Could not drop {copy.name}; reconciling at the next start will", failed=True)
             return
         self.registry.forget_copy(copy)
-
-    def _put_back(self, spare: CourseCopy) -> None:
-        """Return a claimed spare that was not used (its target name existed) to the pool."""
-        self.registry.add_copy(CourseCopy(
-            backend=spare.backend, course=spare.course, kind=spare.kind, name=spare.name,
-            password=spare.password, ready=True,
-        ))

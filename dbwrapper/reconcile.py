@@ -150,12 +150,13 @@ class Reconciler:
         registry = self.service.registry
         named = {s.name for record in registry.databases(backend.kind) for s in registry.snapshots(record)}
         for copy in registry.copies(backend.kind):
-            if copy.ready and copy.name in existing:
+            if copy.ready and copy.kind != "spent" and copy.name in existing:
                 named.add(copy.name)
                 continue
             backend.drop_database(copy.name, copy.name)
             registry.forget_copy(copy)
-            report.unfinished.append(f"{backend.kind}:{copy.name}")
+            if copy.kind != "spent":  # a spent one is what a handout left, dropped as planned
+                report.unfinished.append(f"{backend.kind}:{copy.name}")
         for name in sorted(name for name in on_server - named if name.startswith(RESERVED_PREFIX)):
             backend.drop_database(name, name)
             report.unfinished.append(f"{backend.kind}:{name}")

@@ -141,51 +141,56 @@ class MySQLBackend(Backend):
             return
         connection.exec_driver_sql(statement)
 
+    # Copies, moves and snapshots run on the pooled admin connection with every name
+    # qualified by its database: a new connection into each database would cost more
+    # (a MySQL login takes milliseconds) than the catalog work itself.
+
     def copy_content(self, source: Source, name: str, owner: str) -> None:
         # Copied on the server, table by table: the definition as the server
         # itself prints it (indexes, keys, checks, AUTO_INCREMENT), then the rows
         # with INSERT ... SELECT, so no row passes through a client.
-        with self.inside(source.name) as connection:
-            tables = self.tables(connection)
-            definitions = {t: connection.execute(text(f"SHOW CREATE TABLE {self.quote_table(t)}")).one()[1]
-                           for t in tables}
-            columns = self._stored_columns(connection)
-            views = self._views(connection)
-        with self.inside(name) as connection:
-            # Tables are made and filled in any order; the rows satisfied the
-            # foreign keys in the source already.
+        into, origin = self.quote(name), self.quote(source.name)
+        with self.admin_connection() as connection:
+            tables, view_names = self._objects_of(connection, source.name)
+            columns = self._stored_columns(connection, source.name)
+            views = self._view_statements(connection, source.name, view_names)
+            definitions = [self._table_definition(connection, source.name, table, name) for table in tables]
+            # Tables are made and filled in any order: the rows satisfied the foreign
+            # keys in the source already. The setting is the session's, so it is put
+            # back before the pooled connection serves anyone else.
             connection.exec_driver_sql("SET SESSION foreign_key_checks = 0")
-            for table in tables:
-                verbatim(connection, definitions[table])
-                listed = ", ".join(self.quote_table(column) for column in columns[table])
-                verbatim(
-                    connection,
-                    f"INSERT INTO {self.quote_table(table)} ({listed}) "
-                    f"SELECT {listed} FROM {self.quote(source.name)}.{self.quote_table(table)}"
-                )
-            self._create_views(connection, views.values(), owner)
+            try:
+                for table, definition in zip(tables, definitions, strict=True):
+                    verbatim(connection, definition)
+                    listed = ", ".join(self.quote_table(column) for column in columns[table])
+                    quoted = self.quote_table(table)
+                    verbatim(connection, f"INSERT INTO {into}.{quoted} ({listed}) "
+                                         f"SELECT {listed} FROM {origin}.{quoted}")
+            finally:
+                connection.exec_driver_sql("SET SESSION foreign_key_checks = 1")
+            self._create_views(connection, views.values(), source.name, name, owner)
 
     def can_copy(self, source: str) -> bool:
         # copy_content() copies tables and views; a course with triggers, routines
         # or events is loaded from its SQL instead.
-        with self.inside(source) as connection:
+        with self.admin_connection() as connection:
             others = connection.execute(text(
-                "SELECT (SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE())"
-                " + (SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = DATABASE())"
-                " + (SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = DATABASE())"
-            )).scalar_one()
+                "SELECT (SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = :db)"
+                " + (SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = :db)"
+                " + (SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = :db)"
+            ), {"db": source}).scalar_one()
         return not others
 
     def rename_spare(self, spare: Source, name: str, login: Login) -> bool:
         # MySQL cannot rename a database: the spare's content moves into a new one.
+        # The emptied spare and its login are left for the pool to drop later.
         if not self.create_database(name, login):
             return False
         try:
-            self._move_content(spare.name, name, login.name)
+            self._move_content(spare.name, name, login.name, clear_source=False)
         except DBAPIError:
             self.drop_database(name, login.name)
             raise
-        self.drop_database(spare.name, spare.owner)
         return True
 
     def revert(self, name: str, snapshot: str, before: str, owner: str) -> int:
@@ -202,40 +207,37 @@ class MySQLBackend(Backend):
     def put_back(self, name: str, before: str, owner: str) -> None:
         if not self.exists(before):
             return  # the revert had not begun to move anything
-        with self.inside(before) as connection:
-            moved = bool(self.tables(connection) or self._views(connection))
-        if moved:
-            # Whatever the revert had copied into name goes; the grants on the
-            # name survive DROP DATABASE, so the owner keeps their access.
-            self._forget_database_engine(name)
-            with self.admin_connection() as connection:
+        with self.admin_connection() as connection:
+            moved = any(self._objects_of(connection, before))
+            if moved:
+                # Whatever the revert had copied into name goes; the grants on the
+                # name survive DROP DATABASE, so the owner keeps their access.
                 self.drop(connection, name, self.quote(name))
                 self.create(connection, self.quote(name), True, None)
+        if moved:
             self._move_content(before, name, owner)
         self.drop_database(before)
 
-    def _move_content(self, source: str, target: str, owner: str) -> None:
+    def _move_content(self, source: str, target: str, owner: str, *, clear_source: bool = True) -> None:
         """Move every table and view of ``source`` into ``target``, in time that does not grow with the data.
 
         RENAME TABLE moves tables between databases as a catalog change, all of
         them in one atomic statement (foreign keys move with them). Views cannot
-        move: they are made again in ``target``, defined by ``owner``.
+        move: they are made again in ``target``, defined by ``owner``, and dropped
+        from ``source`` if ``clear_source`` (not when ``source`` is dropped later anyway).
         """
-        with self.inside(source) as connection:
-            tables = self.tables(connection)
-            views = self._views(connection)
-        if tables:
-            moves = ", ".join(
-                f"{self.quote(source)}.{self.quote_table(t)} TO {self.quote(target)}.{self.quote_table(t)}"
-                for t in tables
-            )
-            with self.admin_connection() as connection:
+        with self.admin_connection() as connection:
+            tables, view_names = self._objects_of(connection, source)
+            views = self._view_statements(connection, source, view_names)
+            if tables:
+                moves = ", ".join(
+                    f"{self.quote(source)}.{self.quote_table(t)} TO {self.quote(target)}.{self.quote_table(t)}"
+                    for t in tables
+                )
                 verbatim(connection, f"RENAME TABLE {moves}")
-        with self.inside(target) as connection:
-            self._create_views(connection, views.values(), owner)
-        with self.inside(source) as connection:
-            for view in views:
-                verbatim(connection, f"DROP VIEW {self.quote_table(view)}")
+            self._create_views(connection, views.values(), source, target, owner)
+            for view in views if clear_source else ():
+                verbatim(connection, f"DROP VIEW {self.quote(source)}.{self.quote_table(view)}")
 
     def end_sessions(self, name: str, login: str) -> int:
         # In a database, or the owner's own anywhere: a session may use a
@@ -248,33 +250,61 @@ class MySQLBackend(Backend):
         return self._admin.dialect.identifier_preparer.quote_identifier(name)
 
     @staticmethod
-    def _stored_columns(connection: Connection) -> dict[str, list[str]]:
+    def _objects_of(connection: Connection, schema: str) -> tuple[list[str], list[str]]:
+        """``schema``'s base tables and views, by name, in one catalog query."""
+        rows = connection.execute(text(
+            "SELECT TABLE_NAME, TABLE_TYPE = 'VIEW' FROM information_schema.TABLES "
+            "WHERE TABLE_SCHEMA = :schema AND TABLE_TYPE IN ('BASE TABLE', 'VIEW') ORDER BY 1"
+        ), {"schema": schema}).all()
+        return [name for name, view in rows if not view], [name for name, view in rows if view]
+
+    @staticmethod
+    def _stored_columns(connection: Connection, schema: str) -> dict[str, list[str]]:
         """Each table's columns that hold data: generated ones are computed again, not copied."""
         rows = connection.execute(text(
             "SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS "
-            "WHERE TABLE_SCHEMA = DATABASE() AND EXTRA NOT LIKE '%GENERATED%' ORDER BY ORDINAL_POSITION"
-        ))
+            "WHERE TABLE_SCHEMA = :schema AND EXTRA NOT LIKE '%GENERATED%' ORDER BY ORDINAL_POSITION"
+        ), {"schema": schema})
         columns: dict[str, list[str]] = {}
         for table, column in rows:
             columns.setdefault(table, []).append(column)
         return columns
 
-    def _views(self, connection: Connection) -> dict[str, str]:
-        """The connected database's views, by name, as CREATE statements; the server writes them
-        without a database name when it is the current one, so they can be made in another."""
-        names = connection.execute(text(
-            "SELECT TABLE_NAME FROM information_schema.VIEWS WHERE TABLE_SCHEMA = DATABASE() ORDER BY 1"
-        )).scalars()
-        return {v: connection.execute(text(f"SHOW CREATE VIEW {self.quote_table(v)}")).one()[1] for v in list(names)}
+    def _table_definition(self, connection: Connection, schema: str, table: str, target: str) -> str:
+        """The server's own CREATE TABLE for ``schema.table``, made to create it in ``target``.
 
-    def _create_views(self, connection: Connection, views: Iterable[str], owner: str) -> None:
-        """Make ``views`` in the connected database, defined by ``owner`` so they run with its rights.
+        The server prints the table's name unqualified, and references to tables
+        of the same database too, which then resolve to the new table's database.
+        """
+        quoted = self.quote_table(table)
+        statement = connection.execute(text(f"SHOW CREATE TABLE {self.quote(schema)}.{quoted}")).one()[1]
+        prefix = f"CREATE TABLE {quoted}"
+        assert statement.startswith(prefix), statement[:80]
+        return f"CREATE TABLE {self.quote(target)}.{quoted}{statement[len(prefix):]}"
 
-        A view may read another: those that fail for a missing view are tried
-        again once the others exist.
+    def _view_statements(self, connection: Connection, schema: str, views: list[str]) -> dict[str, str]:
+        """``schema``'s ``views`` by name, as the server prints their CREATE statements (every
+        name in them qualified by ``schema``)."""
+        return {
+            view: connection.execute(text(f"SHOW CREATE VIEW {self.quote(schema)}.{self.quote_table(view)}")).one()[1]
+            for view in views
+        }
+
+    def _create_views(
+        self, connection: Connection, views: Iterable[str], source: str, target: str, owner: str,
+    ) -> None:
+        """Make ``source``'s ``views`` in ``target``, defined by ``owner`` so they run with its rights.
+
+        The server qualifies every name in a view with its database, as
+        `source`.`table`; those become `target`.`table`. (A string literal in a
+        view that spelled `source`. with its backquotes would be changed too;
+        a view has no reason to.) A view may read
+        another: those that fail for a missing view are tried again once the
+        others exist.
         """
         definer = f"DEFINER={self.quote(owner)}@'%'"
-        pending = [DEFINER.sub(lambda _: definer, view, count=1) for view in views]
+        moved_from, moved_to = f"{self.quote(source)}.", f"{self.quote(target)}."
+        pending = [DEFINER.sub(lambda _: definer, view, count=1).replace(moved_from, moved_to) for view in views]
         while pending:
             failed: list[tuple[str, DBAPIError]] = []
             for statement in pending:

@@ -121,7 +121,8 @@ class CourseCopy(Base):
 
     ``master``: the course loaded once from its SQL, the source every copy is
     cloned from. ``spare``: a clone made ahead of time (the warm pool), handed to
-    a trainee by renaming it. Both are named ``_dbw_<kind>_<id>``, a prefix users
+    a trainee by renaming it; ``spent`` once handed out, until what is left of it
+    is dropped. Both are named ``_dbw_<kind>_<id>``, a prefix users
     cannot choose, and their login (a role or user) has the same name. A row is
     written before its database is made and marked ``ready`` after, so a crash in
     between leaves a row that says what to clean up.

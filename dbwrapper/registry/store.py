@@ -331,20 +331,31 @@ class Registry:
     def claim_spare(self, backend: str, course: str) -> CourseCopy | None:
         """Take a ready spare out of the pool, or ``None``; two callers never get the same one.
 
-        The row is deleted in the claiming transaction: whoever deletes it owns the
-        spare. A crash before the handout ends leaves a spare no row names, which
-        reconciling drops.
+        The claim marks the row ``spent`` in one statement: whoever changes it owns the
+        spare. What a handout leaves of a spare (MySQL: an emptied database and its
+        login) is dropped later by the pool's job (:meth:`CourseCopies.refill`),
+        not while a trainee waits.
         """
         for spare in self.copies(backend, course, "spare"):
-            if not spare.ready:
-                continue
-            with self.session() as session:
-                gone = session.execute(
-                    delete(CourseCopy).where(CourseCopy.id == spare.id, CourseCopy.ready.is_(True))
-                )
-                if gone.rowcount == 1:  # type: ignore[attr-defined]
-                    return spare
+            if spare.ready and self._change_kind(spare, "spare", "spent"):
+                return spare
         return None
+
+    def return_spare(self, spare: CourseCopy) -> None:
+        """Put back a claimed spare that was not used."""
+        self._change_kind(spare, "spent", "spare")
+
+    def _change_kind(self, copy: CourseCopy, old: str, new: str) -> bool:
+        with self.session() as session:
+            changed = session.execute(
+                update(CourseCopy)
+                .where(CourseCopy.id == copy.id, CourseCopy.kind == old, CourseCopy.ready.is_(True))
+                .values(kind=new)
+            )
+            done = changed.rowcount == 1  # type: ignore[attr-defined]
+        if done:
+            copy.kind = new
+        return done
 
     # -- snapshots ---------------------------------------------------------------------
 
