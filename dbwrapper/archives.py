@@ -14,8 +14,8 @@ relative to the archive directory, e.g. ``postgres/alice_7001/20261126T231700_04
 
 from __future__ import annotations
 
-import hashlib
 import json
+from concurrent.futures import Future, ThreadPoolExecutor
 import os
 import re
 from dataclasses import asdict, dataclass
@@ -26,10 +26,10 @@ from dbwrapper.accounts import Actor
 from dbwrapper.backends import Backend
 from dbwrapper.config import Settings
 from dbwrapper.embedded import service_data_dir
-from dbwrapper.errors import Forbidden, InvalidInput, Refused
+from dbwrapper.errors import DbWrapperError, Forbidden, InvalidInput, Refused
 from dbwrapper.names import validate_name
 from dbwrapper.service import DatabaseService, Outcome
-from dbwrapper.tools import ToolFailed, find_tool, run_tool
+from dbwrapper.tools import ToolFailed, find_tool, run_tool, sha256_of
 
 MANIFEST_FORMAT = 1
 #: UTC to the microsecond: a restore's safety archive follows its archive within a second.
@@ -53,13 +53,6 @@ class Manifest:
     tables: dict[str, int]
     file: str
 
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def write_durably(path: Path, text: str) -> None:
@@ -123,7 +116,14 @@ class Archives:
 
     def _dump(self, backend: Backend, name: str, owner: str) -> Manifest:
         tool = self._tool(backend.dump_tool)
-        tables = backend.table_counts(name)
+        # The rows are counted while the tool dumps, on the server's other cores,
+        # so that an archive costs little more than the bare dump.
+        with ThreadPoolExecutor(max_workers=1) as counter:
+            return self._write(backend, tool, name, owner, counter.submit(backend.table_counts, name))
+
+    def _write(
+        self, backend: Backend, tool: str, name: str, owner: str, counting: Future[dict[str, int]]
+    ) -> Manifest:
         created = datetime.now(UTC)
         folder = self.directory / backend.kind / name
         folder.mkdir(parents=True, exist_ok=True)
@@ -142,6 +142,11 @@ class Archives:
             partial.unlink(missing_ok=True)
             if isinstance(error, OSError):
                 raise ToolFailed(f"The archive of {name} could not be written: {error.strerror}.") from error
+            raise
+        try:
+            tables = counting.result()
+        except DbWrapperError:
+            path.unlink(missing_ok=True)
             raise
         manifest = Manifest(
             format=MANIFEST_FORMAT, id=f"{backend.kind}/{name}/{stamp}", engine=backend.kind,
@@ -165,10 +170,11 @@ class Archives:
         path, _ = self._paths(manifest)
         if not path.is_file():
             raise ToolFailed(f"The archive file of {manifest.id} is missing.")
-        if sha256_of(path) != manifest.sha256:
-            raise ToolFailed(f"The archive {manifest.id} does not match its checksum; it is damaged.")
         backend = self.service.engines.backend(manifest.engine)
-        missing = set(manifest.tables) - backend.archived_tables(self._tool(backend.restore_tool), str(path))
+        digest, tables = backend.scan_archive(self._tool(backend.restore_tool), str(path))
+        if digest != manifest.sha256:
+            raise ToolFailed(f"The archive {manifest.id} does not match its checksum; it is damaged.")
+        missing = set(manifest.tables) - tables
         if missing:
             raise ToolFailed(f"The archive {manifest.id} lacks the tables {', '.join(sorted(missing))}.")
 

@@ -8,6 +8,7 @@ and dump older servers too, then on PATH.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -68,3 +69,12 @@ def run_tool(
         message = result.stderr.decode(errors="replace").strip()[-ERROR_TAIL:]
         raise ToolFailed(f"{Path(argv[0]).name} failed (exit {result.returncode}): {message}")
     return result.stdout.decode(errors="replace")
+
+
+def sha256_of(path: str | Path) -> str:
+    """The SHA-256 of a file a tool wrote, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

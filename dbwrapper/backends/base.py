@@ -523,8 +523,8 @@ class Backend(ABC):
         the first error."""
 
     @abstractmethod
-    def archived_tables(self, restore_tool: str, path: str) -> set[str]:
-        """The tables an archive file holds, read from the archive itself."""
+    def scan_archive(self, restore_tool: str, path: str) -> tuple[str, set[str]]:
+        """An archive file's SHA-256, and the tables it holds, read from the archive itself."""
 
     def tune_admin_engine(self, engine: Engine) -> None:
         """Adjust the AUTOCOMMIT admin engine to this driver; nothing by default."""

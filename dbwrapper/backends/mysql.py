@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shlex
 from collections.abc import Iterable
@@ -14,7 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from dbwrapper.backends.base import Backend, DatabaseEntry, Login, Source
 from dbwrapper.names import validate_name
 
-CREATE_TABLE = re.compile(r"CREATE TABLE `([^`]+)`")
+CREATE_TABLE = re.compile(rb"CREATE TABLE `([^`]+)`")
 #: The DEFINER clause of SHOW CREATE VIEW: `user`@`host`, backquotes doubled inside.
 DEFINER = re.compile(r"DEFINER=`(?:[^`]|``)*`@`(?:[^`]|``)*`")
 ER_NO_SUCH_TABLE = 1146
@@ -96,9 +97,16 @@ class MySQLBackend(Backend):
         argv = [tool, *self._connection_args(login.name), validate_name(name)]
         return argv, {"MYSQL_PWD": login.password}
 
-    def archived_tables(self, restore_tool: str, path: str) -> set[str]:
-        with open(path, encoding="utf-8", errors="replace") as dump:
-            return {match.group(1) for match in map(CREATE_TABLE.match, dump) if match}
+    def scan_archive(self, restore_tool: str, path: str) -> tuple[str, set[str]]:
+        # The dump is SQL text: one pass over its lines both hashes it and finds
+        # its CREATE TABLE statements.
+        digest, tables = hashlib.sha256(), set()
+        with open(path, "rb") as dump:
+            for line in dump:
+                digest.update(line)
+                if match := CREATE_TABLE.match(line):
+                    tables.add(match.group(1).decode("utf-8", errors="replace"))
+        return digest.hexdigest(), tables
 
     def tune_admin_engine(self, engine: Engine) -> None:
         # SQLAlchemy ends every use of a connection with the DBAPI's rollback(),

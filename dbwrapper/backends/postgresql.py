@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError
 from dbwrapper.backends.base import Backend, DatabaseEntry, Login, Source
 from dbwrapper.errors import DbWrapperError
 from dbwrapper.names import validate_name
-from dbwrapper.tools import run_tool
+from dbwrapper.tools import run_tool, sha256_of
 
 DUPLICATE_DATABASE = "42P04"
 #: Two concurrent ``CREATE DATABASE`` of one name can also end in this, from the
@@ -108,14 +108,15 @@ class PostgreSQLBackend(Backend):
                 f"--dbname={validate_name(name)}"]
         return argv, env
 
-    def archived_tables(self, restore_tool: str, path: str) -> set[str]:
-        # pg_restore --list prints the archive's table of contents:
-        # "215; 1259 16390 TABLE public boxes postgres".
+    def scan_archive(self, restore_tool: str, path: str) -> tuple[str, set[str]]:
+        # pg_restore --list prints the archive's table of contents (without reading
+        # the data): "215; 1259 16390 TABLE public boxes postgres".
         listing = run_tool([restore_tool, "--list", path], self.tool_env())
-        return {
+        tables = {
             parts[5] for parts in (line.split() for line in listing.splitlines() if not line.startswith(";"))
             if len(parts) > 5 and parts[3] == "TABLE" and parts[4] == "public"
         }
+        return sha256_of(path), tables
 
     def client_command(self, name: str, login: Login | None = None) -> str:
         host = self.url.host or self.url.query.get("host")  # a socket directory, for the embedded server
