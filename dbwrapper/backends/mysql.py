@@ -15,7 +15,10 @@ from sqlalchemy.exc import DBAPIError
 from dbwrapper.backends.base import Backend, DatabaseEntry, Login, Source
 from dbwrapper.names import validate_name
 
-CREATE_TABLE = re.compile(rb"CREATE TABLE `([^`]+)`")
+#: How a dump's CREATE TABLE statement starts, and how much of a block the next one is searched with
+#: (more than that, a 64-character name and its quotes).
+CREATE_TABLE = b"\nCREATE TABLE `"
+CARRY = 256
 #: The DEFINER clause of SHOW CREATE VIEW: `user`@`host`, backquotes doubled inside.
 DEFINER = re.compile(r"DEFINER=`(?:[^`]|``)*`@`(?:[^`]|``)*`")
 ER_NO_SUCH_TABLE = 1146
@@ -98,15 +101,27 @@ class MySQLBackend(Backend):
         return argv, {"MYSQL_PWD": login.password}
 
     def scan_archive(self, restore_tool: str, path: str) -> tuple[str, set[str]]:
-        # The dump is SQL text: one pass over its lines both hashes it and finds
-        # its CREATE TABLE statements.
-        digest, tables = hashlib.sha256(), set()
+        # The dump is SQL text: one pass over it, in large blocks, both hashes it
+        # and finds its CREATE TABLE statements (at the start of a line). MariaDB's
+        # mysqldump writes a line per row, too many to go through one by one. Each
+        # block is searched with the end of the one before, so that a statement
+        # split between two blocks is found too.
+        digest, found = hashlib.sha256(), set()
+        carry = b"\n"  # the file's start is a line's start
         with open(path, "rb") as dump:
-            for line in dump:
-                digest.update(line)
-                if match := CREATE_TABLE.match(line):
-                    tables.add(match.group(1).decode("utf-8", errors="replace"))
-        return digest.hexdigest(), tables
+            for block in iter(lambda: dump.read(1 << 20), b""):
+                digest.update(block)
+                text = carry + block
+                start = text.find(CREATE_TABLE)
+                while start != -1:
+                    name_start = start + len(CREATE_TABLE)
+                    name_end = text.find(b"`", name_start)
+                    if name_end == -1:
+                        break  # cut by the block's end: found again with the next block
+                    found.add(text[name_start:name_end])
+                    start = text.find(CREATE_TABLE, name_end)
+                carry = text[-CARRY:]
+        return digest.hexdigest(), {name.decode("utf-8", errors="replace") for name in found}
 
     def tune_admin_engine(self, engine: Engine) -> None:
         # SQLAlchemy ends every use of a connection with the DBAPI's rollback(),
