@@ -71,6 +71,8 @@ class CourseCopies:
         #: Whether each master's content can be copied on the server (MySQL cannot copy
         #: triggers, routines or events), asked once per master and process.
         self._copyable: dict[str, bool] = {}
+        #: (engine, course) whose SQL failed to load into a master: the pool stops trying them.
+        self._unloadable: set[tuple[str, str]] = set()
 
     @property
     def registry(self) -> Registry:
@@ -151,7 +153,8 @@ class CourseCopies:
         """Top up every course's pool on every engine it has content for; the spares made.
 
         Meant for a background job: it never raises. A failure is logged and
-        the next run tries again.
+        the next run tries again, except a course whose SQL does not load: that
+        is said once, and the course is left to trainees' requests, which report it.
         """
         made = 0
         if self.pool_size <= 0:
@@ -171,8 +174,14 @@ class CourseCopies:
                 sql = course.sql(backend.kind)
                 if not sql:
                     continue
+                if (backend.kind, course.name) in self._unloadable:
+                    continue
                 try:
                     made += self.top_up(backend, course.name, sql)
+                except ToolFailed as error:
+                    self._unloadable.add((backend.kind, course.name))
+                    log(f"The course {course.name} does not load on {backend.kind}; no spares of it "
+                        f"are kept: {error}")
                 except Exception:
                     log(f"The pool could not make a spare of {course.name} on {backend.kind}", failed=True)
         return made

@@ -189,3 +189,16 @@ def test_reconciling_drops_copies_a_crash_left_unfinished(runtime, db_type, cata
     assert [c.name for c in registry.copies(db_type, kind="spare") if c.name == half.name] == []
     assert master.name in catalog(db_type)  # a finished master stays
     assert not [name for name in report.adopted if "_dbw_" in name]
+
+
+def test_the_pool_says_once_that_a_course_does_not_load_and_keeps_going(
+    runtime, db_type, copies, instructor, caplog
+):
+    course = f"unloadable_{db_type}"
+    runtime.courses.add(instructor, course, "", {db_type: "THIS IS NOT SQL;\n"})
+    copies.refill()
+    copies.refill()
+    said = [r for r in caplog.records if f"The course {course} does not load" in r.getMessage()]
+    assert len(said) == 1
+    assert runtime.service.registry.copies(db_type, course) == []  # nothing half-made is left
+    assert len(runtime.service.registry.copies(db_type, "franchise", "spare")) == 1  # the others still fill
