@@ -106,10 +106,8 @@ class Reconciler:
             self._settle_copies(backend, existing, on_server, report)
         for record in registry.databases(backend.kind):
             if record.ready and record.name not in existing:
-                for snapshot in registry.snapshots(record):
-                    backend.drop_database(snapshot.name)
-                backend.drop_database(record.name, record.login)  # only its login is left to remove
-                registry.forget_database(record, audit=self._entry(backend, record.name, "forgotten"))
+                # Only its login and its snapshots are left to remove.
+                self.service.remove(backend, record, self._entry(backend, record.name, "forgotten"))
                 report.forgotten.append(f"{backend.kind}:{record.name}")
         known = {record.name for record in registry.databases(backend.kind)}
         # dbwrapper's own copies are never adopted: settled above, or still being made.
@@ -141,8 +139,7 @@ class Reconciler:
         registry = self.service.registry
         for record in registry.databases(backend.kind):
             if not record.ready:
-                backend.drop_database(record.name, record.login)
-                registry.forget_database(record, audit=self._entry(backend, record.name, "unfinished"))
+                self.service.remove(backend, record, self._entry(backend, record.name, "unfinished"))
                 report.unfinished.append(f"{backend.kind}:{record.name}")
 
     def _settle_copies(self, backend: Backend, existing: set[str], on_server: set[str], report: Report) -> None:

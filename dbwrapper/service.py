@@ -284,21 +284,33 @@ class DatabaseService:
                 entry.outcome = "unchanged"
                 summary = f"You have no database named {name} on {backend.label}; nothing was changed."
                 return Outcome(name, False, summary, self.listing(actor, backend.kind))
-            # Its snapshots go first: once the record is forgotten nothing would name them.
-            snapshots = self.registry.snapshots(record) if record else []
-            for snapshot in snapshots:
-                backend.drop_database(snapshot.name)
-            dropped = backend.drop_database(name, record.login if record else None)
+            if record is None:
+                dropped, snapshots = backend.drop_database(name), 0
+            else:
+                dropped, snapshots = self.remove(backend, record, entry)
             if not dropped:
                 entry.outcome = "unchanged"
                 summary = f"{name} does not exist on {backend.label}; nothing was changed."
             else:
                 summary = f"Dropped {name} from {backend.label}."
             if snapshots:
-                summary += f" Its {len(snapshots)} snapshot(s) were dropped with it."
-            if record is not None:
-                self.registry.forget_database(record, audit=entry)
+                summary += f" Its {snapshots} snapshot(s) were dropped with it."
             return Outcome(name, dropped, summary, self.listing(actor, backend.kind))
+
+    def remove(self, backend: Backend, record: DatabaseRecord, audit: AuditEntry | None) -> tuple[bool, int]:
+        """Drop a managed database with its snapshots and its login, and forget it.
+
+        Returns whether the database was there, and how many snapshots it had.
+        The snapshots go first: on PostgreSQL their content belongs to the login,
+        which cannot be dropped while they exist. Were the process to die half-way,
+        reconciling forgets the snapshots that are gone and finishes the rest.
+        """
+        snapshots = self.registry.snapshots(record)
+        for snapshot in snapshots:
+            backend.drop_database(snapshot.name)
+        dropped = backend.drop_database(record.name, record.login)
+        self.registry.forget_database(record, audit=audit)
+        return dropped, len(snapshots)
 
     def _new_expiry(self) -> datetime | None:
         hours = self.settings.lifetime_hours

@@ -153,3 +153,18 @@ def test_snapshots_on_the_command_line(cli, runtime, db_type, db_name):
     assert f"Reverted {db_name} to" in reverted.stdout
     missing = cli("snapshot", "revert", "--db-type", db_type, "--name", db_name, "99999")
     assert missing.returncode == 2 and "has no snapshot 99999" in missing.stderr
+
+
+def test_a_database_dropped_by_hand_takes_its_snapshots_along_when_reconciled(
+    runtime, db_type, trainee, admin, catalog
+):
+    _, _, name = course_database(trainee, db_type)
+    owner = Actor(runtime.accounts.get(runtime.service.registry.database(db_type, name).owner))
+    snapshot, _ = runtime.snapshots.take(owner, db_type, name)
+    with admin[db_type].connect() as connection:  # with the server's own tools
+        force = " WITH (FORCE)" if db_type == "postgres" else ""
+        connection.exec_driver_sql(f"DROP DATABASE {name}{force}")
+
+    report = runtime.reconciler.run()
+    assert f"{db_type}:{name}" in report.forgotten
+    assert snapshot.name not in catalog(db_type)  # its content was the login's, which is gone too
