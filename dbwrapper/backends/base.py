@@ -388,22 +388,35 @@ class Backend(ABC):
         return ended
 
     def revert_database(self, name: str, snapshot: str, before: str, owner: str) -> int:
-        """Give ``name`` the content of ``snapshot`` again; what it held is kept as ``before``.
+        """Give ``name`` (content owned by ``owner``) the content of ``snapshot`` again.
 
-        Returns how many open sessions were ended. See :meth:`revert`.
+        What it holds is first set aside as the new database ``before``, moved
+        rather than copied; if copying the snapshot in then fails, it is put back.
+        The sessions on it are ended first; returns how many.
         """
         self._forget_database_engine(name)  # its sessions are ended; pooled ones would be dead
         try:
             with self._translated(f"revert {name}"):
-                return self.revert(name, snapshot, before, owner)
+                ended = self.end_sessions(name, owner)
+                self.set_aside(name, before, owner)
+                try:
+                    self.copy_back(snapshot, name, owner)
+                except (DBAPIError, DbWrapperError):
+                    self.put_back(name, before, owner)
+                    raise
+                return ended
         finally:
             self._listing = None
 
     def put_back_database(self, name: str, before: str, owner: str) -> None:
-        """Undo a revert a crash interrupted (see :meth:`put_back`)."""
+        """Undo a revert a crash interrupted: ``name`` gets back what was set aside as ``before``.
+
+        Nothing to do if the revert had not set anything aside yet.
+        """
         try:
             with self._translated(f"put {name} back as it was"):
-                self.put_back(name, before, owner)
+                if self.exists(before):
+                    self.put_back(name, before, owner)
         finally:
             self._listing = None
 
@@ -553,15 +566,18 @@ class Backend(ABC):
         """End the sessions on database ``name`` and of its owner ``login``; how many were ended."""
 
     @abstractmethod
-    def revert(self, name: str, snapshot: str, before: str, owner: str) -> int:
-        """Make ``name`` a copy of ``snapshot`` again, its content ``owner``'s; what it held
-        moves to the new database ``before`` first, without being copied. Sessions on it are
-        ended; returns how many. If the copy fails, :meth:`put_back` undoes it."""
+    def set_aside(self, name: str, before: str, owner: str) -> None:
+        """Move what ``name`` holds into the new database ``before``, in time that does not
+        grow with its size; ``name`` then is empty, or gone."""
+
+    @abstractmethod
+    def copy_back(self, snapshot: str, name: str, owner: str) -> None:
+        """Make ``name`` (emptied or gone) a copy of ``snapshot``, its content ``owner``'s."""
 
     @abstractmethod
     def put_back(self, name: str, before: str, owner: str) -> None:
-        """Undo a revert that did not finish: ``name`` holds what ``before`` holds, and
-        ``before`` is gone. Nothing to do if ``before`` was never made."""
+        """Give ``name`` back what was set aside as ``before``, whatever the revert had copied
+        in meanwhile, and remove ``before``."""
 
     def seal(self, name: str) -> None:
         """Keep a master's content owner from changing it once loaded; nothing by default."""

@@ -216,20 +216,15 @@ class MySQLBackend(Backend):
             raise
         return True
 
-    def revert(self, name: str, snapshot: str, before: str, owner: str) -> int:
-        ended = self.end_sessions(name, owner)
+    def set_aside(self, name: str, before: str, owner: str) -> None:
+        # Moved, not copied: MySQL cannot rename a database.
         self.create_database(before)
         self._move_content(name, before, owner)
-        try:
-            self.copy_content(Source(snapshot, owner), name, owner)
-        except DBAPIError:
-            self.put_back(name, before, owner)
-            raise
-        return ended
+
+    def copy_back(self, snapshot: str, name: str, owner: str) -> None:
+        self.copy_content(Source(snapshot, owner), name, owner)
 
     def put_back(self, name: str, before: str, owner: str) -> None:
-        if not self.exists(before):
-            return  # the revert had not begun to move anything
         with self.admin_connection() as connection:
             moved = any(self._objects_of(connection, before))
             if moved:

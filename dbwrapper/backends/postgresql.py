@@ -7,6 +7,8 @@ import hashlib
 import hmac
 import os
 import shlex
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, text
@@ -14,7 +16,6 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
 from dbwrapper.backends.base import Backend, DatabaseEntry, Login, Source
-from dbwrapper.errors import DbWrapperError
 from dbwrapper.names import validate_name
 from dbwrapper.tools import run_tool, sha256_of
 
@@ -52,6 +53,22 @@ def scram_sha_256(password: str, salt: bytes | None = None) -> str:
         return base64.b64encode(data).decode()
 
     return f"SCRAM-SHA-256${SCRAM_ITERATIONS}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
+
+
+@contextmanager
+def in_transaction(connection: Connection) -> Iterator[None]:
+    """One transaction on an AUTOCOMMIT connection: what runs inside happens together or not at all.
+
+    PostgreSQL renames databases and roles inside a transaction, which the
+    admin engine's AUTOCOMMIT would otherwise not open.
+    """
+    connection.exec_driver_sql("BEGIN")
+    try:
+        yield
+    except BaseException:
+        connection.exec_driver_sql("ROLLBACK")
+        raise
+    connection.exec_driver_sql("COMMIT")
 
 
 class PostgreSQLBackend(Backend):
@@ -162,21 +179,18 @@ class PostgreSQLBackend(Backend):
     def rename_spare(self, spare: Source, name: str, login: Login) -> bool:
         # A spare and its login are renamed together in one transaction: either
         # the trainee gets both, or the spare is left as it was.
-        with self.admin_connection() as connection:
-            connection.exec_driver_sql("BEGIN")
-            try:
+        try:
+            with self.admin_connection() as connection, in_transaction(connection):
                 connection.exec_driver_sql(f"ALTER DATABASE {self.quote(spare.name)} RENAME TO {self.quote(name)}")
                 connection.exec_driver_sql(f"ALTER ROLE {self.quote(spare.owner)} RENAME TO {self.quote(login.name)}")
                 connection.execute(
                     text(f"ALTER ROLE {self.quote(login.name)} PASSWORD :verifier"),
                     {"verifier": scram_sha_256(login.password)},
                 )
-            except DBAPIError as error:
-                connection.exec_driver_sql("ROLLBACK")
-                if self.is_duplicate(error):
-                    return False
-                raise
-            connection.exec_driver_sql("COMMIT")
+        except DBAPIError as error:
+            if self.is_duplicate(error):
+                return False
+            raise
         return True
 
     def end_sessions(self, name: str, login: str) -> int:
@@ -190,38 +204,25 @@ class PostgreSQLBackend(Backend):
             ).scalars()
             return sum(1 for done in ended if done)
 
-    def revert(self, name: str, snapshot: str, before: str, owner: str) -> int:
-        # What the database holds is set aside by renaming it (no copy), then the
-        # snapshot is cloned under the name. The set-aside database becomes the
-        # super-user's, like every snapshot, so its owner cannot change it.
-        ended = self.end_sessions(name, owner)
+    def set_aside(self, name: str, before: str, owner: str) -> None:
+        # Renamed, not copied; and the super-user's, like every snapshot, so that
+        # its owner cannot change it.
+        with self.admin_connection() as connection, in_transaction(connection):
+            connection.exec_driver_sql(f"ALTER DATABASE {self.quote(name)} RENAME TO {self.quote(before)}")
+            connection.exec_driver_sql(f"ALTER DATABASE {self.quote(before)} OWNER TO CURRENT_USER")
+
+    def copy_back(self, snapshot: str, name: str, owner: str) -> None:
+        self.create_database(name, source=Source(snapshot, owner))
         with self.admin_connection() as connection:
-            connection.exec_driver_sql("BEGIN")
-            try:
-                connection.exec_driver_sql(f"ALTER DATABASE {self.quote(name)} RENAME TO {self.quote(before)}")
-                connection.exec_driver_sql(f"ALTER DATABASE {self.quote(before)} OWNER TO CURRENT_USER")
-            except DBAPIError:
-                connection.exec_driver_sql("ROLLBACK")
-                raise
-            connection.exec_driver_sql("COMMIT")
-        try:
-            self.create_database(name, source=Source(snapshot, owner))
-            with self.admin_connection() as connection:
-                connection.exec_driver_sql(f"ALTER DATABASE {self.quote(name)} OWNER TO {self.quote(owner)}")
-        except DbWrapperError:
-            self.put_back(name, before, owner)
-            raise
-        return ended
+            connection.exec_driver_sql(f"ALTER DATABASE {self.quote(name)} OWNER TO {self.quote(owner)}")
 
     def put_back(self, name: str, before: str, owner: str) -> None:
-        if not self.exists(before):
-            return  # the revert had not set anything aside
         self._forget_database_engine(name)
         with self.admin_connection() as connection:
             self.drop(connection, name, self.quote(name))  # the revert's copy, if it got that far
-            connection.exec_driver_sql(f"ALTER DATABASE {self.quote(before)} RENAME TO {self.quote(name)}")
-            connection.exec_driver_sql(f"ALTER DATABASE {self.quote(name)} OWNER TO {self.quote(owner)}")
-        self._listing = None
+            with in_transaction(connection):
+                connection.exec_driver_sql(f"ALTER DATABASE {self.quote(before)} RENAME TO {self.quote(name)}")
+                connection.exec_driver_sql(f"ALTER DATABASE {self.quote(name)} OWNER TO {self.quote(owner)}")
 
     def protect(self, connection: Connection) -> None:
         # Every database grants CONNECT to PUBLIC when it is made, the
