@@ -14,8 +14,8 @@ the raw operation on the same servers:
   ``INSERT ... SELECT``), and an empty one; against restoring the same content
   from a dump (``pg_restore`` of a custom-format dump; ``mysqldump | mysql``);
 * taking a snapshot and reverting to it, against a bare clone (PostgreSQL: the
-  raw ``CREATE DATABASE ... TEMPLATE``; MySQL: the backend's server-side copy,
-  which is what a clone is there);
+  raw ``CREATE DATABASE ... TEMPLATE`` with dbwrapper's strategy; MySQL: the
+  backend's server-side copy, which is what a clone is there);
 * archiving (dump, checksum, manifest, verification), against the bare dump
   tool writing the same file;
 * on PostgreSQL, the raw clone with ``STRATEGY FILE_COPY`` and ``WAL_LOG``,
@@ -46,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dbwrapper.accounts import Actor, generate_password  # noqa: E402
 from dbwrapper.backends.base import Backend, Source  # noqa: E402
+from dbwrapper.backends.postgresql import CLONE_STRATEGY  # noqa: E402
 from dbwrapper.config import BACKEND_KINDS, DEFAULT_FIRST_INSTRUCTOR, Settings, env_var  # noqa: E402
 from dbwrapper.copies import CourseCopies  # noqa: E402
 from dbwrapper.courses import SAMPLES  # noqa: E402
@@ -193,11 +194,13 @@ class EngineBench:
             subprocess.run(restore_argv, env=env, stdin=dumping.stdout, check=True)
         assert dumping.returncode == 0
 
-    def bare_clone(self, source: str, target: str, strategy: str | None = None) -> None:
+    def bare_clone(self, source: str, target: str, strategy: str = CLONE_STRATEGY) -> None:
+        """PostgreSQL: the raw CREATE DATABASE ... TEMPLATE, with dbwrapper's strategy unless
+        another is asked for. MySQL has no such statement: its clone is the server-side copy."""
         if self.kind == "mysql":
             self.backend.create_database(target, source=Source(source, source))
             return
-        clause = f" STRATEGY {strategy}" if strategy else ""
+        clause = f" STRATEGY {strategy}"
         with self.backend.admin_connection() as connection:
             connection.exec_driver_sql(
                 f"CREATE DATABASE {self.backend.quote(target)} TEMPLATE {self.backend.quote(source)}{clause}"

@@ -3,9 +3,10 @@
 The seed's "archive to disk" with ``pg_dump``, made safe: the tools run with
 argument lists and passwords in their environment; an archive is written
 under a temporary name and renamed only once it is complete; and it counts as
-an archive only when it passes :meth:`Archives.verify`: the tool succeeded,
-the file's SHA-256 is the manifest's, and the archive lists every table the
-database had. "Archive and drop" drops only after that.
+an archive only when the tool succeeded and the archive lists every table the
+database had, its SHA-256 written in the manifest. Before anything depends on
+it ("archive and drop" drops, a restore restores), :meth:`Archives.verify`
+reads it back: the SHA-256 must still be the manifest's, every table still in it.
 
 On disk: ``<archive_dir>/<backend>/<database>/<UTC time><suffix>`` and the
 manifest ``… .json`` beside it. The archive's id is that path without suffix,
@@ -29,7 +30,7 @@ from dbwrapper.embedded import service_data_dir
 from dbwrapper.errors import DbWrapperError, Forbidden, InvalidInput, Refused
 from dbwrapper.names import validate_name
 from dbwrapper.service import DatabaseService, Outcome
-from dbwrapper.tools import ToolFailed, find_tool, run_tool, sha256_of
+from dbwrapper.tools import ToolFailed, find_tool, run_tool
 
 MANIFEST_FORMAT = 1
 #: UTC to the microsecond: a restore's safety archive follows its archive within a second.
@@ -96,10 +97,13 @@ class Archives:
     # -- archiving ------------------------------------------------------------------
 
     def archive(self, actor: Actor, db_type: object, name: str | None, *, drop: bool = False) -> Manifest:
-        """Dump a database to disk and verify it; with ``drop``, then drop it.
+        """Dump a database to disk; with ``drop``, verify it and then drop the database.
 
-        A failed or unverifiable archive leaves no file behind and, with
-        ``drop``, the database untouched.
+        The archive's checksum and table list come from one read of the file the
+        tool wrote, and every table must be in it. Before a drop, the file is read
+        back once more and must still match (:meth:`verify`). A failed or
+        unverifiable archive leaves no file behind and, with ``drop``, the
+        database untouched.
         """
         backend, name = self.service.resolve(actor, db_type, name)
         action = "archive and drop" if drop else "archive"
@@ -108,7 +112,8 @@ class Archives:
             if record is None:
                 raise Refused(f"{name} is not a database dbwrapper manages on {backend.label}.")
             manifest = self._dump(backend, name, record.owner)
-            self.verify(manifest)
+            if drop:
+                self.verify(manifest)  # read back from the disk before anything is dropped
             entry.detail = manifest.id
         if drop:
             self.service.destroy(actor, backend.kind, name)
@@ -145,6 +150,10 @@ class Archives:
             raise
         try:
             tables = counting.result()
+            # One read of the written file gives its checksum and the tables it holds.
+            digest, listed = backend.scan_archive(self._tool(backend.restore_tool), str(path))
+            if missing := set(tables) - listed:
+                raise ToolFailed(f"The archive of {name} lacks the tables {', '.join(sorted(missing))}.")
         except DbWrapperError:
             path.unlink(missing_ok=True)
             raise
@@ -152,7 +161,7 @@ class Archives:
             format=MANIFEST_FORMAT, id=f"{backend.kind}/{name}/{stamp}", engine=backend.kind,
             server_version=backend.server_version(), database=name, owner=owner,
             created_at=created.isoformat(timespec="seconds"), size_bytes=path.stat().st_size,
-            sha256=sha256_of(path), tables=tables, file=path.name,
+            sha256=digest, tables=tables, file=path.name,
         )
         try:
             write_durably(folder / f"{stamp}.json", json.dumps(asdict(manifest), indent=2))

@@ -186,3 +186,16 @@ def test_archive_pages_need_a_login_and_a_csrf_token(anonymous, browser, db_type
     browser.csrf = ""
     refused = browser.post("/archives/create", data={"db_type": db_type, "name": "x"})
     assert refused.status_code == 403
+
+
+def test_an_archive_that_lacks_a_table_is_not_kept(runtime, instructor, db_type, stocked, catalog, tmp_path):
+    leave_out = {
+        "postgres": 'exec "$REAL" --exclude-table=stock "$@"',
+        "mysql": 'for DB; do :; done; exec "$REAL" --ignore-table="$DB.stock" "$@"',  # DB: the last argument
+    }[db_type]
+    broken = _broken(runtime, tmp_path, db_type, leave_out)
+    before = files_of(broken)
+    with pytest.raises(ToolFailed, match="lacks the tables stock"):
+        broken.archive(instructor, db_type, stocked, drop=True)
+    assert stocked in catalog(db_type)
+    assert files_of(broken) == before
