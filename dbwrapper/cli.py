@@ -97,11 +97,16 @@ def build_parser() -> argparse.ArgumentParser:
     course = commands.add_parser("course", help="courses: what new databases start with")
     course_commands = course.add_subparsers(dest="course_command", required=True, metavar="ACTION")
     course_commands.add_parser("list", parents=[acting], help="list the courses")
-    add_course = course_commands.add_parser("add", parents=[acting], help="define a course from SQL files")
+    add_course = course_commands.add_parser(
+        "add", parents=[acting], help="define a course from SQL files or from existing databases"
+    )
     add_course.add_argument("name")
     add_course.add_argument("--description", default="")
-    add_course.add_argument("--postgres-sql", type=Path, help="SQL the PostgreSQL databases start with")
-    add_course.add_argument("--mysql-sql", type=Path, help="SQL the MySQL/MariaDB databases start with")
+    for kind, label in (("postgres", "PostgreSQL"), ("mysql", "MySQL/MariaDB")):
+        source = add_course.add_mutually_exclusive_group()
+        source.add_argument(f"--{kind}-sql", type=Path, help=f"SQL the {label} databases start with")
+        source.add_argument(f"--{kind}-from", metavar="DATABASE",
+                            help=f"a {label} database whose content, as it is now, they start with")
 
     klass = commands.add_parser("class", help="provision a whole class from a roster")
     class_commands = klass.add_subparsers(dest="class_command", required=True, metavar="ACTION")
@@ -235,11 +240,16 @@ def run_course_command(args: argparse.Namespace, runtime: Runtime) -> None:
             engines = ", ".join(kind for kind in ("postgres", "mysql") if course.sql(kind))
             print(f"  {course.name:<24} {engines:<16} {course.description}")
         return
-    try:
-        sql = {kind: path.read_text(encoding="utf-8")
-               for kind, path in (("postgres", args.postgres_sql), ("mysql", args.mysql_sql)) if path}
-    except OSError as error:
-        raise InvalidInput(f"Cannot read {error.filename}: {error.strerror}.") from error
+    sql: dict[str, str] = {}
+    for kind in ("postgres", "mysql"):
+        path, database = getattr(args, f"{kind}_sql"), getattr(args, f"{kind}_from")
+        if database:
+            sql[kind] = runtime.courses.content_of(actor, kind, database)
+        elif path:
+            try:
+                sql[kind] = path.read_text(encoding="utf-8")
+            except OSError as error:
+                raise InvalidInput(f"Cannot read {error.filename}: {error.strerror}.") from error
     added = runtime.courses.add(actor, args.name, args.description, sql)
     print(f"Added the course {added.name}.")
 

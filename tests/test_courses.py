@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from dbwrapper.accounts import Actor
@@ -80,3 +80,38 @@ def test_courses_on_the_command_line(cli, tmp_path, runtime, db_type, db_name, c
         assert connection.execute(text("SELECT n FROM boxes")).scalar_one() == 7
     runtime.service.destroy(Actor(runtime.accounts.get(INSTRUCTOR)), db_type, db_name)
     assert db_name not in catalog(db_type)
+
+
+def test_a_course_made_from_an_existing_database(cli, runtime, db_type, db_name):
+    instructor = Actor(runtime.accounts.get(INSTRUCTOR))
+    backend = runtime.engines.backend(db_type)
+    runtime.service.create(instructor, db_type, db_name, course="franchise")
+    with backend.inside(db_name) as connection:  # the instructor prepares it by hand
+        connection.execute(text("CREATE TABLE notes (id INTEGER PRIMARY KEY, body VARCHAR(80))"))
+        connection.execute(text("INSERT INTO notes VALUES (1, 'count the paper clips first')"))
+    course = f"from_{db_name}"
+    option = {"postgres": "--postgres-from", "mysql": "--mysql-from"}[db_type]
+    added = cli("course", "add", course, option, db_name)
+    assert added.returncode == 0, added.stderr
+    with backend.inside(db_name) as connection:  # later changes to the source do not change the course
+        connection.execute(text("DELETE FROM orders"))
+
+    copy = f"{db_name}_c"
+    made = runtime.service.create(instructor, db_type, copy, course=course)
+    try:
+        assert backend.table_counts(copy) == {**FRANCHISE, "notes": 1}
+        assert made.credentials.login.name == copy
+        trainee_engine = create_engine(made.credentials.url)
+        with trainee_engine.begin() as connection:  # its own login owns the view and the tables
+            connection.execute(text("DROP VIEW low_stock"))
+            connection.execute(text("ALTER TABLE notes ADD COLUMN seen INTEGER"))
+        trainee_engine.dispose()
+    finally:
+        runtime.service.destroy(instructor, db_type, copy)
+
+
+def test_a_course_from_a_database_that_does_not_exist_is_a_clear_error(cli, db_type):
+    option = {"postgres": "--postgres-from", "mysql": "--mysql-from"}[db_type]
+    refused = cli("course", "add", f"nothing_{db_type}", option, "no_such_db")
+    assert refused.returncode == 2
+    assert "There is no database no_such_db" in refused.stderr

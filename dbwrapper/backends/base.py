@@ -526,6 +526,15 @@ class Backend(ABC):
         """The restore tool's arguments for archive ``path`` into database ``name``, its objects
         owned by ``login``; and whether the archive goes to the tool's standard input."""
 
+    @abstractmethod
+    def sql_dump_command(self, tool: str, name: str) -> list[str]:
+        """The dump tool's arguments to print database ``name`` as SQL text that another
+        login can load elsewhere (no owners, no privileges), for a course made from it."""
+
+    def portable_sql(self, dump: str) -> str:
+        """What :meth:`sql_dump_command` printed, made loadable by a course's own login; as it is by default."""
+        return dump
+
     #: The engine's own command-line client, which loads a course's SQL.
     client_tool: ClassVar[str]
 

@@ -117,6 +117,11 @@ class PostgreSQLBackend(Backend):
             f"--dbname={validate_name(name)}", path,
         ], False
 
+    def sql_dump_command(self, tool: str, name: str) -> list[str]:
+        # Plain SQL, its objects created by whoever loads it, with no grants to roles
+        # that may not exist where it is loaded.
+        return [tool, "--format=plain", "--no-owner", "--no-privileges", f"--dbname={validate_name(name)}"]
+
     client_tool = "psql"
 
     def load_command(self, tool: str, name: str, login: Login) -> tuple[list[str], dict[str, str]]:

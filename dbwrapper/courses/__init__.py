@@ -1,8 +1,10 @@
 """Courses: what every database made for a course starts with.
 
-A course is a name and, per engine, the SQL its databases start with. The SQL
-is run by the new database's own login with the engine's client (``psql``,
-``mysql``), so the trainee owns every table it makes. One sample course ships
+A course is a name and, per engine, the SQL its databases start with: given as
+a file, or read from an existing database when the course is defined. The SQL
+is loaded once per engine into the course's master by the master's own login
+(see :mod:`dbwrapper.copies`), and every database for the course is a copy of
+that, owned by the trainee's login. One sample course ships
 with dbwrapper: ``franchise``, a small inventory of office-supply stores (the
 seed's "boxes of paper clips"), the same data on both engines.
 """
@@ -15,7 +17,9 @@ from pathlib import Path
 from dbwrapper.accounts import Actor
 from dbwrapper.engines import Engines
 from dbwrapper.errors import InvalidInput
+from dbwrapper.names import validate_name
 from dbwrapper.registry import AuditEntry, Course, Registry
+from dbwrapper.tools import ToolFailed, find_tool, run_tool
 
 SAMPLES = Path(__file__).resolve().parent
 COURSE_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
@@ -64,6 +68,22 @@ class Courses:
                            outcome="ok", detail="")
         self.registry.add_course(course, audit=entry)
         return course
+
+    def content_of(self, actor: Actor, db_type: object, database: str) -> str:
+        """The content of an existing database, as SQL its course's logins can load.
+
+        Taken now: a course made from a database starts with what it holds when
+        the course is defined, whatever happens to it afterwards.
+        """
+        actor.require_instructor("define courses")
+        backend = self.engines.backend(db_type)
+        tool = find_tool(backend.dump_tool, self.engines.settings.tools)
+        if tool is None:
+            raise ToolFailed(f"{backend.dump_tool} was not found to read {database}: install it, "
+                             f"or set {backend.dump_tool} = \"/path\" in app.conf.")
+        if not backend.exists(validate_name(database)):
+            raise InvalidInput(f"There is no database {database} on {backend.label}.")
+        return backend.portable_sql(run_tool(backend.sql_dump_command(tool, database), backend.tool_env()))
 
     def add_samples(self) -> None:
         """Make the shipped courses known, once (they can be replaced under another name)."""
