@@ -119,21 +119,26 @@ def test_killed_in_the_middle_of_a_class(runtime, crashing, db_type, tmp_path, c
         runtime.accounts.remove(name, by="tests")
 
 
-def test_killed_in_the_middle_of_a_revert(runtime, crashing, db_type, db_name, catalog):
+@pytest.mark.parametrize("step", ["set aside", "copy back"])
+def test_killed_in_the_middle_of_a_revert(runtime, crashing, db_type, db_name, catalog, step):
     instructor = Actor(runtime.accounts.get(INSTRUCTOR))
     runtime.service.create(instructor, db_type, db_name, course="franchise")
     snapshot, _ = runtime.snapshots.take(instructor, db_type, db_name, "clean")
     backend = runtime.engines.backend(db_type)
     with backend.inside(db_name) as connection:
         connection.execute(text("DELETE FROM orders"))  # the work since the snapshot
-    # PostgreSQL dies once the database is set aside (renamed), as the clone's CREATE DATABASE
-    # is about to run (the first one is the registry's, at start); MySQL once its tables are
-    # moved aside, as the snapshot is about to be copied in.
-    step, after = {"postgres": ("create", 1), "mysql": ("copy_content", 0)}[db_type]
-    died = crashing(BACKEND_CLASS[db_type], step, after, "snapshot", "revert", "--db-type", db_type,
+    # "copy back": PostgreSQL dies once the database is set aside (renamed), as the clone's
+    # CREATE DATABASE is about to run (the first is the registry's, at start); MySQL once its
+    # tables and views are moved aside, as the snapshot is about to be copied in.
+    # "set aside": while it is being set aside (MySQL: tables moved, views not yet made again;
+    # PostgreSQL: before the renaming transaction).
+    method, after = {
+        ("postgres", "copy back"): ("create", 1), ("mysql", "copy back"): ("copy_content", 0),
+        ("postgres", "set aside"): ("set_aside", 0), ("mysql", "set aside"): ("_create_views", 0),
+    }[db_type, step]
+    died = crashing(BACKEND_CLASS[db_type], method, after, "snapshot", "revert", "--db-type", db_type,
                     "--name", db_name, str(snapshot.id))
     assert died.returncode == 9, died.stderr
-    assert db_name not in catalog(db_type) or db_type == "mysql"  # MySQL's stays, emptied
 
     report = runtime.reconciler.run()
     assert f"{db_type}:{db_name}" in report.put_back

@@ -168,3 +168,25 @@ def test_a_database_dropped_by_hand_takes_its_snapshots_along_when_reconciled(
     report = runtime.reconciler.run()
     assert f"{db_type}:{name}" in report.forgotten
     assert snapshot.name not in catalog(db_type)  # its content was the login's, which is gone too
+
+
+@pytest.mark.backend("mysql")
+def test_a_view_broken_by_the_trainee_is_a_clear_refusal_and_nothing_changes(runtime, trainee):
+    alice, credentials, name = course_database(trainee, "mysql")
+    where = {"db_type": "mysql", "name": name}
+    taken = alice.post("/snapshots/take", data=where)
+    ((number, _, _),) = snapshot_rows(taken.text)
+    run_as("mysql", credentials, name, "DELETE FROM orders")
+    run_as("mysql", credentials, name, "DROP TABLE stock")  # low_stock reads it: the view is broken
+
+    for path, data in (("/snapshots/revert", {"snapshot": number}), ("/snapshots/take", {})):
+        refused = alice.post(path, data={**where, **data})
+        assert refused.status_code == 409, path
+        assert "The view(s) low_stock of" in refused.text and "Nothing was changed." in refused.text
+    counts = runtime.engines.backend("mysql").table_counts(name)
+    assert counts == {"stores": 40, "items": 200, "orders": 0}  # as the trainee left it
+
+    run_as("mysql", credentials, name, "DROP VIEW low_stock")  # as the message says
+    reverted = alice.post("/snapshots/revert", data={**where, "snapshot": number})
+    assert reverted.status_code == 200, reverted.text
+    assert runtime.engines.backend("mysql").table_counts(name) == FRANCHISE

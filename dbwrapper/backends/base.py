@@ -383,6 +383,7 @@ class Backend(ABC):
         (and because PostgreSQL clones a database only with nobody in it); returns how many."""
         self._forget_database_engine(name)
         with self._translated(f"snapshot {name}"):
+            self.check_views(name)
             ended = self.end_sessions(name, owner)
         self.create_database(snapshot, source=Source(name, owner))
         return ended
@@ -397,12 +398,14 @@ class Backend(ABC):
         self._forget_database_engine(name)  # its sessions are ended; pooled ones would be dead
         try:
             with self._translated(f"revert {name}"):
+                self.check_views(name)
                 ended = self.end_sessions(name, owner)
-                self.set_aside(name, before, owner)
                 try:
+                    self.set_aside(name, before, owner)
                     self.copy_back(snapshot, name, owner)
                 except (DBAPIError, DbWrapperError):
-                    self.put_back(name, before, owner)
+                    if self.exists(before):  # something was set aside: it goes back
+                        self.put_back(name, before, owner)
                     raise
                 return ended
         finally:
@@ -587,6 +590,10 @@ class Backend(ABC):
     def put_back(self, name: str, before: str, owner: str) -> None:
         """Give ``name`` back what was set aside as ``before``, whatever the revert had copied
         in meanwhile, and remove ``before``."""
+
+    def check_views(self, name: str) -> None:
+        """Refuse, before anything changes, a database whose views could not be copied; a
+        view cannot break on PostgreSQL (what it reads cannot be dropped from under it)."""
 
     def seal(self, name: str) -> None:
         """Keep a master's content owner from changing it once loaded; nothing by default."""

@@ -13,6 +13,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
 from dbwrapper.backends.base import Backend, DatabaseEntry, Login, Source
+from dbwrapper.errors import Refused
 from dbwrapper.names import validate_name
 
 #: How a dump's CREATE TABLE statement starts, and how much of a block the next one is searched with
@@ -241,15 +242,31 @@ class MySQLBackend(Backend):
         self.copy_content(Source(snapshot, owner), name, owner)
 
     def put_back(self, name: str, before: str, owner: str) -> None:
+        # A revert may have stopped anywhere, so what each database holds decides.
+        # Tables in `before` were set aside by one atomic RENAME: they go back, and
+        # tables in `name` beside them are the snapshot's copy, which goes. Views
+        # are made in `before` before they are dropped from `name`, and the copy
+        # makes its views after its tables: so with the copy begun, `name`'s views
+        # are the snapshot's and give way to `before`'s; otherwise `name` keeps its
+        # own and gets back any `before` has that it lost.
         with self.admin_connection() as connection:
-            moved = any(self._objects_of(connection, before))
-            if moved:
-                # Whatever the revert had copied into name goes; the grants on the
-                # name survive DROP DATABASE, so the owner keeps their access.
-                self.drop(connection, name, self.quote(name))
-                self.create(connection, self.quote(name), True, None)
-        if moved:
-            self._move_content(before, name, owner)
+            set_aside, kept_views = self._objects_of(connection, before)
+            copied, current_views = self._objects_of(connection, name)
+            views = self._view_statements(connection, before, kept_views)
+            if set_aside:
+                connection.exec_driver_sql("SET SESSION foreign_key_checks = 0")
+                try:
+                    for table in copied:
+                        verbatim(connection, f"DROP TABLE {self.quote(name)}.{self.quote_table(table)}")
+                finally:
+                    connection.exec_driver_sql("SET SESSION foreign_key_checks = 1")
+                self._rename_tables(connection, before, name, set_aside)
+            if set_aside and copied:
+                for view in current_views:
+                    verbatim(connection, f"DROP VIEW {self.quote(name)}.{self.quote_table(view)}")
+                current_views = []
+            missing = [statement for view, statement in views.items() if view not in current_views]
+            self._create_views(connection, missing, before, name, owner)
         self.drop_database(before)
 
     def _move_content(self, source: str, target: str, owner: str, *, clear_source: bool = True) -> None:
@@ -263,15 +280,19 @@ class MySQLBackend(Backend):
         with self.admin_connection() as connection:
             tables, view_names = self._objects_of(connection, source)
             views = self._view_statements(connection, source, view_names)
-            if tables:
-                moves = ", ".join(
-                    f"{self.quote(source)}.{self.quote_table(t)} TO {self.quote(target)}.{self.quote_table(t)}"
-                    for t in tables
-                )
-                verbatim(connection, f"RENAME TABLE {moves}")
+            self._rename_tables(connection, source, target, tables)
             self._create_views(connection, views.values(), source, target, owner)
             for view in views if clear_source else ():
                 verbatim(connection, f"DROP VIEW {self.quote(source)}.{self.quote_table(view)}")
+
+    def _rename_tables(self, connection: Connection, source: str, target: str, tables: list[str]) -> None:
+        """Move ``tables`` from ``source`` to ``target`` in one atomic RENAME TABLE."""
+        if tables:
+            moves = ", ".join(
+                f"{self.quote(source)}.{self.quote_table(t)} TO {self.quote(target)}.{self.quote_table(t)}"
+                for t in tables
+            )
+            verbatim(connection, f"RENAME TABLE {moves}")
 
     def end_sessions(self, name: str, login: str) -> int:
         # In a database, or the owner's own anywhere: a session may use a
@@ -291,6 +312,26 @@ class MySQLBackend(Backend):
             "WHERE TABLE_SCHEMA = :schema AND TABLE_TYPE IN ('BASE TABLE', 'VIEW') ORDER BY 1"
         ), {"schema": schema}).all()
         return [name for name, view in rows if not view], [name for name, view in rows if view]
+
+    def check_views(self, name: str) -> None:
+        # A view that no longer works (it reads a table or column since dropped)
+        # cannot be made again in another database, so a snapshot or a revert
+        # would stop half-way. CHECK TABLE tells (the catalog lists such a view
+        # like any other). Asked of the owner's own database only, where the
+        # views' definer has its rights: elsewhere every view would fail the check.
+        with self.admin_connection() as connection:
+            _, views = self._objects_of(connection, name)
+            if not views:
+                return
+            listed = ", ".join(f"{self.quote(name)}.{self.quote_table(view)}" for view in views)
+            checked = connection.exec_driver_sql(f"CHECK TABLE {listed}").all()
+        broken = sorted({str(row[0]).split(".", 1)[1] for row in checked if str(row[2]).lower() == "error"})
+        if broken:
+            raise Refused(
+                f"The view(s) {', '.join(broken)} of {name} read tables or columns that no longer exist, "
+                "so MySQL cannot copy them; drop or fix them (DROP VIEW, CREATE OR REPLACE VIEW) and "
+                "try again. Nothing was changed."
+            )
 
     @staticmethod
     def _stored_columns(connection: Connection, schema: str) -> dict[str, list[str]]:
