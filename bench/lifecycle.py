@@ -52,7 +52,7 @@ from dbwrapper.copies import CourseCopies  # noqa: E402
 from dbwrapper.courses import SAMPLES  # noqa: E402
 from dbwrapper.errors import InvalidInput  # noqa: E402
 from dbwrapper.runtime import Runtime  # noqa: E402
-from dbwrapper.tools import find_tool  # noqa: E402
+from dbwrapper.tools import find_tool, run_tool  # noqa: E402
 from tests.servers import SERVERS, free_port  # noqa: E402
 
 COURSE = "bench_lifecycle"
@@ -162,7 +162,8 @@ class EngineBench:
     def provisioning(self, master: str, sql: str) -> None:
         dump = self.workdir / f"{self.kind}.dump"
         if self.kind == "postgres":
-            self.dump_to(master, dump)
+            argv, _ = self.backend.dump_command(self.tool("pg_dump"), master, str(dump))
+            run_tool(argv, self.backend.tool_env())
         pool, copy, empty, restore = [], [], [], []
         for _ in range(self.iterations):
             self.pool.top_up(self.backend, COURSE, sql)  # untimed: the background job's work
@@ -187,17 +188,11 @@ class EngineBench:
             subprocess.run([self.tool("pg_restore"), "--no-owner", f"--dbname={NAME}", str(dump)],
                            env=env, check=True)
             return
-        dump_argv = self.backend.dump_command(self.tool("mysqldump"), master)
+        dump_argv, _ = self.backend.dump_command(self.tool("mysqldump"), master, "/dev/stdout")
         restore_argv, _ = self.backend.restore_command(self.tool("mysql"), NAME, "", NAME)
         with subprocess.Popen(dump_argv, env=env, stdout=subprocess.PIPE) as dumping:
             subprocess.run(restore_argv, env=env, stdin=dumping.stdout, check=True)
         assert dumping.returncode == 0
-
-    def dump_to(self, name: str, path: Path) -> None:
-        """The bare dump tool, writing database ``name``'s archive to ``path``."""
-        argv = self.backend.dump_command(self.tool(self.backend.dump_tool), name)
-        with path.open("wb") as out:
-            subprocess.run(argv, env={**os.environ, **self.backend.tool_env()}, stdout=out, check=True)
 
     def bare_clone(self, source: str, target: str, strategy: str = CLONE_STRATEGY) -> None:
         """PostgreSQL: the raw CREATE DATABASE ... TEMPLATE, with dbwrapper's strategy unless
@@ -235,7 +230,8 @@ class EngineBench:
         target = self.workdir / f"bare-{self.kind}"
         for _ in range(self.iterations):
             archive.append(timed(lambda: self.runtime.archives.archive(self.actor, self.kind, NAME)))
-            bare.append(timed(lambda: self.dump_to(NAME, target)))
+            argv, _ = self.backend.dump_command(self.tool(self.backend.dump_tool), NAME, str(target))
+            bare.append(timed(lambda: run_tool(argv, self.backend.tool_env())))
             target.unlink()
         self.record("archive (dump, counts, checksum, manifest)", archive)
         self.record("bare dump tool", bare)

@@ -30,7 +30,7 @@ from dbwrapper.embedded import service_data_dir
 from dbwrapper.errors import DbWrapperError, Forbidden, InvalidInput, Refused
 from dbwrapper.names import validate_name
 from dbwrapper.service import DatabaseService, Outcome
-from dbwrapper.tools import ToolFailed, find_tool, run_tool, run_tool_into
+from dbwrapper.tools import ToolFailed, find_tool, run_tool
 
 MANIFEST_FORMAT = 1
 #: UTC to the microsecond: a restore's safety archive follows its archive within a second.
@@ -99,9 +99,9 @@ class Archives:
     def archive(self, actor: Actor, db_type: object, name: str | None, *, drop: bool = False) -> Manifest:
         """Dump a database to disk; with ``drop``, verify it and then drop the database.
 
-        The archive's checksum (and for SQL text its table list) is taken as the
-        tool writes it, and every table must be in it. Before a drop, the file is
-        read back from the disk and must match (:meth:`verify`). A failed or
+        The archive's checksum and table list come from one read of the file the
+        tool wrote, and every table must be in it. Before a drop, the file is read
+        back once more and must still match (:meth:`verify`). A failed or
         unverifiable archive leaves no file behind and, with ``drop``, the
         database untouched.
         """
@@ -137,11 +137,11 @@ class Archives:
         if path.exists():
             raise ToolFailed(f"An archive {path.name} of {name} already exists; try again.")
         partial = folder / f".{path.name}.partial"
-        # The checksum (and, for SQL text, the table list) is taken of the bytes as
-        # the tool writes them, while it works.
-        scan = backend.archive_scan()
         try:
-            run_tool_into(backend.dump_command(tool, name), backend.tool_env(), partial, scan.feed)
+            argv, _ = backend.dump_command(tool, name, str(partial))
+            run_tool(argv, backend.tool_env())
+            with partial.open("rb") as stream:
+                os.fsync(stream.fileno())
             os.replace(partial, path)
         except (ToolFailed, OSError) as error:
             partial.unlink(missing_ok=True)
@@ -150,7 +150,8 @@ class Archives:
             raise
         try:
             tables = counting.result()
-            listed = backend.archived_tables(self._tool(backend.restore_tool), str(path), scan)
+            # One read of the written file gives its checksum and the tables it holds.
+            digest, listed = backend.scan_archive(self._tool(backend.restore_tool), str(path))
             if missing := set(tables) - listed:
                 raise ToolFailed(f"The archive of {name} lacks the tables {', '.join(sorted(missing))}.")
         except DbWrapperError:
@@ -160,7 +161,7 @@ class Archives:
             format=MANIFEST_FORMAT, id=f"{backend.kind}/{name}/{stamp}", engine=backend.kind,
             server_version=backend.server_version(), database=name, owner=owner,
             created_at=created.isoformat(timespec="seconds"), size_bytes=path.stat().st_size,
-            sha256=scan.sha256, tables=tables, file=path.name,
+            sha256=digest, tables=tables, file=path.name,
         )
         try:
             write_durably(folder / f"{stamp}.json", json.dumps(asdict(manifest), indent=2))
@@ -179,10 +180,10 @@ class Archives:
         if not path.is_file():
             raise ToolFailed(f"The archive file of {manifest.id} is missing.")
         backend = self.service.engines.backend(manifest.engine)
-        scan = backend.archive_scan().read(path)
-        if scan.sha256 != manifest.sha256:
+        digest, tables = backend.scan_archive(self._tool(backend.restore_tool), str(path))
+        if digest != manifest.sha256:
             raise ToolFailed(f"The archive {manifest.id} does not match its checksum; it is damaged.")
-        missing = set(manifest.tables) - backend.archived_tables(self._tool(backend.restore_tool), str(path), scan)
+        missing = set(manifest.tables) - tables
         if missing:
             raise ToolFailed(f"The archive {manifest.id} lacks the tables {', '.join(sorted(missing))}.")
 

@@ -8,12 +8,12 @@ and dump older servers too, then on PATH.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import shutil
 import subprocess
-import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 from dbwrapper.errors import DbWrapperError
@@ -75,35 +75,10 @@ def run_tool(
     return result.stdout.decode(errors="replace")
 
 
-def run_tool_into(
-    argv: list[str], env: Mapping[str, str], path: Path, on_block: Callable[[bytes], None]
-) -> None:
-    """Run a tool and write its standard output to ``path``, durably (fsync), handing
-    each block to ``on_block`` as it passes: whatever reads the output (a checksum)
-    does so while the tool is still working, not afterwards.
-
-    :class:`ToolFailed` with the end of the tool's errors if it fails; an
-    :class:`OSError` of the writing (a full disk) stops the tool and is raised.
-    """
-    with open(path, "wb") as out, tempfile.TemporaryFile() as errors:
-        try:
-            process = subprocess.Popen(
-                argv, env={**os.environ, **env}, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors,
-            )
-        except OSError as error:
-            raise ToolFailed(f"{Path(argv[0]).name} could not run: {error.strerror}.") from error
-        with process:
-            assert process.stdout is not None
-            try:
-                for block in iter(lambda: process.stdout.read(1 << 20), b""):  # type: ignore[union-attr]
-                    out.write(block)
-                    on_block(block)
-                out.flush()
-                os.fsync(out.fileno())
-            except BaseException:
-                process.kill()
-                raise
-        if process.returncode != 0:
-            errors.seek(0)
-            message = errors.read().decode(errors="replace").strip()[-ERROR_TAIL:]
-            raise ToolFailed(f"{Path(argv[0]).name} failed (exit {process.returncode}): {message}")
+def sha256_of(path: str | Path) -> str:
+    """The SHA-256 of a file a tool wrote, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -18,7 +18,6 @@ from the pool and gives it back, so one instance serves all CherryPy threads.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import threading
 import time
@@ -27,7 +26,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 from typing import Any, ClassVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
@@ -522,8 +520,9 @@ class Backend(ABC):
         """Environment for the engine's tools: where to connect and, never on a command line, the password."""
 
     @abstractmethod
-    def dump_command(self, tool: str, name: str) -> list[str]:
-        """The dump tool's arguments to write an archive of database ``name`` to standard output."""
+    def dump_command(self, tool: str, name: str, path: str) -> tuple[list[str], bool]:
+        """The dump tool's arguments for database ``name`` into ``path``; and whether
+        the archive is the tool's standard output rather than a file it writes."""
 
     @abstractmethod
     def restore_command(self, tool: str, name: str, path: str, login: str) -> tuple[list[str], bool]:
@@ -548,16 +547,9 @@ class Backend(ABC):
         database ``name`` as ``login`` (so that it owns what the SQL makes), stopping at
         the first error."""
 
-    #: What starts a table's definition in this engine's archives, when they are text to search.
-    archive_table_marker: ClassVar[bytes | None] = None
-
-    def archive_scan(self) -> ArchiveScan:
-        """A reader of one of this engine's archives, block by block."""
-        return ArchiveScan(self.archive_table_marker)
-
     @abstractmethod
-    def archived_tables(self, restore_tool: str, path: str, scan: ArchiveScan) -> set[str]:
-        """The tables archive ``path`` holds, read from the archive itself (``scan`` has read it all)."""
+    def scan_archive(self, restore_tool: str, path: str) -> tuple[str, set[str]]:
+        """An archive file's SHA-256, and the tables it holds, read from the archive itself."""
 
     def tune_admin_engine(self, engine: Engine) -> None:
         """Adjust the AUTOCOMMIT admin engine to this driver; nothing by default."""
@@ -704,57 +696,6 @@ def ping_when_idle(engine: Engine, idle_seconds: float = IDLE_PING_SECONDS) -> N
             raise DisconnectionError(str(error)) from error
         if not alive:
             raise DisconnectionError("the server did not answer a ping")
-
-
-class ArchiveScan:
-    """An archive read block by block, as it is written or read back: its SHA-256, and,
-    for an archive that is SQL text, the tables it defines.
-
-    A table's definition is found as ``marker`` followed by the table's name up to
-    the next backquote, the marker starting with a newline (or the file's start).
-    Each block is searched with the end of the one before, so that a definition
-    split between two blocks is found too.
-    """
-
-    #: Bytes of a block kept to search with the next one: more than a marker, a
-    #: 64-character name and its quotes.
-    CARRY = 256
-
-    def __init__(self, marker: bytes | None) -> None:
-        self._digest = hashlib.sha256()
-        self._marker = marker
-        self._carry = b"\n"  # the file's start is a line's start
-        self._found: set[bytes] = set()
-
-    def feed(self, block: bytes) -> None:
-        self._digest.update(block)
-        if self._marker is None:
-            return
-        text = self._carry + block
-        start = text.find(self._marker)
-        while start != -1:
-            name_start = start + len(self._marker)
-            name_end = text.find(b"`", name_start)
-            if name_end == -1:
-                break  # cut by the block's end: found again with the next block
-            self._found.add(text[name_start:name_end])
-            start = text.find(self._marker, name_end)
-        self._carry = text[-self.CARRY:]
-
-    def read(self, path: str | Path) -> ArchiveScan:
-        """Feed the whole file at ``path``; the scan itself."""
-        with open(path, "rb") as stream:
-            for block in iter(lambda: stream.read(1 << 20), b""):
-                self.feed(block)
-        return self
-
-    @property
-    def sha256(self) -> str:
-        return self._digest.hexdigest()
-
-    @property
-    def tables(self) -> set[str]:
-        return {name.decode("utf-8", errors="replace") for name in self._found}
 
 
 class SizeCache:

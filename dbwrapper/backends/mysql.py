@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shlex
 from collections.abc import Iterable
@@ -11,10 +12,14 @@ from sqlalchemy import Connection, Engine, bindparam, event, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
-from dbwrapper.backends.base import ArchiveScan, Backend, DatabaseEntry, Login, Source
+from dbwrapper.backends.base import Backend, DatabaseEntry, Login, Source
 from dbwrapper.errors import Refused
 from dbwrapper.names import validate_name
 
+#: How a dump's CREATE TABLE statement starts, and how much of a block the next one is searched with
+#: (more than that, a 64-character name and its quotes).
+CREATE_TABLE = b"\nCREATE TABLE `"
+CARRY = 256
 #: The DEFINER clause of SHOW CREATE VIEW: `user`@`host`, backquotes doubled inside.
 DEFINER = re.compile(r"DEFINER=`(?:[^`]|``)*`@`(?:[^`]|``)*`")
 ER_NO_SUCH_TABLE = 1146
@@ -77,14 +82,14 @@ class MySQLBackend(Backend):
         user = user or url.username
         return args + ([f"--user={user}"] if user else [])
 
-    def dump_command(self, tool: str, name: str) -> list[str]:
+    def dump_command(self, tool: str, name: str, path: str) -> tuple[list[str], bool]:
         # One consistent snapshot of InnoDB tables without locking them, with
         # everything a course database may hold; no CREATE DATABASE, so it can
         # be restored under another name.
         return [
             tool, *self._connection_args(), "--single-transaction", "--routines", "--triggers",
-            "--events", "--no-tablespaces", validate_name(name),
-        ]
+            "--events", "--no-tablespaces", f"--result-file={path}", validate_name(name),
+        ], False
 
     def restore_command(self, tool: str, name: str, path: str, login: str) -> tuple[list[str], bool]:
         return [tool, *self._connection_args(), validate_name(name)], True
@@ -112,11 +117,28 @@ class MySQLBackend(Backend):
         argv = [tool, *self._connection_args(login.name), validate_name(name)]
         return argv, {"MYSQL_PWD": login.password}
 
-    #: The dump is SQL text: its tables are found by reading it (see ArchiveScan).
-    archive_table_marker = b"\nCREATE TABLE `"
-
-    def archived_tables(self, restore_tool: str, path: str, scan: ArchiveScan) -> set[str]:
-        return scan.tables
+    def scan_archive(self, restore_tool: str, path: str) -> tuple[str, set[str]]:
+        # The dump is SQL text: one pass over it, in large blocks, both hashes it
+        # and finds its CREATE TABLE statements (at the start of a line). MariaDB's
+        # mysqldump writes a line per row, too many to go through one by one. Each
+        # block is searched with the end of the one before, so that a statement
+        # split between two blocks is found too.
+        digest, found = hashlib.sha256(), set()
+        carry = b"\n"  # the file's start is a line's start
+        with open(path, "rb") as dump:
+            for block in iter(lambda: dump.read(1 << 20), b""):
+                digest.update(block)
+                text = carry + block
+                start = text.find(CREATE_TABLE)
+                while start != -1:
+                    name_start = start + len(CREATE_TABLE)
+                    name_end = text.find(b"`", name_start)
+                    if name_end == -1:
+                        break  # cut by the block's end: found again with the next block
+                    found.add(text[name_start:name_end])
+                    start = text.find(CREATE_TABLE, name_end)
+                carry = text[-CARRY:]
+        return digest.hexdigest(), {name.decode("utf-8", errors="replace") for name in found}
 
     def tune_admin_engine(self, engine: Engine) -> None:
         # SQLAlchemy ends every use of a connection with the DBAPI's rollback(),

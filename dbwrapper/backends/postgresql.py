@@ -15,9 +15,9 @@ from sqlalchemy import Connection, bindparam, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
-from dbwrapper.backends.base import ArchiveScan, Backend, DatabaseEntry, Login, Source
+from dbwrapper.backends.base import Backend, DatabaseEntry, Login, Source
 from dbwrapper.names import validate_name
-from dbwrapper.tools import run_tool
+from dbwrapper.tools import run_tool, sha256_of
 
 DUPLICATE_DATABASE = "42P04"
 #: Two concurrent ``CREATE DATABASE`` of one name can also end in this, from the
@@ -106,9 +106,9 @@ class PostgreSQLBackend(Backend):
         env |= {"PGPASSWORD": url.password} if url.password else {}
         return env
 
-    def dump_command(self, tool: str, name: str) -> list[str]:
+    def dump_command(self, tool: str, name: str, path: str) -> tuple[list[str], bool]:
         # Custom format: compressed, and pg_restore can list and pick from it.
-        return [tool, "--format=custom", f"--dbname={validate_name(name)}"]
+        return [tool, "--format=custom", f"--file={path}", f"--dbname={validate_name(name)}"], False
 
     def restore_command(self, tool: str, name: str, path: str, login: str) -> tuple[list[str], bool]:
         # Objects are recreated as the database's own login, so its owner can change them.
@@ -130,14 +130,15 @@ class PostgreSQLBackend(Backend):
                 f"--dbname={validate_name(name)}"]
         return argv, env
 
-    def archived_tables(self, restore_tool: str, path: str, scan: ArchiveScan) -> set[str]:
-        # The archive is compressed: pg_restore --list prints its table of contents
-        # (without reading the data): "215; 1259 16390 TABLE public boxes postgres".
+    def scan_archive(self, restore_tool: str, path: str) -> tuple[str, set[str]]:
+        # pg_restore --list prints the archive's table of contents (without reading
+        # the data): "215; 1259 16390 TABLE public boxes postgres".
         listing = run_tool([restore_tool, "--list", path], self.tool_env())
-        return {
+        tables = {
             parts[5] for parts in (line.split() for line in listing.splitlines() if not line.startswith(";"))
             if len(parts) > 5 and parts[3] == "TABLE" and parts[4] == "public"
         }
+        return sha256_of(path), tables
 
     def client_command(self, name: str, login: Login | None = None) -> str:
         host = self.url.host or self.url.query.get("host")  # a socket directory, for the embedded server
