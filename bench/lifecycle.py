@@ -39,7 +39,8 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -214,7 +215,7 @@ class EngineBench:
             started = time.perf_counter()
             snapshot, _ = snapshots.take(self.actor, self.kind, NAME)
             take.append((time.perf_counter() - started) * 1000)
-            revert.append(timed(lambda: snapshots.revert(self.actor, self.kind, NAME, snapshot.id)))
+            revert.append(timed(partial(snapshots.revert, self.actor, self.kind, NAME, snapshot.id)))
             bare.append(timed(lambda: self.bare_clone(NAME, "bench_lc_bare")))
             self.drop("bench_lc_bare")
             for kept in snapshots.list(self.actor, self.kind, NAME)[2]:
@@ -231,7 +232,7 @@ class EngineBench:
         for _ in range(self.iterations):
             archive.append(timed(lambda: self.runtime.archives.archive(self.actor, self.kind, NAME)))
             argv, _ = self.backend.dump_command(self.tool(self.backend.dump_tool), NAME, str(target))
-            bare.append(timed(lambda: run_tool(argv, self.backend.tool_env())))
+            bare.append(timed(partial(run_tool, argv, self.backend.tool_env())))
             target.unlink()
         self.record("archive (dump, counts, checksum, manifest)", archive)
         self.record("bare dump tool", bare)
@@ -270,10 +271,8 @@ def make_runtime(stack: ExitStack, workdir: Path) -> Runtime:
 def add_course(runtime: Runtime, rows: int) -> dict[str, str]:
     sql = {kind: course_sql(kind, rows) for kind in BACKEND_KINDS}
     actor = Actor(runtime.accounts.get(DEFAULT_FIRST_INSTRUCTOR), via="bench")
-    try:
+    with suppress(InvalidInput):  # an earlier run on the same servers added it
         runtime.courses.add(actor, COURSE, f"franchise plus {rows} deliveries (bench)", sql)
-    except InvalidInput:  # an earlier run on the same servers added it
-        pass
     return sql
 
 

@@ -16,9 +16,9 @@ relative to the archive directory, e.g. ``postgres/alice_7001/20261126T231700_04
 from __future__ import annotations
 
 import json
-from concurrent.futures import Future, ThreadPoolExecutor
 import os
 import re
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path

@@ -20,9 +20,9 @@ from dbwrapper.accounts import Actor, generate_password
 from dbwrapper.backends import Backend, DatabaseInfo
 from dbwrapper.backends.base import SIZE_CACHE_SECONDS, Login
 from dbwrapper.config import CONTROL_DATABASE, Settings
+from dbwrapper.copies import CourseCopies
 from dbwrapper.engines import Engines
 from dbwrapper.errors import DbWrapperError, Forbidden, InvalidInput, Refused
-from dbwrapper.copies import CourseCopies
 from dbwrapper.names import RESERVED_PREFIX, render_name, validate_user_database
 from dbwrapper.registry import AuditEntry, DatabaseRecord, Registry, User
 

@@ -22,7 +22,6 @@ from tests.conftest import INSTRUCTOR
 from tests.test_courses import FRANCHISE
 from tests.test_isolation import run_as
 
-
 DEFINER = re.compile(r"DEFINER=\S+ ")
 
 
