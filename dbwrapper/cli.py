@@ -240,17 +240,15 @@ def run_course_command(args: argparse.Namespace, runtime: Runtime) -> None:
             engines = ", ".join(kind for kind in ("postgres", "mysql") if course.sql(kind))
             print(f"  {course.name:<24} {engines:<16} {course.description}")
         return
-    sql: dict[str, str] = {}
+    files: dict[str, str] = {}
     for kind in ("postgres", "mysql"):
-        path, database = getattr(args, f"{kind}_sql"), getattr(args, f"{kind}_from")
-        if database:
-            sql[kind] = runtime.courses.content_of(actor, kind, database)
-        elif path:
+        if path := getattr(args, f"{kind}_sql"):
             try:
-                sql[kind] = path.read_text(encoding="utf-8")
+                files[kind] = path.read_text(encoding="utf-8")
             except OSError as error:
                 raise InvalidInput(f"Cannot read {error.filename}: {error.strerror}.") from error
-    added = runtime.courses.add(actor, args.name, args.description, sql)
+    databases = {kind: db for kind in ("postgres", "mysql") if (db := getattr(args, f"{kind}_from"))}
+    added = runtime.courses.add_from(actor, args.name, args.description, files, databases)
     print(f"Added the course {added.name}.")
 
 

@@ -29,6 +29,14 @@ DATABASE_ACTIONS = {
         "POST", "/archives/create", {"name": "{db}"},
         {"anonymous": REDIRECT, "owner": OK, "other": FORBIDDEN, "instructor": OK},
     ),
+    "snapshots page": (
+        "GET", "/snapshots/", {"name": "{db}"},
+        {"anonymous": REDIRECT, "owner": OK, "other": FORBIDDEN, "instructor": OK},
+    ),
+    "take a snapshot": (
+        "POST", "/snapshots/take", {"name": "{db}"},
+        {"anonymous": REDIRECT, "owner": OK, "other": FORBIDDEN, "instructor": OK},
+    ),
 }
 ACCOUNT_ACTIONS = {
     "home": ("GET", "/", {}, {"anonymous": REDIRECT, "owner": OK, "other": OK, "instructor": OK}),
@@ -50,6 +58,14 @@ ACCOUNT_ACTIONS = {
     ),
     "archives page": (
         "GET", "/archives/", {}, {"anonymous": REDIRECT, "owner": OK, "other": OK, "instructor": OK}
+    ),
+    "courses page": (
+        "GET", "/courses/", {},
+        {"anonymous": REDIRECT, "owner": FORBIDDEN, "other": FORBIDDEN, "instructor": OK},
+    ),
+    "add a course": (
+        "POST", "/courses/add", {"name": "by_{owner}", "postgres_from": "{owner}_db_missing"},
+        {"anonymous": REDIRECT, "owner": FORBIDDEN, "other": FORBIDDEN, "instructor": 400},
     ),
     "audit log": (
         "GET", "/audit", {},
@@ -89,10 +105,16 @@ def test_database_actions(cast, actor, action, db_type, catalog, runtime):
     assert response.status_code == expected[actor], response.text
     if expected[actor] == REDIRECT:
         assert response.headers["Location"].startswith(f"{cast[actor].base_url}/login")
-    if expected[actor] != OK or action != "destroy":
-        assert catalog(db_type) == before
+    after = catalog(db_type)
+    if expected[actor] != OK:
+        assert after == before
+    elif action == "destroy":
+        assert db not in after
+    elif action == "take a snapshot":
+        (snapshot,) = after - before
+        assert snapshot.startswith("_dbw_snap_")
     else:
-        assert db not in catalog(db_type)
+        assert after == before
     if action == "list" and actor == "other":
         assert db not in response.text  # a trainee sees only their own
 

@@ -115,3 +115,35 @@ def test_a_course_from_a_database_that_does_not_exist_is_a_clear_error(cli, db_t
     refused = cli("course", "add", f"nothing_{db_type}", option, "no_such_db")
     assert refused.returncode == 2
     assert "There is no database no_such_db" in refused.stderr
+
+
+def test_an_instructor_adds_a_course_on_the_courses_page(browser, trainee, runtime, db_type, db_name):
+    page = browser.get("/courses/")
+    assert page.status_code == 200 and "franchise" in page.text
+    course = f"web_{db_name}"
+    field = {"postgres": "postgres_sql", "mysql": "mysql_sql"}[db_type]
+    sql = "CREATE TABLE boxes (n INTEGER);\nINSERT INTO boxes VALUES (7), (8);\n"
+    added = browser.post("/courses/add", data={"name": course, "description": "two boxes"},
+                         files={field: ("boxes.sql", sql.encode())})
+    assert added.status_code == 200, added.text
+    assert f"Added the course {course}" in added.text and f"<code>{course}</code>" in added.text
+    instructor = Actor(runtime.accounts.get(INSTRUCTOR))
+    runtime.service.create(instructor, db_type, db_name, course=course)
+    assert runtime.engines.backend(db_type).table_counts(db_name) == {"boxes": 2}
+
+    alice = trainee()
+    assert alice.get("/courses/").status_code == 403
+    refused = alice.post("/courses/add", data={"name": "mine"}, files={field: ("x.sql", b"SELECT 1;")})
+    assert refused.status_code == 403
+
+
+def test_the_courses_page_says_what_is_wrong(browser, db_type):
+    field = {"postgres": "postgres", "mysql": "mysql"}[db_type]
+    both = browser.post("/courses/add", data={"name": f"both_{db_type}", f"{field}_from": "x"},
+                        files={f"{field}_sql": ("a.sql", b"SELECT 1;")})
+    assert both.status_code == 400 and "either SQL or a database" in both.text
+    latin = browser.post("/courses/add", data={"name": f"latin_{db_type}"},
+                         files={f"{field}_sql": ("a.sql", "SELECT 'caf\u00e9';".encode("latin-1"))})
+    assert latin.status_code == 400 and "is not UTF-8 text" in latin.text
+    nothing = browser.post("/courses/add", data={"name": f"nothing_{db_type}"})
+    assert nothing.status_code == 400 and "needs the SQL" in nothing.text

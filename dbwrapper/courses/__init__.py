@@ -69,6 +69,24 @@ class Courses:
         self.registry.add_course(course, audit=entry)
         return course
 
+    def add_from(
+        self, actor: Actor, name: str, description: str, files: dict[str, str], databases: dict[str, str]
+    ) -> Course:
+        """Define a course per engine from SQL text (``files``) or an existing database (``databases``)."""
+        actor.require_instructor("define courses")
+        if both := sorted(files.keys() & databases.keys()):
+            raise InvalidInput(f"Give {', '.join(both)} either SQL or a database to start from, not both.")
+        sql = {**files, **{kind: self.content_of(actor, kind, db) for kind, db in databases.items()}}
+        return self.add(actor, name, description, sql)
+
+    def ready_spares(self, course: str) -> dict[str, int]:
+        """How many ready copies the pool holds of ``course``, per engine it has content for."""
+        found = self.registry.course(course)
+        return {
+            kind: sum(1 for copy in self.registry.copies(kind, course, "spare") if copy.ready)
+            for kind in self.engines.kinds if found is not None and found.sql(kind)
+        }
+
     def content_of(self, actor: Actor, db_type: object, database: str) -> str:
         """The content of an existing database, as SQL its course's logins can load.
 

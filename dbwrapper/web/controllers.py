@@ -180,6 +180,46 @@ class Archives(Controller):
         return self.pages(actor).created(self.runtime.archives.restore(actor, archive, into or None))
 
 
+class Courses(Controller):
+    """``/courses/``: the instructors' page for courses and their warm pools."""
+
+    def _page(self, actor: Actor, message: str | None = None) -> str:
+        courses = self.runtime.courses
+        found = [(course, courses.ready_spares(course.name)) for course in courses.all()]
+        return self.pages(actor).courses(found, self.runtime.settings.pool_size, message)
+
+    def _instructor(self) -> Actor:
+        actor = current_actor()
+        actor.require_instructor("manage courses")
+        return actor
+
+    @page()
+    def index(self) -> str:
+        return self._page(self._instructor())
+
+    @page(("POST",))
+    def add(
+        self, name: str = "", description: str = "", postgres_sql: Any = None, postgres_from: str = "",
+        mysql_sql: Any = None, mysql_from: str = "",
+    ) -> str:
+        actor = self._instructor()
+        files = {kind: uploaded_text(upload) for kind, upload in (("postgres", postgres_sql), ("mysql", mysql_sql))
+                 if upload is not None and getattr(upload, "filename", "")}
+        databases = {kind: db for kind, db in (("postgres", postgres_from), ("mysql", mysql_from)) if db}
+        course = self.runtime.courses.add_from(actor, name, description, files, databases)
+        return self._page(actor, f"Added the course {course.name}; its copies are made in the background.")
+
+
+def uploaded_text(upload: Any) -> str:
+    """An uploaded file's text, or a 400 saying why it is not UTF-8 text."""
+    if not hasattr(upload, "file"):
+        raise InvalidInput("Upload the file with the form (multipart/form-data).")
+    try:
+        return upload.file.read().decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{upload.filename} is not UTF-8 text; save it as UTF-8.") from None
+
+
 class Snapshots(Controller):
     """``/snapshots/``: take, revert to and delete a database's snapshots (owners and instructors)."""
 
@@ -216,11 +256,7 @@ class Classes(Controller):
         actor = current_actor()
         if roster is None or not hasattr(roster, "file"):
             raise InvalidInput("Choose a roster file (CSV, one trainee user name per row).")
-        try:
-            text = roster.file.read().decode("utf-8")
-        except UnicodeDecodeError:
-            raise InvalidInput("The roster is not UTF-8 text; save it as CSV (UTF-8).") from None
-        job = self.runtime.class_jobs.start(actor, read_roster(text), course, db_type)
+        job = self.runtime.class_jobs.start(actor, read_roster(uploaded_text(roster)), course, db_type)
         raise cherrypy.HTTPRedirect(f"/classes/status?job={job.id}", 303)
 
     @page()
@@ -251,6 +287,7 @@ class Root(Controller):
         self.users = Users(runtime, templates)
         self.archives = Archives(runtime, templates)
         self.snapshots = Snapshots(runtime, templates)
+        self.courses = Courses(runtime, templates)
         self.classes = Classes(runtime, templates)
 
     @page()

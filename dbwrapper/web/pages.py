@@ -14,7 +14,7 @@ from dbwrapper.accounts import Actor
 from dbwrapper.archives import Manifest
 from dbwrapper.backends import Backend
 from dbwrapper.classes import ClassJob, ClassReport
-from dbwrapper.registry import AuditEntry, DatabaseRecord, Snapshot, User
+from dbwrapper.registry import AuditEntry, Course, DatabaseRecord, Snapshot, User
 from dbwrapper.service import Credentials, Listed, Listing, Outcome
 from dbwrapper.web.render import Markup, Templates, join
 
@@ -215,6 +215,21 @@ class Pages:
         return self._page(
             "snapshots.html", title=f"Snapshots of {name}", name=name, label=backend.label,
             kind=backend.kind, rows=rows, quota=quota,
+            message=self._message(message, "ok") if message else Markup(),
+        )
+
+    def courses(
+        self, courses: list[tuple[Course, dict[str, int]]], pool_size: int, message: str | None = None
+    ) -> str:
+        rows = join(
+            self.templates.render(
+                "course_row.html", name=course.name, description=course.description or "–",
+                servers=", ".join(f"{kind} ({ready})" for kind, ready in spares.items()) or "–",
+            )
+            for course, spares in courses
+        )
+        return self._page(
+            "courses.html", title="Courses", rows=rows, pool_size=pool_size,
             message=self._message(message, "ok") if message else Markup(),
         )
 
