@@ -108,6 +108,16 @@ def build_parser() -> argparse.ArgumentParser:
         source.add_argument(f"--{kind}-from", metavar="DATABASE",
                             help=f"a {label} database whose content, as it is now, they start with")
 
+    pool = commands.add_parser("pool", help="ready copies of the courses, for handing out by renaming")
+    pool_commands = pool.add_subparsers(dest="pool_command", required=True, metavar="ACTION")
+    pool_commands.add_parser("list", parents=[acting], help="how many ready copies each course has")
+    fill = pool_commands.add_parser(
+        "fill", parents=[acting], help="prepare ready copies of a course now, before a class"
+    )
+    fill.add_argument("--course", required=True)
+    fill.add_argument("--db-type", required=True, help="postgres or mysql")
+    fill.add_argument("--count", type=int, required=True, help="how many ready copies to have (the class size)")
+
     klass = commands.add_parser("class", help="provision a whole class from a roster")
     class_commands = klass.add_subparsers(dest="class_command", required=True, metavar="ACTION")
     provision = class_commands.add_parser(
@@ -262,6 +272,20 @@ def progress_bar(done: int, total: int, name: str) -> None:
         print(file=sys.stderr)
 
 
+def run_pool_command(args: argparse.Namespace, runtime: Runtime) -> None:
+    actor = cli_actor(args, runtime)
+    if args.pool_command == "list":
+        for course in runtime.courses.all():
+            ready = ", ".join(f"{kind} {count}" for kind, count in runtime.courses.ready_spares(course.name).items())
+            print(f"  {course.name:<24} ready copies: {ready or '–'}")
+        return
+    made = runtime.service.prepare_copies(
+        actor, args.db_type, args.course, args.count,
+        lambda done, total: progress_bar(done, total, args.course),
+    )
+    print(f"Made {made} copies of {args.course}; at least {args.count} are ready on {args.db_type}.")
+
+
 def run_class_command(args: argparse.Namespace, runtime: Runtime) -> None:
     actor = cli_actor(args, runtime)
     try:
@@ -323,6 +347,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 run_course_command(args, runtime)
             elif args.command == "class":
                 run_class_command(args, runtime)
+            elif args.command == "pool":
+                run_pool_command(args, runtime)
             elif args.command == "reconcile":
                 # Starting reconciled already, but left alone what may be a running service's
                 # work in progress; asked for, this settles that too.

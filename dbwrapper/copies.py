@@ -191,16 +191,23 @@ class CourseCopies:
         for spent in self.registry.copies(backend.kind, kind="spent"):
             self._discard(backend, spent)
 
-    def top_up(self, backend: Backend, course: str, sql: str) -> int:
-        """Make spares of ``course`` on ``backend`` until it has :attr:`pool_size`; how many were made."""
+    def top_up(
+        self, backend: Backend, course: str, sql: str, progress: Callable[[int, int], None] = lambda done, total: None,
+    ) -> int:
+        """Make spares of ``course`` on ``backend`` until it has :attr:`pool_size`; how many were made.
+
+        ``progress(done, total)`` is told after each one.
+        """
         master = self.master(backend, course, sql)
         if not self.copyable(backend, master):
             return 0
-        missing = self.pool_size - len(self.registry.copies(backend.kind, course, "spare"))
-        for _ in range(missing):
+        missing = max(self.pool_size - len(self.registry.copies(backend.kind, course, "spare")), 0)
+        for done in range(missing):
+            progress(done, missing)
             self._make(backend, course, "spare",
                        lambda login: backend.create_database(login.name, login, source=as_source(master)))
-        return max(missing, 0)
+        progress(missing, missing)
+        return missing
 
     def _make(self, backend: Backend, course: str, kind: str, build: Callable[[Login], object]) -> CourseCopy:
         """Record a copy, build it, mark it ready; on failure remove both and raise."""

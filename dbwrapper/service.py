@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -83,6 +83,10 @@ class Outcome:
     @property
     def backend(self) -> Backend:
         return self.listing.backend
+
+
+#: The most copies of a course prepared in one go: a class, not a server's worth of disk.
+MAX_PREPARED_COPIES = 200
 
 
 class DatabaseService:
@@ -254,6 +258,28 @@ class DatabaseService:
                 raise
             summary = f"Created {name} on {backend.label}" + (f" for the course {course}." if course else ".")
             return self._outcome(actor, backend, name, True, summary, login)
+
+    def prepare_copies(
+        self, actor: Actor, db_type: object, course: str, count: object,
+        progress: Callable[[int, int], None] = lambda done, total: None,
+    ) -> int:
+        """Make the pool hold ``count`` ready copies of ``course`` now, before a class, so that
+        every trainee's database is then a rename; how many were made. Instructors only.
+
+        The pool's job keeps ``pool_size`` of them; copies beyond that stay until used.
+        """
+        actor.require_instructor("prepare copies of a course")
+        backend = self.engines.backend(db_type)
+        sql = self.course_sql(course, backend)
+        if not isinstance(count, int) or not 1 <= count <= MAX_PREPARED_COPIES:
+            raise InvalidInput(f"Prepare from 1 to {MAX_PREPARED_COPIES} copies at a time.")
+        with self.audited(actor, "prepare copies", f"{backend.kind}:{course}") as entry:
+            if not self.copies.copyable(backend, self.copies.master(backend, course, sql)):
+                raise Refused(f"The course {course} is loaded from its SQL on {backend.label} each time "
+                              "(it has triggers, routines or events); copies cannot be prepared.")
+            made = CourseCopies(self.engines, pool_size=count).top_up(backend, course, sql, progress)
+            entry.detail = f"{made} made, {count} ready"
+        return made
 
     def course_sql(self, course: str, backend: Backend) -> str:
         """The course's SQL for ``backend``; a 400 naming the courses if there is none."""

@@ -17,6 +17,7 @@ from dbwrapper.accounts import Actor
 from dbwrapper.backends import Backend
 from dbwrapper.backends.base import Login
 from dbwrapper.copies import CourseCopies, copy_name
+from dbwrapper.errors import Forbidden, InvalidInput
 from dbwrapper.registry import CourseCopy
 from tests.conftest import INSTRUCTOR
 from tests.test_courses import FRANCHISE
@@ -201,3 +202,26 @@ def test_the_pool_says_once_that_a_course_does_not_load_and_keeps_going(
     assert len(said) == 1
     assert runtime.service.registry.copies(db_type, course) == []  # nothing half-made is left
     assert len(runtime.service.registry.copies(db_type, "franchise", "spare")) == 1  # the others still fill
+
+
+def test_an_instructor_prepares_copies_before_class_and_the_class_gets_them(cli, runtime, db_type, copies, trainee):
+    prepared = cli("pool", "fill", "--course", "franchise", "--db-type", db_type, "--count", "3")
+    assert prepared.returncode == 0, prepared.stderr
+    assert "Made 3 copies of franchise; at least 3 are ready" in prepared.stdout
+    assert f"{db_type} 3" in cli("pool", "list").stdout
+    runtime.service.registry.refresh()
+
+    for _ in range(3):
+        alice = trainee()
+        assert alice.get("/dbi/create_my_db", params={"db_type": db_type, "course": "franchise"}).status_code == 200
+        assert how_made(runtime, db_type, f"{alice.user_name}_{runtime.settings.port}") == "pool"
+    assert runtime.service.registry.copies(db_type, "franchise", "spare") == []
+
+
+def test_preparing_copies_is_for_instructors_and_a_sensible_count(runtime, db_type, trainee, instructor):
+    alice = Actor(runtime.accounts.get(trainee().user_name))
+    with pytest.raises(Forbidden):
+        runtime.service.prepare_copies(alice, db_type, "franchise", 2)
+    for count in (0, 201, "3"):
+        with pytest.raises(InvalidInput, match="from 1 to 200"):
+            runtime.service.prepare_copies(instructor, db_type, "franchise", count)
