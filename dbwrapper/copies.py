@@ -150,15 +150,14 @@ class CourseCopies:
     # -- the warm pool --------------------------------------------------------------
 
     def refill(self) -> int:
-        """Top up every course's pool on every engine it has content for; the spares made.
+        """Drop what handouts left, and top up every course's pool on every engine it has
+        content for; the spares made.
 
         Meant for a background job: it never raises. A failure is logged and
         the next run tries again, except a course whose SQL does not load: that
         is said once, and the course is left to trainees' requests, which report it.
         """
         made = 0
-        if self.pool_size <= 0:
-            return made
         try:
             courses = self.registry.courses()
             backends = [self.engines.backend(kind) for kind in self.engines.kinds]
@@ -170,11 +169,9 @@ class CourseCopies:
                 self.drop_spent(backend)
             except Exception:
                 log(f"The pool could not drop what handouts left on {backend.kind}", failed=True)
-            for course in courses:
+            for course in courses if self.pool_size > 0 else ():
                 sql = course.sql(backend.kind)
-                if not sql:
-                    continue
-                if (backend.kind, course.name) in self._unloadable:
+                if not sql or (backend.kind, course.name) in self._unloadable:
                     continue
                 try:
                     made += self.top_up(backend, course.name, sql)
@@ -196,7 +193,7 @@ class CourseCopies:
     ) -> int:
         """Make spares of ``course`` on ``backend`` until it has :attr:`pool_size`; how many were made.
 
-        ``progress(done, total)`` is told after each one.
+        ``progress(done, total)`` is told how far it got, before each spare and at the end.
         """
         master = self.master(backend, course, sql)
         if not self.copyable(backend, master):

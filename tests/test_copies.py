@@ -225,3 +225,16 @@ def test_preparing_copies_is_for_instructors_and_a_sensible_count(runtime, db_ty
     for count in (0, 201, "3"):
         with pytest.raises(InvalidInput, match="from 1 to 200"):
             runtime.service.prepare_copies(instructor, db_type, "franchise", count)
+
+
+def test_what_handouts_leave_is_dropped_even_with_no_pool_kept(runtime, db_type, trainee, catalog):
+    # pool_size 0 (as the tests' service has it), but an instructor prepared copies by hand.
+    instructor = Actor(runtime.accounts.get(INSTRUCTOR))
+    runtime.service.prepare_copies(instructor, db_type, "franchise", 1)
+    (spare,) = runtime.service.registry.copies(db_type, "franchise", "spare")
+    alice = trainee()
+    alice.get("/dbi/create_my_db", params={"db_type": db_type, "course": "franchise"})
+    assert runtime.service.copies.pool_size == 0
+    runtime.service.copies.refill()
+    assert runtime.service.registry.copies(db_type, kind="spent") == []
+    assert spare.name not in catalog(db_type)
