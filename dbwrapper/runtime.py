@@ -11,6 +11,7 @@ from dbwrapper.config import Settings
 from dbwrapper.courses import Courses
 from dbwrapper.engines import Engines
 from dbwrapper.expiry import Purger
+from dbwrapper.preparations import Preparations
 from dbwrapper.reconcile import Reconciler
 from dbwrapper.service import DatabaseService
 from dbwrapper.snapshots import Snapshots
@@ -30,6 +31,7 @@ class Runtime:
         self.service = DatabaseService(self.engines)
         self.archives = Archives(self.service, settings)
         self.snapshots = Snapshots(self.service, settings.snapshot_quota)
+        self.preparations = Preparations(self.service)
         self.purger = Purger(self.service, self.archives, archive_first=settings.archive_on_expiry)
         self.reconciler = Reconciler(self.service, self.accounts, self.archives)
         self.classes = ClassProvisioner(self.service, self.accounts)

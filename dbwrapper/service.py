@@ -268,11 +268,8 @@ class DatabaseService:
 
         The pool's job keeps ``pool_size`` of them; copies beyond that stay until used.
         """
-        actor.require_instructor("prepare copies of a course")
-        backend = self.engines.backend(db_type)
-        sql = self.course_sql(course, backend)
-        if not isinstance(count, int) or not 1 <= count <= MAX_PREPARED_COPIES:
-            raise InvalidInput(f"Prepare from 1 to {MAX_PREPARED_COPIES} copies at a time.")
+        backend, sql = self.check_preparation(actor, db_type, course, count)
+        assert isinstance(count, int)
         with self.audited(actor, "prepare copies", f"{backend.kind}:{course}") as entry:
             if not self.copies.copyable(backend, self.copies.master(backend, course, sql)):
                 raise Refused(f"The course {course} is loaded from its SQL on {backend.label} each time "
@@ -280,6 +277,15 @@ class DatabaseService:
             made = CourseCopies(self.engines, pool_size=count).top_up(backend, course, sql, progress)
             entry.detail = f"{made} made, {count} ready"
         return made
+
+    def check_preparation(self, actor: Actor, db_type: object, course: str, count: object) -> tuple[Backend, str]:
+        """The backend and course SQL :meth:`prepare_copies` would use, its input checked first."""
+        actor.require_instructor("prepare copies of a course")
+        backend = self.engines.backend(db_type)
+        sql = self.course_sql(course, backend)
+        if not isinstance(count, int) or not 1 <= count <= MAX_PREPARED_COPIES:
+            raise InvalidInput(f"Prepare from 1 to {MAX_PREPARED_COPIES} copies at a time.")
+        return backend, sql
 
     def course_sql(self, course: str, backend: Backend) -> str:
         """The course's SQL for ``backend``; a 400 naming the courses if there is none."""

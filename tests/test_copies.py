@@ -7,6 +7,7 @@ Whatever the way, the trainee's database is the course's content exactly
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -238,3 +239,19 @@ def test_what_handouts_leave_is_dropped_even_with_no_pool_kept(runtime, db_type,
     runtime.service.copies.refill()
     assert runtime.service.registry.copies(db_type, kind="spent") == []
     assert spare.name not in catalog(db_type)
+
+
+def test_an_instructor_prepares_copies_from_the_courses_page(browser, trainee, runtime, db_type, copies):
+    started = browser.post("/courses/prepare", data={"course": "franchise", "db_type": db_type, "count": "2"})
+    assert started.status_code == 200, started.text
+    assert f"Preparing 2 ready copies of franchise on {db_type}" in started.text
+    deadline = time.monotonic() + 60
+    while runtime.preparations.running() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert f"{db_type} (2)" in browser.get("/courses/").text
+
+    for count in ("many", "0"):
+        refused = browser.post("/courses/prepare", data={"course": "franchise", "db_type": db_type, "count": count})
+        assert refused.status_code == 400
+    assert trainee().post("/courses/prepare", data={"course": "franchise", "db_type": db_type,
+                                                     "count": "2"}).status_code == 403

@@ -186,7 +186,10 @@ class Courses(Controller):
     def _page(self, actor: Actor, message: str | None = None) -> str:
         courses = self.runtime.courses
         found = [(course, courses.ready_spares(course.name)) for course in courses.all()]
-        return self.pages(actor).courses(found, self.runtime.settings.pool_size, message)
+        return self.pages(actor).courses(
+            found, self.service.backends(), self.runtime.preparations.running(), self.runtime.settings.pool_size,
+            message,
+        )
 
     def _instructor(self) -> Actor:
         actor = current_actor()
@@ -208,6 +211,20 @@ class Courses(Controller):
         databases = {kind: db for kind, db in (("postgres", postgres_from), ("mysql", mysql_from)) if db}
         course = self.runtime.courses.add_from(actor, name, description, files, databases)
         return self._page(actor, f"Added the course {course.name}; its copies are made in the background.")
+
+    @page(("POST",))
+    def prepare(self, course: str = "", db_type: str = "", count: str = "") -> str:
+        """Prepare ready copies before a class, in the background; the page shows them grow."""
+        actor = self._instructor()
+        try:
+            wanted = int(count)
+        except ValueError:
+            raise InvalidInput(f"{count!r} is not a number of copies.") from None
+        if self.runtime.preparations.start(actor, db_type, course, wanted):
+            said = f"Preparing {wanted} ready copies of {course} on {db_type}; reload to see them grow."
+        else:
+            said = f"Copies of {course} on {db_type} are being prepared already; nothing was changed."
+        return self._page(actor, said)
 
 
 def uploaded_text(upload: Any) -> str:

@@ -219,17 +219,26 @@ class Pages:
         )
 
     def courses(
-        self, courses: list[tuple[Course, dict[str, int]]], pool_size: int, message: str | None = None
+        self, courses: list[tuple[Course, dict[str, int]]], backends: list[Backend],
+        preparing: set[tuple[str, str]], pool_size: int, message: str | None = None,
     ) -> str:
+        def servers(course: Course, spares: dict[str, int]) -> str:
+            return ", ".join(
+                f"{kind} ({ready}{', preparing more' if (kind, course.name) in preparing else ''})"
+                for kind, ready in spares.items()
+            ) or "–"
+
         rows = join(
             self.templates.render(
                 "course_row.html", name=course.name, description=course.description or "–",
-                servers=", ".join(f"{kind} ({ready})" for kind, ready in spares.items()) or "–",
+                servers=servers(course, spares),
             )
             for course, spares in courses
         )
         return self._page(
             "courses.html", title="Courses", rows=rows, pool_size=pool_size,
+            course_options=join(self.templates.render("option.html", value=c.name, text=c.name) for c, _ in courses),
+            backend_options=join(self.templates.render("option.html", value=b.kind, text=b.label) for b in backends),
             message=self._message(message, "ok") if message else Markup(),
         )
 
