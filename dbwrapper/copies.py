@@ -23,27 +23,23 @@ half-made (see :mod:`dbwrapper.reconcile`).
 
 from __future__ import annotations
 
-import logging
 import secrets
 import threading
 from collections.abc import Callable
-
-import cherrypy
+from functools import partial
 
 from dbwrapper.accounts import generate_password
 from dbwrapper.backends import Backend
 from dbwrapper.backends.base import Login, Source
 from dbwrapper.engines import Engines
 from dbwrapper.errors import DbWrapperError
+from dbwrapper.joblog import log as job_log
 from dbwrapper.names import RESERVED_PREFIX
 from dbwrapper.registry import CourseCopy, Registry
 from dbwrapper.tools import ToolFailed, find_tool, run_tool
 
-
-def log(message: str, *, failed: bool = False) -> None:
-    """To CherryPy's error log (the console when serving), with the traceback on failure."""
-    cherrypy.log(message, context="POOL", severity=logging.ERROR if failed else logging.INFO,
-                 traceback=failed)
+#: This job's lines in the log.
+log = partial(job_log, "POOL")
 
 
 def copy_name(kind: str) -> str:

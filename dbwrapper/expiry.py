@@ -9,21 +9,17 @@ archive can be made.
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime
-
-import cherrypy
+from functools import partial
 
 from dbwrapper.accounts import Actor
 from dbwrapper.archives import Archives
+from dbwrapper.joblog import log as job_log
 from dbwrapper.registry import User
 from dbwrapper.service import DatabaseService
 
-
-def log(message: str, *, failed: bool = False) -> None:
-    """To CherryPy's error log (the console when serving), with the traceback on failure."""
-    cherrypy.log(message, context="EXPIRY", severity=logging.ERROR if failed else logging.INFO,
-                 traceback=failed)
+#: This job's lines in the log.
+log = partial(job_log, "EXPIRY")
 
 #: Who the audit log says purged a database.
 EXPIRY_ACTOR = Actor(User(id=0, name="dbwrapper", role="instructor", quota=0), via="expiry")
