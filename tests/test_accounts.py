@@ -178,3 +178,11 @@ def test_simultaneous_creates_cannot_pass_the_quota_together(trainee, base_url, 
     for thread in threads:
         thread.join()
     assert len(runtime.accounts.registry.databases(owner=runtime.accounts.get(alice.user_name))) == 1
+
+
+def test_a_quota_that_is_not_one_number_is_a_400(browser, runtime):
+    for quota in ("lots", ["1", "2"]):
+        refused = browser.post("/users/add", data={"name": "quota_twice", "role": "trainee", "quota": quota})
+        assert refused.status_code == 400, quota
+        assert "is not a number" in refused.text
+    assert runtime.accounts.registry.user("quota_twice") is None

@@ -147,3 +147,10 @@ def test_the_courses_page_says_what_is_wrong(browser, db_type):
     assert latin.status_code == 400 and "is not UTF-8 text" in latin.text
     nothing = browser.post("/courses/add", data={"name": f"nothing_{db_type}"})
     assert nothing.status_code == 400 and "needs the SQL" in nothing.text
+
+
+def test_a_field_given_twice_on_the_courses_page_is_a_400(browser, db_type):
+    for field in ("name", "description"):
+        data = {"name": f"twice_{db_type}", "description": "once", field: ["a_one", "a_two"]}
+        twice = browser.post("/courses/add", data=data, files={f"{db_type}_sql": ("a.sql", b"SELECT 1;")})
+        assert twice.status_code == 400, (field, twice.status_code)

@@ -56,8 +56,10 @@ class Courses:
     def add(self, actor: Actor, name: str, description: str, sql: dict[str, str]) -> Course:
         """Define a course from SQL per engine (``postgres``, ``mysql``; at least one)."""
         actor.require_instructor("define courses")
-        if not COURSE_NAME.fullmatch(name or ""):
+        if not isinstance(name, str) or not COURSE_NAME.fullmatch(name):
             raise InvalidInput("A course name is 1 to 32 lower-case letters, digits and underscores.")
+        if not isinstance(description, str):
+            raise InvalidInput("Give a course's description once, as text.")
         if not any(sql.values()):
             raise InvalidInput("A course needs the SQL its databases start with, for at least one engine.")
         course = Course(

@@ -140,7 +140,7 @@ class Users(Controller):
         actor = self._instructor()
         try:
             quota_value = int(quota) if quota else None
-        except ValueError:
+        except (TypeError, ValueError):  # not a number, or given twice
             raise InvalidInput(f"Quota {quota!r} is not a number.") from None
         user, password = self.accounts.add(name, role, quota=quota_value, by=actor.name)
         return self._page(actor, f"Added {user.role} {user.name} with password {password} (shown once).")
@@ -218,7 +218,7 @@ class Courses(Controller):
         actor = self._instructor()
         try:
             wanted = int(count)
-        except ValueError:
+        except (TypeError, ValueError):  # not a number, or given twice
             raise InvalidInput(f"{count!r} is not a number of copies.") from None
         if self.runtime.preparations.start(actor, db_type, course, wanted):
             said = f"Preparing {wanted} ready copies of {course} on {db_type}; reload to see them grow."
