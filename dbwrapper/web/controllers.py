@@ -72,6 +72,21 @@ class Controller:
     def pages(self, actor: Actor | None = None) -> Pages:
         return Pages(self.templates, actor, csrf_token())
 
+    @staticmethod
+    def instructor(action: str) -> Actor:
+        """The user asking, if an instructor; a 403 naming ``action`` otherwise."""
+        actor = current_actor()
+        actor.require_instructor(action)
+        return actor
+
+
+def whole_number(value: object, what: str) -> int:
+    """A form's number, or a 400: for text that is not one, or a field given twice."""
+    try:
+        return int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        raise InvalidInput(f"{what} {value!r} is not a number.") from None
+
 
 class DBInterface(Controller):
     """``/dbi/``: create, destroy and list databases."""
@@ -126,34 +141,26 @@ class Users(Controller):
         ]
         return self.pages(actor).users(users, self.runtime.settings.default_quota, message)
 
-    def _instructor(self) -> Actor:
-        actor = current_actor()
-        actor.require_instructor("manage users")
-        return actor
-
     @page()
     def index(self) -> str:
-        return self._page(self._instructor())
+        return self._page(self.instructor("manage users"))
 
     @page(("POST",))
     def add(self, name: str = "", role: str = "trainee", quota: str = "") -> str:
-        actor = self._instructor()
-        try:
-            quota_value = int(quota) if quota else None
-        except (TypeError, ValueError):  # not a number, or given twice
-            raise InvalidInput(f"Quota {quota!r} is not a number.") from None
+        actor = self.instructor("manage users")
+        quota_value = whole_number(quota, "Quota") if quota else None
         user, password = self.accounts.add(name, role, quota=quota_value, by=actor.name)
         return self._page(actor, f"Added {user.role} {user.name} with password {password} (shown once).")
 
     @page(("POST",))
     def remove(self, name: str = "") -> str:
-        actor = self._instructor()
+        actor = self.instructor("manage users")
         self.accounts.remove(name, by=actor.name)
         return self._page(actor, f"Removed {name}.")
 
     @page(("POST",))
     def set_password(self, name: str = "") -> str:
-        actor = self._instructor()
+        actor = self.instructor("manage users")
         password = self.accounts.set_password(name, by=actor.name)
         return self._page(actor, f"New password for {name}: {password} (shown once).")
 
@@ -191,21 +198,16 @@ class Courses(Controller):
             message,
         )
 
-    def _instructor(self) -> Actor:
-        actor = current_actor()
-        actor.require_instructor("manage courses")
-        return actor
-
     @page()
     def index(self) -> str:
-        return self._page(self._instructor())
+        return self._page(self.instructor("manage courses"))
 
     @page(("POST",))
     def add(
         self, name: str = "", description: str = "", postgres_sql: Any = None, postgres_from: str = "",
         mysql_sql: Any = None, mysql_from: str = "",
     ) -> str:
-        actor = self._instructor()
+        actor = self.instructor("manage courses")
         files = {kind: uploaded_text(upload) for kind, upload in (("postgres", postgres_sql), ("mysql", mysql_sql))
                  if upload is not None and getattr(upload, "filename", "")}
         databases = {kind: db for kind, db in (("postgres", postgres_from), ("mysql", mysql_from)) if db}
@@ -215,11 +217,8 @@ class Courses(Controller):
     @page(("POST",))
     def prepare(self, course: str = "", db_type: str = "", count: str = "") -> str:
         """Prepare ready copies before a class, in the background; the page shows them grow."""
-        actor = self._instructor()
-        try:
-            wanted = int(count)
-        except (TypeError, ValueError):  # not a number, or given twice
-            raise InvalidInput(f"{count!r} is not a number of copies.") from None
+        actor = self.instructor("manage courses")
+        wanted = whole_number(count, "The number of copies")
         if self.runtime.preparations.start(actor, db_type, course, wanted):
             said = f"Preparing {wanted} ready copies of {course} on {db_type}; reload to see them grow."
         else:
@@ -344,6 +343,5 @@ class Root(Controller):
 
     @page()
     def audit(self) -> str:
-        actor = current_actor()
-        actor.require_instructor("read the audit log")
+        actor = self.instructor("read the audit log")
         return self.pages(actor).audit(self.runtime.accounts.registry.audit_entries())
