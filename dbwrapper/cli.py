@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -323,6 +323,29 @@ def run_user_command(args: argparse.Namespace, runtime: Runtime) -> None:
         print(f"New password for {args.name}: {accounts.set_password(args.name, by=who)}")
 
 
+def run_reconcile_command(args: argparse.Namespace, runtime: Runtime) -> None:
+    # Starting reconciled already, but left alone what may be a running service's
+    # work in progress; asked for, this settles that too.
+    done = runtime.reconciler.run(unfinished=True)
+    for line in done.lines():
+        print(f"dbwrapper: reconciled: {line}.")
+    unreachable = done.unreachable
+    print(f"Could not reach {', '.join(unreachable)}." if unreachable else "The registry matches the servers.")
+
+
+#: Each command's handler; create, destroy and list are run_database_command's.
+COMMANDS: dict[str, Callable[[argparse.Namespace, Runtime], None]] = {
+    "user": run_user_command,
+    "archive": run_archive_command,
+    "snapshot": run_snapshot_command,
+    "expiry": run_expiry_command,
+    "course": run_course_command,
+    "class": run_class_command,
+    "pool": run_pool_command,
+    "reconcile": run_reconcile_command,
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -335,31 +358,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         runtime = Runtime(settings)
         runtime.start()
         try:
-            if args.command == "user":
-                run_user_command(args, runtime)
-            elif args.command == "archive":
-                run_archive_command(args, runtime)
-            elif args.command == "snapshot":
-                run_snapshot_command(args, runtime)
-            elif args.command == "expiry":
-                run_expiry_command(args, runtime)
-            elif args.command == "course":
-                run_course_command(args, runtime)
-            elif args.command == "class":
-                run_class_command(args, runtime)
-            elif args.command == "pool":
-                run_pool_command(args, runtime)
-            elif args.command == "reconcile":
-                # Starting reconciled already, but left alone what may be a running service's
-                # work in progress; asked for, this settles that too.
-                done = runtime.reconciler.run(unfinished=True)
-                for line in done.lines():
-                    print(f"dbwrapper: reconciled: {line}.")
-                unreachable = done.unreachable
-                print(f"Could not reach {', '.join(unreachable)}." if unreachable
-                      else "The registry matches the servers.")
-            else:
-                run_database_command(args, runtime)
+            COMMANDS.get(args.command, run_database_command)(args, runtime)
         finally:
             runtime.stop()
     except DbWrapperError as error:
