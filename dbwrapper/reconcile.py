@@ -64,7 +64,7 @@ class Report:
         if self.put_back:
             said.append(f"put back {', '.join(self.put_back)} as before a revert that did not finish")
         if self.unfinished:
-            said.append(f"dropped {', '.join(self.unfinished)}: dbwrapper's own copies, left unfinished")
+            said.append(f"dropped {', '.join(self.unfinished)}: left half-made by a crash")
         if self.partial_files:
             said.append(f"removed {self.partial_files} half-written archive file(s)")
         if self.unreachable:
