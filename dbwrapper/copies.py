@@ -186,15 +186,18 @@ class CourseCopies:
 
     def top_up(
         self, backend: Backend, course: str, sql: str, progress: Callable[[int, int], None] = lambda done, total: None,
+        size: int | None = None,
     ) -> int:
-        """Make spares of ``course`` on ``backend`` until it has :attr:`pool_size`; how many were made.
+        """Make spares of ``course`` on ``backend`` until it has ``size`` (by default
+        :attr:`pool_size`); how many were made.
 
         ``progress(done, total)`` is told how far it got, before each spare and at the end.
         """
         master = self.master(backend, course, sql)
         if not self.copyable(backend, master):
             return 0
-        missing = max(self.pool_size - len(self.registry.copies(backend.kind, course, "spare")), 0)
+        wanted = self.pool_size if size is None else size
+        missing = max(wanted - len(self.registry.copies(backend.kind, course, "spare")), 0)
         for done in range(missing):
             progress(done, missing)
             self._make(backend, course, "spare",

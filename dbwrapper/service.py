@@ -274,7 +274,7 @@ class DatabaseService:
             if not self.copies.copyable(backend, self.copies.master(backend, course, sql)):
                 raise Refused(f"The course {course} is loaded from its SQL on {backend.label} each time "
                               "(it has triggers, routines or events); copies cannot be prepared.")
-            made = CourseCopies(self.engines, pool_size=count).top_up(backend, course, sql, progress)
+            made = self.copies.top_up(backend, course, sql, progress, size=count)
             entry.detail = f"{made} made, {count} ready"
         return made
 
