@@ -103,3 +103,28 @@ def test_a_restart_while_the_service_is_idle_goes_unnoticed(db_type, served, pro
 
     after = served.get("/dbi/list", params={"db_type": db_type})
     assert after.status_code == 200, after.text
+
+
+def test_snapshots_and_course_copies_meet_a_down_server_with_a_503_and_lose_nothing(db_type, served, proxy):
+    made = served.get("/dbi/create_my_db", params={"db_type": db_type, "name": "down_db", "course": "franchise"})
+    assert made.status_code == 200, made.text
+    where = {"db_type": db_type, "name": "down_db"}
+    taken = served.post("/snapshots/take", data={**where, "label": "before"})
+    assert taken.status_code == 200, taken.text
+    number = taken.text.split("<tr>\n  <td>", 1)[1].split("<", 1)[0]
+
+    proxy.stop()
+    for path, data in (("/snapshots/take", where), ("/snapshots/revert", {**where, "snapshot": number})):
+        down = served.post(path, data=data)
+        assert down.status_code == 503, (path, down.text)
+        assert f"The {LABELS[db_type]} server ({db_type} backend, " in down.text
+    copy = served.get("/dbi/create_my_db", params={"db_type": db_type, "name": "down_db2", "course": "franchise"})
+    assert copy.status_code == 503
+    assert served.get("/courses/").status_code == 200  # the registry is elsewhere: the page still works
+
+    proxy.start()
+    listed = served.get("/snapshots/", params=where)
+    assert listed.status_code == 200 and "before" in listed.text
+    reverted = served.post("/snapshots/revert", data={**where, "snapshot": number})
+    assert reverted.status_code == 200, reverted.text
+    assert "down_db2" not in served.get("/dbi/list", params={"db_type": db_type}).text  # nothing half-made

@@ -372,7 +372,11 @@ class Backend(ABC):
             self.database_url(name), poolclass=NullPool, connect_args={"connect_timeout": CONNECT_TIMEOUT}
         )
         try:
-            with engine.begin() as connection:
+            try:
+                connection = engine.connect()
+            except DBAPIError as error:  # an unreachable server is a 503, as for the admin engine
+                raise self._unavailable(error) from error
+            with connection, connection.begin():
                 yield connection
         finally:
             engine.dispose()
