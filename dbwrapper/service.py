@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -242,7 +242,10 @@ class DatabaseService:
                 else:
                     made = "empty" if backend.create_database(name, login) else None
             except BaseException:
-                self.registry.forget_database(pending, None)
+                # Nothing was made; if even the registry fails now, the record stays not
+                # ready and reconciling removes it: the error to report is the first one.
+                with suppress(DbWrapperError):
+                    self.registry.forget_database(pending, None)
                 raise
             if made is None:
                 self.registry.forget_database(pending, None)
