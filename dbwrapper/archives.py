@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +27,7 @@ from dbwrapper.accounts import Actor
 from dbwrapper.backends import Backend
 from dbwrapper.config import Settings
 from dbwrapper.embedded import service_data_dir
-from dbwrapper.errors import DbWrapperError, Forbidden, InvalidInput, Refused
+from dbwrapper.errors import Forbidden, InvalidInput, Refused
 from dbwrapper.names import validate_name
 from dbwrapper.service import DatabaseService, Outcome
 from dbwrapper.tools import ToolFailed, find_tool, run_tool
@@ -54,6 +54,12 @@ class Manifest:
     tables: dict[str, int]
     file: str
 
+
+
+def fsync_file(path: Path) -> None:
+    """Make sure a file another process wrote is on the disk, not only in the page cache."""
+    with path.open("rb") as stream:
+        os.fsync(stream.fileno())
 
 
 def write_durably(path: Path, text: str) -> None:
@@ -121,14 +127,6 @@ class Archives:
 
     def _dump(self, backend: Backend, name: str, owner: str) -> Manifest:
         tool = self._tool(backend.dump_tool)
-        # The rows are counted while the tool dumps, on the server's other cores,
-        # so that an archive costs little more than the bare dump.
-        with ThreadPoolExecutor(max_workers=1) as counter:
-            return self._write(backend, tool, name, owner, counter.submit(backend.table_counts, name))
-
-    def _write(
-        self, backend: Backend, tool: str, name: str, owner: str, counting: Future[dict[str, int]]
-    ) -> Manifest:
         created = datetime.now(UTC)
         folder = self.directory / backend.kind / name
         folder.mkdir(parents=True, exist_ok=True)
@@ -136,27 +134,26 @@ class Archives:
         path = folder / f"{stamp}{backend.archive_suffix}"
         if path.exists():
             raise ToolFailed(f"An archive {path.name} of {name} already exists; try again.")
+        # Under its final name only once it is complete, on the disk, and holds every table.
         partial = folder / f".{path.name}.partial"
         try:
-            argv, _ = backend.dump_command(tool, name, str(partial))
-            run_tool(argv, backend.tool_env())
-            with partial.open("rb") as stream:
-                os.fsync(stream.fileno())
-            os.replace(partial, path)
-        except (ToolFailed, OSError) as error:
-            partial.unlink(missing_ok=True)
-            if isinstance(error, OSError):
-                raise ToolFailed(f"The archive of {name} could not be written: {error.strerror}.") from error
-            raise
-        try:
-            tables = counting.result()
-            # One read of the written file gives its checksum and the tables it holds.
-            digest, listed = backend.scan_archive(self._tool(backend.restore_tool), str(path))
-            if missing := set(tables) - listed:
+            expected = backend.dump(tool, name, str(partial))
+            # The file reaches the disk while it is scanned: one waits on the disk,
+            # the other on a core, so an archive costs little more than the bare dump.
+            with ThreadPoolExecutor(max_workers=1) as syncing:
+                synced = syncing.submit(fsync_file, partial)
+                digest, found = backend.scan_archive(self._tool(backend.restore_tool), str(partial))
+                synced.result()
+            if missing := expected.keys() - found.keys():
                 raise ToolFailed(f"The archive of {name} lacks the tables {', '.join(sorted(missing))}.")
-        except DbWrapperError:
-            path.unlink(missing_ok=True)
-            raise
+            # Each table's rows as counted in the dump's snapshot, or else in the file.
+            counted = {table: rows for table, rows in (*found.items(), *expected.items()) if rows is not None}
+            tables = {table: counted[table] for table in expected}
+            os.replace(partial, path)
+        except OSError as error:
+            raise ToolFailed(f"The archive of {name} could not be written: {error.strerror}.") from error
+        finally:
+            partial.unlink(missing_ok=True)  # gone already once renamed
         manifest = Manifest(
             format=MANIFEST_FORMAT, id=f"{backend.kind}/{name}/{stamp}", engine=backend.kind,
             server_version=backend.server_version(), database=name, owner=owner,
@@ -183,7 +180,7 @@ class Archives:
         digest, tables = backend.scan_archive(self._tool(backend.restore_tool), str(path))
         if digest != manifest.sha256:
             raise ToolFailed(f"The archive {manifest.id} does not match its checksum; it is damaged.")
-        missing = set(manifest.tables) - tables
+        missing = manifest.tables.keys() - tables.keys()
         if missing:
             raise ToolFailed(f"The archive {manifest.id} lacks the tables {', '.join(sorted(missing))}.")
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import mmap
 import os
 import shutil
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 from dbwrapper.errors import DbWrapperError
@@ -76,9 +78,36 @@ def run_tool(
 
 
 def sha256_of(path: str | Path) -> str:
-    """The SHA-256 of a file a tool wrote, read in blocks."""
-    digest = hashlib.sha256()
+    """The SHA-256 of a file a tool wrote.
+
+    Hashed from the file's mapping in one call, which holds no GIL throughout,
+    so that another thread can search the same file meanwhile (see
+    :meth:`Backend.scan_archive`).
+    """
+    with mapped(path) as content:
+        return hashlib.sha256(content).hexdigest()
+
+
+@contextmanager
+def mapped(path: str | Path) -> Iterator[bytes | mmap.mmap]:
+    """A file's bytes mapped read-only, to search a large dump without copying it into Python."""
     with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        if os.fstat(stream.fileno()).st_size == 0:
+            yield b""  # an empty file cannot be mapped
+            return
+        with mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) as content:
+            yield content
+
+
+def line_starts(content: bytes | mmap.mmap, prefix: bytes) -> Iterator[int]:
+    """Where the lines of ``content`` that start with ``prefix`` begin.
+
+    Found by the bytes' own search, in C, rather than by going through the lines.
+    """
+    if content[: len(prefix)] == prefix:
+        yield 0
+    needle = b"\n" + prefix
+    at = content.find(needle)
+    while at != -1:
+        yield at + 1
+        at = content.find(needle, at + 1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import stat
 from dataclasses import replace
 from pathlib import Path
@@ -12,6 +13,7 @@ from sqlalchemy import text
 from dbwrapper.accounts import Actor
 from dbwrapper.archives import Archives
 from dbwrapper.backends import BACKEND_CLASSES
+from dbwrapper.backends.base import Login
 from dbwrapper.errors import Forbidden
 from dbwrapper.tools import ToolFailed, find_tool
 from tests.conftest import INSTRUCTOR
@@ -84,6 +86,25 @@ def test_archive_and_drop_drops_only_after_the_archive_is_verified(
     assert boxes(runtime, db_type, stocked) == 100
 
 
+def test_tables_with_any_name_a_trainee_may_choose_are_archived_and_restored(
+    runtime, instructor, db_type, stocked, request
+):
+    odd = ["order lines", 'say "hi"', "it`s", "café", "Mixed Case"]
+    backend = runtime.engines.backend(db_type)
+    with backend.database_engine(stocked).begin() as connection:
+        for number, table in enumerate(odd):
+            quoted = connection.dialect.identifier_preparer.quote_identifier(table)
+            connection.execute(text(f"CREATE TABLE {quoted} (n INTEGER)"))
+            connection.execute(text(f"INSERT INTO {quoted} VALUES (:n)"), [{"n": n} for n in range(number + 1)])
+
+    manifest = runtime.archives.archive(instructor, db_type, stocked)
+    assert manifest.tables == {"stores": 2, "stock": 3} | {table: n + 1 for n, table in enumerate(odd)}
+    copy = f"{stocked}_copy"
+    request.addfinalizer(lambda: runtime.service.destroy(instructor, db_type, copy))
+    runtime.archives.restore(instructor, manifest.id, into=copy)  # its counts are checked against the manifest
+    assert backend.table_counts(copy) == manifest.tables
+
+
 def _broken(runtime, tmp_path: Path, db_type: str, script: str) -> Archives:
     """Archives whose dump tool is ``script`` (with $REAL the real tool)."""
     backend = runtime.engines.backend(db_type)
@@ -117,6 +138,60 @@ def test_a_failed_archive_leaves_no_file_and_drops_nothing(
         broken.archive(instructor, db_type, stocked, drop=True)
     assert stocked in catalog(db_type)
     assert files_of(broken) == before
+
+
+def test_rows_written_while_archiving_never_make_the_manifest_disagree_with_the_archive(
+    runtime, instructor, db_type, stocked, catalog, tmp_path
+):
+    """A trainee keeps working while their database is archived (expiry does not ask them):
+    the manifest counts the rows the archive holds, so restoring it passes its own check."""
+    backend = runtime.engines.backend(db_type)
+    superuser = Login(backend.url.username or "", backend.url.password or "")
+    client, _ = backend.load_command(find_tool(backend.client_tool, {}), stocked, superuser)
+    # The dump tool starts a moment after the archive did, and a row arrives in between.
+    insert = "INSERT INTO stock VALUES (3, 'late paper clips', 7);"
+    broken = _broken(runtime, tmp_path, db_type,
+                     f"sleep 0.5; echo {shlex.quote(insert)} | {shlex.join(client)}; exec \"$REAL\" \"$@\"")
+
+    manifest = broken.archive(instructor, db_type, stocked)
+    assert boxes(runtime, db_type, stocked) == 107  # the row arrived
+    restored = f"{stocked}_restored"
+    broken.restore(instructor, manifest.id, into=restored)  # raises if the counts disagree
+    assert backend.table_counts(restored) == manifest.tables
+    runtime.service.destroy(instructor, db_type, restored)
+
+
+@pytest.mark.parametrize("db_type", ["mysql"])
+@pytest.mark.parametrize("layout", ["--skip-extended-insert", "--net-buffer-length=4096"])
+def test_mysql_archives_count_the_rows_in_the_dump_itself(runtime, instructor, db_type, stocked, tmp_path, layout):
+    """MySQL cannot share mysqldump's snapshot, so the rows are counted in the file: a statement
+    per row or many rows per statement, whatever the values hold."""
+    awkward = ["it's", "a),\n(b", "ends;\n", "ends;", "back\\slash", "(", "", "line\r\nbreak", "\U0001F4CE"]
+    with runtime.engines.backend(db_type).database_engine(stocked).begin() as connection:
+        connection.execute(
+            text("INSERT INTO stock VALUES (3, :item, 1)"),
+            [{"item": awkward[i % len(awkward)]} for i in range(300)],
+        )
+    broken = _broken(runtime, tmp_path, db_type, f'exec "$REAL" {layout} "$@"')
+
+    manifest = broken.archive(instructor, db_type, stocked)
+    assert manifest.tables == {"stores": 2, "stock": 303}
+    broken.restore(instructor, manifest.id, into=f"{stocked}_2")  # raises if the counts disagree
+    runtime.service.destroy(instructor, db_type, f"{stocked}_2")
+
+
+@pytest.mark.parametrize("db_type", ["mysql"])
+def test_rows_on_one_line_as_oracle_mysqldump_writes_them_are_counted_too(runtime, db_type, tmp_path):
+    dump = tmp_path / "oracle.sql"
+    dump.write_bytes(
+        b"-- MySQL dump 10.13\n"
+        b"CREATE TABLE `notes` (\n  `id` int NOT NULL\n) ENGINE=InnoDB;\n"
+        b"INSERT INTO `notes` VALUES (1,'a),(b'),(2,'it\\'s (x)'),(3,NULL),(4,_binary 'x\\\\');\n"
+        b"INSERT INTO `notes` VALUES (5,'\\n;');\n"
+        b"CREATE TABLE `empty` (\n  `id` int NOT NULL\n) ENGINE=InnoDB;\n"
+    )
+    backend = runtime.engines.backend(db_type)
+    assert backend.archive_tables("mysql", str(dump)) == {"notes": 5, "empty": 0}
 
 
 def test_a_damaged_archive_is_refused(runtime, instructor, db_type, stocked):

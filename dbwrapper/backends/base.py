@@ -23,6 +23,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -42,6 +43,7 @@ from dbwrapper.errors import (
     Refused,
 )
 from dbwrapper.names import validate_name
+from dbwrapper.tools import sha256_of
 
 #: How the service marks the databases it created, so that it never drops one it did not.
 #: Each registry adds its own id (see :meth:`Backend.belong_to`), so that two services
@@ -493,20 +495,20 @@ class Backend(ABC):
         return infos
 
     def table_counts(self, name: str) -> dict[str, int]:
-        """Rows per table of database ``name``, for an archive's manifest and its check."""
-        engine = self.database_engine(name)
-        preparer = engine.dialect.identifier_preparer
+        """Rows per table of database ``name``, as a restore's check against its manifest."""
         try:
-            with engine.connect() as connection:
-                tables = self.tables(connection)
-                return {
-                    table: connection.execute(
-                        text(f"SELECT count(*) FROM {preparer.quote_identifier(table)}")
-                    ).scalar_one()
-                    for table in tables
-                }
+            with self.database_engine(name).connect() as connection:
+                return self.count_rows(connection)
         except DBAPIError as error:
             raise self._refused(f"count the rows of {name}", error) from error
+
+    def count_rows(self, connection: Connection) -> dict[str, int]:
+        """Rows per table of the connected database (in its transaction's snapshot, if it has one)."""
+        preparer = connection.dialect.identifier_preparer
+        return {
+            table: connection.execute(text(f"SELECT count(*) FROM {preparer.quote_identifier(table)}")).scalar_one()
+            for table in self.tables(connection)
+        }
 
     # -- the quirks each engine implements ------------------------------------
 
@@ -552,8 +554,32 @@ class Backend(ABC):
         the first error."""
 
     @abstractmethod
-    def scan_archive(self, restore_tool: str, path: str) -> tuple[str, set[str]]:
-        """An archive file's SHA-256, and the tables it holds, read from the archive itself."""
+    def dump(self, tool: str, name: str, path: str) -> dict[str, int | None]:
+        """Dump database ``name`` to ``path`` with the engine's dump ``tool``.
+
+        Returns the tables the dump must hold, each with its rows if the engine
+        counted them in the dump's own snapshot, or ``None`` if they are counted
+        in the file instead (:meth:`scan_archive`). Either way a manifest counts
+        the rows its archive holds, even while the database's owner is at work.
+        """
+
+    def scan_archive(self, restore_tool: str, path: str) -> tuple[str, dict[str, int | None]]:
+        """An archive file's SHA-256, and its tables (see :meth:`archive_tables`), read from the file.
+
+        Both go through the whole file. The checksum is taken on a thread of its
+        own, with the GIL released, while the engine reads the tables: a scan
+        costs about the longer of the two, not their sum, and it is what an
+        archive adds to the bare dump tool's time.
+        """
+        with ThreadPoolExecutor(max_workers=1) as hashing:
+            digest = hashing.submit(sha256_of, path)
+            tables = self.archive_tables(restore_tool, path)
+            return digest.result(), tables
+
+    @abstractmethod
+    def archive_tables(self, restore_tool: str, path: str) -> dict[str, int | None]:
+        """The tables an archive file holds, each with its rows if the format tells them
+        without restoring it (else ``None``)."""
 
     def tune_admin_engine(self, engine: Engine) -> None:
         """Adjust the AUTOCOMMIT admin engine to this driver; nothing by default."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
+import mmap
 import re
 import shlex
 from collections.abc import Iterable
@@ -15,11 +15,14 @@ from sqlalchemy.exc import DBAPIError
 from dbwrapper.backends.base import Backend, DatabaseEntry, Login, Source
 from dbwrapper.errors import Refused
 from dbwrapper.names import validate_name
+from dbwrapper.tools import line_starts, mapped, run_tool
 
-#: How a dump's CREATE TABLE statement starts, and how much of a block the next one is searched with
-#: (more than that, a 64-character name and its quotes).
-CREATE_TABLE = b"\nCREATE TABLE `"
-CARRY = 256
+#: How a dump's CREATE TABLE and INSERT statements start their lines, before the table's name.
+CREATE_TABLE = b"CREATE TABLE `"
+INSERT_INTO = b"INSERT INTO `"
+#: In an INSERT that holds its rows on one line (Oracle MySQL's mysqldump), a quoted
+#: value (skipped whole, whatever parentheses it holds) or the start of a row.
+VALUE_OR_ROW = re.compile(rb"'(?:[^'\\]|\\.)*'|\(", re.DOTALL)
 #: The DEFINER clause of SHOW CREATE VIEW: `user`@`host`, backquotes doubled inside.
 DEFINER = re.compile(r"DEFINER=`(?:[^`]|``)*`@`(?:[^`]|``)*`")
 ER_NO_SUCH_TABLE = 1146
@@ -30,6 +33,23 @@ ER_NO_SUCH_THREAD = 1094
 DROP_LOCK_WAIT_SECONDS = 10
 #: MariaDB stores a schema comment from this version on; MySQL does not at all.
 MARIADB_SCHEMA_COMMENTS = (10, 5)
+
+
+def _dumped_name(dump: bytes | mmap.mmap, start: int) -> tuple[str, int]:
+    """The backquoted name in a dump that starts at ``start`` (after its opening
+    backquote), and where the text after its closing backquote begins."""
+    end = start
+    while (end := dump.find(b"`", end)) != -1 and dump[end + 1:end + 2] == b"`":
+        end += 2  # a backquote inside the name, doubled
+    end = len(dump) if end == -1 else end
+    return dump[start:end].replace(b"``", b"`").decode("utf-8", errors="replace"), end + 1
+
+
+def _rows_in(values: bytes) -> int:
+    """The rows of one INSERT statement of a dump, from " VALUES" to before its ";"."""
+    if values.startswith(b" VALUES\n"):  # MariaDB's mysqldump: a row per line
+        return values.count(b"\n")
+    return sum(1 for token in VALUE_OR_ROW.finditer(values) if token.group() == b"(")
 
 
 def verbatim(connection: Connection, statement: str) -> None:
@@ -117,28 +137,34 @@ class MySQLBackend(Backend):
         argv = [tool, *self._connection_args(login.name), validate_name(name)]
         return argv, {"MYSQL_PWD": login.password}
 
-    def scan_archive(self, restore_tool: str, path: str) -> tuple[str, set[str]]:
-        # The dump is SQL text: one pass over it, in large blocks, both hashes it
-        # and finds its CREATE TABLE statements (at the start of a line). MariaDB's
-        # mysqldump writes a line per row, too many to go through one by one. Each
-        # block is searched with the end of the one before, so that a statement
-        # split between two blocks is found too.
-        digest, found = hashlib.sha256(), set()
-        carry = b"\n"  # the file's start is a line's start
-        with open(path, "rb") as dump:
-            for block in iter(lambda: dump.read(1 << 20), b""):
-                digest.update(block)
-                text = carry + block
-                start = text.find(CREATE_TABLE)
-                while start != -1:
-                    name_start = start + len(CREATE_TABLE)
-                    name_end = text.find(b"`", name_start)
-                    if name_end == -1:
-                        break  # cut by the block's end: found again with the next block
-                    found.add(text[name_start:name_end])
-                    start = text.find(CREATE_TABLE, name_end)
-                carry = text[-CARRY:]
-        return digest.hexdigest(), {name.decode("utf-8", errors="replace") for name in found}
+    def dump(self, tool: str, name: str, path: str) -> dict[str, int | None]:
+        # mysqldump's snapshot cannot be shared, so the rows are counted in the
+        # file it writes (archive_tables); the tables it must hold are listed first.
+        with self.admin_connection() as connection:
+            tables, _ = self._objects_of(connection, name)
+        argv, _ = self.dump_command(tool, name, path)
+        run_tool(argv, self.tool_env())
+        return dict.fromkeys(tables)
+
+    def archive_tables(self, restore_tool: str, path: str) -> dict[str, int | None]:
+        # The dump is SQL text: each table's CREATE TABLE starts a line, and its
+        # rows follow in INSERT statements. The file is searched where it is
+        # mapped, never line by line: MariaDB's mysqldump writes a line per row.
+        tables: dict[str, int | None] = {}
+        with mapped(path) as dump:
+            for at in line_starts(dump, CREATE_TABLE):
+                name, _ = _dumped_name(dump, at + len(CREATE_TABLE))
+                tables[name] = 0
+            at = dump.find(b"\n" + INSERT_INTO)
+            while at != -1:
+                name, values = _dumped_name(dump, at + 1 + len(INSERT_INTO))
+                # No value holds a raw line break (mysqldump writes \n), so the
+                # statement ends at the first ";" that ends a line.
+                end = dump.find(b";\n", values)
+                end = len(dump) if end == -1 else end
+                tables[name] = (tables.get(name) or 0) + _rows_in(dump[values:end])
+                at = dump.find(b"\n" + INSERT_INTO, end)
+        return tables
 
     def tune_admin_engine(self, engine: Engine) -> None:
         # SQLAlchemy ends every use of a connection with the DBAPI's rollback(),

@@ -8,6 +8,7 @@ import hmac
 import os
 import shlex
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -17,7 +18,7 @@ from sqlalchemy.exc import DBAPIError
 
 from dbwrapper.backends.base import Backend, DatabaseEntry, Login, Source
 from dbwrapper.names import validate_name
-from dbwrapper.tools import run_tool, sha256_of
+from dbwrapper.tools import run_tool
 
 DUPLICATE_DATABASE = "42P04"
 #: Two concurrent ``CREATE DATABASE`` of one name can also end in this, from the
@@ -130,15 +131,33 @@ class PostgreSQLBackend(Backend):
                 f"--dbname={validate_name(name)}"]
         return argv, env
 
-    def scan_archive(self, restore_tool: str, path: str) -> tuple[str, set[str]]:
+    def dump(self, tool: str, name: str, path: str) -> dict[str, int | None]:
+        # The rows are counted in the very snapshot pg_dump dumps, while it dumps:
+        # this transaction exports its snapshot and stays open while pg_dump
+        # imports it (--snapshot) and works.
+        argv, _ = self.dump_command(tool, name, path)
+        with self._translated(f"count the rows of {name}"), self.database_engine(name).connect() as connection:
+            connection.execution_options(isolation_level="REPEATABLE READ")
+            with connection.begin(), ThreadPoolExecutor(max_workers=1) as dumping:
+                snapshot = connection.execute(text("SELECT pg_export_snapshot()")).scalar_one()
+                dumped = dumping.submit(run_tool, [*argv, f"--snapshot={snapshot}"], self.tool_env())
+                counts: dict[str, int | None] = {**self.count_rows(connection)}
+                dumped.result()
+        return counts
+
+    def archive_tables(self, restore_tool: str, path: str) -> dict[str, int | None]:
         # pg_restore --list prints the archive's table of contents (without reading
-        # the data): "215; 1259 16390 TABLE public boxes postgres".
+        # the data, so without rows): "215; 1259 16390 TABLE public order lines alice".
+        # Names are printed unquoted, so a table's is what lies between the schema
+        # and the owner (a login, whose name has no spaces).
         listing = run_tool([restore_tool, "--list", path], self.tool_env())
-        tables = {
-            parts[5] for parts in (line.split() for line in listing.splitlines() if not line.startswith(";"))
-            if len(parts) > 5 and parts[3] == "TABLE" and parts[4] == "public"
-        }
-        return sha256_of(path), tables
+        tables: dict[str, int | None] = {}
+        for line in listing.splitlines():
+            _, _, entry = line.partition("; ")
+            parts = entry.split(" ", 3)
+            if len(parts) == 4 and parts[2] == "TABLE" and parts[3].startswith("public "):
+                tables[parts[3].removeprefix("public ").rpartition(" ")[0]] = None
+        return tables
 
     def client_command(self, name: str, login: Login | None = None) -> str:
         host = self.url.host or self.url.query.get("host")  # a socket directory, for the embedded server
