@@ -98,16 +98,3 @@ def mapped(path: str | Path) -> Iterator[bytes | mmap.mmap]:
         with mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) as content:
             yield content
 
-
-def line_starts(content: bytes | mmap.mmap, prefix: bytes) -> Iterator[int]:
-    """Where the lines of ``content`` that start with ``prefix`` begin.
-
-    Found by the bytes' own search, in C, rather than by going through the lines.
-    """
-    if content[: len(prefix)] == prefix:
-        yield 0
-    needle = b"\n" + prefix
-    at = content.find(needle)
-    while at != -1:
-        yield at + 1
-        at = content.find(needle, at + 1)
