@@ -209,7 +209,7 @@ class Courses(Controller):
     ) -> str:
         actor = self.instructor("manage courses")
         files = {kind: uploaded_text(upload) for kind, upload in (("postgres", postgres_sql), ("mysql", mysql_sql))
-                 if upload is not None and getattr(upload, "filename", "")}
+                 if upload is not None and getattr(upload, "filename", None)}
         databases = {kind: db for kind, db in (("postgres", postgres_from), ("mysql", mysql_from)) if db}
         course = self.runtime.courses.add_from(actor, name, description, files, databases)
         return self._page(actor, f"Added the course {course.name}; its copies are made in the background.")
