@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import base64
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import text
 
 from dbwrapper.backends import BACKEND_CLASSES
+from dbwrapper.backends.base import Login
 from dbwrapper.backends.postgresql import scram_sha_256
 
 
@@ -43,6 +46,37 @@ def test_creating_reports_whether_it_created(server_url, db_type, db_name):
         assert backend.drop_database(db_name) is True
         assert backend.drop_database(db_name) is False
     finally:
+        backend.dispose()
+
+
+def test_logins_are_made_while_other_databases_come_and_go(server_url, db_type, db_name):
+    """A class creates and destroys at once. On PostgreSQL, making a login takes CONNECT from
+    PUBLIC on every database of the server: one dropped meanwhile must not fail the create."""
+    backend = BACKEND_CLASSES[db_type](server_url)
+    names = [f"{db_name}_{i}" for i in range(6)]
+    stop = threading.Event()
+
+    def churn() -> None:  # other trainees' databases, made and dropped over and over
+        while not stop.is_set():
+            for name in names:
+                backend.create_database(name)
+            for name in names:
+                backend.drop_database(name)
+
+    try:
+        with ThreadPoolExecutor(max_workers=1) as others:
+            churning = others.submit(churn)
+            try:
+                for round_ in range(12):
+                    login = Login(f"{db_name}_l{round_}", "secret-password")
+                    assert backend.create_database(f"{db_name}_l{round_}", login) is True
+                    backend.drop_database(f"{db_name}_l{round_}", login.name)
+            finally:
+                stop.set()
+            churning.result()
+    finally:
+        for name in names:
+            backend.drop_database(name)
         backend.dispose()
 
 

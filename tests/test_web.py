@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import requests
 from sqlalchemy import create_engine, select, text
@@ -117,6 +118,26 @@ def test_concurrent_creates_of_one_name_make_one_database(browser, base_url, db_
     assert [r.status_code for r in results] == [200] * 8
     assert sum(f"Created {db_name}" in r.text for r in results) == 1
     assert db_name in catalog(db_type)
+
+
+def test_a_class_creating_its_databases_at_once_gets_every_one(browser, base_url, db_type, db_name, catalog):
+    names = [f"{db_name}_{i}" for i in range(8)]
+    barrier = threading.Barrier(len(names))
+
+    def create(name: str) -> requests.Response:
+        barrier.wait()
+        return requests.get(f"{base_url}/dbi/create_my_db", cookies=browser.cookies,
+                            params={"db_type": db_type, "name": name}, timeout=60)
+
+    with ThreadPoolExecutor(max_workers=len(names)) as trainees:
+        results = list(trainees.map(create, names))
+    try:
+        assert [r.status_code for r in results] == [200] * len(names)
+        assert all(f"Created {name}" in r.text for name, r in zip(names, results, strict=True))
+        assert set(names) <= catalog(db_type)
+    finally:
+        for name in names:
+            browser.post("/dbi/destroy_my_db", data={"db_type": db_type, "name": name})
 
 
 def test_head_requests_are_answered_without_a_body(browser, db_type):

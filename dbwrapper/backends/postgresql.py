@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import os
 import shlex
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -17,6 +18,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
 from dbwrapper.backends.base import Backend, DatabaseEntry, Login, Source
+from dbwrapper.errors import Refused
 from dbwrapper.names import validate_name
 from dbwrapper.tools import run_tool
 
@@ -26,6 +28,12 @@ DUPLICATE_DATABASE = "42P04"
 UNIQUE_VIOLATION = "23505"
 #: "source database ... is being accessed by other users", or a drop that met sessions.
 OBJECT_IN_USE = "55006"
+#: A database that no longer exists (dropped or renamed meanwhile).
+INVALID_CATALOG_NAME = "3D000"
+#: What PostgreSQL says when two sessions change one catalog row (a database's rights or
+#: owner) at the same moment: the later one fails, and doing it again then works.
+CONCURRENT_UPDATE = "tuple concurrently updated"
+CONCURRENT_UPDATE_TRIES = 5
 
 
 #: How CREATE DATABASE ... TEMPLATE copies (PostgreSQL 15 and later). FILE_COPY copies
@@ -198,7 +206,7 @@ class PostgreSQLBackend(Backend):
         # (which REASSIGN OWNED hands to each copy's login) but can no longer
         # connect, so the master stays as the course defined it.
         with self.admin_connection() as connection:
-            connection.exec_driver_sql(f"ALTER DATABASE {self.quote(name)} OWNER TO CURRENT_USER")
+            self._change_database(connection, f"ALTER DATABASE {self.quote(name)} OWNER TO CURRENT_USER")
 
     def rename_spare(self, spare: Source, name: str, login: Login) -> bool:
         # A spare and its login are renamed together in one transaction: either
@@ -259,9 +267,28 @@ class PostgreSQLBackend(Backend):
                 "WHERE datallowconn AND has_database_privilege('public', oid, 'CONNECT')"
             )
         ).scalars()
+        # Others may make, rename or drop databases meanwhile, and shut PUBLIC out too.
         for name in list(open_to_all):
             quoted = connection.dialect.identifier_preparer.quote_identifier(name)
-            connection.exec_driver_sql(f"REVOKE CONNECT, TEMPORARY ON DATABASE {quoted} FROM PUBLIC")
+            self._change_database(connection, f"REVOKE CONNECT, TEMPORARY ON DATABASE {quoted} FROM PUBLIC")
+
+    def _change_database(self, connection: Connection, statement: str) -> bool:
+        """Run ``statement``, which changes one database's rights or owner, in its own
+        transaction, again if another session changed that database at the same moment
+        (a class making its databases at once does); ``False`` if the database is gone.
+        """
+        attempt = 1
+        while True:
+            try:
+                connection.exec_driver_sql(statement)
+                return True
+            except DBAPIError as error:
+                if self.error_code(error) == INVALID_CATALOG_NAME:
+                    return False
+                if CONCURRENT_UPDATE not in str(error.orig) or attempt == CONCURRENT_UPDATE_TRIES:
+                    raise
+            time.sleep(0.01 * attempt)
+            attempt += 1
 
     def create_login(self, connection: Connection, login: Login) -> None:
         # The server gets the SCRAM verifier, never the password: a CREATE ROLE
@@ -282,7 +309,8 @@ class PostgreSQLBackend(Backend):
 
     def grant(self, connection: Connection, login: Login, name: str, quoted: str) -> None:
         # The owner may connect and do anything inside; PUBLIC was shut out by protect().
-        connection.exec_driver_sql(f"ALTER DATABASE {quoted} OWNER TO {self.quote(login.name)}")
+        if not self._change_database(connection, f"ALTER DATABASE {quoted} OWNER TO {self.quote(login.name)}"):
+            raise Refused(f"{name} was dropped while it was being given to {login.name}.")
 
     def drop_login(self, connection: Connection, login: str) -> None:
         connection.execute(
