@@ -213,11 +213,10 @@ class DatabaseService:
         with self.audited(actor, "create", f"{backend.kind}:{name}") as entry:
             record = self.authorize(actor, backend, name)
             if record is not None:
-                return self._exists(actor, backend, name, entry, Login(record.login, record.password))
-            if backend.exists(name):
-                # Answered before anything is recorded: a record of it "being made" that
-                # the registry failed to take back would have reconciling drop it.
-                return self._exists(actor, backend, name, entry)
+                entry.outcome = "unchanged"
+                summary = f"{name} already exists on {backend.label}; nothing was changed."
+                login = Login(record.login, record.password)
+                return self._outcome(actor, backend, name, False, summary, login)
             login = Login(name, generate_password())
             # One create at a time per user, so that two at once cannot both pass the quota.
             with self.user_lock(owner):
@@ -248,9 +247,11 @@ class DatabaseService:
                 with suppress(DbWrapperError):
                     self.registry.forget_database(pending, None)
                 raise
-            if made is None:  # made meanwhile by someone else
+            if made is None:
                 self.registry.forget_database(pending, None)
-                return self._exists(actor, backend, name, entry)
+                entry.outcome = "unchanged"
+                summary = f"{name} already exists on {backend.label}; nothing was changed."
+                return self._outcome(actor, backend, name, False, summary)
             entry.detail = made
             try:
                 self.registry.mark_database_ready(pending, audit=entry)
@@ -260,14 +261,6 @@ class DatabaseService:
                 raise
             summary = f"Created {name} on {backend.label}" + (f" for the course {course}." if course else ".")
             return self._outcome(actor, backend, name, True, summary, login)
-
-    def _exists(
-        self, actor: Actor, backend: Backend, name: str, entry: AuditEntry, login: Login | None = None,
-    ) -> Outcome:
-        """The answer to creating ``name`` when it exists already: nothing changed."""
-        entry.outcome = "unchanged"
-        return self._outcome(actor, backend, name, False, f"{name} already exists on {backend.label}; "
-                             "nothing was changed.", login)
 
     def prepare_copies(
         self, actor: Actor, db_type: object, course: str, count: object,

@@ -7,7 +7,7 @@ from sqlalchemy import create_engine, text
 
 from dbwrapper.accounts import Actor
 from dbwrapper.config import Settings
-from dbwrapper.errors import BackendUnavailable, Refused
+from dbwrapper.errors import Refused
 from dbwrapper.registry import AuditEntry
 from dbwrapper.runtime import Runtime
 from tests.conftest import INSTRUCTOR
@@ -42,30 +42,6 @@ def test_a_database_made_but_never_recorded_is_adopted_not_dropped(runtime, db_t
     finally:
         runtime.service.destroy(instructor, db_type, db_name)
     assert db_name not in catalog(db_type)
-
-
-def test_a_create_that_finds_such_a_database_never_gets_it_dropped(runtime, db_type, db_name, catalog, monkeypatch):
-    """Asking for a name the server already has records nothing, so a registry that fails at
-    that moment leaves no record of a database "being made" for reconciling to drop."""
-    backend = runtime.engines.backend(db_type)
-    backend.create_database(db_name)  # as if the service died before recording it
-    instructor = Actor(runtime.accounts.get(INSTRUCTOR))
-
-    def registry_down(*args: object, **kwargs: object) -> None:
-        raise BackendUnavailable("The registry cannot be reached.")
-
-    with monkeypatch.context() as patched:
-        for write in ("record_database", "forget_database"):
-            patched.setattr(runtime.service.registry, write, registry_down)
-        outcome = runtime.service.create(instructor, db_type, db_name)
-    assert not outcome.changed and f"{db_name} already exists" in outcome.summary
-
-    report = runtime.reconciler.run(unfinished=True)
-    try:
-        assert f"{db_type}:{db_name}" in report.adopted
-        assert db_name in catalog(db_type)
-    finally:
-        runtime.service.destroy(instructor, db_type, db_name)
 
 
 def test_a_record_whose_database_is_gone_is_forgotten_with_its_login(
