@@ -197,7 +197,9 @@ def start_service(urls: dict[str, str]) -> int:
     server already has that instructor, with whatever password it got then, so
     the password is set again once the runtime has started.
     """
-    settings = Settings(host=HOST, port=free_port(), backend_urls=urls, embedded=False)
+    # No background jobs: course copies and expiry would compete with what is measured.
+    settings = Settings(host=HOST, port=free_port(), backend_urls=urls, embedded=False,
+                        pool_size=0, expiry_check_seconds=24 * 3600)
     os.environ[INSTRUCTOR_PASSWORD_VARIABLE] = INSTRUCTOR_PASSWORD
     cherrypy.config.update(server_config(settings))
     cherrypy.config.update({"log.screen": False, "log.access_file": ""})
