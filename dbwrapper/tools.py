@@ -97,4 +97,3 @@ def mapped(path: str | Path) -> Iterator[bytes | mmap.mmap]:
             return
         with mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) as content:
             yield content
-
