@@ -120,6 +120,9 @@ def test_snapshots_and_course_copies_meet_a_down_server_with_a_503_and_lose_noth
         assert f"The {LABELS[db_type]} server ({db_type} backend, " in down.text
     copy = served.get("/dbi/create_my_db", params={"db_type": db_type, "name": "down_db2", "course": "franchise"})
     assert copy.status_code == 503
+    archived = served.post("/archives/create", data=where)
+    assert archived.status_code == 503, archived.text
+    assert f"The {LABELS[db_type]} server ({db_type} backend, " in archived.text
     assert served.get("/courses/").status_code == 200  # the registry is elsewhere: the page still works
 
     proxy.start()

@@ -24,7 +24,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, ClassVar
@@ -225,11 +225,16 @@ class Backend(ABC):
         """``name`` validated, then quoted by this dialect's identifier preparer."""
         return self._admin.dialect.identifier_preparer.quote_identifier(validate_name(name))
 
-    @contextmanager
-    def admin_connection(self) -> Iterator[Connection]:
+    def admin_connection(self) -> AbstractContextManager[Connection]:
         """An AUTOCOMMIT connection for server-wide work; unreachable servers become a 503."""
+        return self.connected(self._admin)
+
+    @contextmanager
+    def connected(self, engine: Engine) -> Iterator[Connection]:
+        """A connection of ``engine`` (one of this server's); a server that cannot be
+        reached, or goes away meanwhile, is a 503 that names it."""
         try:
-            connection = self._admin.connect()
+            connection = engine.connect()
         except DBAPIError as error:
             raise self._unavailable(error) from error
         with connection:
@@ -374,11 +379,7 @@ class Backend(ABC):
             self.database_url(name), poolclass=NullPool, connect_args={"connect_timeout": CONNECT_TIMEOUT}
         )
         try:
-            try:
-                connection = engine.connect()
-            except DBAPIError as error:  # an unreachable server is a 503, as for the admin engine
-                raise self._unavailable(error) from error
-            with connection, connection.begin():
+            with self.connected(engine) as connection, connection.begin():
                 yield connection
         finally:
             engine.dispose()
@@ -497,7 +498,7 @@ class Backend(ABC):
     def table_counts(self, name: str) -> dict[str, int]:
         """Rows per table of database ``name``, as a restore's check against its manifest."""
         try:
-            with self.database_engine(name).connect() as connection:
+            with self.connected(self.database_engine(name)) as connection:
                 return self.count_rows(connection)
         except DBAPIError as error:
             raise self._refused(f"count the rows of {name}", error) from error

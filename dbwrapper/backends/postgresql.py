@@ -144,7 +144,7 @@ class PostgreSQLBackend(Backend):
         # this transaction exports its snapshot and stays open while pg_dump
         # imports it (--snapshot) and works.
         argv, _ = self.dump_command(tool, name, path)
-        with self._translated(f"count the rows of {name}"), self.database_engine(name).connect() as connection:
+        with self._translated(f"count the rows of {name}"), self.connected(self.database_engine(name)) as connection:
             connection.execution_options(isolation_level="REPEATABLE READ")
             with connection.begin(), ThreadPoolExecutor(max_workers=1) as dumping:
                 snapshot = connection.execute(text("SELECT pg_export_snapshot()")).scalar_one()
