@@ -72,6 +72,7 @@ def mount(settings: Settings, runtime: Runtime | None = None) -> Runtime:
             "tools.sessions.httponly": True,
             "tools.sessions.timeout": SESSION_MINUTES,
             "tools.dbw_samesite.on": True,
+            "tools.dbw_headers.on": True,
             "tools.dbw_csrf.on": True,
             "tools.dbw_login.on": True,
         },
@@ -83,6 +84,7 @@ def mount(settings: Settings, runtime: Runtime | None = None) -> Runtime:
             "tools.sessions.on": False,
             "tools.dbw_login.on": False,
             "tools.dbw_csrf.on": False,
+            "tools.dbw_headers.on": False,
         },
     }
     for path, section in settings.app_config.items():

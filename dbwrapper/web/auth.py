@@ -5,11 +5,13 @@
 * ``tools.dbw_csrf``: every POST must carry the session's ``csrf_token``.
 * ``tools.dbw_samesite``: the session cookie is ``SameSite=Lax`` (CherryPy's
   session tool sets ``HttpOnly`` but knows no SameSite).
+* ``tools.dbw_headers``: pages are never cached, framed or sniffed (:data:`SECURITY_HEADERS`).
 """
 
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
 from urllib.parse import urlencode
 
@@ -17,6 +19,18 @@ import cherrypy
 
 from dbwrapper.accounts import Accounts, Actor
 from dbwrapper.registry import User
+
+#: A path on this site (see safe_next): printable ASCII (0x21-0x7e) without backslashes.
+LOCAL_PATH = re.compile(r"/(?:[!-.0-\[\]-~][!-\[\]-~]*)?")
+#: Sent with every page: nothing is kept by the browser (the Back button after logging
+#: out must not show the last trainee's password), framed, sniffed or loaded from elsewhere.
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+}
 
 SESSION_USER = "user"
 SESSION_CSRF = "csrf"
@@ -45,12 +59,17 @@ def log_out() -> None:
 
 
 def safe_next(target: object) -> str:
-    """Where to go after logging in: a path on this site, never another site."""
-    if not isinstance(target, str) or not target.startswith("/"):
-        return "/"
-    if target.startswith("//") or "\\" in target:  # //evil.example and /\evil.example leave the site
-        return "/"
-    return target
+    """Where to go after logging in: a path on this site, never another site.
+
+    Browsers drop tabs and line breaks from a URL and read a backslash as a
+    slash, so ``/\t/evil.example`` and ``/\\evil.example`` lead to
+    ``//evil.example``, another site: a path is one slash, then printable ASCII
+    that is neither a slash nor a backslash, then anything printable but a
+    backslash.
+    """
+    if isinstance(target, str) and LOCAL_PATH.fullmatch(target):
+        return target
+    return "/"
 
 
 def install_tools(accounts: Accounts) -> None:
@@ -84,7 +103,11 @@ def install_tools(accounts: Accounts) -> None:
         if name in cookie:
             cookie[name]["samesite"] = "Lax"
 
+    def security_headers() -> None:
+        cherrypy.serving.response.headers.update(SECURITY_HEADERS)
+
     cherrypy.tools.dbw_login = cherrypy.Tool("before_handler", require_login, priority=55)
+    cherrypy.tools.dbw_headers = cherrypy.Tool("before_finalize", security_headers)
     cherrypy.tools.dbw_csrf = cherrypy.Tool("before_handler", check_csrf, priority=60)
     cherrypy.tools.dbw_samesite = cherrypy.Tool("before_finalize", samesite)
 
