@@ -26,7 +26,7 @@ from dbwrapper.errors import (
     Refused,
     TooManyAttempts,
 )
-from dbwrapper.names import render_name
+from dbwrapper.names import name_owner, render_name
 from dbwrapper.registry import Registry, User
 
 ROLES = ("instructor", "trainee")
@@ -130,9 +130,14 @@ class Accounts:
         return password
 
     def add(
-        self, name: str, role: str, password: str | None = None, quota: int | None = None, *, by: str
+        self, name: str, role: str, password: str | None = None, quota: int | None = None, *, by: str,
+        shown: bool = True,
     ) -> tuple[User, str]:
-        """Add a user; returns it and its password (generated when none is given)."""
+        """Add a user; returns it and its password (generated when none is given).
+
+        ``shown=False`` says nobody has seen the password yet (a class's sheet is
+        still to come): see :meth:`Registry.mark_passwords_shown`.
+        """
         name = self.validate_user_name(name)
         if role not in ROLES:
             raise InvalidInput(f"Unknown role {role!r}; valid roles: {', '.join(ROLES)}.")
@@ -140,9 +145,23 @@ class Accounts:
         if not 0 <= quota <= 100:
             raise InvalidInput("A quota is between 0 and 100 databases.")
         password = self._check_password(password) if password else generate_password()
-        user = self.registry.add_user(name, role, self.hasher.hash(password), quota)
+        self._check_names_free(name)
+        user = self.registry.add_user(name, role, self.hasher.hash(password), quota, shown=shown)
         self.registry.audit(by, "user add", name, "ok", f"{role}, quota {quota}")
         return user, password
+
+    def _check_names_free(self, name: str) -> None:
+        """Refuse a new user whose own names (see :func:`name_owner`) another user's databases
+        already have: they would be locked out of their own database, and a class's sheet
+        would hand them someone else's."""
+        users = [user.name for user in self.registry.users() if user.name != name] + [name]
+        template, port = self.settings.name_template, self.settings.port
+        for db in self.registry.databases():
+            if db.owner != name and name_owner(db.name, users, template, port) == name:
+                raise InvalidInput(
+                    f"A user named {name} would own {db.name} by its name, which belongs to {db.owner}; "
+                    "choose another name."
+                )
 
     def get(self, name: str) -> User:
         user = self.registry.user(name)
@@ -165,11 +184,11 @@ class Accounts:
         self.registry.audit(by, "user remove", name, "ok")
         return user
 
-    def set_password(self, name: str, password: str | None = None, *, by: str) -> str:
-        """Set (or generate) a user's password; returns it."""
+    def set_password(self, name: str, password: str | None = None, *, by: str, shown: bool = True) -> str:
+        """Set (or generate) a user's password; returns it (``shown`` as in :meth:`add`)."""
         user = self.get(name)
         password = self._check_password(password) if password else generate_password()
-        self.registry.set_password_hash(user, self.hasher.hash(password))
+        self.registry.set_password_hash(user, self.hasher.hash(password), shown=shown)
         self.registry.audit(by, "user set-password", name, "ok")
         return password
 

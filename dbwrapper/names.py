@@ -9,6 +9,7 @@ still cannot become an injection.
 """
 
 import re
+from collections.abc import Iterable
 
 from dbwrapper.errors import InvalidInput
 
@@ -65,3 +66,22 @@ def validate_user_database(name: object) -> str:
             "(course masters, spares, snapshots); choose another name."
         )
     return name
+
+
+def name_owner(name: str, users: Iterable[str], template: str, port: int) -> str | None:
+    """The user whose own name ``name`` is, if any: the one the template names a database
+    so, or else the one whose prefix (``alice_``) it starts with, the longest prefix
+    winning, so that ``zed_x_7001`` is trainee zed_x's and not trainee zed's.
+
+    >>> name_owner("zed_x_7001", ["zed", "zed_x"], "%(user)s_%(port)s", 7001)
+    'zed_x'
+    >>> name_owner("zed_notes", ["zed", "zed_x"], "%(user)s_%(port)s", 7001)
+    'zed'
+    >>> name_owner("demo", ["zed"], "%(user)s_%(port)s", 7001) is None
+    True
+    """
+    candidates = list(users)
+    for user in candidates:
+        if template % {"user": user, "port": port} == name:
+            return user
+    return max((user for user in candidates if name.startswith(f"{user}_")), key=len, default=None)
