@@ -78,6 +78,8 @@ class ClassProvisioner:
             except DbWrapperError as error:
                 report.failed.append((name, str(error)))
         progress(len(names), len(names), "")
+        # The report carries the new passwords to the sheet: from now on they are handed out.
+        self.accounts.registry.mark_passwords_shown([done.user for done in report.done if done.password])
         return report
 
     def check(self, actor: Actor, course: str, db_type: str) -> Backend:
@@ -88,15 +90,19 @@ class ClassProvisioner:
         return backend
 
     def _one(self, actor: Actor, name: str, course: str, db_type: str) -> Provisioned:
+        by = f"{actor.name} (class)"
         user = self.accounts.registry.user(name)
-        password = None
+        account = ""
         if user is None:
-            user, password = self.accounts.add(name, "trainee", by=f"{actor.name} (class)")
+            user, password = self.accounts.add(name, "trainee", by=by, shown=False)
+        elif user.password_shown:
+            password, account = None, "; account already existed, password unchanged"
+        else:  # made by a run whose sheet never came: nobody knows this password
+            password = self.accounts.set_password(name, by=by, shown=False)
+            account = "; account already existed, new password (the earlier one was never handed out)"
         database = self.service.default_name(Actor(user))
         outcome = self.service.create(actor, db_type, database, owner=user, course=course)
-        note = "new" if outcome.changed else "already there; unchanged"
-        if password is None:
-            note += "; account already existed, password unchanged"
+        note = ("new" if outcome.changed else "already there; unchanged") + account
         return Provisioned(name, password, outcome.credentials, note)
 
 

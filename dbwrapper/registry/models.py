@@ -40,6 +40,9 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     #: How many databases a trainee may own at once.
     quota: Mapped[int] = mapped_column(Integer, default=1)
+    #: ``False`` while nobody has been shown the password: an account a class made, until
+    #: its credentials sheet is done. Running the roster again then gives it a new one.
+    password_shown: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
     # passive_deletes: deleting a user must never quietly orphan their databases; the

@@ -157,8 +157,8 @@ class Registry:
         with self.session() as session:
             return list(session.scalars(select(User).order_by(User.role, User.name)))
 
-    def add_user(self, name: str, role: str, password_hash: str, quota: int) -> User:
-        user = User(name=name, role=role, password_hash=password_hash, quota=quota)
+    def add_user(self, name: str, role: str, password_hash: str, quota: int, *, shown: bool = True) -> User:
+        user = User(name=name, role=role, password_hash=password_hash, quota=quota, password_shown=shown)
         try:
             with self._changing_users() as session:
                 session.add(user)
@@ -170,9 +170,16 @@ class Registry:
         with self._changing_users() as session:
             session.delete(session.get(User, user.id))
 
-    def set_password_hash(self, user: User, password_hash: str) -> None:
+    def set_password_hash(self, user: User, password_hash: str, *, shown: bool = True) -> None:
         with self._changing_users() as session:
-            session.get(User, user.id).password_hash = password_hash  # type: ignore[union-attr]
+            session.execute(
+                update(User).where(User.id == user.id).values(password_hash=password_hash, password_shown=shown)
+            )
+
+    def mark_passwords_shown(self, names: list[str]) -> None:
+        """The passwords of these users have been handed out (a class's sheet is done)."""
+        with self._changing_users() as session:
+            session.execute(update(User).where(User.name.in_(names)).values(password_shown=True))
 
     def instance_id(self) -> str:
         """This registry's id (made by its first migration)."""
