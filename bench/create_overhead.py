@@ -242,7 +242,7 @@ def backend_create_drop(backend: Backend, login: Login) -> tuple[float, float]:
     start = time.perf_counter()
     backend.create_database(login.name, login)
     created = time.perf_counter()
-    backend.drop_database(login.name, login.name)
+    backend.drop_database(login.name, login.name, registered=True)
     return created - start, time.perf_counter() - start
 
 
@@ -259,7 +259,7 @@ def measure_create(port: int, kind: str, url: str, iterations: int) -> tuple[Pha
     client = Client(port)
     try:
         client.log_in()
-        backend.drop_database(login.name, login.name)  # left by an aborted run
+        backend.drop_database(login.name, login.name, registered=True)  # left by an aborted run
         with engine.connect() as connection:
             connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {quoted}")  # left by an aborted run
             version = ".".join(str(part) for part in connection.dialect.server_version_info)

@@ -46,7 +46,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dbwrapper.accounts import Actor, generate_password  # noqa: E402
-from dbwrapper.backends.base import Backend, Source  # noqa: E402
+from dbwrapper.backends.base import Backend, Login, Source  # noqa: E402
 from dbwrapper.backends.postgresql import CLONE_STRATEGY  # noqa: E402
 from dbwrapper.config import BACKEND_KINDS, DEFAULT_FIRST_INSTRUCTOR, Settings, env_var  # noqa: E402
 from dbwrapper.copies import CourseCopies  # noqa: E402
@@ -120,6 +120,8 @@ class EngineBench:
         self.actor = Actor(runtime.accounts.get(DEFAULT_FIRST_INSTRUCTOR), via="bench")
         self.pool = CourseCopies(runtime.engines, pool_size=1)
         self.results: dict[str, float] = {}
+        #: The raw operations the service's are measured against run as the server's super-user.
+        self.superuser = Login(self.backend.url.username or "", self.backend.url.password or "")
 
     # -- helpers ----------------------------------------------------------------------
 
@@ -163,8 +165,8 @@ class EngineBench:
     def provisioning(self, master: str, sql: str) -> None:
         dump = self.workdir / f"{self.kind}.dump"
         if self.kind == "postgres":
-            argv, _ = self.backend.dump_command(self.tool("pg_dump"), master, str(dump))
-            run_tool(argv, self.backend.tool_env())
+            run_tool(self.backend.dump_command(self.tool("pg_dump"), master, str(dump), self.superuser),
+                     self.backend.tool_env())
         pool, copy, empty, restore = [], [], [], []
         for _ in range(self.iterations):
             self.pool.top_up(self.backend, COURSE, sql)  # untimed: the background job's work
@@ -206,8 +208,8 @@ class EngineBench:
             subprocess.run([self.tool("pg_restore"), "--no-owner", f"--dbname={NAME}", str(dump)],
                            env=env, check=True)
             return
-        dump_argv, _ = self.backend.dump_command(self.tool("mysqldump"), master, "/dev/stdout")
-        restore_argv, _ = self.backend.restore_command(self.tool("mysql"), NAME, "", NAME)
+        dump_argv = self.backend.dump_command(self.tool("mysqldump"), master, "/dev/stdout", self.superuser)
+        restore_argv = self.backend.script_command(self.tool("mysql"), NAME, self.superuser)
         with subprocess.Popen(dump_argv, env=env, stdout=subprocess.PIPE) as dumping:
             subprocess.run(restore_argv, env=env, stdin=dumping.stdout, check=True)
         assert dumping.returncode == 0
@@ -246,10 +248,14 @@ class EngineBench:
         self.runtime.service.create(self.actor, self.kind, NAME, course=COURSE)
         archive, bare = [], []
         target = self.workdir / f"bare-{self.kind}"
+        # The bare tool runs as the archive's does: as the database's own login.
+        record = self.runtime.service.registry.database(self.kind, NAME)
+        assert record is not None
+        login = Login(record.login, record.password)
         for _ in range(self.iterations):
             archive.append(timed(lambda: self.runtime.archives.archive(self.actor, self.kind, NAME)))
-            argv, _ = self.backend.dump_command(self.tool(self.backend.dump_tool), NAME, str(target))
-            bare.append(timed(partial(run_tool, argv, self.backend.tool_env())))
+            argv = self.backend.dump_command(self.tool(self.backend.dump_tool), NAME, str(target), login)
+            bare.append(timed(partial(run_tool, argv, self.backend.tool_env(login))))
             target.unlink()
         self.record("archive (dump, counts, checksum, manifest)", archive)
         self.record("bare dump tool", bare)

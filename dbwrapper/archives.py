@@ -1,16 +1,23 @@
 """Archives: a database dumped to disk by its engine's own tool, with a manifest beside it.
 
 The seed's "archive to disk" with ``pg_dump``, made safe: the tools run with
-argument lists and passwords in their environment; an archive is written
-under a temporary name and renamed only once it is complete; and it counts as
-an archive only when the tool succeeded and the archive lists every table the
-database had, its SHA-256 written in the manifest. Before anything depends on
-it ("archive and drop" drops, a restore restores), :meth:`Archives.verify`
-reads it back: the SHA-256 must still be the manifest's, every table still in it.
+argument lists and passwords in their environment, *as the database's own
+login* (so nothing its owner put in it runs with more rights than theirs); an
+archive is written under a temporary name and renamed only once it is
+complete; and it counts as an archive only when the tool succeeded and the
+archive lists every table the database had, its SHA-256 written in the
+manifest. Before anything depends on it ("archive and drop" drops, a restore
+restores), :meth:`Archives.verify` reads it back: the SHA-256 must still be the
+manifest's, every table still in it.
 
 On disk: ``<archive_dir>/<backend>/<database>/<UTC time><suffix>`` and the
-manifest ``… .json`` beside it. The archive's id is that path without suffix,
+manifest ``… .json`` beside it, readable by the service's user only (an archive
+holds a whole database). The archive's id is that path without suffix,
 relative to the archive directory, e.g. ``postgres/alice_7001/20261126T231700_042000Z``.
+
+An archive belongs to the user its manifest names, *and whose account existed
+when it was made*: a trainee who joins later under a removed trainee's name
+does not inherit their archives.
 """
 
 from __future__ import annotations
@@ -25,17 +32,24 @@ from pathlib import Path
 
 from dbwrapper.accounts import Actor
 from dbwrapper.backends import Backend
+from dbwrapper.backends.base import Login
 from dbwrapper.config import Settings
 from dbwrapper.embedded import service_data_dir
 from dbwrapper.errors import Forbidden, InvalidInput, Refused
 from dbwrapper.names import validate_name
+from dbwrapper.registry import DatabaseRecord, User
+from dbwrapper.registry.store import as_utc
 from dbwrapper.service import DatabaseService, Outcome
-from dbwrapper.tools import ToolFailed, find_tool, run_tool
+from dbwrapper.tools import ToolFailed, find_tool
 
-MANIFEST_FORMAT = 1
+#: 2: ``created_at`` to the microsecond (format 1 had seconds), see :func:`belongs_to`.
+MANIFEST_FORMAT = 2
 #: UTC to the microsecond: a restore's safety archive follows its archive within a second.
 STAMP = "%Y%m%dT%H%M%S_%fZ"
 ARCHIVE_ID = re.compile(r"(?P<backend>[a-z]+)/(?P<name>[a-z_][a-z0-9_]{0,62})/(?P<stamp>\d{8}T\d{6}_\d{6}Z)")
+#: Archive directories and files are the service's user's alone.
+PRIVATE_DIRECTORY = 0o700
+PRIVATE_FILE = 0o600
 
 
 @dataclass(frozen=True)
@@ -55,6 +69,19 @@ class Manifest:
     file: str
 
 
+def belongs_to(manifest: Manifest, user: User) -> bool:
+    """Whether the archive is ``user``'s: it names them, and their account is older than it.
+
+    Names are reused: a trainee removed at the end of one course and a new one
+    of the same name in the next are two people. Archives of format 1 give
+    their time in whole seconds, so the account's is rounded down likewise.
+    """
+    since = as_utc(user.created_at)
+    assert since is not None
+    if manifest.format < 2:
+        since = since.replace(microsecond=0)
+    return manifest.owner == user.name and since <= datetime.fromisoformat(manifest.created_at)
+
 
 def fsync_file(path: Path) -> None:
     """Make sure a file another process wrote is on the disk, not only in the page cache."""
@@ -63,9 +90,10 @@ def fsync_file(path: Path) -> None:
 
 
 def write_durably(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` all or nothing: a temporary file, fsync, rename."""
+    """Write ``text`` to ``path`` all or nothing, for this user only: a temporary file, fsync, rename."""
     partial = path.with_name(f".{path.name}.partial")
-    with partial.open("w", encoding="utf-8") as stream:
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
         stream.write(text)
         stream.flush()
         os.fsync(stream.fileno())
@@ -79,6 +107,8 @@ class Archives:
         self.service = service
         self.settings = settings
         self.directory = (settings.archive_dir or service_data_dir() / "archives").expanduser()
+        #: How many archives a trainee may keep (instructors, and the expiry job, have no limit).
+        self.quota = settings.archive_quota
 
     # -- tools --------------------------------------------------------------------
 
@@ -91,13 +121,16 @@ class Archives:
             )
         return path
 
+    def _restore_tools(self, backend: Backend) -> dict[str, str]:
+        return {tool: self._tool(tool) for tool in backend.restore_tools}
+
     def missing_tools(self) -> list[str]:
         """The tools the configured backends need that cannot be found (said at start)."""
-        needed = [
-            tool
+        needed = {
+            tool: None
             for backend in self.service.backends()
-            for tool in (backend.dump_tool, backend.restore_tool)
-        ]
+            for tool in (backend.dump_tool, *backend.restore_tools, backend.client_tool)
+        }
         return [tool for tool in needed if find_tool(tool, self.settings.tools) is None]
 
     # -- archiving ------------------------------------------------------------------
@@ -109,15 +142,25 @@ class Archives:
         tool wrote, and every table must be in it. Before a drop, the file is read
         back once more and must still match (:meth:`verify`). A failed or
         unverifiable archive leaves no file behind and, with ``drop``, the
-        database untouched.
+        database untouched. A trainee keeps at most :attr:`quota` archives.
         """
+        return self._archive(actor, db_type, name, drop=drop, counted=True)
+
+    def _archive(self, actor: Actor, db_type: object, name: str | None, *, drop: bool, counted: bool) -> Manifest:
         backend, name = self.service.resolve(actor, db_type, name)
         action = "archive and drop" if drop else "archive"
         with self.service.audited(actor, action, f"{backend.kind}:{name}") as entry:
             record = self.service.authorize(actor, backend, name)
             if record is None:
                 raise Refused(f"{name} is not a database dbwrapper manages on {backend.label}.")
-            manifest = self._dump(backend, name, record.owner)
+            owner = self.service.registry.user(record.owner)
+            assert owner is not None  # a record's owner cannot be removed while it exists
+            if counted and not actor.is_instructor:
+                with self.service.user_lock(owner):  # two at once cannot both pass the quota
+                    self._check_quota(owner)
+                    manifest = self._dump(backend, record)
+            else:
+                manifest = self._dump(backend, record)
             if drop:
                 self.verify(manifest)  # read back from the disk before anything is dropped
             entry.detail = manifest.id
@@ -125,11 +168,31 @@ class Archives:
             self.service.destroy(actor, backend.kind, name)
         return manifest
 
-    def _dump(self, backend: Backend, name: str, owner: str) -> Manifest:
+    def _check_quota(self, owner: User) -> None:
+        kept = sum(1 for manifest in self._manifests() if belongs_to(manifest, owner))
+        if kept >= self.quota:
+            raise Refused(
+                f"{owner.name} already keeps {kept} archive(s), their quota of {self.quota}; "
+                "delete one first."
+            )
+
+    def _folder(self, backend: Backend, name: str) -> Path:
+        """``<archive_dir>/<backend>/<name>``, made if need be, each level this user's only.
+
+        The top is made private again every time, which also covers archives
+        an earlier release left readable by others.
+        """
+        folder = self.directory / backend.kind / name
+        for level in (self.directory, folder.parent, folder):
+            level.mkdir(mode=PRIVATE_DIRECTORY, parents=True, exist_ok=True)
+        self.directory.chmod(PRIVATE_DIRECTORY)
+        return folder
+
+    def _dump(self, backend: Backend, record: DatabaseRecord) -> Manifest:
+        name = record.name
         tool = self._tool(backend.dump_tool)
         created = datetime.now(UTC)
-        folder = self.directory / backend.kind / name
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = self._folder(backend, name)
         stamp = created.strftime(STAMP)
         path = folder / f"{stamp}{backend.archive_suffix}"
         if path.exists():
@@ -137,12 +200,12 @@ class Archives:
         # Under its final name only once it is complete, on the disk, and holds every table.
         partial = folder / f".{path.name}.partial"
         try:
-            expected = backend.dump(tool, name, str(partial))
+            expected = backend.dump(tool, name, str(partial), Login(record.login, record.password))
             # The file reaches the disk while it is scanned: one waits on the disk,
             # the other on a core, so an archive costs little more than the bare dump.
             with ThreadPoolExecutor(max_workers=1) as syncing:
                 synced = syncing.submit(fsync_file, partial)
-                digest, found = backend.scan_archive(self._tool(backend.restore_tool), str(partial))
+                digest, found = backend.scan_archive(self._restore_tools(backend), str(partial))
                 synced.result()
             if missing := expected.keys() - found.keys():
                 raise ToolFailed(f"The archive of {name} lacks the tables {', '.join(sorted(missing))}.")
@@ -156,8 +219,8 @@ class Archives:
             partial.unlink(missing_ok=True)  # gone already once renamed
         manifest = Manifest(
             format=MANIFEST_FORMAT, id=f"{backend.kind}/{name}/{stamp}", engine=backend.kind,
-            server_version=backend.server_version(), database=name, owner=owner,
-            created_at=created.isoformat(timespec="seconds"), size_bytes=path.stat().st_size,
+            server_version=backend.server_version(), database=name, owner=record.owner,
+            created_at=created.isoformat(), size_bytes=path.stat().st_size,
             sha256=digest, tables=tables, file=path.name,
         )
         try:
@@ -177,7 +240,7 @@ class Archives:
         if not path.is_file():
             raise ToolFailed(f"The archive file of {manifest.id} is missing.")
         backend = self.service.engines.backend(manifest.engine)
-        digest, tables = backend.scan_archive(self._tool(backend.restore_tool), str(path))
+        digest, tables = backend.scan_archive(self._restore_tools(backend), str(path))
         if digest != manifest.sha256:
             raise ToolFailed(f"The archive {manifest.id} does not match its checksum; it is damaged.")
         missing = manifest.tables.keys() - tables.keys()
@@ -196,54 +259,89 @@ class Archives:
         except FileNotFoundError:
             raise InvalidInput(f"There is no archive {archive_id}.") from None
 
-    def list(self, actor: Actor) -> list[Manifest]:
-        """Archives, newest first: all of them for an instructor, their own for a trainee."""
-        manifests = [
+    def _manifests(self) -> list[Manifest]:
+        return [
             Manifest(**json.loads(path.read_text(encoding="utf-8")))
             for path in self.directory.glob("*/*/*.json")
         ]
+
+    def list(self, actor: Actor) -> list[Manifest]:
+        """Archives, newest first: all of them for an instructor, their own for a trainee."""
+        manifests = self._manifests()
         if not actor.is_instructor:
-            manifests = [m for m in manifests if m.owner == actor.name]
+            manifests = [m for m in manifests if belongs_to(m, actor.user)]
         return sorted(manifests, key=lambda m: m.id.rsplit("/", 1)[1], reverse=True)
+
+    def delete(self, actor: Actor, archive_id: str) -> Manifest:
+        """Remove an archive (its file, then its manifest): its owner's or an instructor's to do."""
+        manifest = self._owned(actor, archive_id)
+        with self.service.audited(actor, "delete archive", f"{manifest.engine}:{manifest.database}") as entry:
+            entry.detail = manifest.id
+            path, manifest_path = self._paths(manifest)
+            try:
+                path.unlink(missing_ok=True)
+                manifest_path.unlink()
+            except OSError as error:
+                raise ToolFailed(f"The archive {manifest.id} could not be removed: {error.strerror}.") from error
+        return manifest
+
+    def _owned(self, actor: Actor, archive_id: str) -> Manifest:
+        """The archive ``archive_id``, if ``actor`` may use it: its owner, or an instructor."""
+        manifest = self.load(archive_id)
+        if not actor.is_instructor and not belongs_to(manifest, actor.user):
+            raise Forbidden(f"The archive {archive_id} belongs to someone else.")
+        return manifest
 
     # -- restoring --------------------------------------------------------------------
 
     def restore(self, actor: Actor, archive_id: str, into: str | None = None) -> Outcome:
         """Restore an archive into a new database ``into``, or over its original.
 
-        Over the original, what the database holds now is archived first, so a
-        restore loses nothing either. The restored row counts must match the
-        manifest's.
+        Over the original, what the database holds now is archived first (even
+        past the quota), so a restore loses nothing either. The restored row
+        counts must match the manifest's. A failed restore into a new database
+        leaves nothing behind: neither the database nor its record.
         """
-        manifest = self.load(archive_id)
-        if not actor.is_instructor and manifest.owner != actor.name:
-            raise Forbidden(f"The archive {archive_id} belongs to someone else.")
+        manifest = self._owned(actor, archive_id)
         self.verify(manifest)
         backend = self.service.engines.backend(manifest.engine)
         target = manifest.database if into is None else validate_name(into)
-        owner = self.service.registry.user(manifest.owner) or actor.user
+        named = self.service.registry.user(manifest.owner)
+        owner = named if named is not None and belongs_to(manifest, named) else actor.user
         record = self.service.registry.database(backend.kind, target)
         if record is not None and into is not None:
             raise Refused(f"{target} already exists; restore into a new name, or over the original.")
+        kept = None
         if record is not None:
-            self.archive(actor, backend.kind, target)  # keep what is there now
+            kept = self._archive(actor, backend.kind, target, drop=False, counted=False)  # what is there now
         with self.service.audited(actor, "restore", f"{backend.kind}:{target}") as entry:
             entry.detail = manifest.id
             if record is None:
                 self.service.create(actor, backend.kind, target, owner=owner)
-                record = self.service.registry.database(backend.kind, target)
-                assert record is not None
+                made = self.service.registry.database(backend.kind, target)
+                assert made is not None
+                try:
+                    self._restore(backend, manifest, made)
+                except BaseException:
+                    self.service.remove(backend, made, None)
+                    raise
             else:
                 backend.recreate_database(target, record.login)
-            path, _ = self._paths(manifest)
-            argv, from_stdin = backend.restore_command(
-                self._tool(backend.restore_tool), target, str(path), record.login
-            )
-            run_tool(argv, backend.tool_env(), stdin_path=str(path) if from_stdin else None)
-            restored = backend.table_counts(target)
-            if restored != manifest.tables:
-                raise ToolFailed(
-                    f"{target} was restored from {manifest.id} but its row counts differ from the "
-                    f"manifest's ({restored} against {manifest.tables}); it is left as restored."
-                )
+                try:
+                    self._restore(backend, manifest, record)
+                except ToolFailed as error:
+                    assert kept is not None
+                    raise ToolFailed(f"{error} What {target} held before is in the archive {kept.id}.") from error
         return self.service.describe(actor, backend, target, f"Restored {target} from {manifest.id}.")
+
+    def _restore(self, backend: Backend, manifest: Manifest, record: DatabaseRecord) -> None:
+        """Restore ``manifest``'s archive into the empty database of ``record``, as its own login."""
+        path, _ = self._paths(manifest)
+        login = Login(record.login, record.password)
+        backend.restore(self._restore_tools(backend), record.name, login, str(path))
+        restored = backend.table_counts(record.name, login)
+        if restored != manifest.tables:
+            raise ToolFailed(
+                f"{record.name} was restored from {manifest.id} but its row counts differ from the "
+                f"manifest's ({restored} against {manifest.tables})."
+            )

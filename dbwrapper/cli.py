@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     restore = archive_commands.add_parser("restore", parents=[acting], help="restore an archive")
     restore.add_argument("archive", help="the archive's id, as 'archive list' shows it")
     restore.add_argument("--into", help="a new database to restore into (default: over the original)")
+    delete = archive_commands.add_parser("delete", parents=[acting], help="delete an archive")
+    delete.add_argument("archive", help="the archive's id, as 'archive list' shows it")
 
     snapshot = commands.add_parser("snapshot", help="snapshots of a database, to revert to")
     snapshot_commands = snapshot.add_subparsers(dest="snapshot_command", required=True, metavar="ACTION")
@@ -209,6 +211,8 @@ def run_archive_command(args: argparse.Namespace, runtime: Runtime) -> None:
     elif args.archive_command == "list":
         for manifest in archives.list(actor):
             print(f"  {manifest.id:<56} {manifest.owner:<16} {human_size(manifest.size_bytes):>10}")
+    elif args.archive_command == "delete":
+        print(f"Deleted the archive {archives.delete(actor, args.archive).id}.")
     else:
         report(archives.restore(actor, args.archive, args.into))
 

@@ -70,6 +70,8 @@ class Settings:
     pool_check_seconds: float = 5
     #: How many snapshots a trainee may keep, over all their databases.
     snapshot_quota: int = 5
+    #: How many archives a trainee may keep.
+    archive_quota: int = 10
     embedded: bool = True
     #: Where the embedded PostgreSQL keeps its data; ``None`` means the per-user default.
     embedded_dir: Path | None = None
@@ -120,6 +122,7 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] = os.envi
         pool_size=int(own.get("pool_size", 2)),
         pool_check_seconds=float(own.get("pool_check_seconds", 5)),
         snapshot_quota=int(own.get("snapshot_quota", 5)),
+        archive_quota=int(own.get("archive_quota", 10)),
         archive_dir=Path(archive_dir).expanduser() if archive_dir else None,
         tools={tool: own[tool] for tool in TOOLS if own.get(tool)},
         lifetime_hours=float(own.get("lifetime_hours", 14 * 24)),

@@ -36,7 +36,7 @@ from dbwrapper.errors import DbWrapperError
 from dbwrapper.joblog import log as job_log
 from dbwrapper.names import RESERVED_PREFIX
 from dbwrapper.registry import CourseCopy, Registry
-from dbwrapper.tools import ToolFailed, find_tool, run_tool
+from dbwrapper.tools import ToolFailed, find_tool
 
 #: This job's lines in the log.
 log = partial(job_log, "POOL")
@@ -130,17 +130,18 @@ class CourseCopies:
     def load(self, backend: Backend, name: str, login: Login, sql: str) -> None:
         """Run ``sql`` in ``name`` as ``login``, with the engine's client; drop ``name`` if it fails.
 
-        Run by the database's own login, so that it owns every table it makes.
+        Run by the database's own login, so that it owns every table it makes,
+        and as SQL only: the client obeys none of its own commands in it (a
+        course's SQL may come from a web upload; see :meth:`Backend.script`).
         """
         try:
             tool = find_tool(backend.client_tool, self.engines.settings.tools)
             if tool is None:
                 raise ToolFailed(f"{backend.client_tool} was not found to load the course: install it, "
                                  f"or set {backend.client_tool} = \"/path\" in app.conf.")
-            argv, env = backend.load_command(tool, name, login)
-            run_tool(argv, env, text=sql)
+            backend.load_sql(tool, name, login, sql)
         except ToolFailed:
-            backend.drop_database(name, login.name)
+            backend.drop_database(name, login.name, registered=True)
             raise
 
     # -- the warm pool --------------------------------------------------------------
@@ -222,7 +223,7 @@ class CourseCopies:
     def _discard(self, backend: Backend, copy: CourseCopy) -> None:
         """Drop a copy and its login, and forget it; best effort, as the server may be the problem."""
         try:
-            backend.drop_database(copy.name, copy.name)
+            backend.drop_database(copy.name, copy.name, registered=True)
         except DbWrapperError:
             log(f"Could not drop {copy.name}; reconciling at the next start will", failed=True)
             return

@@ -130,7 +130,7 @@ class Reconciler:
                     registry.forget_snapshot(snapshot, audit=self._entry(backend, record.name, "put back"))
                     report.put_back.append(f"{backend.kind}:{record.name}")
                 elif snapshot.state != "ready" or not backend.exists(snapshot.name):
-                    backend.drop_database(snapshot.name)
+                    backend.drop_database(snapshot.name, registered=True)
                     registry.forget_snapshot(snapshot)
                     report.unfinished.append(f"{backend.kind}:{snapshot.name}")
 
@@ -150,12 +150,12 @@ class Reconciler:
             if copy.ready and copy.kind != "spent" and copy.name in existing:
                 named.add(copy.name)
                 continue
-            backend.drop_database(copy.name, copy.name)
+            backend.drop_database(copy.name, copy.name, registered=True)
             registry.forget_copy(copy)
             if copy.kind != "spent":  # a spent one is what a handout left, dropped as planned
                 report.unfinished.append(f"{backend.kind}:{copy.name}")
         for name in sorted(name for name in on_server - named if name.startswith(RESERVED_PREFIX)):
-            backend.drop_database(name, name)
+            backend.drop_database(name, name, registered=False)
             report.unfinished.append(f"{backend.kind}:{name}")
 
     def _keeper(self) -> User:

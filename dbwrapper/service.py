@@ -23,7 +23,7 @@ from dbwrapper.config import CONTROL_DATABASE, Settings
 from dbwrapper.copies import CourseCopies
 from dbwrapper.engines import Engines
 from dbwrapper.errors import DbWrapperError, Forbidden, InvalidInput, Refused
-from dbwrapper.names import RESERVED_PREFIX, render_name, validate_user_database
+from dbwrapper.names import RESERVED_PREFIX, name_owner, render_name, validate_user_database
 from dbwrapper.registry import AuditEntry, DatabaseRecord, Registry, User
 
 
@@ -140,15 +140,24 @@ class DatabaseService:
             self.registry.add_audit(entry)
 
     def authorize(self, actor: Actor, backend: Backend, name: str) -> DatabaseRecord | None:
-        """The registry's record of ``name``; a trainee may touch only their own."""
+        """The registry's record of ``name``; a trainee may touch only their own, and make only
+        databases whose name is their own (see :meth:`name_owner`)."""
         record = self.registry.database(backend.kind, name)
         if actor.is_instructor:
             return record
         if record is not None and record.owner_id != actor.user.id:
             raise Forbidden(f"{name} belongs to someone else.")
-        if record is None and name != self.default_name(actor) and not name.startswith(f"{actor.name}_"):
+        if record is None and (owner := self.name_owner(name)) != actor.name:
+            if owner is not None:
+                raise Forbidden(f"{name} is {owner}'s own name (it starts with {owner}_); choose another.")
             raise Forbidden(f"Trainees may only use databases named {actor.name}_…; {name} is not theirs.")
         return record
+
+    def name_owner(self, name: str) -> str | None:
+        """The user whose own name ``name`` is: their database's by the template, or one with
+        their prefix (:func:`~dbwrapper.names.name_owner`)."""
+        users = (user.name for user in self.registry.users())
+        return name_owner(name, users, self.settings.name_template, self.settings.port)
 
     def check_destroy(self, actor: Actor, db_type: object, name: str | None) -> tuple[Backend, str]:
         """What a destroy would act on, checked as the destroy itself checks, for a confirmation page."""
@@ -212,6 +221,11 @@ class DatabaseService:
         owner = owner or actor.user
         with self.audited(actor, "create", f"{backend.kind}:{name}") as entry:
             record = self.authorize(actor, backend, name)
+            if record is not None and record.owner_id != owner.id and owner.id != actor.user.id:
+                # Made for someone (a class): never hand them someone else's database.
+                raise Refused(f"{name} already exists and belongs to {record.owner}, not {owner.name}.")
+            if record is None and actor.is_instructor and (own := self.name_owner(name)) not in (None, owner.name):
+                raise Refused(f"{name} is {own}'s own name; a database named so is theirs to make.")
             if record is not None:
                 entry.outcome = "unchanged"
                 summary = f"{name} already exists on {backend.label}; nothing was changed."
@@ -257,7 +271,7 @@ class DatabaseService:
                 self.registry.mark_database_ready(pending, audit=entry)
             except DbWrapperError:
                 # Not ready in the registry means nobody is shown it: undo.
-                backend.drop_database(name, login.name)
+                backend.drop_database(name, login.name, registered=True)
                 raise
             summary = f"Created {name} on {backend.label}" + (f" for the course {course}." if course else ".")
             return self._outcome(actor, backend, name, True, summary, login)
@@ -320,7 +334,7 @@ class DatabaseService:
                 summary = f"You have no database named {name} on {backend.label}; nothing was changed."
                 return Outcome(name, False, summary, self.listing(actor, backend.kind))
             if record is None:
-                dropped, snapshots = backend.drop_database(name), 0
+                dropped, snapshots = backend.drop_database(name, registered=False), 0
             else:
                 dropped, snapshots = self.remove(backend, record, entry)
             if not dropped:
@@ -342,8 +356,8 @@ class DatabaseService:
         """
         snapshots = self.registry.snapshots(record)
         for snapshot in snapshots:
-            backend.drop_database(snapshot.name)
-        dropped = backend.drop_database(record.name, record.login)
+            backend.drop_database(snapshot.name, registered=True)
+        dropped = backend.drop_database(record.name, record.login, registered=True)
         self.registry.forget_database(record, audit=audit)
         return dropped, len(snapshots)
 

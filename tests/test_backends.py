@@ -1,4 +1,4 @@
-"""The backend classes on their own: engines per database, and what they leave behind."""
+"""The backend classes on their own: work as a database's own login, and what they leave behind."""
 
 from __future__ import annotations
 
@@ -14,27 +14,44 @@ from dbwrapper.backends.base import Login
 from dbwrapper.backends.postgresql import scram_sha_256
 
 
-def test_a_database_engine_works_inside_the_database_and_goes_with_the_drop(
+CURRENT_USER = {"postgres": "SELECT current_user", "mysql": "SELECT SUBSTRING_INDEX(CURRENT_USER(), '@', 1)"}
+CHANGE_OWN_PASSWORD = {
+    "postgres": "ALTER ROLE CURRENT_USER PASSWORD 'chosen-by-the-trainee'",
+    "mysql": "SET PASSWORD = PASSWORD('chosen-by-the-trainee')",
+}
+
+
+def test_work_inside_a_database_runs_as_its_own_login_and_leaves_no_session(
     server_url, db_type, db_name, catalog
 ):
     backend = BACKEND_CLASSES[db_type](server_url)
+    login = Login(db_name, "secret-password-1")
     try:
-        assert backend.create_database(db_name) is True
-        engine = backend.database_engine(db_name)
-        assert backend.database_engine(db_name) is engine  # one engine per database
-
-        with engine.begin() as connection:
+        assert backend.create_database(db_name, login) is True
+        with backend.as_owner(db_name, login) as connection, connection.begin():
             connection.execute(text("CREATE TABLE boxes (store INTEGER, paper_clips INTEGER)"))
             connection.execute(text("INSERT INTO boxes VALUES (:store, :clips)"), {"store": 1, "clips": 50})
-        with engine.connect() as connection:
-            assert connection.execute(text("SELECT paper_clips FROM boxes")).scalar_one() == 50
-        assert engine.pool.checkedin() == 1  # a pooled session sits in the database
+            assert connection.execute(text(CURRENT_USER[db_type])).scalar_one() == login.name
+        assert backend.table_counts(db_name, login) == {"boxes": 1}
 
-        assert backend.drop_database(db_name) is True
-        assert engine.pool.checkedin() == 0  # disposed with the database
+        assert backend.drop_database(db_name, login.name, registered=True) is True  # no session in the way
         assert db_name not in catalog(db_type)
-        assert backend.database_engine(db_name) is not engine
     finally:
+        backend.dispose()
+
+
+def test_a_login_whose_owner_changed_its_password_gets_the_registrys_back(server_url, db_type, db_name):
+    """A trainee may change their login's password; the service's work as that login (and
+    the credentials its pages show) go on with the password the registry keeps."""
+    backend = BACKEND_CLASSES[db_type](server_url)
+    login = Login(db_name, "secret-password-1")
+    try:
+        backend.create_database(db_name, login)
+        with backend.as_owner(db_name, login) as connection:
+            connection.execute(text(CHANGE_OWN_PASSWORD[db_type]))
+        assert backend.table_counts(db_name, login) == {}
+    finally:
+        backend.drop_database(db_name, login.name, registered=True)
         backend.dispose()
 
 
@@ -43,8 +60,8 @@ def test_creating_reports_whether_it_created(server_url, db_type, db_name):
     try:
         assert backend.create_database(db_name) is True
         assert backend.create_database(db_name) is False
-        assert backend.drop_database(db_name) is True
-        assert backend.drop_database(db_name) is False
+        assert backend.drop_database(db_name, registered=False) is True
+        assert backend.drop_database(db_name, registered=False) is False
     finally:
         backend.dispose()
 
@@ -61,7 +78,7 @@ def test_logins_are_made_while_other_databases_come_and_go(server_url, db_type, 
             for name in names:
                 backend.create_database(name)
             for name in names:
-                backend.drop_database(name)
+                backend.drop_database(name, registered=True)
 
     try:
         with ThreadPoolExecutor(max_workers=1) as others:
@@ -70,13 +87,13 @@ def test_logins_are_made_while_other_databases_come_and_go(server_url, db_type, 
                 for round_ in range(12):
                     login = Login(f"{db_name}_l{round_}", "secret-password")
                     assert backend.create_database(f"{db_name}_l{round_}", login) is True
-                    backend.drop_database(f"{db_name}_l{round_}", login.name)
+                    backend.drop_database(f"{db_name}_l{round_}", login.name, registered=True)
             finally:
                 stop.set()
             churning.result()
     finally:
         for name in names:
-            backend.drop_database(name)
+            backend.drop_database(name, registered=True)
         backend.dispose()
 
 

@@ -16,34 +16,33 @@ from sqlalchemy import inspect, text
 
 from dbwrapper.accounts import Actor
 from dbwrapper.backends import Backend
-from dbwrapper.backends.base import Login
 from dbwrapper.copies import CourseCopies, copy_name
 from dbwrapper.errors import Forbidden, InvalidInput
 from dbwrapper.registry import CourseCopy
-from tests.conftest import INSTRUCTOR
+from tests.conftest import INSTRUCTOR, login_of
 from tests.test_courses import FRANCHISE
 from tests.test_isolation import run_as
 
 DEFINER = re.compile(r"DEFINER=\S+ ")
 
 
-def owners(backend: Backend, name: str) -> set[str]:
+def owners(look_inside, db_type: str, name: str) -> set[str]:
     """Who owns the tables and views (PostgreSQL), or defines the views (MySQL)."""
     query = {
-        "postgres": "SELECT tableowner FROM pg_tables WHERE schemaname = 'public' "
-                    "UNION SELECT viewowner FROM pg_views WHERE schemaname = 'public'",
+        "postgres": "SELECT tableowner FROM pg_catalog.pg_tables WHERE schemaname = 'public' "
+                    "UNION SELECT viewowner FROM pg_catalog.pg_views WHERE schemaname = 'public'",
         "mysql": "SELECT DISTINCT SUBSTRING_INDEX(DEFINER, '@', 1) FROM information_schema.VIEWS "
                  "WHERE TABLE_SCHEMA = DATABASE()",
-    }[backend.kind]
-    with backend.inside(name) as connection:
+    }[db_type]
+    with look_inside(db_type, name) as connection:
         return set(connection.execute(text(query)).scalars())
 
 
-def shape(backend: Backend, name: str) -> dict[str, Any]:
+def shape(look_inside, backend: Backend, name: str) -> dict[str, Any]:
     """Everything a course defines, as SQLAlchemy's inspector reads it from the catalog."""
-    engine = backend.database_engine(name)
-    try:
-        found = inspect(engine)
+    with look_inside(backend.kind, name) as connection:
+        found = inspect(connection)
+        counts = backend.count_rows(connection)
         tables = sorted(found.get_table_names())
         return {
             "tables": {
@@ -55,7 +54,7 @@ def shape(backend: Backend, name: str) -> dict[str, Any]:
                         (tuple(fk["constrained_columns"]), fk["referred_table"]) for fk in found.get_foreign_keys(table)
                     ),
                     "checks": sorted(c["sqltext"] for c in found.get_check_constraints(table)),
-                    "rows": backend.table_counts(name)[table],
+                    "rows": counts[table],
                 }
                 for table in tables
             },
@@ -63,8 +62,6 @@ def shape(backend: Backend, name: str) -> dict[str, Any]:
             "views": {view: DEFINER.sub("", found.get_view_definition(view))
                       for view in sorted(found.get_view_names())},
         }
-    finally:
-        backend._forget_database_engine(name)  # no session may stay on a database PostgreSQL copies
 
 
 @pytest.fixture
@@ -77,7 +74,7 @@ def copies(runtime) -> Iterator[CourseCopies]:
     """A pool of one spare per course, filled by the test itself and emptied afterwards."""
     yield CourseCopies(runtime.engines, pool_size=1)
     for spare in [*runtime.service.registry.copies(kind="spare"), *runtime.service.registry.copies(kind="spent")]:
-        runtime.engines.backend(spare.backend).drop_database(spare.name, spare.name)
+        runtime.engines.backend(spare.backend).drop_database(spare.name, spare.name, registered=True)
         runtime.service.registry.forget_copy(spare)
 
 
@@ -86,29 +83,28 @@ def franchise_master(runtime, db_type: str) -> CourseCopy:
     return runtime.service.copies.master(backend, "franchise", runtime.service.course_sql("franchise", backend))
 
 
-def login_of(runtime, db_type: str, name: str) -> Login:
-    record = runtime.service.registry.database(db_type, name)
-    return Login(record.login, record.password)
-
-
 def how_made(runtime, db_type: str, name: str) -> str:
     target = f"{db_type}:{name}"
     entry = next(e for e in runtime.service.registry.audit_entries() if e.target == target and e.action == "create")
     return entry.detail
 
 
-def test_a_course_database_is_a_server_side_copy_identical_to_the_master(runtime, db_type, db_name, instructor):
+def test_a_course_database_is_a_server_side_copy_identical_to_the_master(
+    runtime, db_type, db_name, instructor, look_inside, rows
+):
     backend = runtime.engines.backend(db_type)
     master = franchise_master(runtime, db_type)
     runtime.service.create(instructor, db_type, db_name, course="franchise")
 
     assert how_made(runtime, db_type, db_name) == "copy"
-    assert shape(backend, db_name) == shape(backend, master.name)
-    assert backend.table_counts(db_name) == FRANCHISE
-    assert owners(backend, db_name) == {db_name}  # the database's own login
+    assert shape(look_inside, backend, db_name) == shape(look_inside, backend, master.name)
+    assert rows(db_type, db_name) == FRANCHISE
+    assert owners(look_inside, db_type, db_name) == {db_name}  # the database's own login
 
 
-def test_a_spare_from_the_pool_is_handed_over_by_renaming_it(runtime, db_type, trainee, copies, catalog):
+def test_a_spare_from_the_pool_is_handed_over_by_renaming_it(
+    runtime, db_type, trainee, copies, catalog, look_inside
+):
     backend = runtime.engines.backend(db_type)
     master = franchise_master(runtime, db_type)
     copies.top_up(backend, "franchise", runtime.service.course_sql("franchise", backend))
@@ -125,8 +121,8 @@ def test_a_spare_from_the_pool_is_handed_over_by_renaming_it(runtime, db_type, t
     copies.drop_spent(backend)  # the pool's job drops what the handout left (MySQL: an empty database)
     assert spare.name not in catalog(db_type)
     assert runtime.service.registry.copies(db_type, "franchise", "spent") == []
-    assert shape(backend, name) == shape(backend, master.name)
-    assert owners(backend, name) == {name}
+    assert shape(look_inside, backend, name) == shape(look_inside, backend, master.name)
+    assert owners(look_inside, db_type, name) == {name}
     # The login that came with the spare is now the trainee's, with the password they were given.
     login = login_of(runtime, db_type, name)
     credentials = {"url": backend.database_url(name, login).render_as_string(False), "password": login.password}
@@ -157,7 +153,7 @@ def test_copies_are_nobodys_working_databases(runtime, db_type, browser, copies)
 
 
 @pytest.mark.backend("mysql")
-def test_mysql_loads_a_course_with_triggers_from_its_sql(runtime, db_name, instructor):
+def test_mysql_loads_a_course_with_triggers_from_its_sql(runtime, db_name, instructor, as_owner):
     course = f"triggered_{db_name}"
     runtime.courses.add(instructor, course, "", {"mysql": (
         "CREATE TABLE boxes (n INTEGER, doubled INTEGER);\n"
@@ -166,7 +162,7 @@ def test_mysql_loads_a_course_with_triggers_from_its_sql(runtime, db_name, instr
     )})
     runtime.service.create(instructor, "mysql", db_name, course=course)
     assert how_made(runtime, "mysql", db_name) == "sql"
-    with runtime.engines.backend("mysql").inside(db_name) as connection:
+    with as_owner("mysql", db_name) as connection:
         connection.execute(text("INSERT INTO boxes (n) VALUES (5)"))
         assert connection.execute(text("SELECT doubled FROM boxes WHERE n = 5")).scalar_one() == 10
 

@@ -15,7 +15,7 @@ from tests.test_isolation import run_as, shown_credentials
 FRANCHISE = {"stores": 40, "items": 200, "stock": 8000, "orders": 20000}
 
 
-def test_a_trainees_course_database_holds_the_course_and_is_theirs(trainee, db_type, runtime):
+def test_a_trainees_course_database_holds_the_course_and_is_theirs(trainee, db_type, runtime, rows):
     alice = trainee()
     page = alice.get("/dbi/create_my_db", params={"db_type": db_type, "course": "franchise"})
     assert page.status_code == 200, page.text
@@ -23,7 +23,7 @@ def test_a_trainees_course_database_holds_the_course_and_is_theirs(trainee, db_t
     shown = shown_credentials(page.text)
     name = make_url(shown["url"]).database
 
-    assert runtime.engines.backend(db_type).table_counts(name) == FRANCHISE
+    assert rows(db_type, name) == FRANCHISE
     low = run_as(db_type, shown, name, "SELECT count(*) FROM low_stock")
     assert low.stdout.strip() == "669"  # the view came too
     # The trainee's login made the tables, so the trainee may change them.
@@ -66,7 +66,7 @@ def test_only_instructors_define_courses(runtime, trainee):
         runtime.courses.add(instructor, "Bad Name", "", {"postgres": "SELECT 1;"})
 
 
-def test_courses_on_the_command_line(cli, tmp_path, runtime, db_type, db_name, catalog):
+def test_courses_on_the_command_line(cli, tmp_path, runtime, db_type, db_name, catalog, as_owner):
     sql = tmp_path / "tiny.sql"
     sql.write_text("CREATE TABLE boxes (n INTEGER);\nINSERT INTO boxes VALUES (7);\n")
     option = {"postgres": "--postgres-sql", "mysql": "--mysql-sql"}[db_type]
@@ -75,31 +75,30 @@ def test_courses_on_the_command_line(cli, tmp_path, runtime, db_type, db_name, c
     assert f"tiny_{db_type}" in cli("course", "list").stdout
     made = cli("create", "--db-type", db_type, "--name", db_name, "--course", f"tiny_{db_type}")
     assert made.returncode == 0, made.stderr
-    engine = runtime.engines.backend(db_type).database_engine(db_name)
-    with engine.connect() as connection:
+    runtime.service.registry.refresh()  # made by the command line, another process
+    with as_owner(db_type, db_name) as connection:
         assert connection.execute(text("SELECT n FROM boxes")).scalar_one() == 7
     runtime.service.destroy(Actor(runtime.accounts.get(INSTRUCTOR)), db_type, db_name)
     assert db_name not in catalog(db_type)
 
 
-def test_a_course_made_from_an_existing_database(cli, runtime, db_type, db_name):
+def test_a_course_made_from_an_existing_database(cli, runtime, db_type, db_name, as_owner, rows):
     instructor = Actor(runtime.accounts.get(INSTRUCTOR))
-    backend = runtime.engines.backend(db_type)
     runtime.service.create(instructor, db_type, db_name, course="franchise")
-    with backend.inside(db_name) as connection:  # the instructor prepares it by hand
+    with as_owner(db_type, db_name) as connection:  # the instructor prepares it by hand
         connection.execute(text("CREATE TABLE notes (id INTEGER PRIMARY KEY, body VARCHAR(80))"))
         connection.execute(text("INSERT INTO notes VALUES (1, 'count the paper clips first')"))
     course = f"from_{db_name}"
     option = {"postgres": "--postgres-from", "mysql": "--mysql-from"}[db_type]
     added = cli("course", "add", course, option, db_name)
     assert added.returncode == 0, added.stderr
-    with backend.inside(db_name) as connection:  # later changes to the source do not change the course
+    with as_owner(db_type, db_name) as connection:  # later changes to the source do not change the course
         connection.execute(text("DELETE FROM orders"))
 
     copy = f"{db_name}_c"
     made = runtime.service.create(instructor, db_type, copy, course=course)
     try:
-        assert backend.table_counts(copy) == {**FRANCHISE, "notes": 1}
+        assert rows(db_type, copy) == {**FRANCHISE, "notes": 1}
         assert made.credentials.login.name == copy
         trainee_engine = create_engine(made.credentials.url)
         with trainee_engine.begin() as connection:  # its own login owns the view and the tables
@@ -110,14 +109,18 @@ def test_a_course_made_from_an_existing_database(cli, runtime, db_type, db_name)
         runtime.service.destroy(instructor, db_type, copy)
 
 
-def test_a_course_from_a_database_that_does_not_exist_is_a_clear_error(cli, db_type):
+def test_a_course_from_a_database_dbwrapper_does_not_manage_is_a_clear_error(cli, db_type):
+    """Only a managed database, read as its own login, can become a course: never the
+    server's own (its users and their password hashes would go to every trainee)."""
     option = {"postgres": "--postgres-from", "mysql": "--mysql-from"}[db_type]
-    refused = cli("course", "add", f"nothing_{db_type}", option, "no_such_db")
-    assert refused.returncode == 2
-    assert "There is no database no_such_db" in refused.stderr
+    for database in ("no_such_db", {"postgres": "postgres", "mysql": "mysql"}[db_type], "dbwrapper"):
+        refused = cli("course", "add", f"nothing_{db_type}", option, database)
+        assert refused.returncode == 2
+        assert f"{database} is not a database dbwrapper manages" in refused.stderr
+    assert f"nothing_{db_type}" not in cli("course", "list").stdout
 
 
-def test_an_instructor_adds_a_course_on_the_courses_page(browser, trainee, runtime, db_type, db_name):
+def test_an_instructor_adds_a_course_on_the_courses_page(browser, trainee, runtime, db_type, db_name, rows):
     page = browser.get("/courses/")
     assert page.status_code == 200 and "franchise" in page.text
     course = f"web_{db_name}"
@@ -129,7 +132,7 @@ def test_an_instructor_adds_a_course_on_the_courses_page(browser, trainee, runti
     assert f"Added the course {course}" in added.text and f"<code>{course}</code>" in added.text
     instructor = Actor(runtime.accounts.get(INSTRUCTOR))
     runtime.service.create(instructor, db_type, db_name, course=course)
-    assert runtime.engines.backend(db_type).table_counts(db_name) == {"boxes": 2}
+    assert rows(db_type, db_name) == {"boxes": 2}
 
     alice = trainee()
     assert alice.get("/courses/").status_code == 403

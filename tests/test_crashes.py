@@ -10,6 +10,7 @@ and the registry matches what is on the servers.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -21,7 +22,7 @@ from sqlalchemy import text
 from dbwrapper.accounts import Actor
 from dbwrapper.names import RESERVED_PREFIX
 from dbwrapper.registry import AuditEntry
-from tests.conftest import INSTRUCTOR
+from tests.conftest import INSTRUCTOR, Browser
 from tests.test_courses import FRANCHISE
 
 #: Runs ``dbwrapper ARGS`` with one method replaced: its first ``after`` calls go through,
@@ -89,7 +90,7 @@ def assert_registry_matches_servers(runtime, db_type):
             assert name in recorded, f"{name} is on the server but unknown"
 
 
-def test_killed_in_the_middle_of_a_class(runtime, crashing, db_type, tmp_path, catalog):
+def test_killed_in_the_middle_of_a_class(runtime, crashing, db_type, tmp_path, catalog, rows):
     names = [f"crash_{db_type[:2]}_{n}" for n in range(4)]
     roster = tmp_path / "roster.csv"
     roster.write_text("\n".join(names) + "\n")
@@ -107,7 +108,7 @@ def test_killed_in_the_middle_of_a_class(runtime, crashing, db_type, tmp_path, c
     assert databases[2] not in catalog(db_type)
     assert_registry_matches_servers(runtime, db_type)
     for done in databases[:2]:  # those made before the crash are whole
-        assert runtime.engines.backend(db_type).table_counts(done) == FRANCHISE
+        assert rows(db_type, done) == FRANCHISE
 
     again = crashing(BACKEND_CLASS[db_type], "copy_content", 99, *args)  # runs to the end
     assert again.returncode == 0, again.stderr
@@ -120,12 +121,11 @@ def test_killed_in_the_middle_of_a_class(runtime, crashing, db_type, tmp_path, c
 
 
 @pytest.mark.parametrize("step", ["set aside", "copy back"])
-def test_killed_in_the_middle_of_a_revert(runtime, crashing, db_type, db_name, catalog, step):
+def test_killed_in_the_middle_of_a_revert(runtime, crashing, db_type, db_name, catalog, step, as_owner, rows):
     instructor = Actor(runtime.accounts.get(INSTRUCTOR))
     runtime.service.create(instructor, db_type, db_name, course="franchise")
     snapshot, _ = runtime.snapshots.take(instructor, db_type, db_name, "clean")
-    backend = runtime.engines.backend(db_type)
-    with backend.inside(db_name) as connection:
+    with as_owner(db_type, db_name) as connection:
         connection.execute(text("DELETE FROM orders"))  # the work since the snapshot
     # "copy back": PostgreSQL dies once the database is set aside (renamed), as the clone's
     # CREATE DATABASE is about to run (the first is the registry's, at start); MySQL once its
@@ -144,15 +144,15 @@ def test_killed_in_the_middle_of_a_revert(runtime, crashing, db_type, db_name, c
     assert f"{db_type}:{db_name}" in report.put_back
     # The revert did not happen: the database holds what it held, work included, and nothing
     # is lost; the snapshot is still there to revert to.
-    assert backend.table_counts(db_name) == {**FRANCHISE, "orders": 0}
+    assert rows(db_type, db_name) == {**FRANCHISE, "orders": 0}
     assert_registry_matches_servers(runtime, db_type)
     _, _, kept = runtime.snapshots.list(instructor, db_type, db_name)
     assert [s.label for s in kept] == ["clean"] and snapshot.name in catalog(db_type)
     runtime.snapshots.revert(instructor, db_type, db_name, snapshot.id)
-    assert backend.table_counts(db_name) == FRANCHISE
+    assert rows(db_type, db_name) == FRANCHISE
 
 
-def test_killed_in_the_middle_of_a_purge(runtime, crashing, db_type, db_name, catalog):
+def test_killed_in_the_middle_of_a_purge(runtime, crashing, db_type, db_name, catalog, rows):
     instructor = Actor(runtime.accounts.get(INSTRUCTOR))
     runtime.service.create(instructor, db_type, db_name, course="franchise")
     record = runtime.service.registry.database(db_type, db_name)
@@ -170,4 +170,36 @@ def test_killed_in_the_middle_of_a_purge(runtime, crashing, db_type, db_name, ca
     (manifest,) = [m for m in runtime.archives.list(instructor) if m.database == db_name]
     assert manifest.tables == FRANCHISE
     runtime.archives.restore(instructor, manifest.id)
-    assert runtime.engines.backend(db_type).table_counts(db_name) == FRANCHISE
+    assert rows(db_type, db_name) == FRANCHISE
+
+
+def test_accounts_of_a_class_that_crashed_get_passwords_someone_sees(runtime, crashing, db_type, tmp_path, base_url):
+    """The sheet of a class that died never came: running the roster again gives the accounts it
+    made new passwords, on the new sheet, instead of saying "unchanged" about passwords nobody saw."""
+    names = [f"pw_{db_type[:2]}_{n}_{os.getpid()}" for n in range(2)]
+    roster = tmp_path / "roster.csv"
+    roster.write_text("\n".join(names) + "\n")
+    sheet = tmp_path / "sheet.html"
+    args = ("class", "provision", str(roster), "--course", "franchise", "--db-type", db_type, "--sheet", str(sheet))
+    died = crashing(BACKEND_CLASS[db_type], "copy_content", 1, *args)  # during the second trainee's copy
+    assert died.returncode == 9, died.stderr
+    assert all(runtime.accounts.registry.user(name) is not None for name in names)
+    runtime.reconciler.run()
+
+    again = crashing(BACKEND_CLASS[db_type], "copy_content", 99, *args)
+    assert again.returncode == 0, again.stderr
+    assert "new password (the earlier one was never handed out)" in again.stdout
+    instructor = Actor(runtime.accounts.get(INSTRUCTOR))
+    try:
+        page = sheet.read_text()
+        for name in names:
+            password = re.search(rf"<strong>{name}</strong>: log in to dbwrapper with password <code>([^<]+)</code>", page).group(1)
+            assert password != "unchanged"
+            with Browser(base_url) as trainee:
+                assert trainee.log_in(name, password).status_code == 200
+    finally:
+        runtime.service.registry.refresh()
+        for name in names:
+            for db in runtime.service.registry.databases(owner=runtime.accounts.get(name)):
+                runtime.service.destroy(instructor, db.backend, db.name)
+            runtime.accounts.remove(name, by="tests")

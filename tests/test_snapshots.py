@@ -39,7 +39,7 @@ def snapshot_rows(page: str) -> list[tuple[str, str, str]]:
     return SNAPSHOT_ROW.findall(page)
 
 
-def test_a_trainee_breaks_their_data_reverts_and_has_it_back(runtime, trainee, db_type, catalog):
+def test_a_trainee_breaks_their_data_reverts_and_has_it_back(runtime, trainee, db_type, catalog, rows):
     alice, credentials, name = course_database(trainee, db_type)
     where = {"db_type": db_type, "name": name}
     taken = alice.post("/snapshots/take", data={**where, "label": "clean start"})
@@ -56,16 +56,15 @@ def test_a_trainee_breaks_their_data_reverts_and_has_it_back(runtime, trainee, d
     assert reverted.status_code == 200, reverted.text
     assert f"Reverted {name} to" in reverted.text
 
-    backend = runtime.engines.backend(db_type)
-    assert backend.table_counts(name) == FRANCHISE
+    assert rows(db_type, name) == FRANCHISE
     low = run_as(db_type, credentials, name, "SELECT count(*) FROM low_stock")
     assert low.stdout.strip() == "669"  # the view is back, and the trainee's login still works
     # What the database held before the revert is kept, newest first.
-    rows = snapshot_rows(reverted.text)
-    assert [row[2] for row in rows][1] == "clean start"
-    assert rows[0][2].startswith("before reverting to ")
+    listed = snapshot_rows(reverted.text)
+    assert [row[2] for row in listed][1] == "clean start"
+    assert listed[0][2].startswith("before reverting to ")
     before = runtime.service.registry.snapshots(runtime.service.registry.database(db_type, name))[0]
-    assert backend.table_counts(before.name)["orders"] == 0
+    assert rows(db_type, before.name)["orders"] == 0
     # Snapshots are on the server, but nobody's working database.
     assert before.name in catalog(db_type)
     assert "_dbw_" not in alice.get("/dbi/list", params={"db_type": db_type}).text
@@ -171,7 +170,7 @@ def test_a_database_dropped_by_hand_takes_its_snapshots_along_when_reconciled(
 
 
 @pytest.mark.backend("mysql")
-def test_a_view_broken_by_the_trainee_is_a_clear_refusal_and_nothing_changes(runtime, trainee):
+def test_a_view_broken_by_the_trainee_is_a_clear_refusal_and_nothing_changes(runtime, trainee, rows):
     alice, credentials, name = course_database(trainee, "mysql")
     where = {"db_type": "mysql", "name": name}
     taken = alice.post("/snapshots/take", data=where)
@@ -183,10 +182,9 @@ def test_a_view_broken_by_the_trainee_is_a_clear_refusal_and_nothing_changes(run
         refused = alice.post(path, data={**where, **data})
         assert refused.status_code == 409, path
         assert "The view(s) low_stock of" in refused.text and "Nothing was changed." in refused.text
-    counts = runtime.engines.backend("mysql").table_counts(name)
-    assert counts == {"stores": 40, "items": 200, "orders": 0}  # as the trainee left it
+    assert rows("mysql", name) == {"stores": 40, "items": 200, "orders": 0}  # as the trainee left it
 
     run_as("mysql", credentials, name, "DROP VIEW low_stock")  # as the message says
     reverted = alice.post("/snapshots/revert", data={**where, "snapshot": number})
     assert reverted.status_code == 200, reverted.text
-    assert runtime.engines.backend("mysql").table_counts(name) == FRANCHISE
+    assert rows("mysql", name) == FRANCHISE

@@ -8,9 +8,11 @@ It owns two kinds of SQLAlchemy engine:
   MySQL: no database), in AUTOCOMMIT because ``CREATE DATABASE`` and
   ``DROP DATABASE`` cannot run inside a transaction block on PostgreSQL and
   commit implicitly on MySQL anyway;
-* one engine per database for work inside that database, created on first use
-  and disposed when the database is dropped, so no pooled connection keeps a
-  dropped database's name alive.
+* one-off engines into one database *as that database's own login*
+  (:meth:`Backend.as_owner`), for work on what its owner put in it (row counts,
+  a dump's snapshot): a trainee's functions, views, operators and search_path
+  then run with the trainee's rights, never the super-user's. The super-user
+  never connects into a trainee's database.
 
 Nothing request-specific is stored on a backend: every call takes a connection
 from the pool and gives it back, so one instance serves all CherryPy threads.
@@ -22,7 +24,7 @@ import re
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -43,7 +45,7 @@ from dbwrapper.errors import (
     Refused,
 )
 from dbwrapper.names import validate_name
-from dbwrapper.tools import sha256_of
+from dbwrapper.tools import run_tool, sha256_of
 
 #: How the service marks the databases it created, so that it never drops one it did not.
 #: Each registry adds its own id (see :meth:`Backend.belong_to`), so that two services
@@ -131,12 +133,10 @@ class Backend(ABC):
             # In AUTOCOMMIT no transaction is ever left open, so the ROLLBACK the
             # pool sends when a connection comes back would be a wasted round trip.
             pool_reset_on_return=None,
-            connect_args={"connect_timeout": CONNECT_TIMEOUT},
+            connect_args={"connect_timeout": CONNECT_TIMEOUT, **self.session_options()},
         )
         ping_when_idle(self._admin)
         self.tune_admin_engine(self._admin)
-        self._database_engines: dict[str, Engine] = {}
-        self._lock = threading.Lock()
         self._sizes = SizeCache()
         self._listing: tuple[float, list[DatabaseInfo]] | None = None
         self.marker = MARKER
@@ -194,31 +194,8 @@ class Backend(ABC):
         It never carries the password: the client asks for it.
         """
 
-    def database_engine(self, name: str) -> Engine:
-        """The engine for work inside database ``name``, created once and kept until it is dropped."""
-        name = validate_name(name)
-        with self._lock:
-            engine = self._database_engines.get(name)
-            if engine is None:
-                engine = create_engine(
-                    self.database_url(name), connect_args={"connect_timeout": CONNECT_TIMEOUT}
-                )
-                ping_when_idle(engine)
-                self._database_engines[name] = engine
-            return engine
-
-    def _forget_database_engine(self, name: str) -> None:
-        with self._lock:
-            engine = self._database_engines.pop(name, None)
-        if engine is not None:
-            engine.dispose()
-
     def dispose(self) -> None:
         """Close every pooled connection; called when the service stops."""
-        with self._lock:
-            engines, self._database_engines = list(self._database_engines.values()), {}
-        for engine in engines:
-            engine.dispose()
         self._admin.dispose()
 
     def quote(self, name: str) -> str:
@@ -316,21 +293,23 @@ class Backend(ABC):
         except (DBAPIError, DbWrapperError):
             pass
 
-    def drop_database(self, name: str, login: str | None = None) -> bool:
-        """Drop ``name`` if this service created it, ending any open sessions on it.
+    def drop_database(self, name: str, login: str | None = None, *, registered: bool) -> bool:
+        """Drop ``name``, ending any open sessions on it; its ``login`` goes with it.
 
-        Its ``login`` goes with it. Returns ``False`` if it did not exist. A
-        database the server says we did not create is refused, so that a typo
-        never drops someone else's data.
+        Returns ``False`` if it did not exist. ``registered`` says the registry
+        records ``name`` as this service's: the registry decides, never the
+        marker, which the database's owner can change (``COMMENT ON DATABASE``,
+        ``ALTER DATABASE ... COMMENT``). A database the registry does not know is
+        dropped only if it carries this service's marker, so that a typo never
+        drops someone else's data.
         """
         try:
-            return self._drop_database(name, login)
+            return self._drop_database(name, login, registered)
         finally:
             self._listing = None  # whatever happened, the next listing asks the server
 
-    def _drop_database(self, name: str, login: str | None) -> bool:
+    def _drop_database(self, name: str, login: str | None, registered: bool) -> bool:
         quoted = self.quote(name)
-        self._forget_database_engine(name)
         try:
             with self.admin_connection() as connection:
                 entry = self.lookup(connection, name)
@@ -338,7 +317,7 @@ class Backend(ABC):
                     if login is not None:
                         self.drop_login(connection, login)
                     return False
-                if entry.managed is False:
+                if entry.managed is False and not registered:
                     raise Refused(
                         f"{name} exists on {self.label} but was not created by dbwrapper, so it "
                         "is left alone. Drop it with the server's own tools if you mean to."
@@ -368,27 +347,35 @@ class Backend(ABC):
             self._listing = None
 
     @contextmanager
-    def inside(self, name: str) -> Iterator[Connection]:
-        """A super-user transaction inside database ``name``, on a connection of its own.
+    def as_owner(self, name: str, login: Login) -> Iterator[Connection]:
+        """A connection into database ``name`` as its own ``login``, for work on its content.
 
-        For one-off work; the connection is closed afterwards rather than
-        pooled, because a session left open on a database keeps PostgreSQL
-        from cloning or renaming it.
+        Whatever its owner put in the database (functions, views, operators,
+        triggers, a search_path of its own) then runs with the owner's rights,
+        never the super-user's. The login's password is first set again to the
+        one the registry keeps, as the owner may have changed it. The connection
+        is closed afterwards rather than pooled: a session left open on a
+        database keeps PostgreSQL from cloning, renaming or dropping it.
         """
+        self.renew_password(login)
         engine = create_engine(
-            self.database_url(name), poolclass=NullPool, connect_args={"connect_timeout": CONNECT_TIMEOUT}
+            self.database_url(name, login), poolclass=NullPool, connect_args={"connect_timeout": CONNECT_TIMEOUT}
         )
         try:
-            with self.connected(engine) as connection, connection.begin():
+            with self.connected(engine) as connection:
                 yield connection
         finally:
             engine.dispose()
+
+    def renew_password(self, login: Login) -> None:
+        """Give ``login`` the password the registry keeps for it again (and the service shows)."""
+        with self._translated(f"set the password of {login.name}"), self.admin_connection() as connection:
+            self.reset_login(connection, login)
 
     def take_snapshot(self, name: str, snapshot: str, owner: str) -> int:
         """Copy database ``name`` (content owned by ``owner``) as ``snapshot``, which its owner
         cannot reach. The sessions on it are ended first, so that the copy is of one moment
         (and because PostgreSQL clones a database only with nobody in it); returns how many."""
-        self._forget_database_engine(name)
         with self._translated(f"snapshot {name}"):
             self.check_views(name)
             ended = self.end_sessions(name, owner)
@@ -402,7 +389,6 @@ class Backend(ABC):
         rather than copied; if copying the snapshot in then fails, it is put back.
         The sessions on it are ended first; returns how many.
         """
-        self._forget_database_engine(name)  # its sessions are ended; pooled ones would be dead
         try:
             with self._translated(f"revert {name}"):
                 self.check_views(name)
@@ -464,7 +450,7 @@ class Backend(ABC):
 
     def recreate_database(self, name: str, login: str) -> None:
         """Replace ``name`` by an empty database owned by the same ``login`` (for a restore over it)."""
-        self.drop_database(name)
+        self.drop_database(name, registered=True)
         self.create_database(name)
         try:
             with self.admin_connection() as connection:
@@ -495,68 +481,70 @@ class Backend(ABC):
         self._listing = (time.monotonic(), infos)
         return infos
 
-    def table_counts(self, name: str) -> dict[str, int]:
-        """Rows per table of database ``name``, as a restore's check against its manifest."""
-        try:
-            with self.connected(self.database_engine(name)) as connection:
-                return self.count_rows(connection)
-        except DBAPIError as error:
-            raise self._refused(f"count the rows of {name}", error) from error
+    def table_counts(self, name: str, login: Login) -> dict[str, int]:
+        """Rows per table of database ``name``, counted as its own ``login`` (a restore's check
+        against its manifest)."""
+        with self._translated(f"count the rows of {name}"), self.as_owner(name, login) as connection:
+            return self.count_rows(connection)
 
     def count_rows(self, connection: Connection) -> dict[str, int]:
         """Rows per table of the connected database (in its transaction's snapshot, if it has one)."""
-        preparer = connection.dialect.identifier_preparer
         return {
-            table: connection.execute(text(f"SELECT count(*) FROM {preparer.quote_identifier(table)}")).scalar_one()
+            table: connection.execute(text(self.count_statement(connection, table))).scalar_one()
             for table in self.tables(connection)
         }
 
+    def load_sql(self, client_tool: str, name: str, login: Login, sql: str) -> None:
+        """Run ``sql`` (a course's) in database ``name`` as ``login``, so that it owns what the
+        SQL makes, with the client's own commands disabled (:meth:`script`)."""
+        run_tool(self.script_command(client_tool, name, login), self.tool_env(login),
+                 feed=self.script(sql.encode().splitlines(keepends=True)))
+
     # -- the quirks each engine implements ------------------------------------
 
-    #: The engine's dump and restore tools, and the archive file's suffix.
+    #: The engine's dump tool, its own client (which runs SQL scripts), and the archive file's suffix.
     dump_tool: ClassVar[str]
-    restore_tool: ClassVar[str]
+    client_tool: ClassVar[str]
     archive_suffix: ClassVar[str]
+    #: The tools a restore runs, the dump tool's counterpart among them.
+    restore_tools: ClassVar[tuple[str, ...]]
 
     @abstractmethod
     def tables(self, connection: Connection) -> list[str]:
         """The base tables of the connected database (names come from the catalog)."""
 
     @abstractmethod
-    def tool_env(self) -> dict[str, str]:
-        """Environment for the engine's tools: where to connect and, never on a command line, the password."""
+    def count_statement(self, connection: Connection, table: str) -> str:
+        """``SELECT count(*)`` of ``table`` (a catalog name), every name in it qualified."""
 
     @abstractmethod
-    def dump_command(self, tool: str, name: str, path: str) -> tuple[list[str], bool]:
-        """The dump tool's arguments for database ``name`` into ``path``; and whether
-        the archive is the tool's standard output rather than a file it writes."""
+    def tool_env(self, login: Login | None = None) -> dict[str, str]:
+        """What the engine's tools need in their environment to connect as ``login`` (the
+        super-user's by default): where to connect and, never on a command line, the password."""
 
     @abstractmethod
-    def restore_command(self, tool: str, name: str, path: str, login: str) -> tuple[list[str], bool]:
-        """The restore tool's arguments for archive ``path`` into database ``name``, its objects
-        owned by ``login``; and whether the archive goes to the tool's standard input."""
+    def dump_command(self, tool: str, name: str, path: str, login: Login) -> list[str]:
+        """The dump tool's arguments to dump database ``name`` into ``path`` as its own ``login``."""
 
     @abstractmethod
-    def sql_dump_command(self, tool: str, name: str) -> list[str]:
-        """The dump tool's arguments to print database ``name`` as SQL text that another
-        login can load elsewhere (no owners, no privileges), for a course made from it."""
-
-    def portable_sql(self, dump: str) -> str:
-        """What :meth:`sql_dump_command` printed, made loadable by a course's own login; as it is by default."""
-        return dump
-
-    #: The engine's own command-line client, which loads a course's SQL.
-    client_tool: ClassVar[str]
+    def sql_dump_command(self, tool: str, name: str, login: Login) -> list[str]:
+        """The dump tool's arguments to print database ``name`` as SQL text, read as its own
+        ``login``, that another login can load elsewhere (no owners, no privileges), for a
+        course made from it."""
 
     @abstractmethod
-    def load_command(self, tool: str, name: str, login: Login) -> tuple[list[str], dict[str, str]]:
-        """The client's arguments and environment to run SQL from standard input in
-        database ``name`` as ``login`` (so that it owns what the SQL makes), stopping at
-        the first error."""
+    def script_command(self, tool: str, name: str, login: Login) -> list[str]:
+        """The client's arguments to run a SQL script from its standard input in database
+        ``name`` as ``login``, stopping at the first error (see :meth:`script`)."""
 
     @abstractmethod
-    def dump(self, tool: str, name: str, path: str) -> dict[str, int | None]:
-        """Dump database ``name`` to ``path`` with the engine's dump ``tool``.
+    def script(self, lines: Iterable[bytes]) -> Iterator[bytes]:
+        """``lines`` of SQL (a course's, or a restore's), as :meth:`script_command`'s client is
+        to read them: as SQL only, its own commands (a shell, files) never obeyed."""
+
+    @abstractmethod
+    def dump(self, tool: str, name: str, path: str, login: Login) -> dict[str, int | None]:
+        """Dump database ``name`` to ``path`` with the engine's dump ``tool``, as its own ``login``.
 
         Returns the tables the dump must hold, each with its rows if the engine
         counted them in the dump's own snapshot, or ``None`` if they are counted
@@ -564,7 +552,12 @@ class Backend(ABC):
         the rows its archive holds, even while the database's owner is at work.
         """
 
-    def scan_archive(self, restore_tool: str, path: str) -> tuple[str, dict[str, int | None]]:
+    @abstractmethod
+    def restore(self, tools: dict[str, str], name: str, login: Login, path: str) -> None:
+        """Restore archive ``path`` into the empty database ``name`` as its own ``login``, which
+        then owns every object; ``tools`` are the paths of :attr:`restore_tools`."""
+
+    def scan_archive(self, tools: dict[str, str], path: str) -> tuple[str, dict[str, int | None]]:
         """An archive file's SHA-256, and its tables (see :meth:`archive_tables`), read from the file.
 
         Both go through the whole file. The checksum is taken on a thread of its
@@ -574,16 +567,20 @@ class Backend(ABC):
         """
         with ThreadPoolExecutor(max_workers=1) as hashing:
             digest = hashing.submit(sha256_of, path)
-            tables = self.archive_tables(restore_tool, path)
+            tables = self.archive_tables(tools, path)
             return digest.result(), tables
 
     @abstractmethod
-    def archive_tables(self, restore_tool: str, path: str) -> dict[str, int | None]:
+    def archive_tables(self, tools: dict[str, str], path: str) -> dict[str, int | None]:
         """The tables an archive file holds, each with its rows if the format tells them
         without restoring it (else ``None``)."""
 
     def tune_admin_engine(self, engine: Engine) -> None:
         """Adjust the AUTOCOMMIT admin engine to this driver; nothing by default."""
+
+    def session_options(self) -> dict[str, str]:
+        """Driver connection arguments every super-user session starts with; none by default."""
+        return {}
 
     @abstractmethod
     def create(self, connection: Connection, quoted: str, managed: bool, source: Source | None) -> None:

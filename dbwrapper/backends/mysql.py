@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, event, text
@@ -17,8 +18,10 @@ from dbwrapper.errors import Refused
 from dbwrapper.names import validate_name
 from dbwrapper.tools import mapped, run_tool
 
-#: The DEFINER clause of SHOW CREATE VIEW: `user`@`host`, backquotes doubled inside.
-DEFINER = re.compile(r"DEFINER=`(?:[^`]|``)*`@`(?:[^`]|``)*`")
+#: The DEFINER clause of SHOW CREATE VIEW and of a dump: `user`@`host`, backquotes doubled inside.
+DEFINER_PATTERN = r"DEFINER=`(?:[^`]|``)*`@`(?:[^`]|``)*`"
+VIEW_DEFINER = re.compile(DEFINER_PATTERN)
+DEFINER = re.compile(DEFINER_PATTERN.encode())
 ER_NO_SUCH_TABLE = 1146
 ER_DB_CREATE_EXISTS = 1007
 ER_LOCK_WAIT_TIMEOUT = 1205
@@ -56,7 +59,8 @@ class MySQLBackend(Backend):
         return url.set(database=None)
 
     dump_tool = "mysqldump"
-    restore_tool = "mysql"
+    client_tool = "mysql"
+    restore_tools = ("mysql",)  # the client runs the dump's SQL
     archive_suffix = ".sql"
 
     def tables(self, connection: Connection) -> list[str]:
@@ -66,64 +70,71 @@ class MySQLBackend(Backend):
         )
         return list(connection.execute(query).scalars())
 
-    def tool_env(self) -> dict[str, str]:
+    def count_statement(self, connection: Connection, table: str) -> str:
+        return f"SELECT COUNT(*) FROM {connection.dialect.identifier_preparer.quote_identifier(table)}"
+
+    def tool_env(self, login: Login | None = None) -> dict[str, str]:
         # MYSQL_PWD keeps the password off the command line (where ps shows it)
         # and out of a failed command's error output.
-        return {"MYSQL_PWD": self.url.password} if self.url.password else {}
+        password = login.password if login else self.url.password
+        return {"MYSQL_PWD": password} if password else {}
 
-    def _connection_args(self, user: str | None = None) -> list[str]:
+    def _connection_args(self, login: Login | None = None) -> list[str]:
+        """Where and as whom a tool connects, after ``--no-defaults`` (which must come first):
+        no option file of this machine's (``~/.my.cnf``, ``/etc/mysql``) adds anything."""
         url = self.url
         socket = url.query.get("unix_socket")
-        args = [f"--socket={socket}"] if socket else [f"--host={url.host or 'localhost'}"]
+        args = ["--no-defaults", f"--socket={socket}" if socket else f"--host={url.host or 'localhost'}"]
         args += [f"--port={url.port}"] if url.port else []
-        user = user or url.username
+        user = login.name if login else url.username
         return args + ([f"--user={user}"] if user else [])
 
-    def dump_command(self, tool: str, name: str, path: str) -> tuple[list[str], bool]:
+    def dump_command(self, tool: str, name: str, path: str, login: Login) -> list[str]:
         # One consistent snapshot of InnoDB tables without locking them, with
         # everything a course database may hold; no CREATE DATABASE, so it can
         # be restored under another name.
         return [
-            tool, *self._connection_args(), "--single-transaction", "--routines", "--triggers",
+            tool, *self._connection_args(login), "--single-transaction", "--routines", "--triggers",
             "--events", "--no-tablespaces", f"--result-file={path}", validate_name(name),
-        ], False
+        ]
 
-    def restore_command(self, tool: str, name: str, path: str, login: str) -> tuple[list[str], bool]:
-        return [tool, *self._connection_args(), validate_name(name)], True
-
-    def sql_dump_command(self, tool: str, name: str) -> list[str]:
+    def sql_dump_command(self, tool: str, name: str, login: Login) -> list[str]:
         return [
-            tool, *self._connection_args(), "--single-transaction", "--routines", "--triggers", "--events",
+            tool, *self._connection_args(login), "--single-transaction", "--routines", "--triggers", "--events",
             "--no-tablespaces", "--skip-comments", validate_name(name),
         ]
 
-    def portable_sql(self, dump: str) -> str:
+    def script_command(self, tool: str, name: str, login: Login) -> list[str]:
+        # --binary-mode: the client obeys none of its own commands (system, \!, source,
+        # tee, connect, ...) but DELIMITER, which dumps of triggers and routines need,
+        # and the charset's \C. --local-infile=0: a LOAD DATA LOCAL INFILE cannot make
+        # it send a file of this machine. Piped, it stops at the first error.
+        return [tool, *self._connection_args(login), "--binary-mode", "--local-infile=0", "--batch",
+                validate_name(name)]
+
+    def script(self, lines: Iterable[bytes]) -> Iterator[bytes]:
         # mysqldump names who defined each view, trigger, routine and event, and
         # only a super-user may define objects for someone else. Without the
-        # clause, whoever loads the course defines them. It stands only on the
+        # clause, the login running the script defines them. It stands only on the
         # lines that create such objects, never on a row's.
-        return "".join(
-            DEFINER.sub("", line, count=1) if line.startswith(("/*!", "CREATE")) else line
-            for line in dump.splitlines(keepends=True)
-        )
+        for line in lines:
+            yield DEFINER.sub(b"", line, count=1) if line.startswith((b"/*!", b"CREATE")) else line
 
-    client_tool = "mysql"
-
-    def load_command(self, tool: str, name: str, login: Login) -> tuple[list[str], dict[str, str]]:
-        # The mysql client stops at the first error when reading standard input.
-        argv = [tool, *self._connection_args(login.name), validate_name(name)]
-        return argv, {"MYSQL_PWD": login.password}
-
-    def dump(self, tool: str, name: str, path: str) -> dict[str, int | None]:
+    def dump(self, tool: str, name: str, path: str, login: Login) -> dict[str, int | None]:
         # mysqldump's snapshot cannot be shared, so the rows are counted in the
         # file it writes (archive_tables); the tables it must hold are listed first.
         with self.admin_connection() as connection:
             tables, _ = self._objects_of(connection, name)
-        argv, _ = self.dump_command(tool, name, path)
-        run_tool(argv, self.tool_env())
+        self.renew_password(login)
+        run_tool(self.dump_command(tool, name, path, login), self.tool_env(login))
         return dict.fromkeys(tables)
 
-    def archive_tables(self, restore_tool: str, path: str) -> dict[str, int | None]:
+    def restore(self, tools: dict[str, str], name: str, login: Login, path: str) -> None:
+        self.renew_password(login)
+        run_tool(self.script_command(tools["mysql"], name, login), self.tool_env(login),
+                 feed=self.script(_lines_of(path)))
+
+    def archive_tables(self, tools: dict[str, str], path: str) -> dict[str, int | None]:
         with mapped(path) as dump:
             return tables_in_dump(dump)
 
@@ -216,7 +227,7 @@ class MySQLBackend(Backend):
         try:
             self._move_content(spare.name, name, login.name, clear_source=False)
         except DBAPIError:
-            self.drop_database(name, login.name)
+            self.drop_database(name, login.name, registered=True)
             raise
         return True
 
@@ -254,7 +265,7 @@ class MySQLBackend(Backend):
                 current_views = []
             missing = [statement for view, statement in views.items() if view not in current_views]
             self._create_views(connection, missing, before, name, owner)
-        self.drop_database(before)
+        self.drop_database(before, registered=True)
 
     def _move_content(self, source: str, target: str, owner: str, *, clear_source: bool = True) -> None:
         """Move every table and view of ``source`` into ``target``, in time that does not grow with the data.
@@ -366,7 +377,7 @@ class MySQLBackend(Backend):
         """
         definer = f"DEFINER={self.quote(owner)}@'%'"
         moved_from, moved_to = f"{self.quote(source)}.", f"{self.quote(target)}."
-        pending = [DEFINER.sub(lambda _: definer, view, count=1).replace(moved_from, moved_to) for view in views]
+        pending = [VIEW_DEFINER.sub(lambda _: definer, view, count=1).replace(moved_from, moved_to) for view in views]
         while pending:
             failed: list[tuple[str, DBAPIError]] = []
             for statement in pending:
@@ -484,3 +495,9 @@ class MySQLBackend(Backend):
 
     def is_busy(self, error: DBAPIError) -> bool:
         return self.error_code(error) == ER_LOCK_WAIT_TIMEOUT
+
+
+def _lines_of(path: str | Path) -> Iterator[bytes]:
+    """A dump file's lines, read as they are fed to the client."""
+    with open(path, "rb") as dump:
+        yield from dump

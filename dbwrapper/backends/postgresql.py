@@ -8,19 +8,21 @@ import hmac
 import os
 import shlex
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, text
+from sqlalchemy import Connection, bindparam, create_engine, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import NullPool
 
-from dbwrapper.backends.base import Backend, DatabaseEntry, Login, Source
+from dbwrapper.backends.base import CONNECT_TIMEOUT, Backend, DatabaseEntry, Login, Source
+from dbwrapper.backends.psqlscript import restricted
 from dbwrapper.errors import Refused
 from dbwrapper.names import validate_name
-from dbwrapper.tools import run_tool
+from dbwrapper.tools import run_tool, tool_output
 
 DUPLICATE_DATABASE = "42P04"
 #: Two concurrent ``CREATE DATABASE`` of one name can also end in this, from the
@@ -41,6 +43,10 @@ CONCURRENT_UPDATE_TRIES = 5
 #: WAL, which a class of thirty clones multiplies. bench/lifecycle.py measures both:
 #: FILE_COPY took 0.3x to 0.7x of WAL_LOG's time from a 70 MB course.
 CLONE_STRATEGY = "FILE_COPY"
+
+#: Where the super-user's sessions look names up: the catalog, and its own temporary
+#: schema last (PostgreSQL's advice after CVE-2018-1058).
+CATALOG_SEARCH_PATH = "pg_catalog,pg_temp"
 
 #: PostgreSQL's own iteration count for SCRAM-SHA-256 (scram_iterations' default).
 SCRAM_ITERATIONS = 4096
@@ -98,8 +104,16 @@ class PostgreSQLBackend(Backend):
         return url.set(database="postgres")
 
     dump_tool = "pg_dump"
-    restore_tool = "pg_restore"
+    client_tool = "psql"
+    # A restore is pg_restore printing the archive as SQL, which psql runs (see restore()).
+    restore_tools = ("pg_restore", "psql")
     archive_suffix = ".dump"
+
+    def session_options(self) -> dict[str, str]:
+        # Every super-user session resolves names in the catalog only (CVE-2018-1058):
+        # set at connection start, before any statement, whatever the database or
+        # role settings say.
+        return {"options": f"-c search_path={CATALOG_SEARCH_PATH}"}
 
     def tables(self, connection: Connection) -> list[str]:
         # Tables outside the public schema would need schema-qualified names; a
@@ -107,58 +121,73 @@ class PostgreSQLBackend(Backend):
         query = text("SELECT tablename FROM pg_catalog.pg_tables WHERE schemaname = 'public' ORDER BY 1")
         return list(connection.execute(query).scalars())
 
-    def tool_env(self) -> dict[str, str]:
+    def count_statement(self, connection: Connection, table: str) -> str:
+        quoted = connection.dialect.identifier_preparer.quote_identifier(table)
+        return f"SELECT pg_catalog.count(*) FROM public.{quoted}"
+
+    def tool_env(self, login: Login | None = None) -> dict[str, str]:
         url = self.url
-        env = {"PGHOST": str(url.host or url.query.get("host") or "localhost")}
+        user, password = (login.name, login.password) if login else (url.username, url.password)
+        env = {"PGHOST": str(url.host or url.query.get("host") or "localhost"), "PGPASSFILE": os.devnull}
         env |= {"PGPORT": str(url.port)} if url.port else {}
-        env |= {"PGUSER": url.username} if url.username else {}
-        env |= {"PGPASSWORD": url.password} if url.password else {}
+        env |= {"PGUSER": user} if user else {}
+        env |= {"PGPASSWORD": password} if password else {}
         return env
 
-    def dump_command(self, tool: str, name: str, path: str) -> tuple[list[str], bool]:
-        # Custom format: compressed, and pg_restore can list and pick from it.
-        return [tool, "--format=custom", f"--file={path}", f"--dbname={validate_name(name)}"], False
+    def dump_command(self, tool: str, name: str, path: str, login: Login) -> list[str]:
+        # Custom format: compressed, and pg_restore can list and pick from it. The
+        # login comes in the environment (tool_env).
+        return [tool, "--format=custom", f"--file={path}", f"--dbname={validate_name(name)}"]
 
-    def restore_command(self, tool: str, name: str, path: str, login: str) -> tuple[list[str], bool]:
-        # Objects are recreated as the database's own login, so its owner can change them.
-        return [
-            tool, "--exit-on-error", "--no-owner", "--no-privileges", f"--role={validate_name(login)}",
-            f"--dbname={validate_name(name)}", path,
-        ], False
-
-    def sql_dump_command(self, tool: str, name: str) -> list[str]:
+    def sql_dump_command(self, tool: str, name: str, login: Login) -> list[str]:
         # Plain SQL, its objects created by whoever loads it, with no grants to roles
         # that may not exist where it is loaded.
         return [tool, "--format=plain", "--no-owner", "--no-privileges", f"--dbname={validate_name(name)}"]
 
-    client_tool = "psql"
-
-    def load_command(self, tool: str, name: str, login: Login) -> tuple[list[str], dict[str, str]]:
-        env = {**self.tool_env(), "PGUSER": login.name, "PGPASSWORD": login.password}
-        argv = [tool, "--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1", "--single-transaction",
+    def script_command(self, tool: str, name: str, login: Login) -> list[str]:
+        return [tool, "--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1", "--single-transaction",
                 f"--dbname={validate_name(name)}"]
-        return argv, env
 
-    def dump(self, tool: str, name: str, path: str) -> dict[str, int | None]:
+    def script(self, lines: Iterable[bytes]) -> Iterator[bytes]:
+        # psql in restricted mode, with settings this server knows: see psqlscript.
+        return restricted(lines, self.server_major())
+
+    def server_major(self) -> int:
+        """The server's major version (15 for 15.4), as the admin engine's dialect read it."""
+        with self.admin_connection() as connection:
+            return (connection.dialect.server_version_info or (0,))[0]
+
+    def dump(self, tool: str, name: str, path: str, login: Login) -> dict[str, int | None]:
         # The rows are counted in the very snapshot pg_dump dumps, while it dumps:
         # this transaction exports its snapshot and stays open while pg_dump
-        # imports it (--snapshot) and works.
-        argv, _ = self.dump_command(tool, name, path)
-        with self._translated(f"count the rows of {name}"), self.connected(self.database_engine(name)) as connection:
+        # imports it (--snapshot) and works. Both connect as the database's login.
+        argv = [*self.dump_command(tool, name, path, login)]
+        with self._translated(f"count the rows of {name}"), self.as_owner(name, login) as connection:
             connection.execution_options(isolation_level="REPEATABLE READ")
             with connection.begin(), ThreadPoolExecutor(max_workers=1) as dumping:
-                snapshot = connection.execute(text("SELECT pg_export_snapshot()")).scalar_one()
-                dumped = dumping.submit(run_tool, [*argv, f"--snapshot={snapshot}"], self.tool_env())
+                snapshot = connection.execute(text("SELECT pg_catalog.pg_export_snapshot()")).scalar_one()
+                dumped = dumping.submit(run_tool, [*argv, f"--snapshot={snapshot}"], self.tool_env(login))
                 counts: dict[str, int | None] = {**self.count_rows(connection)}
                 dumped.result()
         return counts
 
-    def archive_tables(self, restore_tool: str, path: str) -> dict[str, int | None]:
+    def restore(self, tools: dict[str, str], name: str, login: Login, path: str) -> None:
+        # pg_restore prints the archive as a SQL script (it needs no connection for
+        # that), and psql runs it as the database's login, in one transaction: every
+        # object is then the login's, and the trainee's own functions (in CHECK
+        # constraints, defaults, triggers, index expressions) run as the trainee
+        # while the rows are copied in. Through psql, not pg_restore --dbname, so
+        # that the script can lose what this server's version does not know.
+        self.renew_password(login)
+        script = tool_output([tools["pg_restore"], "--no-owner", "--no-privileges", "--file=-", path], {})
+        run_tool(self.script_command(tools["psql"], name, login), self.tool_env(login), feed=self.script(script))
+
+    def archive_tables(self, tools: dict[str, str], path: str) -> dict[str, int | None]:
         # pg_restore --list prints the archive's table of contents (without reading
         # the data, so without rows): "215; 1259 16390 TABLE public order lines alice".
         # Names are printed unquoted, so a table's is what lies between the schema
         # and the owner (a login, whose name has no spaces).
-        listing = run_tool([restore_tool, "--list", path], self.tool_env())
+        listing = run_tool([tools["pg_restore"], "--list", path], {})
         tables: dict[str, int | None] = {}
         for line in listing.splitlines():
             _, _, entry = line.partition("; ")
@@ -194,9 +223,28 @@ class PostgreSQLBackend(Backend):
         # login; they become the new login's in one catalog statement, whatever
         # the size of the data. (The master itself belongs to the super-user, see
         # seal(), so this moves no database.)
+        #
+        # It is the one statement the super-user runs inside a database, a new
+        # copy nobody has connected to yet: a catalog change that runs no function,
+        # its session's search_path pinned to the catalog (session_options) and
+        # naming nothing but two roles.
         if owner != source.owner:
-            with self.inside(name) as connection:
+            with self._superuser_inside(name) as connection:
                 connection.exec_driver_sql(f"REASSIGN OWNED BY {self.quote(source.owner)} TO {self.quote(owner)}")
+
+    @contextmanager
+    def _superuser_inside(self, name: str) -> Iterator[Connection]:
+        """A super-user transaction inside database ``name``, on a connection of its own
+        (closed afterwards: a session left open on a database keeps it from being cloned)."""
+        engine = create_engine(
+            self.database_url(name), poolclass=NullPool,
+            connect_args={"connect_timeout": CONNECT_TIMEOUT, **self.session_options()},
+        )
+        try:
+            with self.connected(engine) as connection, connection.begin():
+                yield connection
+        finally:
+            engine.dispose()
 
     def can_copy(self, source: str) -> bool:
         return True  # a template clone copies everything a database holds
@@ -249,7 +297,6 @@ class PostgreSQLBackend(Backend):
             connection.exec_driver_sql(f"ALTER DATABASE {self.quote(name)} OWNER TO {self.quote(owner)}")
 
     def put_back(self, name: str, before: str, owner: str) -> None:
-        self._forget_database_engine(name)
         with self.admin_connection() as connection:
             self.drop(connection, name, self.quote(name))  # the revert's copy, if it got that far
             with in_transaction(connection):

@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 
 from dbwrapper.accounts import Actor
+from dbwrapper.backends.base import Login
 from dbwrapper.engines import Engines
 from dbwrapper.errors import InvalidInput
 from dbwrapper.names import validate_name
@@ -90,20 +91,30 @@ class Courses:
         }
 
     def content_of(self, actor: Actor, db_type: object, database: str) -> str:
-        """The content of an existing database, as SQL its course's logins can load.
+        """The content of a database dbwrapper manages, as SQL its course's logins can load.
 
         Taken now: a course made from a database starts with what it holds when
-        the course is defined, whatever happens to it afterwards.
+        the course is defined, whatever happens to it afterwards. Read as that
+        database's own login, like every work on a database's content, and only
+        from a database dbwrapper manages: never the server's own (``mysql``,
+        ``postgres``) or the registry, whose content a course would hand to
+        every trainee.
         """
         actor.require_instructor("define courses")
         backend = self.engines.backend(db_type)
+        record = self.registry.database(backend.kind, validate_name(database))
+        if record is None or not record.ready:
+            raise InvalidInput(
+                f"{database} is not a database dbwrapper manages on {backend.label}; make one "
+                "(create_my_db), prepare the course's content in it, and start the course from that."
+            )
         tool = find_tool(backend.dump_tool, self.engines.settings.tools)
         if tool is None:
             raise ToolFailed(f"{backend.dump_tool} was not found to read {database}: install it, "
                              f"or set {backend.dump_tool} = \"/path\" in app.conf.")
-        if not backend.exists(validate_name(database)):
-            raise InvalidInput(f"There is no database {database} on {backend.label}.")
-        return backend.portable_sql(run_tool(backend.sql_dump_command(tool, database), backend.tool_env()))
+        login = Login(record.login, record.password)
+        backend.renew_password(login)
+        return run_tool(backend.sql_dump_command(tool, record.name, login), backend.tool_env(login))
 
     def add_samples(self) -> None:
         """Make the shipped courses known, once (they can be replaced under another name)."""

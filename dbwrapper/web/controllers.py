@@ -169,7 +169,8 @@ class Archives(Controller):
     """``/archives/``: archive databases to disk and restore them (owners and instructors)."""
 
     def _page(self, actor: Actor, message: str | None = None) -> str:
-        return self.pages(actor).archives(self.runtime.archives.list(actor), message)
+        archives = self.runtime.archives
+        return self.pages(actor).archives(archives.list(actor), archives.quota, message)
 
     @page()
     def index(self) -> str:
@@ -185,6 +186,12 @@ class Archives(Controller):
     def restore(self, archive: str = "", into: str | None = None) -> str:
         actor = current_actor()
         return self.pages(actor).created(self.runtime.archives.restore(actor, archive, into or None))
+
+    @page(("POST",))
+    def delete(self, archive: str = "") -> str:
+        actor = current_actor()
+        manifest = self.runtime.archives.delete(actor, archive)
+        return self._page(actor, f"Deleted the archive {manifest.id}.")
 
 
 class Courses(Controller):

@@ -188,7 +188,7 @@ class Pages:
             message=self._message(message, "ok") if message else Markup(),
         )
 
-    def archives(self, manifests: list[Manifest], message: str | None = None) -> str:
+    def archives(self, manifests: list[Manifest], quota: int, message: str | None = None) -> str:
         rows = join(
             self.templates.render(
                 "archive_row.html", id=m.id, owner=m.owner, size=human_size(m.size_bytes),
@@ -198,7 +198,7 @@ class Pages:
             for m in manifests
         )
         return self._page(
-            "archives.html", title="Archives", rows=rows,
+            "archives.html", title="Archives", rows=rows, quota=quota,
             message=self._message(message, "ok") if message else Markup(),
         )
 

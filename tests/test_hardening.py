@@ -1,0 +1,137 @@
+"""Smaller boundaries, each attacked as a trainee or a browser would.
+
+* A name that is another user's own cannot be taken: ``zed`` cannot make
+  ``zed_x_7001``, trainee zed_x's database to be, nor any ``zed_x_…``.
+* Logging in never sends the browser to another site.
+* No page is kept by the browser: Back after logging out shows no password.
+* What is dbwrapper's is the registry's to say: a trainee who removes their
+  database's marker cannot make it undestroyable.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
+
+import pytest
+
+from dbwrapper.accounts import Actor
+from tests.conftest import INSTRUCTOR, Browser
+
+
+@pytest.fixture
+def user(runtime, base_url) -> Iterator[Callable[[str], Browser]]:
+    """``user(name)``: a trainee of that name, logged in; removed afterwards with their databases."""
+    made: list[str] = []
+
+    def make(name: str, quota: int = 3) -> Browser:
+        _, password = runtime.accounts.add(name, "trainee", quota=quota, by="tests")
+        made.append(name)
+        session = Browser(base_url)
+        assert session.log_in(name, password).status_code == 200
+        return session
+
+    yield make
+    instructor = Actor(runtime.accounts.get(INSTRUCTOR), via="tests")
+    for name in made:
+        found = runtime.accounts.registry.user(name)
+        for db in runtime.accounts.registry.databases(owner=found) if found else ():
+            runtime.service.destroy(instructor, db.backend, db.name)
+        if found:
+            runtime.accounts.remove(name, by="tests")
+
+
+def test_a_trainee_cannot_take_a_name_that_is_another_users_own(user, runtime, db_type, catalog):
+    zed_name = f"z{uuid.uuid4().hex[:6]}"
+    zed, zed_x = user(zed_name), user(f"{zed_name}_x")
+    port = runtime.settings.port
+    for taken in (f"{zed_name}_x_{port}", f"{zed_name}_x_notes"):  # zed_x's database, zed_x's prefix
+        refused = zed.get("/dbi/create_my_db", params={"db_type": db_type, "name": taken})
+        assert refused.status_code == 403, taken
+        assert f"{taken} is {zed_name}_x's own name" in refused.text
+        assert taken not in catalog(db_type)
+    assert zed.get("/dbi/create_my_db", params={"db_type": db_type, "name": f"{zed_name}_notes"}).status_code == 200
+    mine = zed_x.get("/dbi/create_my_db", params={"db_type": db_type})
+    assert mine.status_code == 200 and f"Created {zed_name}_x_{port}" in mine.text
+
+
+def test_an_instructor_cannot_make_a_database_that_is_a_trainees_own_for_someone_else(
+    user, runtime, browser, db_type, catalog
+):
+    alice_name = f"a{uuid.uuid4().hex[:6]}"
+    user(alice_name)
+    theirs = f"{alice_name}_{runtime.settings.port}"
+    refused = browser.get("/dbi/create_my_db", params={"db_type": db_type, "name": theirs})
+    assert refused.status_code == 409
+    assert f"{theirs} is {alice_name}'s own name" in refused.text
+    assert theirs not in catalog(db_type)
+
+
+def test_a_user_whose_names_another_users_database_has_cannot_be_added(user, runtime, browser, db_type):
+    zed_name = f"z{uuid.uuid4().hex[:6]}"
+    zed = user(zed_name)
+    early = f"{zed_name}_y_1"  # no zed_y yet: zed's own name
+    assert zed.get("/dbi/create_my_db", params={"db_type": db_type, "name": early}).status_code == 200
+    added = browser.post("/users/add", data={"name": f"{zed_name}_y"})
+    assert added.status_code == 400
+    assert f"would own {early} by its name, which belongs to {zed_name}" in added.text
+    assert runtime.accounts.registry.user(f"{zed_name}_y") is None
+
+
+@pytest.mark.parametrize("target", ["/\t/evil.example/", "//evil.example/", "/\\evil.example", "https://evil.example/"])
+def test_logging_in_never_leads_to_another_site(anonymous, base_url, target):
+    anonymous.get("/login", params={"next": target})
+    done = anonymous.post("/login", data={"name": INSTRUCTOR, "password": "instructor-password", "next": target},
+                          allow_redirects=False)
+    assert done.status_code == 303
+    where = urlsplit(done.headers["Location"])
+    assert where.netloc == urlsplit(base_url).netloc and where.path == "/"
+
+
+def test_a_page_with_a_password_is_not_kept_for_the_back_button(trainee, db_type):
+    alice = trainee()
+    page = alice.get("/dbi/create_my_db", params={"db_type": db_type})
+    assert 'class="secret"' in page.text
+    assert page.headers["Cache-Control"] == "no-store"
+    assert page.headers["X-Frame-Options"] == "DENY"
+    assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+    alice.post("/logout")
+    again = alice.get("/", allow_redirects=False)  # what Back does once nothing is cached
+    assert again.status_code == 303 and 'class="secret"' not in again.text
+
+
+UNMARK = {
+    "postgres": 'COMMENT ON DATABASE "{name}" IS NULL',
+    "mysql": "ALTER DATABASE `{name}` COMMENT ''",
+}
+
+
+def test_a_database_whose_owner_removed_its_marker_is_destroyed_all_the_same(trainee, runtime, db_type,
+                                                                              as_owner, catalog):
+    alice = trainee()
+    alice.get("/dbi/create_my_db", params={"db_type": db_type})
+    name = f"{alice.user_name}_{runtime.settings.port}"
+    with as_owner(db_type, name) as connection:
+        connection.exec_driver_sql(UNMARK[db_type].format(name=name))
+    listed = next(db for db in runtime.engines.backend(db_type).list_databases(fresh=True) if db.name == name)
+    assert listed.managed is False  # the marker is gone indeed
+
+    done = alice.post("/dbi/destroy_my_db", data={"db_type": db_type, "name": name})
+    assert done.status_code == 200, done.text
+    assert name not in catalog(db_type)
+
+
+def test_the_expiry_job_purges_a_database_whose_marker_was_removed(trainee, runtime, db_type, as_owner, catalog):
+    alice = trainee()
+    alice.get("/dbi/create_my_db", params={"db_type": db_type})
+    name = f"{alice.user_name}_{runtime.settings.port}"
+    with as_owner(db_type, name) as connection:
+        connection.exec_driver_sql(UNMARK[db_type].format(name=name))
+    instructor = Actor(runtime.accounts.get(INSTRUCTOR))
+    runtime.service.set_expiry(instructor, db_type, name, datetime.now(UTC) - timedelta(minutes=1))
+
+    assert f"{db_type}:{name}" in runtime.purger.run_once()
+    assert name not in catalog(db_type)
+    assert f"{db_type}:{name}" not in runtime.purger.run_once()  # archived once, not again every minute
