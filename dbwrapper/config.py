@@ -22,7 +22,7 @@ from dbwrapper.errors import InvalidInput
 
 BACKEND_KINDS = ("postgres", "mysql")
 #: The engines' tools dbwrapper runs, each configurable in [dbwrapper] by its name.
-TOOLS = ("pg_dump", "pg_restore", "mysqldump", "mysql")
+TOOLS = ("pg_dump", "pg_restore", "psql", "mysqldump", "mysql")
 DEFAULT_NAME_TEMPLATE = "%(user)s_%(port)s"
 #: The first instructor's name; with the default template their database is cwcuser_7001.
 DEFAULT_FIRST_INSTRUCTOR = "cwcuser"
