@@ -286,7 +286,7 @@ def make_runtime(stack: ExitStack, workdir: Path) -> Runtime:
                         pool_size=0, expiry_check_seconds=24 * 3600)
     os.environ.setdefault("DBWRAPPER_INSTRUCTOR_PASSWORD", generate_password())
     runtime = Runtime(settings)
-    runtime.start(settle_unfinished=True)
+    runtime.start()
     stack.callback(runtime.stop)
     return runtime
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from dbwrapper.accounts import ROLES, Actor
 from dbwrapper.classes import read_roster
 from dbwrapper.config import load_settings
-from dbwrapper.errors import DbWrapperError, InvalidInput, Refused
+from dbwrapper.errors import DbWrapperError, InvalidInput, Refused, RegistryInUse
 from dbwrapper.runtime import Runtime
 from dbwrapper.service import Credentials, Listing, Outcome
 from dbwrapper.snapshots import describe
@@ -133,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "reconcile", parents=[common],
         help="make the registry match the servers, settling what a crash left half-done "
-             "(the service does this when it starts; run it while the service is stopped)",
+             "(the service does this when it starts; refused while a service or command runs)",
     )
 
     user = commands.add_parser("user", help="manage users").add_subparsers(
@@ -328,11 +328,16 @@ def run_user_command(args: argparse.Namespace, runtime: Runtime) -> None:
 
 
 def run_reconcile_command(args: argparse.Namespace, runtime: Runtime) -> None:
-    # Starting reconciled already, but left alone what may be a running service's
-    # work in progress; asked for, this settles that too.
-    done = runtime.reconciler.run(unfinished=True)
-    for line in done.lines():
-        print(f"dbwrapper: reconciled: {line}.")
+    # Starting reconciled already, if no other process was at work on the registry;
+    # with one at work, reconciling would destroy its work in progress.
+    done = runtime.reconciled
+    if done is None:
+        where = runtime.engines.registry.url.render_as_string(hide_password=True)
+        raise RegistryInUse(
+            f"A dbwrapper service or command is at work on this registry ({where}), "
+            "so nothing was reconciled: that could destroy its work in progress. Stop the service "
+            "first (and let running commands finish), then run dbwrapper reconcile again."
+        )
     unreachable = done.unreachable
     print(f"Could not reach {', '.join(unreachable)}." if unreachable else "The registry matches the servers.")
 

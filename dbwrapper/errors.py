@@ -45,6 +45,13 @@ class DatabaseBusy(DbWrapperError):
     exit_code = 5
 
 
+class RegistryInUse(DbWrapperError):
+    """Another dbwrapper process is at work on the registry, so reconciling must wait."""
+
+    http_status = 409
+    exit_code = 7
+
+
 class BackendUnavailable(DbWrapperError):
     """The database server cannot be reached; the service itself is fine."""
 

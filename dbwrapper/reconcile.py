@@ -2,18 +2,8 @@
 
 A crash in the middle of making, reverting or dropping a database, or a
 database dropped with the server's own tools, leaves the registry and a
-server disagreeing. This settles it without losing anything:
-
-* a record whose database is gone is forgotten, and its login removed;
-* a database carrying dbwrapper's marker that the registry does not know is
-  adopted, not dropped: it gets a login (made, or its password reset), is
-  recorded for the first instructor and kept until someone decides;
-* half-written archive files (``.*.partial``) are removed.
-
-What a crash left *unfinished* is settled too, when the caller says no other
-process is at work on this registry (the service at its start, and
-``dbwrapper reconcile``; not the other commands, which may run beside a
-service in the middle of its work):
+server disagreeing. This settles it without losing anything that a crash did
+not already lose:
 
 * a database recorded as being made (not ready) is dropped with its login:
   nobody was ever shown it;
@@ -21,7 +11,22 @@ service in the middle of its work):
   before (set aside by the revert, not copied); a half-taken snapshot is dropped;
 * course copies (masters, spares) that were not finished, or whose database is
   gone, are dropped and forgotten, and so is a database with the copies' prefix
-  that the registry does not name at all (a spare whose handout never ended).
+  that the registry does not name at all (a spare whose handout never ended);
+* a record whose database is gone is forgotten, and its login removed;
+* a database carrying dbwrapper's marker that the registry does not know is
+  adopted, not dropped: it gets a login (made, or its password reset), is
+  recorded for the first instructor and kept until someone decides;
+* half-written archive files (``.*.partial``) are removed.
+
+All but adopting are also what another process's work looks like while it
+is under way (a database being made; a PostgreSQL revert, which renames the
+database away; a restore over the original, which drops it and makes it
+again; an archive being written), so reconciling is right only while no
+other process is at work on this registry: run it only holding the registry
+lock exclusively (:mod:`dbwrapper.registry.lock`), as :meth:`Runtime.start
+<dbwrapper.runtime.Runtime.start>` does. (Adopting is not: a database is
+recorded before it is made and forgotten after it is dropped. It waits for the
+same moment all the same, as it gives a login a new password.)
 
 A server that cannot be reached is left alone: nothing is forgotten because
 of an outage.
@@ -80,13 +85,13 @@ class Reconciler:
         self.accounts = accounts
         self.archives = archives
 
-    def run(self, *, unfinished: bool = True) -> Report:
-        """Reconcile every reachable backend; ``unfinished`` also settles what a crash left
-        half-done, which is safe only while no other process works on this registry."""
+    def run(self) -> Report:
+        """Reconcile every reachable backend, and the archive directory (see the module:
+        only while no other process is at work on this registry)."""
         report = Report()
         for backend in self.service.backends():
             try:
-                self._reconcile(backend, report, unfinished)
+                self._reconcile(backend, report)
             except DbWrapperError:
                 report.unreachable.append(backend.kind)
         for partial in self.archives.directory.rglob(".*.partial"):
@@ -94,16 +99,14 @@ class Reconciler:
             report.partial_files += 1
         return report
 
-    def _reconcile(self, backend: Backend, report: Report, unfinished: bool) -> None:
+    def _reconcile(self, backend: Backend, report: Report) -> None:
         registry = self.service.registry
-        if unfinished:
-            self._settle_snapshots(backend, report)  # first: it may give a database back
-            self._settle_databases(backend, report)
+        self._settle_snapshots(backend, report)  # first: it may give a database back
+        self._settle_databases(backend, report)
         listing = backend.list_databases(fresh=True)
         existing = {info.name for info in listing}
         on_server = {info.name for info in listing if info.managed} - {CONTROL_DATABASE}
-        if unfinished:
-            self._settle_copies(backend, existing, on_server, report)
+        self._settle_copies(backend, existing, on_server, report)
         for record in registry.databases(backend.kind):
             if record.ready and record.name not in existing:
                 # Only its login and its snapshots are left to remove.

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+from cherrypy.process.plugins import BackgroundTask
+
 from dbwrapper.accounts import Accounts
 from dbwrapper.archives import Archives
 from dbwrapper.classes import ClassJobs, ClassProvisioner
@@ -12,7 +14,8 @@ from dbwrapper.courses import Courses
 from dbwrapper.engines import Engines
 from dbwrapper.expiry import Purger
 from dbwrapper.preparations import Preparations
-from dbwrapper.reconcile import Reconciler
+from dbwrapper.reconcile import Reconciler, Report
+from dbwrapper.registry.lock import LOCK_CHECK_SECONDS, RegistryLock, registry_lock
 from dbwrapper.service import DatabaseService
 from dbwrapper.snapshots import Snapshots
 
@@ -36,20 +39,36 @@ class Runtime:
         self.reconciler = Reconciler(self.service, self.accounts, self.archives)
         self.classes = ClassProvisioner(self.service, self.accounts)
         self.class_jobs = ClassJobs(self.classes)
+        #: The registry's lock, held shared from :meth:`start` to :meth:`stop`.
+        self.lock: RegistryLock | None = None
+        #: What reconciling at the start did; ``None`` if another process was at work.
+        self.reconciled: Report | None = None
+        self._keeper: BackgroundTask | None = None
         self._started = False
 
-    def start(self, *, settle_unfinished: bool = False) -> None:
-        """Open the backends and the registry; make the first instructor if there is none.
+    def start(self) -> None:
+        """Open the backends and the registry and take its lock; make the first instructor
+        if there is none; reconcile, if no other dbwrapper process is at work.
+
+        Alone on the registry (its lock taken exclusively), this process reconciles
+        the registry with the servers, settling what a crash left half-done, before
+        it does anything else; then it holds the lock shared, as every process does
+        while it works, so that no other process reconciles beside it. With another
+        process at work, whose work in progress that would destroy, it reconciles
+        nothing and :attr:`reconciled` stays ``None``.
 
         A generated first password is printed here, once: it is in no file and no log.
-        Reconciling settles what a crash left half-done only with ``settle_unfinished``:
-        the service says so at its start, the commands that may run beside it do not.
         Starting twice does nothing the second time.
         """
         if self._started:
             return
         self._started = True
+        self.reconciled = None
         self.engines.start()
+        self.lock = registry_lock(self.engines.registry.url)
+        alone = self.lock.take_alone()
+        if not alone:
+            self.lock.share()  # before any work: waits while another process reconciles
         for tool in self.archives.missing_tools():
             print(
                 f"  dbwrapper: archives need {tool}, which was not found: install it or set "
@@ -65,9 +84,22 @@ class Runtime:
                 f"'dbwrapper user set-password {self.settings.first_instructor}'.\n",
                 flush=True,
             )
-        for line in self.reconciler.run(unfinished=settle_unfinished).lines():
-            print(f"  dbwrapper: reconciled the registry with the servers: {line}.", flush=True)
+        if alone:
+            self.reconciled = self.reconciler.run()
+            for line in self.reconciled.lines():
+                print(f"  dbwrapper: reconciled the registry with the servers: {line}.", flush=True)
+            self.lock.share()
+        # A registry that restarts ends the lock's session: this takes it again.
+        self._keeper = BackgroundTask(LOCK_CHECK_SECONDS, self.lock.keep)
+        self._keeper.name = "dbwrapper registry lock"
+        self._keeper.start()
 
     def stop(self) -> None:
+        if self._keeper is not None:
+            self._keeper.cancel()
+            self._keeper = None
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
         self.engines.stop()
         self._started = False

@@ -25,22 +25,25 @@ from dbwrapper.registry import AuditEntry
 from tests.conftest import INSTRUCTOR, Browser
 from tests.test_courses import FRANCHISE
 
-#: Runs ``dbwrapper ARGS`` with one method replaced: its first ``after`` calls go through,
-#: the next one ends the process on the spot.
+#: Runs ``dbwrapper ARGS`` with one method replaced: its first ``after`` calls go through; at
+#: the next one the process ends on the spot ("exit"), or stops until it is sent SIGCONT
+#: ("stop"), as if paused in the middle of its work, and then goes on.
 CRASHING = """
-import os, sys, importlib
-module, cls, method, after = sys.argv[1:5]
+import os, signal, sys, importlib
+module, cls, method, after, how = sys.argv[1:6]
 target = getattr(importlib.import_module(module), cls)
 original = getattr(target, method)
 calls = []
 def crash(*args, **kwargs):
     calls.append(1)
-    if len(calls) > int(after):
+    if len(calls) == int(after) + 1 and how == "stop":
+        os.kill(os.getpid(), signal.SIGSTOP)
+    elif len(calls) > int(after) and how == "exit":
         os._exit(9)
     return original(*args, **kwargs)
 setattr(target, method, crash)
 from dbwrapper.cli import main
-sys.exit(main(sys.argv[5:]))
+sys.exit(main(sys.argv[6:]))
 """
 
 BACKEND_CLASS = {
@@ -64,7 +67,7 @@ def crashing(server_urls, runtime):
         # nothing to reconcile, and the counted calls are the command's.
         runtime.reconciler.run()
         done = subprocess.run(
-            [sys.executable, "-c", CRASHING, *where, method, str(after), *args],
+            [sys.executable, "-c", CRASHING, *where, method, str(after), "exit", *args],
             env={**os.environ, **environment}, capture_output=True, text=True, timeout=120,
             cwd=Path(__file__).parent,
         )

@@ -52,7 +52,7 @@ def served(db_type: str, server_url: str, proxy: TcpProxy, tmp_path: Path) -> It
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_up(base, process, tmp_path / "serve.log")
+        wait_until_up(base, process, tmp_path / "serve.log")
         with Browser(base) as browser:
             assert browser.log_in(INSTRUCTOR, INSTRUCTOR_PASSWORD).status_code == 200
             yield browser
@@ -62,7 +62,8 @@ def served(db_type: str, server_url: str, proxy: TcpProxy, tmp_path: Path) -> It
         log.close()
 
 
-def _wait_until_up(base: str, process: subprocess.Popen, log: Path) -> None:
+def wait_until_up(base: str, process: subprocess.Popen, log: Path) -> None:
+    """Wait until ``dbwrapper serve`` answers at ``base``; its log if it stops or never does."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         assert process.poll() is None, log.read_text()

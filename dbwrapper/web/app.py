@@ -100,7 +100,7 @@ def serve(settings: Settings) -> None:
     # Start before the port opens, so a bad URL or a failed embedded server is
     # one clear message instead of a traceback from the engine's bus.
     try:
-        runtime.start(settle_unfinished=True)
+        runtime.start()
     except DbWrapperError:
         runtime.stop()
         raise

@@ -17,9 +17,12 @@ class RuntimePlugin(SimplePlugin):
 
     def start(self) -> None:
         self.bus.log("Opening the database backends and the registry.")
-        # The service is the process that was at work on this registry: what a crash
-        # of it left half-done is settled before it takes requests again.
-        self.runtime.start(settle_unfinished=True)
+        # Alone on the registry, what a crash left half-done is settled before it takes
+        # requests again; beside another process at work, it would be that one's work.
+        self.runtime.start()
+        if self.runtime.reconciled is None:
+            self.bus.log("Another dbwrapper process is at work on this registry: reconciling, "
+                         "which could destroy its work in progress, waits for a start with none at work.")
         for kind in self.runtime.engines.kinds:
             self.bus.log(f"Backend {kind}: {self.runtime.engines.backend(kind).where}")
 
