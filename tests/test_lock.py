@@ -88,7 +88,7 @@ def connects(backend, name: str, record) -> bool:
 
 
 def test_a_revert_half_way_loses_nothing_to_commands_beside_it(
-    runtime, cli, db_type, db_name, catalog, monkeypatch
+    runtime, cli, db_type, db_name, catalog, monkeypatch, as_owner, rows
 ):
     instructor = Actor(runtime.accounts.get(INSTRUCTOR))
     runtime.service.create(instructor, db_type, db_name, course="franchise")
@@ -96,7 +96,7 @@ def test_a_revert_half_way_loses_nothing_to_commands_beside_it(
     try:
         clean, _ = runtime.snapshots.take(instructor, db_type, db_name, "clean")
         backend = runtime.engines.backend(db_type)
-        with backend.inside(db_name) as connection:
+        with as_owner(db_type, db_name) as connection:
             connection.execute(text("DELETE FROM orders"))  # the work since the snapshot
         reverting = partial(runtime.snapshots.revert, instructor, db_type, db_name, clean.id)
         # Held once what the database holds is set aside (PostgreSQL: renamed away, so the
@@ -108,7 +108,7 @@ def test_a_revert_half_way_loses_nothing_to_commands_beside_it(
                 done = cli(*command)
                 assert done.returncode == 0, done.stderr
         assert f"Reverted {db_name}" in revert.result(timeout=120)
-        assert backend.table_counts(db_name) == FRANCHISE
+        assert rows(db_type, db_name) == FRANCHISE
         runtime.service.registry.refresh()
         _, record, kept = runtime.snapshots.list(instructor, db_type, db_name)
         assert sorted(s.label.split(" to ")[0] for s in kept) == ["before reverting", "clean"]
@@ -120,14 +120,14 @@ def test_a_revert_half_way_loses_nothing_to_commands_beside_it(
 
 
 def test_a_restore_over_the_original_half_way_keeps_its_login_beside_commands(
-    runtime, cli, db_type, db_name, admin, monkeypatch
+    runtime, cli, db_type, db_name, admin, monkeypatch, as_owner, rows
 ):
     instructor = Actor(runtime.accounts.get(INSTRUCTOR))
     runtime.service.create(instructor, db_type, db_name, course="franchise")
     try:
         manifest = runtime.archives.archive(instructor, db_type, db_name)
         backend = runtime.engines.backend(db_type)
-        with backend.inside(db_name) as connection:
+        with as_owner(db_type, db_name) as connection:
             connection.execute(text("DELETE FROM orders"))
         # Held once the original is dropped, before it is made again to restore into.
         restoring = partial(runtime.archives.restore, instructor, manifest.id)
@@ -135,7 +135,7 @@ def test_a_restore_over_the_original_half_way_keeps_its_login_beside_commands(
             done = cli("list", "--db-type", db_type)
             assert done.returncode == 0, done.stderr
         assert f"Restored {db_name}" in restore.result(timeout=120).summary
-        assert backend.table_counts(db_name) == FRANCHISE
+        assert rows(db_type, db_name) == FRANCHISE
         runtime.service.registry.refresh()
         record = runtime.service.registry.database(db_type, db_name)
         assert record is not None and logins(admin, db_type, record.login) > 0
@@ -332,12 +332,12 @@ def test_a_service_started_beside_a_command_at_work_leaves_its_work_alone(
 # Each way of settling once, each kind of lock once: the service's start is the usual one.
 @pytest.mark.parametrize(("processes", "settler"), [("postgres registry", "serve"), ("sqlite registry", "reconcile")],
                          indirect=["processes"])
-def test_with_nothing_else_at_work_a_crash_is_settled(runtime, processes, db_type, db_name, settler):
+def test_with_nothing_else_at_work_a_crash_is_settled(runtime, processes, db_type, db_name, settler, look_inside):
     made = processes.run("create", "--db-type", db_type, "--name", db_name)
     assert made.returncode == 0, made.stderr
     backend = runtime.engines.backend(db_type)
     try:
-        with backend.inside(db_name) as connection:
+        with look_inside(db_type, db_name) as connection:  # the registry is the other process's
             connection.execute(text("CREATE TABLE boxes (n INTEGER)"))
             connection.execute(text("INSERT INTO boxes VALUES (1), (2), (3)"))
         where = ("--db-type", db_type, "--name", db_name)
@@ -345,7 +345,7 @@ def test_with_nothing_else_at_work_a_crash_is_settled(runtime, processes, db_typ
         assert taken.returncode == 0, taken.stderr
         listed = processes.run("snapshot", "list", *where).stdout
         number = re.search(r'^\s+(\d+)\s+\d{4}-.*"clean"', listed, re.M).group(1)
-        with backend.inside(db_name) as connection:
+        with look_inside(db_type, db_name) as connection:
             connection.execute(text("DELETE FROM boxes"))  # the work since the snapshot
         # Dies once what the database holds is set aside, before the snapshot is copied in.
         died = processes.crashed(BACKEND_CLASS[db_type], "copy_back", "snapshot", "revert", *where, number)
@@ -360,7 +360,8 @@ def test_with_nothing_else_at_work_a_crash_is_settled(runtime, processes, db_typ
             with processes.serving() as log:
                 assert put_back in log.read_text()
         # The revert did not happen: the work is kept, and the snapshot is there to revert to.
-        assert backend.table_counts(db_name) == {"boxes": 0}
+        with look_inside(db_type, db_name) as connection:
+            assert backend.count_rows(connection) == {"boxes": 0}
         listed = processes.run("snapshot", "list", *where)
         assert '"clean"' in listed.stdout and "before reverting" not in listed.stdout
     finally:
