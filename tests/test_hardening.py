@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from dbwrapper.accounts import Actor
+from dbwrapper.errors import Refused
 from tests.conftest import INSTRUCTOR, Browser
 
 
@@ -135,3 +136,21 @@ def test_the_expiry_job_purges_a_database_whose_marker_was_removed(trainee, runt
     assert f"{db_type}:{name}" in runtime.purger.run_once()
     assert name not in catalog(db_type)
     assert f"{db_type}:{name}" not in runtime.purger.run_once()  # archived once, not again every minute
+
+
+def test_a_database_destroyed_while_it_is_being_made_is_not_reported_made(runtime, db_type, db_name,
+                                                                          catalog, monkeypatch):
+    instructor = Actor(runtime.accounts.get(INSTRUCTOR))
+    backend = runtime.engines.backend(db_type)
+    make = backend.create_database
+
+    def made_then_destroyed(*args, **kwargs):  # another instructor's destroy, at that moment
+        made = make(*args, **kwargs)
+        runtime.service.destroy(instructor, db_type, db_name)
+        return made
+
+    monkeypatch.setattr(backend, "create_database", made_then_destroyed)
+    with pytest.raises(Refused, match=f"{db_name} was destroyed while it was being made"):
+        runtime.service.create(instructor, db_type, db_name)
+    assert runtime.service.registry.database(db_type, db_name) is None
+    assert db_name not in catalog(db_type)

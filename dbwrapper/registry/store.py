@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from dbwrapper.backends.base import CONNECT_TIMEOUT, ping_when_idle
-from dbwrapper.errors import BackendUnavailable, InvalidInput
+from dbwrapper.errors import BackendUnavailable, InvalidInput, Refused
 from dbwrapper.registry.models import (
     AuditEntry,
     Course,
@@ -267,9 +267,17 @@ class Registry:
         return record
 
     def mark_database_ready(self, record: DatabaseRecord, audit: AuditEntry) -> DatabaseRecord:
-        """The database exists and is complete; audit its making in the same transaction."""
+        """The database exists and is complete; audit its making in the same transaction.
+
+        Refused if its record is gone meanwhile (an instructor destroyed it while it was
+        being made): the caller then drops what it made instead of reporting it made.
+        """
         with self.session() as session:
-            session.execute(update(ManagedDatabase).where(ManagedDatabase.id == record.id).values(ready=True))
+            marked = session.execute(
+                update(ManagedDatabase).where(ManagedDatabase.id == record.id).values(ready=True)
+            )
+            if marked.rowcount != 1:  # type: ignore[attr-defined]
+                raise Refused(f"{record.name} was destroyed while it was being made.")
             session.add(audit)
         done = replace(record, ready=True)
         self._update_databases(lambda records: [done if db.id == record.id else db for db in records])
