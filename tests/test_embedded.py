@@ -73,8 +73,14 @@ def current_user(url: URL) -> str:
         engine.dispose()
 
 
+def cluster(data_dir: Path) -> pgcluster.Cluster:
+    """The wheel's programs on ``data_dir``, as dbwrapper runs them."""
+    programs = pgcluster.wheel_programs()
+    return pgcluster.Cluster(data_dir, programs, pgcluster.server_account(programs))
+
+
 def is_running(data_dir: Path) -> bool:
-    return pgcluster.is_running(data_dir, pgcluster.server_account())
+    return cluster(data_dir).is_running()
 
 
 # -- a server of its own, for a newcomer ------------------------------------------------
@@ -221,7 +227,7 @@ def holder(data_dir: Path) -> Iterator[Callable[[str, int], subprocess.Popen]]:
         process.stdin.close()
         process.wait(timeout=START_SECONDS)
     if is_running(data_dir):  # a test that killed its holder leaves the server to us
-        pgcluster.stop(data_dir, pgcluster.server_account())
+        cluster(data_dir).stop()
 
 
 def test_a_process_joins_a_server_listening_beyond_what_it_needs(data_dir, holder):
