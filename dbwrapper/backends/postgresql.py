@@ -197,11 +197,12 @@ class PostgreSQLBackend(Backend):
         return tables
 
     def client_command(self, name: str, login: Login | None = None) -> str:
-        host = self.url.host or self.url.query.get("host")  # a socket directory, for the embedded server
-        user = login.name if login else self.url.username
+        url = self.client_url
+        host = url.host or url.query.get("host")  # a socket's directory is a host to psql too
+        user = login.name if login else url.username
         command = ["psql"]
         command += ["-h", str(host)] if host else []
-        command += ["-p", str(self.url.port)] if self.url.port else []
+        command += ["-p", str(url.port)] if url.port else []
         command += ["-U", user] if user else []
         return shlex.join([*command, "-d", name])
 

@@ -320,10 +320,10 @@ class Root(Controller):
         backends = self.service.backends()
         default_name = self.service.default_name(actor)
         if actor.is_instructor:
-            embedded_dir = self.service.engines.embedded_dir
+            embedded = self.service.engines.embedded
             expiring = self.service.expiring(limit=EXPIRING_SHOWN)
             courses = [course.name for course in self.runtime.courses.all()]
-            return self.pages(actor).instructor_home(backends, default_name, embedded_dir, expiring, courses)
+            return self.pages(actor).instructor_home(backends, default_name, embedded, expiring, courses)
         courses = [course.name for course in self.runtime.courses.all()]
         mine = self.service.my_databases(actor)
         return self.pages(actor).trainee_home(backends, mine, default_name, courses)

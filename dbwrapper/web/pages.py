@@ -8,12 +8,12 @@ the session's CSRF token.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 
 from dbwrapper.accounts import Actor
 from dbwrapper.archives import Manifest
 from dbwrapper.backends import Backend
 from dbwrapper.classes import ClassJob, ClassReport
+from dbwrapper.embedded import EmbeddedPostgres
 from dbwrapper.registry import AuditEntry, Course, DatabaseRecord, Snapshot, User
 from dbwrapper.service import Credentials, Listed, Listing, Outcome
 from dbwrapper.web.render import Markup, Templates, join
@@ -81,16 +81,14 @@ class Pages:
     # -- home pages -----------------------------------------------------------------
 
     def instructor_home(
-        self, backends: list[Backend], default_name: str, embedded_dir: Path | None,
+        self, backends: list[Backend], default_name: str, embedded: EmbeddedPostgres | None,
         expiring: list[DatabaseRecord], courses: list[str],
     ) -> str:
         rows = join(
             self.templates.render("backend_row.html", kind=b.kind, label=b.label, where=b.where)
             for b in backends
         )
-        note = (
-            self.templates.render("embedded_note.html", data_dir=embedded_dir) if embedded_dir else Markup()
-        )
+        note = self._embedded_note(embedded) if embedded else Markup()
         expiry_rows = join(
             self.templates.render(
                 "expiry_row.html", kind=db.backend, name=db.name, owner=db.owner,
@@ -108,6 +106,17 @@ class Pages:
         return self._page(
             "index.html", title="Databases for trainees", default_name=default_name,
             backend_rows=rows, embedded_note=note, expiry_rows=expiry_rows, class_form=class_form,
+        )
+
+    def _embedded_note(self, embedded: EmbeddedPostgres) -> Markup:
+        client = embedded.client_url
+        reach = (
+            "from this machine only; to let trainees' own machines in, run dbwrapper serve --host 0.0.0.0"
+            if embedded.local_only else "from other machines too"
+        )
+        return self.templates.render(
+            "embedded_note.html", data_dir=embedded.data_dir, password_file=embedded.password_file,
+            address=f"{client.host}:{client.port}", reach=reach,
         )
 
     def trainee_home(
