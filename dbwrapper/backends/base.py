@@ -390,7 +390,7 @@ class Backend(ABC):
         (and because PostgreSQL clones a database only with nobody in it); returns how many."""
         self._forget_database_engine(name)
         with self._translated(f"snapshot {name}"):
-            self.check_views(name)
+            self.check_copyable(name)
             ended = self.end_sessions(name, owner)
         self.create_database(snapshot, source=Source(name, owner))
         return ended
@@ -405,7 +405,7 @@ class Backend(ABC):
         self._forget_database_engine(name)  # its sessions are ended; pooled ones would be dead
         try:
             with self._translated(f"revert {name}"):
-                self.check_views(name)
+                self.check_copyable(name)
                 ended = self.end_sessions(name, owner)
                 try:
                     self.set_aside(name, before, owner)
@@ -622,9 +622,10 @@ class Backend(ABC):
         """Give ``name`` back what was set aside as ``before``, whatever the revert had copied
         in meanwhile, and remove ``before``."""
 
-    def check_views(self, name: str) -> None:
-        """Refuse, before anything changes, a database whose views could not be copied; a
-        view cannot break on PostgreSQL (what it reads cannot be dropped from under it)."""
+    def check_copyable(self, name: str) -> None:
+        """Refuse, before anything changes, a database that could not be copied whole; on
+        PostgreSQL, which clones a database's files, there is none (and a view cannot break:
+        what it reads cannot be dropped from under it)."""
 
     def seal(self, name: str) -> None:
         """Keep a master's content owner from changing it once loaded; nothing by default."""
