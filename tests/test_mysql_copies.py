@@ -26,12 +26,21 @@ from sqlalchemy.pool import NullPool
 
 from dbwrapper.accounts import Actor
 from dbwrapper.backends.base import Login
+from dbwrapper.backends.mysql import MySQLBackend
+from dbwrapper.errors import DbWrapperError, Refused
 from tests.conftest import INSTRUCTOR
 from tests.test_copies import copies  # noqa: F401 (a fixture: a pool filled by the test, emptied after)
 from tests.test_courses import FRANCHISE
 from tests.test_snapshots import course_database
 
 pytestmark = pytest.mark.backend("mysql")
+
+#: "Function or expression ... cannot be used in the CHECK/DEFAULT/GENERATED ALWAYS AS clause"
+ER_FUNCTION_NOT_ALLOWED = 1901
+#: "CHECK does not support subqueries or stored functions"
+ER_SUBQUERIES_NOT_ALLOWED = 1970
+#: "You have an error in your SQL syntax"
+ER_PARSE_ERROR = 1064
 
 
 def execute(engine: Engine, *statements: str) -> list[tuple]:
@@ -137,6 +146,53 @@ def how_made(runtime, name: str) -> str:
     return entry.detail
 
 
+# -- what the copies rely on: the server's own rules, shown on this server ------------------
+
+
+def test_the_super_users_session_runs_one_statement_per_query(runtime):
+    """What a copy runs is one statement the server printed; text in it cannot add another."""
+    with runtime.engines.backend("mysql").admin_connection() as connection:
+        with pytest.raises(DBAPIError) as refused:
+            connection.exec_driver_sql("SELECT 1; SELECT 2")
+    assert refused.value.orig.args[0] == ER_PARSE_ERROR
+
+def test_no_table_can_make_filling_it_call_a_stored_function(trainee):
+    """A copy fills fresh tables with INSERT ... SELECT as the super-user, which evaluates their
+    CHECK constraints, DEFAULT expressions and generated columns: MariaDB allows no stored
+    function (nor a subquery that could call one) in any of them, whoever makes the table."""
+    _, credentials, _ = course_database(trainee, "mysql")
+    engine = as_login(credentials["url"])
+    try:
+        plant_functions(engine, make_url(credentials["url"]).username)
+        for column in ("x INTEGER CHECK (spy() = 1)", "x INTEGER, CONSTRAINT c CHECK (x < (SELECT spy()))",
+                       "x INTEGER DEFAULT (spy())", "x INTEGER AS (spy()) VIRTUAL", "x INTEGER AS (spy()) PERSISTENT"):
+            with pytest.raises(DBAPIError) as refused:
+                execute(engine, f"CREATE TABLE trap ({column})")
+            assert refused.value.orig.args[0] in (ER_FUNCTION_NOT_ALLOWED, ER_SUBQUERIES_NOT_ALLOWED), column
+    finally:
+        engine.dispose()
+
+
+def test_reading_a_views_definition_runs_none_of_it(trainee, admin):
+    """What the super-user reads of a view (CHECK TABLE, SHOW CREATE VIEW, information_schema)
+    runs nothing of it; selecting from it would, as the last check shows."""
+    _, credentials, name = course_database(trainee, "mysql")
+    engine = as_login(credentials["url"])
+    try:
+        plant_functions(engine, make_url(credentials["url"]).username)
+        execute(engine, "CREATE SQL SECURITY INVOKER VIEW peek_as_invoker AS SELECT spy() AS x")
+        root = admin["mysql"]
+        execute(root, f"CHECK TABLE `{name}`.peek_as_invoker")
+        execute(root, f"SHOW CREATE VIEW `{name}`.peek_as_invoker")
+        for catalog in ("TABLES", "COLUMNS", "VIEWS"):
+            execute(root, f"SELECT * FROM information_schema.{catalog} WHERE TABLE_SCHEMA = '{name}'")
+        assert witnesses(root, name) == set()
+        execute(root, f"SELECT x FROM `{name}`.peek_as_invoker")
+        assert witnesses(root, name) == {root.url.username}
+    finally:
+        engine.dispose()
+
+
 def test_snapshots_reverts_courses_and_their_copies_run_nothing_as_the_super_user(runtime, trainee, admin):
     """The trainee plants their traps, then takes a snapshot, reverts to it, and an instructor
     makes a course of the database and a copy of the course: every one of those copies
@@ -186,6 +242,60 @@ def test_snapshots_reverts_courses_and_their_copies_run_nothing_as_the_super_use
         trainee_engine.dispose()
         if runtime.service.registry.database("mysql", copy) is not None:
             runtime.service.destroy(instructor, "mysql", copy)
+
+
+def test_a_table_swapped_for_a_view_while_it_is_copied_is_refused_and_runs_nothing(
+    runtime, trainee, admin, monkeypatch
+):
+    """The trainee may reconnect while their database is copied: between the moment the
+    copy reads a table's definition and the moment it reads its rows, they make the table
+    a view that calls seize() with the invoker's rights. The copy must not read it."""
+    alice, credentials, name = course_database(trainee, "mysql")
+    login = make_url(credentials["url"]).username
+    trainee_engine = as_login(credentials["url"])
+    plant_functions(trainee_engine, login)
+    execute(trainee_engine, "CREATE TABLE bait (x INTEGER)", "INSERT INTO bait VALUES (1)")
+    read_definition = MySQLBackend._table_definition
+
+    def swap_after_reading(self, connection, schema, table, target):
+        definition = read_definition(self, connection, schema, table, target)
+        if schema == name and table == "bait":
+            execute(trainee_engine, "DROP TABLE bait", "CREATE SQL SECURITY INVOKER VIEW bait AS SELECT seize() AS x")
+        return definition
+
+    monkeypatch.setattr(MySQLBackend, "_table_definition", swap_after_reading)
+    owner = Actor(runtime.accounts.get(alice.user_name))
+    try:
+        try:
+            outcome: object = runtime.snapshots.take(owner, "mysql", name)
+        except DbWrapperError as error:
+            outcome = error
+        assert witnesses(admin["mysql"], name) == set()  # nobody ran spy(), the super-user least
+        assert seized(admin["mysql"], login) == 0
+        assert isinstance(outcome, Refused) and "changed while it was being copied" in str(outcome), outcome
+        assert runtime.snapshots.list(owner, "mysql", name)[2] == []  # nothing half-made is kept
+    finally:
+        trainee_engine.dispose()
+
+
+def test_a_tables_own_data_directory_is_not_honoured_for_the_super_user(runtime, trainee, admin, tmp_path):
+    """A trainee may put a table's file in a directory of their choosing (DATA DIRECTORY);
+    the super-user's copies of it go where the server keeps its own (NO_DIR_IN_CREATE)."""
+    alice, credentials, name = course_database(trainee, "mysql")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    elsewhere.chmod(0o777)  # the server's own user writes there
+    trainee_engine = as_login(credentials["url"])
+    execute(trainee_engine, f"CREATE TABLE placed (x INTEGER) DATA DIRECTORY = '{elsewhere}'",
+            "INSERT INTO placed VALUES (7)")
+    trainee_engine.dispose()
+    owner = Actor(runtime.accounts.get(alice.user_name))
+    snapshot, _ = runtime.snapshots.take(owner, "mysql", name)
+
+    (shown,) = execute(admin["mysql"], f"SHOW CREATE TABLE `{snapshot.name}`.placed")
+    assert "DATA DIRECTORY" not in shown[1]
+    assert execute(admin["mysql"], f"SELECT x FROM `{snapshot.name}`.placed") == [(7,)]
+    assert [path.name for path in elsewhere.iterdir()] == [name]  # the trainee's table only
 
 
 def test_a_database_with_an_event_is_refused_a_snapshot_that_would_run_it(runtime, trainee):

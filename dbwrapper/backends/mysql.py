@@ -22,6 +22,8 @@ from dbwrapper.tools import mapped, run_tool
 ER_DB_CREATE_EXISTS = 1007
 ER_LOCK_WAIT_TIMEOUT = 1205
 ER_NO_SUCH_THREAD = 1094
+#: What index hints on a view get: it has no indexes, not even none.
+ER_KEY_DOES_NOT_EXIST = 1176
 #: Seconds an admin statement waits for another session's metadata lock.
 DROP_LOCK_WAIT_SECONDS = 10
 #: MariaDB stores a schema comment from this version on; MySQL does not at all.
@@ -43,6 +45,14 @@ def foreign_key_checks_off(connection: Connection) -> Iterator[None]:
         yield
     finally:
         connection.exec_driver_sql("SET SESSION foreign_key_checks = 1")
+
+
+def changed_meanwhile(schema: str, table: str) -> Refused:
+    """The refusal when a table became something else (a view) while it was being copied."""
+    return Refused(
+        f"The table {table} of {schema} changed while it was being copied (it is no longer a table), "
+        "so it was not copied and nothing of it was run; try again when nobody is changing it."
+    )
 
 
 def cannot_carry(name: str, found: list[tuple[str, str]]) -> str:
@@ -155,11 +165,18 @@ class MySQLBackend(Backend):
         engine.dialect.do_rollback = lambda dbapi_connection: None  # type: ignore[method-assign]
 
         @event.listens_for(engine, "connect")
-        def limit_lock_waits(dbapi_connection: Any, record: Any) -> None:
+        def set_up_session(dbapi_connection: Any, record: Any) -> None:
             # A DROP that meets another session's metadata lock would otherwise
-            # wait for the server default, a year, and hang the request.
+            # wait for the server default, a year, and hang the request. And a
+            # table copied here is made where the server keeps its own, whatever
+            # DATA or INDEX DIRECTORY its owner gave it (SHOW CREATE TABLE then
+            # leaves them out, and the server ignores them).
             with dbapi_connection.cursor() as cursor:
-                cursor.execute("SET SESSION lock_wait_timeout = %s", (DROP_LOCK_WAIT_SECONDS,))
+                cursor.execute(
+                    "SET SESSION lock_wait_timeout = %s, "
+                    "sql_mode = CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), 'NO_DIR_IN_CREATE')",
+                    (DROP_LOCK_WAIT_SECONDS,),
+                )
 
     def client_command(self, name: str, login: Login | None = None) -> str:
         socket = self.url.query.get("unix_socket")
@@ -191,6 +208,16 @@ class MySQLBackend(Backend):
     # Copies, moves and snapshots run on the pooled admin connection with every name
     # qualified by its database: a new connection into each database would cost more
     # (a MySQL login takes milliseconds) than the catalog work itself.
+    #
+    # The super-user who runs them never runs a trainee's code (see mysqlobjects for
+    # views, routines and triggers). Tables are made from the server's own SHOW CREATE
+    # TABLE and filled with INSERT ... SELECT of the source's stored columns into a
+    # fresh table with no trigger yet; MariaDB refuses stored functions and subqueries
+    # in CHECK constraints, DEFAULT expressions and generated columns, so filling it
+    # runs none. The source may change meanwhile (its owner can reconnect): a table
+    # that became a view is refused by USE INDEX () before anything of it runs. And
+    # the admin sessions have NO_DIR_IN_CREATE (tune_admin_engine), so a table's DATA
+    # or INDEX DIRECTORY, which its owner chose, is never honoured for the super-user.
 
     def copy_content(self, source: Source, name: str, owner: str) -> None:
         # Copied on the server, table by table: the definition as the server
@@ -209,8 +236,13 @@ class MySQLBackend(Backend):
                     verbatim(connection, definition)
                     listed = ", ".join(self.quote_table(column) for column in columns[table])
                     quoted = self.quote_table(table)
-                    verbatim(connection, f"INSERT INTO {into}.{quoted} ({listed}) "
-                                         f"SELECT {listed} FROM {origin}.{quoted}")
+                    try:
+                        verbatim(connection, f"INSERT INTO {into}.{quoted} ({listed}) "
+                                             f"SELECT {listed} FROM {origin}.{quoted} USE INDEX ()")
+                    except DBAPIError as error:
+                        if self.error_code(error) == ER_KEY_DOES_NOT_EXIST:  # a view now, which has no indexes
+                            raise changed_meanwhile(source.name, table) from error
+                        raise
             mysqlobjects.make_routines(connection, found.routines, name, owner)
             mysqlobjects.make_views(connection, found.views.values(), source.name, name, owner)
             mysqlobjects.make_triggers(connection, found.triggers, name, owner)
@@ -390,7 +422,8 @@ class MySQLBackend(Backend):
         quoted = self.quote_table(table)
         statement = connection.execute(text(f"SHOW CREATE TABLE {self.quote(schema)}.{quoted}")).one()[1]
         prefix = f"CREATE TABLE {quoted}"
-        assert statement.startswith(prefix), statement[:80]
+        if not statement.startswith(prefix):  # a view now: SHOW CREATE TABLE prints its CREATE VIEW
+            raise changed_meanwhile(schema, table)
         return f"CREATE TABLE {self.quote(target)}.{quoted}{statement[len(prefix):]}"
 
     def _end_sessions(self, connection: Connection, column: str, value: str) -> int:
