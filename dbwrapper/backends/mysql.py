@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shlex
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -451,20 +451,22 @@ class MySQLBackend(Backend):
         self._end_sessions(connection, "DB", name)
         connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {quoted}")
 
+    # A login is a user with a row per host in mysql.user: '%', and 'localhost' and
+    # every host an anonymous user has. The server tries the rows with the most
+    # specific host first, so an anonymous ''@'localhost' (a default install may have
+    # one) or ''@'127.0.0.1' would otherwise win over 'name'@'%' from there and refuse
+    # the password.
+
     def create_login(self, connection: Connection, login: Login) -> None:
-        # Made for both '%' and 'localhost': a default server install may have an
-        # anonymous ''@'localhost' user, which would otherwise win over
-        # 'name'@'%' for every connection from the server's own host.
+        accounts, params = self._accounts(login.name, self._needed_hosts(connection))
         connection.execute(
-            text(
-                "CREATE USER :login@'%' IDENTIFIED BY :password, "
-                ":login@'localhost' IDENTIFIED BY :password"
-            ),
-            {"login": login.name, "password": login.password},
+            text(f"CREATE USER {', '.join(f'{account} IDENTIFIED BY :password' for account in accounts)}"),
+            {**params, "password": login.password},
         )
 
     def reset_login(self, connection: Connection, login: Login) -> None:
-        for host in ("%", "localhost"):
+        hosts = self._needed_hosts(connection) | set(self._hosts(connection, login.name))
+        for host in sorted(hosts):
             params = {"login": login.name, "host": host, "password": login.password}
             connection.execute(text("CREATE USER IF NOT EXISTS :login@:host IDENTIFIED BY :password"), params)
             connection.execute(text("ALTER USER :login@:host IDENTIFIED BY :password"), params)
@@ -472,16 +474,34 @@ class MySQLBackend(Backend):
     def grant(self, connection: Connection, login: Login, name: str, quoted: str) -> None:
         # In GRANT, _ and % in a database name are wildcards: alice_1 would also
         # match alicex1. Escaped, the grant covers exactly this database.
-        exact = self.quote_pattern(name)
-        connection.execute(
-            text(f"GRANT ALL PRIVILEGES ON {exact}.* TO :login@'%', :login@'localhost'"),
-            {"login": login.name},
-        )
+        accounts, params = self._accounts(login.name, self._hosts(connection, login.name))
+        connection.execute(text(f"GRANT ALL PRIVILEGES ON {self.quote_pattern(name)}.* TO {', '.join(accounts)}"),
+                           params)
 
     def drop_login(self, connection: Connection, login: str) -> None:
-        # Sessions outlive DROP USER and keep their privileges; end them first.
+        # Sessions outlive DROP USER and keep their privileges; end them first. Every
+        # row goes, including those for anonymous users that are gone since.
         self._end_sessions(connection, "USER", login)
-        connection.execute(text("DROP USER IF EXISTS :login@'%', :login@'localhost'"), {"login": login})
+        accounts, params = self._accounts(login, self._hosts(connection, login))
+        if accounts:
+            connection.execute(text(f"DROP USER IF EXISTS {', '.join(accounts)}"), params)
+
+    @staticmethod
+    def _hosts(connection: Connection, user: str) -> list[str]:
+        """The hosts ``user`` ('' for the anonymous users) has rows for."""
+        rows = connection.execute(text("SELECT Host FROM mysql.user WHERE User = :user ORDER BY Host"), {"user": user})
+        return list(rows.scalars())
+
+    def _needed_hosts(self, connection: Connection) -> set[str]:
+        """The hosts a login needs a row for, so that no anonymous user shadows it."""
+        return {"%", "localhost", *self._hosts(connection, "")}
+
+    @staticmethod
+    def _accounts(login: str, hosts: Iterable[str]) -> tuple[list[str], dict[str, str]]:
+        """``login``'s accounts on ``hosts`` as bound ``user@host`` placeholders, and their values."""
+        ordered = sorted(hosts)
+        params = {"login": login, **{f"host{i}": host for i, host in enumerate(ordered)}}
+        return [f":login@:host{i}" for i in range(len(ordered))], params
 
     def quote_pattern(self, name: str) -> str:
         """``name`` quoted for GRANT, with its LIKE wildcards escaped."""
