@@ -30,6 +30,8 @@ DEFAULT_FIRST_INSTRUCTOR = "cwcuser"
 CONTROL_DATABASE = "dbwrapper"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7001
+#: How many connections each database's own login may hold at once.
+DEFAULT_LOGIN_CONNECTION_LIMIT = 10
 
 
 def env_var(kind: str) -> str:
@@ -70,6 +72,9 @@ class Settings:
     pool_check_seconds: float = 5
     #: How many snapshots a trainee may keep, over all their databases.
     snapshot_quota: int = 5
+    #: How many connections each database's own login may hold at once, so that one
+    #: trainee's runaway script cannot take a shared server's connections from the others.
+    login_connection_limit: int = DEFAULT_LOGIN_CONNECTION_LIMIT
     embedded: bool = True
     #: Where the embedded PostgreSQL keeps its data; ``None`` means the per-user default.
     embedded_dir: Path | None = None
@@ -120,6 +125,7 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] = os.envi
         pool_size=int(own.get("pool_size", 2)),
         pool_check_seconds=float(own.get("pool_check_seconds", 5)),
         snapshot_quota=int(own.get("snapshot_quota", 5)),
+        login_connection_limit=connection_limit(own.get("login_connection_limit", DEFAULT_LOGIN_CONNECTION_LIMIT)),
         archive_dir=Path(archive_dir).expanduser() if archive_dir else None,
         tools={tool: own[tool] for tool in TOOLS if own.get(tool)},
         lifetime_hours=float(own.get("lifetime_hours", 14 * 24)),
@@ -129,3 +135,10 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] = os.envi
         server_config=server,
         app_config={key: value for key, value in sections.items() if key.startswith("/")},
     )
+
+
+def connection_limit(value: Any) -> int:
+    """``login_connection_limit`` as app.conf gives it: a whole number, at least 1."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidInput(f"login_connection_limit is a whole number of connections, at least 1, not {value!r}.")
+    return value

@@ -41,8 +41,9 @@ class Engines:
         if "postgres" not in urls and self.settings.embedded:
             self._embedded = EmbeddedPostgres(self.settings.embedded_dir)
             urls["postgres"] = self._embedded.start()
+        limit = self.settings.login_connection_limit
         self._backends = {
-            kind: open_backend(kind, urls[kind]) for kind in BACKEND_KINDS if kind in urls
+            kind: open_backend(kind, urls[kind], login_connection_limit=limit) for kind in BACKEND_KINDS if kind in urls
         }
         self._registry = Registry(self._control_url())
         self._registry.upgrade()

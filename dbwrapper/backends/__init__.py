@@ -11,9 +11,10 @@ BACKEND_CLASSES: dict[str, type[Backend]] = {
 }
 
 
-def open_backend(kind: str, url: str | URL) -> Backend:
-    """The backend of ``kind`` (``postgres`` or ``mysql``) for the server at ``url``."""
-    return BACKEND_CLASSES[kind](url)
+def open_backend(kind: str, url: str | URL, *, login_connection_limit: int) -> Backend:
+    """The backend of ``kind`` (``postgres`` or ``mysql``) for the server at ``url``, whose
+    logins may each hold ``login_connection_limit`` connections."""
+    return BACKEND_CLASSES[kind](url, login_connection_limit=login_connection_limit)
 
 
 __all__ = ["Backend", "DatabaseEntry", "DatabaseInfo", "MySQLBackend", "PostgreSQLBackend", "open_backend"]

@@ -34,7 +34,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError
 from sqlalchemy.pool import NullPool
 
-from dbwrapper.config import env_var
+from dbwrapper.config import DEFAULT_LOGIN_CONNECTION_LIMIT, env_var
 from dbwrapper.errors import (
     BackendUnavailable,
     DatabaseBusy,
@@ -123,8 +123,10 @@ class Backend(ABC):
     #: Databases that belong to the server itself and are never created or dropped here.
     system_databases: ClassVar[frozenset[str]]
 
-    def __init__(self, url: str | URL) -> None:
+    def __init__(self, url: str | URL, *, login_connection_limit: int = DEFAULT_LOGIN_CONNECTION_LIMIT) -> None:
         self.url = self.normalize_url(url)
+        #: How many connections each login made here may hold at once.
+        self.login_connection_limit = login_connection_limit
         self._admin = create_engine(
             self.admin_url(self.url),
             isolation_level="AUTOCOMMIT",

@@ -455,21 +455,26 @@ class MySQLBackend(Backend):
     # every host an anonymous user has. The server tries the rows with the most
     # specific host first, so an anonymous ''@'localhost' (a default install may have
     # one) or ''@'127.0.0.1' would otherwise win over 'name'@'%' from there and refuse
-    # the password.
+    # the password. Each row gets the connection limit, which the server counts per
+    # row: from any one place, one row applies.
 
     def create_login(self, connection: Connection, login: Login) -> None:
         accounts, params = self._accounts(login.name, self._needed_hosts(connection))
         connection.execute(
-            text(f"CREATE USER {', '.join(f'{account} IDENTIFIED BY :password' for account in accounts)}"),
-            {**params, "password": login.password},
+            text(f"CREATE USER {', '.join(f'{account} IDENTIFIED BY :password' for account in accounts)} "
+                 "WITH MAX_USER_CONNECTIONS :limit"),
+            {**params, "password": login.password, "limit": self.login_connection_limit},
         )
 
     def reset_login(self, connection: Connection, login: Login) -> None:
         hosts = self._needed_hosts(connection) | set(self._hosts(connection, login.name))
         for host in sorted(hosts):
-            params = {"login": login.name, "host": host, "password": login.password}
+            params = {"login": login.name, "host": host, "password": login.password,
+                      "limit": self.login_connection_limit}
             connection.execute(text("CREATE USER IF NOT EXISTS :login@:host IDENTIFIED BY :password"), params)
-            connection.execute(text("ALTER USER :login@:host IDENTIFIED BY :password"), params)
+            connection.execute(
+                text("ALTER USER :login@:host IDENTIFIED BY :password WITH MAX_USER_CONNECTIONS :limit"), params,
+            )
 
     def grant(self, connection: Connection, login: Login, name: str, quoted: str) -> None:
         # In GRANT, _ and % in a database name are wildcards: alice_1 would also
