@@ -34,6 +34,8 @@ DEFAULT_PORT = 7001
 #: a second Debian cluster's, or 6432, PgBouncer's), and below the ports the system hands out
 #: for outgoing connections.
 DEFAULT_EMBEDDED_PORT = 7432
+#: How many connections each database's own login may hold at once.
+DEFAULT_LOGIN_CONNECTION_LIMIT = 10
 
 
 def env_var(kind: str) -> str:
@@ -75,6 +77,9 @@ class Settings:
     snapshot_quota: int = 5
     #: How many archives a trainee may keep.
     archive_quota: int = 10
+    #: How many connections each database's own login may hold at once, so that one
+    #: trainee's runaway script cannot take a shared server's connections from the others.
+    login_connection_limit: int = DEFAULT_LOGIN_CONNECTION_LIMIT
     #: Start an embedded PostgreSQL when no PostgreSQL URL is configured.
     embedded: bool = True
     #: Where the embedded PostgreSQL keeps its data; ``None`` means the per-user default.
@@ -129,6 +134,7 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] = os.envi
         pool_check_seconds=float(own.get("pool_check_seconds", 5)),
         snapshot_quota=int(own.get("snapshot_quota", 5)),
         archive_quota=int(own.get("archive_quota", 10)),
+        login_connection_limit=connection_limit(own.get("login_connection_limit", DEFAULT_LOGIN_CONNECTION_LIMIT)),
         archive_dir=Path(archive_dir).expanduser() if archive_dir else None,
         tools={tool: own[tool] for tool in TOOLS if own.get(tool)},
         lifetime_hours=float(own.get("lifetime_hours", 14 * 24)),
@@ -139,3 +145,10 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] = os.envi
         server_config=server,
         app_config={key: value for key, value in sections.items() if key.startswith("/")},
     )
+
+
+def connection_limit(value: Any) -> int:
+    """``login_connection_limit`` as app.conf gives it: a whole number, at least 1."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidInput(f"login_connection_limit is a whole number of connections, at least 1, not {value!r}.")
+    return value

@@ -64,8 +64,8 @@ class CourseCopies:
         self.pool_size = pool_size
         self._lock = threading.Lock()
         self._course_locks: dict[tuple[str, str], threading.Lock] = {}
-        #: Whether each master's content can be copied on the server (MySQL cannot copy
-        #: triggers, routines or events), asked once per master and process.
+        #: Whether each master's content can be copied on the server (MySQL's copies
+        #: carry no events), asked once per master and process.
         self._copyable: dict[str, bool] = {}
         #: (engine, course) whose SQL failed to load into a master: the pool stops trying them.
         self._unloadable: set[tuple[str, str]] = set()

@@ -46,8 +46,10 @@ class Engines:
             )
             self._embedded.start()
             urls["postgres"], client_urls["postgres"] = self._embedded.url, self._embedded.client_url
+        limit = self.settings.login_connection_limit
         self._backends = {
-            kind: open_backend(kind, urls[kind], client_urls.get(kind)) for kind in BACKEND_KINDS if kind in urls
+            kind: open_backend(kind, urls[kind], client_urls.get(kind), login_connection_limit=limit)
+            for kind in BACKEND_KINDS if kind in urls
         }
         self._registry = Registry(self._control_url())
         self._registry.upgrade()

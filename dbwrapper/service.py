@@ -290,7 +290,8 @@ class DatabaseService:
         with self.audited(actor, "prepare copies", f"{backend.kind}:{course}") as entry:
             if not self.copies.copyable(backend, self.copies.master(backend, course, sql)):
                 raise Refused(f"The course {course} is loaded from its SQL on {backend.label} each time "
-                              "(it has triggers, routines or events); copies cannot be prepared.")
+                              "(it holds what a copy on the server cannot carry, such as events); "
+                              "copies cannot be prepared.")
             made = self.copies.top_up(backend, course, sql, progress, size=count)
             entry.detail = f"{made} made, {count} ready"
         return made

@@ -150,10 +150,12 @@ def mysql_server() -> Iterator[str]:
         )
         port = free_port()
         with log.open("wb") as log_file:
+            # --skip-name-resolve, as the official Docker image runs it: 127.0.0.1 is then
+            # not 'localhost', which only the socket is, so accounts match as they do there.
             process = subprocess.Popen(
                 [mariadbd, "--no-defaults", f"--datadir={data}", f"--socket={socket_path}",
                  f"--port={port}", "--bind-address=127.0.0.1", f"--user={user}",
-                 f"--pid-file={base / 'mysqld.pid'}", "--skip-log-bin",
+                 f"--pid-file={base / 'mysqld.pid'}", "--skip-log-bin", "--skip-name-resolve",
                  "--innodb-buffer-pool-size=64M", "--innodb-log-file-size=16M"],
                 stdout=log_file, stderr=subprocess.STDOUT,
             )

@@ -55,3 +55,15 @@ def test_a_template_that_makes_a_bad_name_is_refused():
         render_name("Class-%(port)s", user="alice", port=7001)
     with pytest.raises(InvalidInput, match="may use %\\(user\\)s and %\\(port\\)s"):
         render_name("class_%(group)s", user="alice", port=7001)
+
+
+def test_every_logins_connection_limit_is_a_setting(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no app.conf here
+    assert load_settings(environ={}).login_connection_limit == 10
+    conf = tmp_path / "app.conf"
+    conf.write_text("[dbwrapper]\nlogin_connection_limit = 25\n")
+    assert load_settings(conf, environ={}).login_connection_limit == 25
+    for wrong in ("0", '"many"', "2.5"):
+        conf.write_text(f"[dbwrapper]\nlogin_connection_limit = {wrong}\n")
+        with pytest.raises(InvalidInput, match="login_connection_limit is a whole number of connections, at least 1"):
+            load_settings(conf, environ={})

@@ -153,18 +153,20 @@ def test_copies_are_nobodys_working_databases(runtime, db_type, browser, copies)
 
 
 @pytest.mark.backend("mysql")
-def test_mysql_loads_a_course_with_triggers_from_its_sql(runtime, db_name, instructor, as_owner):
-    course = f"triggered_{db_name}"
+def test_mysql_loads_a_course_with_an_event_from_its_sql(runtime, db_name, instructor, as_owner):
+    """A copy would carry the event to the master's spares, where it would run before anyone has them."""
+    course = f"scheduled_{db_name}"
     runtime.courses.add(instructor, course, "", {"mysql": (
-        "CREATE TABLE boxes (n INTEGER, doubled INTEGER);\n"
-        "CREATE TRIGGER twice BEFORE INSERT ON boxes FOR EACH ROW SET NEW.doubled = NEW.n * 2;\n"
+        "CREATE TABLE boxes (n INTEGER);\n"
+        "CREATE EVENT tidy ON SCHEDULE EVERY 1 DAY DO DELETE FROM boxes;\n"
         "INSERT INTO boxes (n) VALUES (21);\n"
     )})
     runtime.service.create(instructor, "mysql", db_name, course=course)
     assert how_made(runtime, "mysql", db_name) == "sql"
     with as_owner("mysql", db_name) as connection:
-        connection.execute(text("INSERT INTO boxes (n) VALUES (5)"))
-        assert connection.execute(text("SELECT doubled FROM boxes WHERE n = 5")).scalar_one() == 10
+        assert connection.execute(text("SELECT EVENT_NAME FROM information_schema.EVENTS "
+                                       "WHERE EVENT_SCHEMA = DATABASE()")).scalar_one() == "tidy"
+        assert connection.execute(text("SELECT n FROM boxes")).scalar_one() == 21
 
 
 def test_reconciling_drops_copies_a_crash_left_unfinished(runtime, db_type, catalog):

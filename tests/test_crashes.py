@@ -18,12 +18,15 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from dbwrapper.accounts import Actor
+from dbwrapper.backends.base import Login
 from dbwrapper.names import RESERVED_PREFIX
 from dbwrapper.registry import AuditEntry
 from tests.conftest import INSTRUCTOR, Browser
 from tests.test_courses import FRANCHISE
+from tests.test_mysql_copies import ROUTINES_AND_TRIGGERS, as_login, boxes_of_a_new_order, execute
 
 #: Runs ``dbwrapper ARGS`` with one method replaced: its first ``after`` calls go through; at
 #: the next one the process ends on the spot ("exit"), or stops until it is sent SIGCONT
@@ -42,6 +45,15 @@ def crash(*args, **kwargs):
         os._exit(9)
     return original(*args, **kwargs)
 setattr(target, method, crash)
+if sys.argv[6:] == ["reconcile"]:
+    # The reconciler itself, as the tests drive it in-process: the command is refused beside
+    # the tests' own service, which holds the registry lock all along.
+    from dbwrapper.config import load_settings
+    from dbwrapper.runtime import Runtime
+    runtime = Runtime(load_settings())
+    runtime.engines.start()
+    runtime.reconciler.run()
+    sys.exit(0)
 from dbwrapper.cli import main
 sys.exit(main(sys.argv[6:]))
 """
@@ -50,22 +62,28 @@ BACKEND_CLASS = {
     "postgres": ("dbwrapper.backends.postgresql", "PostgreSQLBackend"),
     "mysql": ("dbwrapper.backends.mysql", "MySQLBackend"),
 }
+#: MySQL's views, routines and triggers are made by the functions of this module.
+MYSQL_OBJECTS = ("dbwrapper.backends", "mysqlobjects")
 
 
 @pytest.fixture
 def crashing(server_urls, runtime):
     """``crashing((module, class), method, after, *args)``: run ``dbwrapper ARGS`` as the ``cli``
-    fixture does, dying at that call."""
+    fixture does, dying at that call (``reconciled=False``: from the registry as it is)."""
     environment = {
         "DBWRAPPER_POSTGRES_URL": server_urls["postgres"],
         "DBWRAPPER_MYSQL_URL": server_urls["mysql"],
         "DBWRAPPER_ARCHIVE_DIR": str(runtime.archives.directory),
     }
 
-    def run(where: tuple[str, str], method: str, after: int, *args: str) -> subprocess.CompletedProcess[str]:
+    def run(
+        where: tuple[str, str], method: str, after: int, *args: str, reconciled: bool = True,
+    ) -> subprocess.CompletedProcess[str]:
         # From a registry that matches the servers, so that the command's own start finds
-        # nothing to reconcile, and the counted calls are the command's.
-        runtime.reconciler.run()
+        # nothing to reconcile, and the counted calls are the command's (unless the command
+        # is to reconcile what a crash left).
+        if reconciled:
+            runtime.reconciler.run()
         done = subprocess.run(
             [sys.executable, "-c", CRASHING, *where, method, str(after), "exit", *args],
             env={**os.environ, **environment}, capture_output=True, text=True, timeout=120,
@@ -135,11 +153,13 @@ def test_killed_in_the_middle_of_a_revert(runtime, crashing, db_type, db_name, c
     # tables and views are moved aside, as the snapshot is about to be copied in.
     # "set aside": while it is being set aside (MySQL: tables moved, views not yet made again;
     # PostgreSQL: before the renaming transaction).
-    method, after = {
-        ("postgres", "copy back"): ("create", 1), ("mysql", "copy back"): ("copy_content", 0),
-        ("postgres", "set aside"): ("set_aside", 0), ("mysql", "set aside"): ("_create_views", 0),
+    where, method, after = {
+        ("postgres", "copy back"): (BACKEND_CLASS["postgres"], "create", 1),
+        ("mysql", "copy back"): (BACKEND_CLASS["mysql"], "copy_content", 0),
+        ("postgres", "set aside"): (BACKEND_CLASS["postgres"], "set_aside", 0),
+        ("mysql", "set aside"): (MYSQL_OBJECTS, "make_views", 0),
     }[db_type, step]
-    died = crashing(BACKEND_CLASS[db_type], method, after, "snapshot", "revert", "--db-type", db_type,
+    died = crashing(where, method, after, "snapshot", "revert", "--db-type", db_type,
                     "--name", db_name, str(snapshot.id))
     assert died.returncode == 9, died.stderr
 
@@ -153,6 +173,46 @@ def test_killed_in_the_middle_of_a_revert(runtime, crashing, db_type, db_name, c
     assert [s.label for s in kept] == ["clean"] and snapshot.name in catalog(db_type)
     runtime.snapshots.revert(instructor, db_type, db_name, snapshot.id)
     assert rows(db_type, db_name) == FRANCHISE
+
+
+@pytest.mark.backend("mysql")
+@pytest.mark.parametrize("step", ["triggers set aside", "the snapshot's triggers", "putting back"])
+def test_killed_while_a_reverts_triggers_are_off(runtime, crashing, db_name, step, rows):
+    """MySQL moves no table with triggers to another database: a revert drops them, moves the
+    tables, and makes them again there. Killed while they exist nowhere but in the ledger, or
+    while the snapshot's own are made, or even while reconciling puts the database back,
+    nothing is lost: triggers, routines and views are the database's own again."""
+    instructor = Actor(runtime.accounts.get(INSTRUCTOR))
+    runtime.service.create(instructor, "mysql", db_name, course="franchise")
+    backend = runtime.engines.backend("mysql")
+    record = runtime.service.registry.database("mysql", db_name)
+    owner = as_login(backend.database_url(db_name, Login(record.login, record.password)).render_as_string(False))
+    execute(owner, *ROUTINES_AND_TRIGGERS)
+    snapshot, _ = runtime.snapshots.take(instructor, "mysql", db_name, "clean")
+    execute(owner, "DELETE FROM orders", "DROP TRIGGER at_most_50",  # the work since the snapshot
+            "CREATE TRIGGER no_deletes BEFORE DELETE ON stores FOR EACH ROW "
+            "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'stores stay'")
+    # The first trigger made is the set-aside copy's (its tables moved, their triggers in the
+    # ledger only); the second the snapshot's, copied in after its tables, rows and views.
+    revert = ("snapshot", "revert", "--db-type", "mysql", "--name", db_name, str(snapshot.id))
+    died = crashing(MYSQL_OBJECTS, "make_triggers", 1 if step == "the snapshot's triggers" else 0, *revert)
+    assert died.returncode == 9, died.stderr
+    if step == "putting back":  # its tables moved back, their triggers in the ledger only
+        died = crashing(MYSQL_OBJECTS, "make_triggers", 0, "reconcile", reconciled=False)
+        assert died.returncode == 9, died.stderr
+
+    report = runtime.reconciler.run()
+    assert f"mysql:{db_name}" in report.put_back
+    assert rows("mysql", db_name) == {**FRANCHISE, "orders": 0}
+    assert_registry_matches_servers(runtime, "mysql")
+    assert boxes_of_a_new_order(owner, 90001) == 80  # the trigger dropped since is still gone
+    execute(owner, "CALL restock(1)", "SELECT COUNT(*) FROM priced",
+            "INSERT INTO stores VALUES (1001, 'Lyon 1', '2024-05-01')")
+    with pytest.raises(DBAPIError, match="stores stay"):
+        execute(owner, "DELETE FROM stores WHERE id = 1001")
+    with backend.admin_connection() as connection:  # no ledger is left anywhere
+        ledgers = text("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_NAME = '_dbw_triggers'")
+        assert connection.execute(ledgers).scalar_one() == 0
 
 
 def test_killed_in_the_middle_of_a_purge(runtime, crashing, db_type, db_name, catalog, rows):

@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from dbwrapper.config import CONTROL_DATABASE
@@ -155,19 +156,40 @@ def test_a_mysql_grant_covers_exactly_one_name_despite_wildcards(trainee, browse
 
 
 @pytest.mark.backend("mysql")
-def test_an_anonymous_localhost_user_does_not_shadow_the_trainees_login(trainee, admin):
-    """A default install may have ''@'localhost', which outranks 'name'@'%' from 127.0.0.1."""
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1"])
+def test_an_anonymous_user_does_not_shadow_the_trainees_login(trainee, admin, host):
+    """A default install may have anonymous users, ''@'localhost' and ''@'127.0.0.1' among
+    them, and the server tries the accounts with the most specific host first: one of those
+    would win over 'name'@'%' from that host (localhost: the socket; 127.0.0.1: TCP, on a
+    server that does not resolve names) and refuse the password. So the login is made for
+    their hosts too, and none of its rows is left behind when its database goes."""
     with admin["mysql"].connect() as connection:
-        connection.exec_driver_sql("CREATE USER IF NOT EXISTS ''@'localhost'")
+        connection.execute(text("CREATE USER IF NOT EXISTS ''@:host"), {"host": host})
+        socket = connection.exec_driver_sql("SELECT @@socket").scalar_one()
     try:
         alice = trainee()
         shown = shown_credentials(alice.get("/dbi/create_my_db", params={"db_type": "mysql"}).text)
-        result = run_as("mysql", shown, make_url(shown["url"]).database, "SELECT CURRENT_USER()")
+        url = make_url(shown["url"])
+        if host == "localhost":
+            result = subprocess.run(
+                [client("mysql"), "-S", socket, "-u", url.username, "--batch", "--skip-column-names",
+                 url.database, "-e", "SELECT CURRENT_USER()"],
+                env={**os.environ, "MYSQL_PWD": shown["password"]}, capture_output=True, text=True, timeout=60,
+            )
+        else:
+            result = run_as("mysql", shown, url.database, "SELECT CURRENT_USER()")
         assert result.returncode == 0, result.stderr
-        assert result.stdout.startswith(make_url(shown["url"]).username + "@")
+        assert result.stdout.startswith(url.username + "@")
+        # Gone before the database is: the login's rows are what the server holds, not what it would make now.
+        with admin["mysql"].connect() as connection:
+            connection.execute(text("DROP USER ''@:host"), {"host": host})
+        assert alice.post("/dbi/destroy_my_db", data={"db_type": "mysql", "name": url.database}).status_code == 200
+        with admin["mysql"].connect() as connection:
+            left = connection.execute(text("SELECT Host FROM mysql.user WHERE User = :login"), {"login": url.username})
+            assert left.all() == []
     finally:
         with admin["mysql"].connect() as connection:
-            connection.exec_driver_sql("DROP USER IF EXISTS ''@'localhost'")
+            connection.execute(text("DROP USER IF EXISTS ''@:host"), {"host": host})
 
 
 def test_destroying_a_database_leaves_no_login_behind(two_trainees, db_type, admin):

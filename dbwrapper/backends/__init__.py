@@ -11,10 +11,13 @@ BACKEND_CLASSES: dict[str, type[Backend]] = {
 }
 
 
-def open_backend(kind: str, url: str | URL, client_url: str | URL | None = None) -> Backend:
+def open_backend(
+    kind: str, url: str | URL, client_url: str | URL | None = None, *, login_connection_limit: int,
+) -> Backend:
     """The backend of ``kind`` (``postgres`` or ``mysql``) for the server at ``url``, which
-    the owners' own programs reach at ``client_url`` (by default, ``url`` too)."""
-    return BACKEND_CLASSES[kind](url, client_url)
+    the owners' own programs reach at ``client_url`` (by default, ``url`` too), and whose
+    logins may each hold ``login_connection_limit`` connections."""
+    return BACKEND_CLASSES[kind](url, client_url, login_connection_limit=login_connection_limit)
 
 
 __all__ = ["Backend", "DatabaseEntry", "DatabaseInfo", "MySQLBackend", "PostgreSQLBackend", "open_backend"]

@@ -36,7 +36,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError
 from sqlalchemy.pool import NullPool
 
-from dbwrapper.config import env_var
+from dbwrapper.config import DEFAULT_LOGIN_CONNECTION_LIMIT, env_var
 from dbwrapper.errors import (
     BackendUnavailable,
     DatabaseBusy,
@@ -125,11 +125,16 @@ class Backend(ABC):
     #: Databases that belong to the server itself and are never created or dropped here.
     system_databases: ClassVar[frozenset[str]]
 
-    def __init__(self, url: str | URL, client_url: str | URL | None = None) -> None:
+    def __init__(
+        self, url: str | URL, client_url: str | URL | None = None, *,
+        login_connection_limit: int = DEFAULT_LOGIN_CONNECTION_LIMIT,
+    ) -> None:
         self.url = self.normalize_url(url)
         #: Where the owners' own programs reach the server: ``url``'s address, unless they
         #: reach it elsewhere (the embedded PostgreSQL: dbwrapper on its socket, trainees on TCP).
         self.client_url = self.normalize_url(client_url) if client_url is not None else self.url
+        #: How many connections each login made here may hold at once.
+        self.login_connection_limit = login_connection_limit
         self._admin = create_engine(
             self.admin_url(self.url),
             isolation_level="AUTOCOMMIT",
@@ -385,7 +390,7 @@ class Backend(ABC):
         cannot reach. The sessions on it are ended first, so that the copy is of one moment
         (and because PostgreSQL clones a database only with nobody in it); returns how many."""
         with self._translated(f"snapshot {name}"):
-            self.check_views(name)
+            self.check_copyable(name)
             ended = self.end_sessions(name, owner)
         self.create_database(snapshot, source=Source(name, owner))
         return ended
@@ -399,7 +404,7 @@ class Backend(ABC):
         """
         try:
             with self._translated(f"revert {name}"):
-                self.check_views(name)
+                self.check_copyable(name)
                 ended = self.end_sessions(name, owner)
                 try:
                     self.set_aside(name, before, owner)
@@ -627,9 +632,10 @@ class Backend(ABC):
         """Give ``name`` back what was set aside as ``before``, whatever the revert had copied
         in meanwhile, and remove ``before``."""
 
-    def check_views(self, name: str) -> None:
-        """Refuse, before anything changes, a database whose views could not be copied; a
-        view cannot break on PostgreSQL (what it reads cannot be dropped from under it)."""
+    def check_copyable(self, name: str) -> None:
+        """Refuse, before anything changes, a database that could not be copied whole; on
+        PostgreSQL, which clones a database's files, there is none (and a view cannot break:
+        what it reads cannot be dropped from under it)."""
 
     def seal(self, name: str) -> None:
         """Keep a master's content owner from changing it once loaded; nothing by default."""

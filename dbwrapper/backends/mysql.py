@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -12,35 +13,65 @@ from sqlalchemy import Connection, Engine, bindparam, event, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
+from dbwrapper.backends import mysqlobjects
 from dbwrapper.backends.base import Backend, DatabaseEntry, Login, Source
 from dbwrapper.backends.mysqldump import tables_in_dump
-from dbwrapper.errors import Refused
+from dbwrapper.backends.mysqlobjects import verbatim
+from dbwrapper.errors import DbWrapperError, Refused
 from dbwrapper.names import validate_name
 from dbwrapper.tools import mapped, run_tool
 
-#: The DEFINER clause of SHOW CREATE VIEW and of a dump: `user`@`host`, backquotes doubled inside.
-DEFINER_PATTERN = r"DEFINER=`(?:[^`]|``)*`@`(?:[^`]|``)*`"
-VIEW_DEFINER = re.compile(DEFINER_PATTERN)
-DEFINER = re.compile(DEFINER_PATTERN.encode())
-ER_NO_SUCH_TABLE = 1146
+#: The DEFINER clause a dump writes on the lines that make views, routines, triggers and events.
+DUMP_DEFINER = re.compile(mysqlobjects.DEFINER.pattern.encode())
 ER_DB_CREATE_EXISTS = 1007
 ER_LOCK_WAIT_TIMEOUT = 1205
 ER_NO_SUCH_THREAD = 1094
+#: What index hints on a view get: it has no indexes, not even none.
+ER_KEY_DOES_NOT_EXIST = 1176
 #: Seconds an admin statement waits for another session's metadata lock.
 DROP_LOCK_WAIT_SECONDS = 10
 #: MariaDB stores a schema comment from this version on; MySQL does not at all.
 MARIADB_SCHEMA_COMMENTS = (10, 5)
+#: The statements that drop what a copy cannot carry, by its kind (see mysqlobjects.uncopyable).
+DROP_STATEMENTS = {
+    "event": "DROP EVENT", "sequence": "DROP SEQUENCE", "package": "DROP PACKAGE",
+    "package body": "DROP PACKAGE BODY", "table": "RENAME TABLE",
+}
 
 
-def verbatim(connection: Connection, statement: str) -> None:
-    """Run ``statement`` as written: one the server printed (SHOW CREATE) or built from
-    its catalog's quoted names.
+@contextmanager
+def foreign_key_checks_off(connection: Connection) -> Iterator[None]:
+    """Tables made, filled and dropped in any order: the rows satisfied their foreign keys
+    where they come from. The setting is the session's, so it is put back before the
+    pooled connection serves anyone else."""
+    connection.exec_driver_sql("SET SESSION foreign_key_checks = 0")
+    try:
+        yield
+    finally:
+        connection.exec_driver_sql("SET SESSION foreign_key_checks = 1")
 
-    SQLAlchemy hands PyMySQL every statement with a (here empty) parameter set,
-    and PyMySQL %-formats it with that, so a ``%`` in it (``DEFINER=...@'%'``, a
-    ``LIKE '%x'`` check) must be doubled to stay itself.
-    """
-    connection.exec_driver_sql(statement.replace("%", "%%"))
+
+def changed_meanwhile(schema: str, table: str) -> Refused:
+    """The refusal when a table became something else (a view) while it was being copied."""
+    return Refused(
+        f"The table {table} of {schema} changed while it was being copied (it is no longer a table), "
+        "so it was not copied and nothing of it was run; try again when nobody is changing it."
+    )
+
+
+def cannot_carry(name: str, found: list[tuple[str, str]]) -> str:
+    """Why a snapshot or revert of ``name`` is refused for what it holds, and what to do."""
+    what = ", ".join(f"the {kind} {item}" for kind, item in found)
+    why = (" An event runs on its schedule wherever it is: copied into a snapshot, it would change what "
+           "must stay as it was." if any(kind == "event" for kind, _ in found) else "")
+    table = (f" {mysqlobjects.LEDGER} is a name dbwrapper keeps for itself."
+             if any(kind == "table" for kind, _ in found) else "")
+    undo = ", ".join(sorted({DROP_STATEMENTS[kind] for kind, _ in found}))
+    return (
+        f"{name} holds {what}, which a copy made on the MySQL server cannot carry.{why}{table} To take "
+        f"a snapshot or revert, keep the definitions (SHOW CREATE ...), remove what is named ({undo}) and "
+        "make it again afterwards; or archive the database, which keeps everything. Nothing was changed."
+    )
 
 
 class MySQLBackend(Backend):
@@ -118,7 +149,7 @@ class MySQLBackend(Backend):
         # clause, the login running the script defines them. It stands only on the
         # lines that create such objects, never on a row's.
         for line in lines:
-            yield DEFINER.sub(b"", line, count=1) if line.startswith((b"/*!", b"CREATE")) else line
+            yield DUMP_DEFINER.sub(b"", line, count=1) if line.startswith((b"/*!", b"CREATE")) else line
 
     def dump(self, tool: str, name: str, path: str, login: Login) -> dict[str, int | None]:
         # mysqldump's snapshot cannot be shared, so the rows are counted in the
@@ -146,11 +177,18 @@ class MySQLBackend(Backend):
         engine.dialect.do_rollback = lambda dbapi_connection: None  # type: ignore[method-assign]
 
         @event.listens_for(engine, "connect")
-        def limit_lock_waits(dbapi_connection: Any, record: Any) -> None:
+        def set_up_session(dbapi_connection: Any, record: Any) -> None:
             # A DROP that meets another session's metadata lock would otherwise
-            # wait for the server default, a year, and hang the request.
+            # wait for the server default, a year, and hang the request. And a
+            # table copied here is made where the server keeps its own, whatever
+            # DATA or INDEX DIRECTORY its owner gave it (SHOW CREATE TABLE then
+            # leaves them out, and the server ignores them).
             with dbapi_connection.cursor() as cursor:
-                cursor.execute("SET SESSION lock_wait_timeout = %s", (DROP_LOCK_WAIT_SECONDS,))
+                cursor.execute(
+                    "SET SESSION lock_wait_timeout = %s, "
+                    "sql_mode = CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), 'NO_DIR_IN_CREATE')",
+                    (DROP_LOCK_WAIT_SECONDS,),
+                )
 
     def client_command(self, name: str, login: Login | None = None) -> str:
         socket = self.url.query.get("unix_socket")
@@ -182,106 +220,148 @@ class MySQLBackend(Backend):
     # Copies, moves and snapshots run on the pooled admin connection with every name
     # qualified by its database: a new connection into each database would cost more
     # (a MySQL login takes milliseconds) than the catalog work itself.
+    #
+    # The super-user who runs them never runs a trainee's code (see mysqlobjects for
+    # views, routines and triggers). Tables are made from the server's own SHOW CREATE
+    # TABLE and filled with INSERT ... SELECT of the source's stored columns into a
+    # fresh table with no trigger yet; MariaDB refuses stored functions and subqueries
+    # in CHECK constraints, DEFAULT expressions and generated columns, so filling it
+    # runs none. The source may change meanwhile (its owner can reconnect): a table
+    # that became a view is refused by USE INDEX () before anything of it runs. And
+    # the admin sessions have NO_DIR_IN_CREATE (tune_admin_engine), so a table's DATA
+    # or INDEX DIRECTORY, which its owner chose, is never honoured for the super-user.
 
     def copy_content(self, source: Source, name: str, owner: str) -> None:
         # Copied on the server, table by table: the definition as the server
         # itself prints it (indexes, keys, checks, AUTO_INCREMENT), then the rows
-        # with INSERT ... SELECT, so no row passes through a client.
+        # with INSERT ... SELECT, so no row passes through a client. Routines come
+        # before the views that may call them, and triggers last, once the rows are
+        # in, so that the copy fires none of them.
         into, origin = self.quote(name), self.quote(source.name)
         with self.admin_connection() as connection:
-            tables, view_names = self._objects_of(connection, source.name)
+            tables, views = self._objects_of(connection, source.name)
             columns = self._stored_columns(connection, source.name)
-            views = self._view_statements(connection, source.name, view_names)
+            found = mysqlobjects.read(connection, source.name, views)
             definitions = [self._table_definition(connection, source.name, table, name) for table in tables]
-            # Tables are made and filled in any order: the rows satisfied the foreign
-            # keys in the source already. The setting is the session's, so it is put
-            # back before the pooled connection serves anyone else.
-            connection.exec_driver_sql("SET SESSION foreign_key_checks = 0")
-            try:
+            with foreign_key_checks_off(connection):
                 for table, definition in zip(tables, definitions, strict=True):
                     verbatim(connection, definition)
                     listed = ", ".join(self.quote_table(column) for column in columns[table])
                     quoted = self.quote_table(table)
-                    verbatim(connection, f"INSERT INTO {into}.{quoted} ({listed}) "
-                                         f"SELECT {listed} FROM {origin}.{quoted}")
-            finally:
-                connection.exec_driver_sql("SET SESSION foreign_key_checks = 1")
-            self._create_views(connection, views.values(), source.name, name, owner)
+                    try:
+                        verbatim(connection, f"INSERT INTO {into}.{quoted} ({listed}) "
+                                             f"SELECT {listed} FROM {origin}.{quoted} USE INDEX ()")
+                    except DBAPIError as error:
+                        if self.error_code(error) == ER_KEY_DOES_NOT_EXIST:  # a view now, which has no indexes
+                            raise changed_meanwhile(source.name, table) from error
+                        raise
+            mysqlobjects.make_routines(connection, found.routines, name, owner)
+            mysqlobjects.make_views(connection, found.views.values(), source.name, name, owner)
+            mysqlobjects.make_triggers(connection, found.triggers, name, owner)
 
     def can_copy(self, source: str) -> bool:
-        # copy_content() copies tables and views; a course with triggers, routines
-        # or events is loaded from its SQL instead.
+        # What copy_content() cannot carry (events, above all) is loaded from the course's SQL.
         with self.admin_connection() as connection:
-            others = connection.execute(text(
-                "SELECT (SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = :db)"
-                " + (SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = :db)"
-                " + (SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = :db)"
-            ), {"db": source}).scalar_one()
-        return not others
+            return not mysqlobjects.uncopyable(connection, source)
 
     def rename_spare(self, spare: Source, name: str, login: Login) -> bool:
         # MySQL cannot rename a database: the spare's content moves into a new one.
-        # The emptied spare and its login are left for the pool to drop later.
+        # The emptied spare and its login are left for the pool to drop later. A
+        # handout that fails or dies half-way is dropped whole, so its triggers need
+        # no ledger.
         if not self.create_database(name, login):
             return False
         try:
-            self._move_content(spare.name, name, login.name, clear_source=False)
-        except DBAPIError:
+            with self.admin_connection() as connection:
+                self._move_content(connection, spare.name, name, login.name, clear_source=False)
+        except (DBAPIError, DbWrapperError):
             self.drop_database(name, login.name, registered=True)
             raise
         return True
 
     def set_aside(self, name: str, before: str, owner: str) -> None:
-        # Moved, not copied: MySQL cannot rename a database.
+        # Moved, not copied: MySQL cannot rename a database. The ledger is made in
+        # `before` even for a database without triggers, before any table moves: a
+        # table of the owner's with its name then cannot move in (RENAME TABLE fails
+        # whole), so a ledger put_back finds in `before` is always the service's own.
         self.create_database(before)
-        self._move_content(name, before, owner)
+        with self.admin_connection() as connection:
+            self._move_content(connection, name, before, owner, ledger=before)
+            mysqlobjects.close_ledger(connection, before)
 
     def copy_back(self, snapshot: str, name: str, owner: str) -> None:
         self.copy_content(Source(snapshot, owner), name, owner)
 
     def put_back(self, name: str, before: str, owner: str) -> None:
         # A revert may have stopped anywhere, so what each database holds decides.
-        # Tables in `before` were set aside by one atomic RENAME: they go back, and
-        # tables in `name` beside them are the snapshot's copy, which goes. Views
-        # are made in `before` before they are dropped from `name`, and the copy
-        # makes its views after its tables: so with the copy begun, `name`'s views
-        # are the snapshot's and give way to `before`'s; otherwise `name` keeps its
-        # own and gets back any `before` has that it lost.
+        # Tables in `before` were set aside by one atomic RENAME, after `before` got
+        # copies of the routines, and before it got the views and triggers, which
+        # `name` keeps until then (views, routines) or the ledger does (triggers).
+        # The copy of the snapshot begins with its tables: with one in `name` beside
+        # those set aside, `name`'s tables, routines and views are the snapshot's and
+        # give way to `before`'s. Otherwise what `name` has is its own, and it gets
+        # back what `before` has that it lacks. Each step leaves what the next run
+        # needs: what goes is made again from `before`, which stays whole until it
+        # is dropped at the end.
         with self.admin_connection() as connection:
             set_aside, kept_views = self._objects_of(connection, before)
+            set_aside = [table for table in set_aside if table != mysqlobjects.LEDGER]
             copied, current_views = self._objects_of(connection, name)
-            views = self._view_statements(connection, before, kept_views)
+            kept = mysqlobjects.read(connection, before, kept_views)
+            current = mysqlobjects.read(connection, name, [])  # its views go by name
+            current_routines = current.routines
+            triggers = {t.name: t for t in [*mysqlobjects.kept_triggers(connection, before), *kept.triggers]}
             if set_aside:
-                connection.exec_driver_sql("SET SESSION foreign_key_checks = 0")
-                try:
-                    for table in copied:
-                        verbatim(connection, f"DROP TABLE {self.quote(name)}.{self.quote_table(table)}")
-                finally:
-                    connection.exec_driver_sql("SET SESSION foreign_key_checks = 1")
+                mysqlobjects.keep_triggers(connection, before, kept.triggers)  # before they are dropped
+                if copied:
+                    mysqlobjects.drop_views(connection, name, current_views)
+                    mysqlobjects.drop_routines(connection, name, current_routines)
+                    current_views, current_routines = [], []
+                    with foreign_key_checks_off(connection):
+                        for table in copied:  # their triggers go with them
+                            verbatim(connection, f"DROP TABLE {self.quote(name)}.{self.quote_table(table)}")
+                mysqlobjects.drop_triggers(connection, before, kept.triggers)
                 self._rename_tables(connection, before, name, set_aside)
-            if set_aside and copied:
-                for view in current_views:
-                    verbatim(connection, f"DROP VIEW {self.quote(name)}.{self.quote_table(view)}")
-                current_views = []
-            missing = [statement for view, statement in views.items() if view not in current_views]
-            self._create_views(connection, missing, before, name, owner)
+            present = {(r.kind, r.name) for r in current_routines}
+            mysqlobjects.make_routines(
+                connection, [r for r in kept.routines if (r.kind, r.name) not in present], name, owner,
+            )
+            missing = [statement for view, statement in kept.views.items() if view not in current_views]
+            mysqlobjects.make_views(connection, missing, before, name, owner)
+            # Triggers on the tables `name` has now that it lacks.
+            firing = set() if set_aside else {trigger.name for trigger in current.triggers}
+            tables = set(set_aside or copied)
+            mysqlobjects.make_triggers(
+                connection, [t for t in triggers.values() if t.name not in firing and t.table in tables], name, owner,
+            )
         self.drop_database(before, registered=True)
 
-    def _move_content(self, source: str, target: str, owner: str, *, clear_source: bool = True) -> None:
-        """Move every table and view of ``source`` into ``target``, in time that does not grow with the data.
+    def _move_content(
+        self, connection: Connection, source: str, target: str, owner: str, *,
+        ledger: str | None = None, clear_source: bool = True,
+    ) -> None:
+        """Move everything ``source`` holds into ``target``, in time that does not grow with the data.
 
         RENAME TABLE moves tables between databases as a catalog change, all of
-        them in one atomic statement (foreign keys move with them). Views cannot
-        move: they are made again in ``target``, defined by ``owner``, and dropped
-        from ``source`` if ``clear_source`` (not when ``source`` is dropped later anyway).
+        them in one atomic statement (foreign keys move with them), but no table
+        with triggers: those are dropped first and made again in ``target``, kept
+        meanwhile in the ``ledger`` database's ledger (see mysqlobjects), if one is
+        named. Views and routines cannot move: they are made again in ``target``,
+        defined by ``owner``, and dropped from ``source`` if ``clear_source`` (not
+        when ``source`` is dropped later anyway).
         """
-        with self.admin_connection() as connection:
-            tables, view_names = self._objects_of(connection, source)
-            views = self._view_statements(connection, source, view_names)
-            self._rename_tables(connection, source, target, tables)
-            self._create_views(connection, views.values(), source, target, owner)
-            for view in views if clear_source else ():
-                verbatim(connection, f"DROP VIEW {self.quote(source)}.{self.quote_table(view)}")
+        tables, views = self._objects_of(connection, source)
+        found = mysqlobjects.read(connection, source, views)
+        mysqlobjects.make_routines(connection, found.routines, target, owner)
+        if ledger is not None:
+            mysqlobjects.keep_triggers(connection, ledger, found.triggers)
+        mysqlobjects.drop_triggers(connection, source, found.triggers)
+        self._rename_tables(connection, source, target, tables)
+        mysqlobjects.make_triggers(connection, found.triggers, target, owner)
+        mysqlobjects.make_views(connection, found.views.values(), source, target, owner)
+        if clear_source:
+            mysqlobjects.drop_views(connection, source, found.views)
+            mysqlobjects.drop_routines(connection, source, found.routines)
 
     def _rename_tables(self, connection: Connection, source: str, target: str, tables: list[str]) -> None:
         """Move ``tables`` from ``source`` to ``target`` in one atomic RENAME TABLE."""
@@ -311,18 +391,20 @@ class MySQLBackend(Backend):
         ), {"schema": schema}).all()
         return [name for name, view in rows if not view], [name for name, view in rows if view]
 
-    def check_views(self, name: str) -> None:
+    def check_copyable(self, name: str) -> None:
         # A view that no longer works (it reads a table or column since dropped)
         # cannot be made again in another database, so a snapshot or a revert
         # would stop half-way. CHECK TABLE tells (the catalog lists such a view
-        # like any other). Asked of the owner's own database only, where the
-        # views' definer has its rights: elsewhere every view would fail the check.
+        # like any other) and runs nothing of the view. Asked of the owner's own
+        # database only, where the views' definer has its rights: elsewhere every
+        # view would fail the check.
         with self.admin_connection() as connection:
+            found = mysqlobjects.uncopyable(connection, name)
             _, views = self._objects_of(connection, name)
-            if not views:
-                return
             listed = ", ".join(f"{self.quote(name)}.{self.quote_table(view)}" for view in views)
-            checked = connection.exec_driver_sql(f"CHECK TABLE {listed}").all()
+            checked = connection.exec_driver_sql(f"CHECK TABLE {listed}").all() if views else []
+        if found:
+            raise Refused(cannot_carry(name, found))
         broken = sorted({str(row[0]).split(".", 1)[1] for row in checked if str(row[2]).lower() == "error"})
         if broken:
             raise Refused(
@@ -352,44 +434,9 @@ class MySQLBackend(Backend):
         quoted = self.quote_table(table)
         statement = connection.execute(text(f"SHOW CREATE TABLE {self.quote(schema)}.{quoted}")).one()[1]
         prefix = f"CREATE TABLE {quoted}"
-        assert statement.startswith(prefix), statement[:80]
+        if not statement.startswith(prefix):  # a view now: SHOW CREATE TABLE prints its CREATE VIEW
+            raise changed_meanwhile(schema, table)
         return f"CREATE TABLE {self.quote(target)}.{quoted}{statement[len(prefix):]}"
-
-    def _view_statements(self, connection: Connection, schema: str, views: list[str]) -> dict[str, str]:
-        """``schema``'s ``views`` by name, as the server prints their CREATE statements (every
-        name in them qualified by ``schema``)."""
-        return {
-            view: connection.execute(text(f"SHOW CREATE VIEW {self.quote(schema)}.{self.quote_table(view)}")).one()[1]
-            for view in views
-        }
-
-    def _create_views(
-        self, connection: Connection, views: Iterable[str], source: str, target: str, owner: str,
-    ) -> None:
-        """Make ``source``'s ``views`` in ``target``, defined by ``owner`` so they run with its rights.
-
-        The server qualifies every name in a view with its database, as
-        `source`.`table`; those become `target`.`table`. (A string literal in a
-        view that spelled `source`. with its backquotes would be changed too;
-        a view has no reason to.) A view may read
-        another: those that fail for a missing view are tried again once the
-        others exist.
-        """
-        definer = f"DEFINER={self.quote(owner)}@'%'"
-        moved_from, moved_to = f"{self.quote(source)}.", f"{self.quote(target)}."
-        pending = [VIEW_DEFINER.sub(lambda _: definer, view, count=1).replace(moved_from, moved_to) for view in views]
-        while pending:
-            failed: list[tuple[str, DBAPIError]] = []
-            for statement in pending:
-                try:
-                    verbatim(connection, statement)
-                except DBAPIError as error:
-                    if self.error_code(error) != ER_NO_SUCH_TABLE:
-                        raise
-                    failed.append((statement, error))
-            if len(failed) == len(pending):
-                raise failed[0][1]
-            pending = [statement for statement, _ in failed]
 
     def _end_sessions(self, connection: Connection, column: str, value: str) -> int:
         """KILL the sessions whose ``column`` (DB or USER, a constant) is ``value``; how many."""
@@ -416,37 +463,62 @@ class MySQLBackend(Backend):
         self._end_sessions(connection, "DB", name)
         connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {quoted}")
 
+    # A login is a user with a row per host in mysql.user: '%', and 'localhost' and
+    # every host an anonymous user has. The server tries the rows with the most
+    # specific host first, so an anonymous ''@'localhost' (a default install may have
+    # one) or ''@'127.0.0.1' would otherwise win over 'name'@'%' from there and refuse
+    # the password. Each row gets the connection limit, which the server counts per
+    # row: from any one place, one row applies.
+
     def create_login(self, connection: Connection, login: Login) -> None:
-        # Made for both '%' and 'localhost': a default server install may have an
-        # anonymous ''@'localhost' user, which would otherwise win over
-        # 'name'@'%' for every connection from the server's own host.
+        accounts, params = self._accounts(login.name, self._needed_hosts(connection))
         connection.execute(
-            text(
-                "CREATE USER :login@'%' IDENTIFIED BY :password, "
-                ":login@'localhost' IDENTIFIED BY :password"
-            ),
-            {"login": login.name, "password": login.password},
+            text(f"CREATE USER {', '.join(f'{account} IDENTIFIED BY :password' for account in accounts)} "
+                 "WITH MAX_USER_CONNECTIONS :limit"),
+            {**params, "password": login.password, "limit": self.login_connection_limit},
         )
 
     def reset_login(self, connection: Connection, login: Login) -> None:
-        for host in ("%", "localhost"):
-            params = {"login": login.name, "host": host, "password": login.password}
+        hosts = self._needed_hosts(connection) | set(self._hosts(connection, login.name))
+        for host in sorted(hosts):
+            params = {"login": login.name, "host": host, "password": login.password,
+                      "limit": self.login_connection_limit}
             connection.execute(text("CREATE USER IF NOT EXISTS :login@:host IDENTIFIED BY :password"), params)
-            connection.execute(text("ALTER USER :login@:host IDENTIFIED BY :password"), params)
+            connection.execute(
+                text("ALTER USER :login@:host IDENTIFIED BY :password WITH MAX_USER_CONNECTIONS :limit"), params,
+            )
 
     def grant(self, connection: Connection, login: Login, name: str, quoted: str) -> None:
         # In GRANT, _ and % in a database name are wildcards: alice_1 would also
         # match alicex1. Escaped, the grant covers exactly this database.
-        exact = self.quote_pattern(name)
-        connection.execute(
-            text(f"GRANT ALL PRIVILEGES ON {exact}.* TO :login@'%', :login@'localhost'"),
-            {"login": login.name},
-        )
+        accounts, params = self._accounts(login.name, self._hosts(connection, login.name))
+        connection.execute(text(f"GRANT ALL PRIVILEGES ON {self.quote_pattern(name)}.* TO {', '.join(accounts)}"),
+                           params)
 
     def drop_login(self, connection: Connection, login: str) -> None:
-        # Sessions outlive DROP USER and keep their privileges; end them first.
+        # Sessions outlive DROP USER and keep their privileges; end them first. Every
+        # row goes, including those for anonymous users that are gone since.
         self._end_sessions(connection, "USER", login)
-        connection.execute(text("DROP USER IF EXISTS :login@'%', :login@'localhost'"), {"login": login})
+        accounts, params = self._accounts(login, self._hosts(connection, login))
+        if accounts:
+            connection.execute(text(f"DROP USER IF EXISTS {', '.join(accounts)}"), params)
+
+    @staticmethod
+    def _hosts(connection: Connection, user: str) -> list[str]:
+        """The hosts ``user`` ('' for the anonymous users) has rows for."""
+        rows = connection.execute(text("SELECT Host FROM mysql.user WHERE User = :user ORDER BY Host"), {"user": user})
+        return list(rows.scalars())
+
+    def _needed_hosts(self, connection: Connection) -> set[str]:
+        """The hosts a login needs a row for, so that no anonymous user shadows it."""
+        return {"%", "localhost", *self._hosts(connection, "")}
+
+    @staticmethod
+    def _accounts(login: str, hosts: Iterable[str]) -> tuple[list[str], dict[str, str]]:
+        """``login``'s accounts on ``hosts`` as bound ``user@host`` placeholders, and their values."""
+        ordered = sorted(hosts)
+        params = {"login": login, **{f"host{i}": host for i, host in enumerate(ordered)}}
+        return [f":login@:host{i}" for i in range(len(ordered))], params
 
     def quote_pattern(self, name: str) -> str:
         """``name`` quoted for GRANT, with its LIKE wildcards escaped."""

@@ -264,9 +264,10 @@ class PostgreSQLBackend(Backend):
             with self.admin_connection() as connection, in_transaction(connection):
                 connection.exec_driver_sql(f"ALTER DATABASE {self.quote(spare.name)} RENAME TO {self.quote(name)}")
                 connection.exec_driver_sql(f"ALTER ROLE {self.quote(spare.owner)} RENAME TO {self.quote(login.name)}")
+                # The limit as it is now, whatever it was when the spare was made.
                 connection.execute(
-                    text(f"ALTER ROLE {self.quote(login.name)} PASSWORD :verifier"),
-                    {"verifier": scram_sha_256(login.password)},
+                    text(f"ALTER ROLE {self.quote(login.name)} CONNECTION LIMIT :limit PASSWORD :verifier"),
+                    {"limit": self.login_connection_limit, "verifier": scram_sha_256(login.password)},
                 )
         except DBAPIError as error:
             if self.is_duplicate(error):
@@ -341,9 +342,11 @@ class PostgreSQLBackend(Backend):
     def create_login(self, connection: Connection, login: Login) -> None:
         # The server gets the SCRAM verifier, never the password: a CREATE ROLE
         # in the server's log or in pg_stat_statements then reveals nothing.
-        role = self.quote(login.name)
-        verifier = scram_sha_256(login.password)
-        connection.execute(text(f"CREATE ROLE {role} LOGIN PASSWORD :verifier"), {"verifier": verifier})
+        # CONNECTION LIMIT counts the role's sessions on the whole server.
+        connection.execute(
+            text(f"CREATE ROLE {self.quote(login.name)} LOGIN CONNECTION LIMIT :limit PASSWORD :verifier"),
+            {"limit": self.login_connection_limit, "verifier": scram_sha_256(login.password)},
+        )
 
     def reset_login(self, connection: Connection, login: Login) -> None:
         query = text("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = :name")
@@ -351,8 +354,8 @@ class PostgreSQLBackend(Backend):
             self.create_login(connection, login)
             return
         connection.execute(
-            text(f"ALTER ROLE {self.quote(login.name)} LOGIN PASSWORD :verifier"),
-            {"verifier": scram_sha_256(login.password)},
+            text(f"ALTER ROLE {self.quote(login.name)} LOGIN CONNECTION LIMIT :limit PASSWORD :verifier"),
+            {"limit": self.login_connection_limit, "verifier": scram_sha_256(login.password)},
         )
 
     def grant(self, connection: Connection, login: Login, name: str, quoted: str) -> None:
