@@ -243,6 +243,7 @@ def test_archives_on_the_command_line(cli, runtime, instructor, db_type, stocked
     archive_id = made.stdout.split(" as ", 1)[1].split(" ", 1)[0]
     assert archive_id in cli("archive", "list").stdout
     restored = cli("archive", "restore", archive_id, "--into", f"{stocked}_cli")
+    runtime.service.registry.refresh()  # the command line recorded it, in another process
     try:
         assert restored.returncode == 0, restored.stderr
         assert boxes(runtime, db_type, f"{stocked}_cli") == 100
