@@ -30,6 +30,13 @@ DEFAULT_FIRST_INSTRUCTOR = "cwcuser"
 CONTROL_DATABASE = "dbwrapper"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7001
+#: Seconds a call to a database server may take: connecting, a statement, a commit, a ping.
+SHORT_DEADLINE_SECONDS = 10.0
+#: Seconds for what copies or counts data on the server, and for the engines' own tools.
+LONG_DEADLINE_SECONDS = 600.0
+#: Requests at work or waiting on one server at once: a class of 30 creating its databases
+#: together, with its instructor and the background jobs (see dbwrapper.gates).
+REQUESTS_PER_SERVER = 40
 
 
 def env_var(kind: str) -> str:
@@ -70,6 +77,14 @@ class Settings:
     pool_check_seconds: float = 5
     #: How many snapshots a trainee may keep, over all their databases.
     snapshot_quota: int = 5
+    #: Every call to a database server has a deadline (see dbwrapper.db): a server that does
+    #: not answer within it counts as hung, a 503 that names it. The long one is for the few
+    #: statements that copy or count data on the server, and for pg_dump, mysqldump and the rest.
+    short_deadline_seconds: float = SHORT_DEADLINE_SECONDS
+    long_deadline_seconds: float = LONG_DEADLINE_SECONDS
+    #: How many requests may be at work or waiting on one server at once; past it, a 503 at
+    #: once. Below server.thread_pool, so that a hung server never holds every thread.
+    requests_per_server: int = REQUESTS_PER_SERVER
     embedded: bool = True
     #: Where the embedded PostgreSQL keeps its data; ``None`` means the per-user default.
     embedded_dir: Path | None = None
@@ -120,6 +135,9 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] = os.envi
         pool_size=int(own.get("pool_size", 2)),
         pool_check_seconds=float(own.get("pool_check_seconds", 5)),
         snapshot_quota=int(own.get("snapshot_quota", 5)),
+        short_deadline_seconds=positive(own, "short_deadline_seconds", SHORT_DEADLINE_SECONDS),
+        long_deadline_seconds=positive(own, "long_deadline_seconds", LONG_DEADLINE_SECONDS),
+        requests_per_server=int(positive(own, "requests_per_server", REQUESTS_PER_SERVER)),
         archive_dir=Path(archive_dir).expanduser() if archive_dir else None,
         tools={tool: own[tool] for tool in TOOLS if own.get(tool)},
         lifetime_hours=float(own.get("lifetime_hours", 14 * 24)),
@@ -129,3 +147,11 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] = os.envi
         server_config=server,
         app_config={key: value for key, value in sections.items() if key.startswith("/")},
     )
+
+
+def positive(section: Mapping[str, Any], key: str, default: float) -> float:
+    """``section[key]`` as a number above zero (``default`` when absent), or a 400 naming it."""
+    value = section.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise InvalidInput(f"{key} in app.conf must be a number above 0, not {value!r}.")
+    return float(value)

@@ -7,7 +7,7 @@ import shlex
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, event, text
+from sqlalchemy import Connection, Engine, bindparam, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
@@ -23,8 +23,6 @@ ER_NO_SUCH_TABLE = 1146
 ER_DB_CREATE_EXISTS = 1007
 ER_LOCK_WAIT_TIMEOUT = 1205
 ER_NO_SUCH_THREAD = 1094
-#: Seconds an admin statement waits for another session's metadata lock.
-DROP_LOCK_WAIT_SECONDS = 10
 #: MariaDB stores a schema comment from this version on; MySQL does not at all.
 MARIADB_SCHEMA_COMMENTS = (10, 5)
 
@@ -46,8 +44,6 @@ class MySQLBackend(Backend):
     kind = "mysql"
     label = "MySQL/MariaDB"
     dialects = frozenset({"mysql", "mariadb"})
-    # A bare mysql:// would ask for mysqlclient, which needs a C toolchain.
-    default_driver = "pymysql"
     system_databases = frozenset({"mysql", "information_schema", "performance_schema", "sys"})
 
     @staticmethod
@@ -133,13 +129,6 @@ class MySQLBackend(Backend):
         # PyMySQL sends a ROLLBACK round trip each time. This engine's dialect is
         # its own, so skipping it here touches no other engine.
         engine.dialect.do_rollback = lambda dbapi_connection: None  # type: ignore[method-assign]
-
-        @event.listens_for(engine, "connect")
-        def limit_lock_waits(dbapi_connection: Any, record: Any) -> None:
-            # A DROP that meets another session's metadata lock would otherwise
-            # wait for the server default, a year, and hang the request.
-            with dbapi_connection.cursor() as cursor:
-                cursor.execute("SET SESSION lock_wait_timeout = %s", (DROP_LOCK_WAIT_SECONDS,))
 
     def client_command(self, name: str, login: Login | None = None) -> str:
         socket = self.url.query.get("unix_socket")

@@ -30,6 +30,8 @@ UNIQUE_VIOLATION = "23505"
 OBJECT_IN_USE = "55006"
 #: A database that no longer exists (dropped or renamed meanwhile).
 INVALID_CATALOG_NAME = "3D000"
+#: A lock wait that reached lock_timeout (see dbwrapper.db): another session holds it.
+LOCK_NOT_AVAILABLE = "55P03"
 #: What PostgreSQL says when two sessions change one catalog row (a database's rights or
 #: owner) at the same moment: the later one fails, and doing it again then works.
 CONCURRENT_UPDATE = "tuple concurrently updated"
@@ -86,8 +88,6 @@ class PostgreSQLBackend(Backend):
     kind = "postgres"
     label = "PostgreSQL"
     dialects = frozenset({"postgresql"})
-    # SQLAlchemy 2.1 picks psycopg 3 for a bare postgresql://; we install psycopg2.
-    default_driver = "psycopg2"
     system_databases = frozenset({"postgres", "template0", "template1"})
 
     @staticmethod
@@ -379,4 +379,4 @@ class PostgreSQLBackend(Backend):
         )
 
     def is_busy(self, error: DBAPIError) -> bool:
-        return self.error_code(error) == OBJECT_IN_USE
+        return self.error_code(error) in (OBJECT_IN_USE, LOCK_NOT_AVAILABLE)
