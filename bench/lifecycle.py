@@ -164,7 +164,7 @@ class EngineBench:
         dump = self.workdir / f"{self.kind}.dump"
         if self.kind == "postgres":
             argv, _ = self.backend.dump_command(self.tool("pg_dump"), master, str(dump))
-            run_tool(argv, self.backend.tool_env())
+            run_tool(argv, self.backend.tool_env(), timeout=self.backend.deadlines.long)
         pool, copy, empty, restore = [], [], [], []
         for _ in range(self.iterations):
             self.pool.top_up(self.backend, COURSE, sql)  # untimed: the background job's work
@@ -249,7 +249,7 @@ class EngineBench:
         for _ in range(self.iterations):
             archive.append(timed(lambda: self.runtime.archives.archive(self.actor, self.kind, NAME)))
             argv, _ = self.backend.dump_command(self.tool(self.backend.dump_tool), NAME, str(target))
-            bare.append(timed(partial(run_tool, argv, self.backend.tool_env())))
+            bare.append(timed(partial(run_tool, argv, self.backend.tool_env(), timeout=self.backend.deadlines.long)))
             target.unlink()
         self.record("archive (dump, counts, checksum, manifest)", archive)
         self.record("bare dump tool", bare)

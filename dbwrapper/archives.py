@@ -239,7 +239,9 @@ class Archives:
             argv, from_stdin = backend.restore_command(
                 self._tool(backend.restore_tool), target, str(path), record.login
             )
-            run_tool(argv, backend.tool_env(), stdin_path=str(path) if from_stdin else None)
+            run_tool(
+                argv, backend.tool_env(), stdin_path=str(path) if from_stdin else None, timeout=backend.deadlines.long
+            )
             restored = backend.table_counts(target)
             if restored != manifest.tables:
                 raise ToolFailed(

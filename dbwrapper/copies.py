@@ -138,7 +138,7 @@ class CourseCopies:
                 raise ToolFailed(f"{backend.client_tool} was not found to load the course: install it, "
                                  f"or set {backend.client_tool} = \"/path\" in app.conf.")
             argv, env = backend.load_command(tool, name, login)
-            run_tool(argv, env, text=sql)
+            run_tool(argv, env, text=sql, timeout=backend.deadlines.long)
         except ToolFailed:
             backend.drop_database(name, login.name)
             raise

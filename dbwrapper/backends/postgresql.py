@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import math
 import os
 import shlex
 import time
@@ -113,6 +114,8 @@ class PostgreSQLBackend(Backend):
         env |= {"PGPORT": str(url.port)} if url.port else {}
         env |= {"PGUSER": url.username} if url.username else {}
         env |= {"PGPASSWORD": url.password} if url.password else {}
+        # libpq's own limit on connecting, in whole seconds (2 at least).
+        env["PGCONNECT_TIMEOUT"] = str(max(2, math.ceil(self.deadlines.short)))
         return env
 
     def dump_command(self, tool: str, name: str, path: str) -> tuple[list[str], bool]:
@@ -148,7 +151,9 @@ class PostgreSQLBackend(Backend):
             connection.execution_options(isolation_level="REPEATABLE READ")
             with connection.begin(), ThreadPoolExecutor(max_workers=1) as dumping:
                 snapshot = connection.execute(text("SELECT pg_export_snapshot()")).scalar_one()
-                dumped = dumping.submit(run_tool, [*argv, f"--snapshot={snapshot}"], self.tool_env())
+                dumped = dumping.submit(
+                    run_tool, [*argv, f"--snapshot={snapshot}"], self.tool_env(), timeout=self.deadlines.long
+                )
                 counts: dict[str, int | None] = {**self.count_rows(connection)}
                 dumped.result()
         return counts
@@ -158,7 +163,7 @@ class PostgreSQLBackend(Backend):
         # the data, so without rows): "215; 1259 16390 TABLE public order lines alice".
         # Names are printed unquoted, so a table's is what lies between the schema
         # and the owner (a login, whose name has no spaces).
-        listing = run_tool([restore_tool, "--list", path], self.tool_env())
+        listing = run_tool([restore_tool, "--list", path], self.tool_env(), timeout=self.deadlines.long)
         tables: dict[str, int | None] = {}
         for line in listing.splitlines():
             _, _, entry = line.partition("; ")

@@ -103,7 +103,8 @@ class Courses:
                              f"or set {backend.dump_tool} = \"/path\" in app.conf.")
         if not backend.exists(validate_name(database)):
             raise InvalidInput(f"There is no database {database} on {backend.label}.")
-        return backend.portable_sql(run_tool(backend.sql_dump_command(tool, database), backend.tool_env()))
+        dump = run_tool(backend.sql_dump_command(tool, database), backend.tool_env(), timeout=backend.deadlines.long)
+        return backend.portable_sql(dump)
 
     def add_samples(self) -> None:
         """Make the shipped courses known, once (they can be replaced under another name)."""
