@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 import cherrypy
 
 from dbwrapper.accounts import Accounts, Actor
+from dbwrapper.errors import DbWrapperError
 from dbwrapper.registry import User
 
 SESSION_USER = "user"
@@ -59,7 +60,10 @@ def install_tools(accounts: Accounts) -> None:
     def require_login() -> None:
         request = cherrypy.serving.request
         name = cherrypy.session.get(SESSION_USER)
-        user = accounts.registry.user(name) if name else None
+        try:
+            user = accounts.registry.user(name) if name else None
+        except DbWrapperError as error:  # the registry is down or hung: a 503 naming it
+            raise cherrypy.HTTPError(error.http_status, str(error)) from None
         if user is None:
             target = request.path_info + (f"?{request.query_string}" if request.query_string else "")
             if request.method != "GET":
