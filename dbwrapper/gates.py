@@ -10,9 +10,9 @@ own users:
   thread: the login page, static files and the other server's pages go on;
 * a pause: once a call to the server missed its deadline, the requests of the
   next :data:`PAUSE_SECONDS` get a 503 at once instead of waiting a deadline
-  each. After it, the next request tries the server again (the others still
-  get the 503 while it does); once the server answers it, everybody may use the
-  server again, so the service recovers on its own.
+  each. After it, requests try the server again: the service recovers on its
+  own as soon as the server answers, and a server still hung costs at most
+  the bound's requests another deadline before the next pause.
 
 A server is one gate, whichever engines reach it: the registry's control
 database on the PostgreSQL backend's server waits behind that backend's gate.
@@ -45,11 +45,9 @@ class Gate:
         self._inside = 0
         #: Whether this thread is inside already: a call made within a call takes no second place.
         self._here = threading.local()
-        #: While paused: when the server may be tried again, and the deadline it missed.
-        self._retry_at: float | None = None
+        #: Until when the server is paused, and the deadline it missed.
+        self._paused_until = float("-inf")
         self._missed = 0.0
-        #: Whether a request is trying the server again after a pause.
-        self._trying = False
 
     @contextmanager
     def entered(self) -> Iterator[None]:
@@ -57,39 +55,29 @@ class Gate:
         if getattr(self._here, "inside", False):
             yield
             return
-        trying = self._enter()
+        self._enter()
         self._here.inside = True
         try:
             yield
         finally:
             self._here.inside = False
-            self._leave(trying)
+            with self._lock:
+                self._inside -= 1
 
-    def _enter(self) -> bool:
-        """Take a place; whether it is the one trying the server again after a pause."""
+    def _enter(self) -> None:
         with self._lock:
-            if self._retry_at is not None and (self._trying or time.monotonic() < self._retry_at):
+            if time.monotonic() < self._paused_until:
                 raise self._hung()
             if self._inside >= self.limit:
                 raise BackendUnavailable(
                     f"{self.limit} requests are already waiting for the {self.server}; try again in a moment."
                 )
             self._inside += 1
-            self._trying = self._retry_at is not None
-            return self._trying
-
-    def _leave(self, trying: bool) -> None:
-        with self._lock:
-            self._inside -= 1
-            if trying:
-                self._trying = False
-                if self._retry_at is not None and self._retry_at <= time.monotonic():
-                    self._retry_at = None  # it answered: the pause is over
 
     def missed(self, seconds: float) -> BackendUnavailable:
         """A call missed its deadline of ``seconds``: the pause begins. The 503 to raise for it."""
         with self._lock:
-            self._retry_at = time.monotonic() + PAUSE_SECONDS
+            self._paused_until = time.monotonic() + PAUSE_SECONDS
             self._missed = seconds
             return self._hung()
 
