@@ -128,7 +128,12 @@ def wait(connection: Any) -> None:
     they would without the callback.
     """
     deadlines = getattr(connection, "deadlines", None)
-    seconds = deadlines.now() if deadlines is not None else math.inf
+    if deadlines is None:
+        seconds = math.inf
+    elif connection.status == psycopg2.extensions.STATUS_SETUP:
+        seconds = deadlines.short  # connecting: the long deadline is for a copy's statements only
+    else:
+        seconds = deadlines.now()
     _applied.set(seconds)
     give_up = time.monotonic() + seconds
     while (state := connection.poll()) != psycopg2.extensions.POLL_OK:

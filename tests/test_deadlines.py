@@ -18,7 +18,7 @@ from sqlalchemy.exc import OperationalError
 
 from dbwrapper.backends import BACKEND_CLASSES, Backend
 from dbwrapper.backends.base import Source
-from dbwrapper.db import Deadlines, create_engine, long_deadline
+from dbwrapper.db import Deadlines, create_engine, long_deadline, one_off_engine
 from dbwrapper.errors import BackendUnavailable
 from dbwrapper.gates import PAUSE_SECONDS, Gates
 from dbwrapper.tools import ToolFailed, run_tool
@@ -120,6 +120,16 @@ def test_a_copy_gets_the_long_deadline_only_from_a_server_that_answers_now(db_ty
         time.sleep(PAUSE_SECONDS)
         backend.drop_database(f"{db_name}_copy")
         backend.drop_database(db_name)
+
+
+def test_connecting_keeps_the_short_deadline_even_for_a_copy(db_type, server_url, proxy):
+    url = BACKEND_CLASSES[db_type].normalize_url(through(server_url, proxy))
+    engine = one_off_engine(url, Deadlines(short=DEADLINE, long=60))
+    proxy.hang()
+    with long_deadline():
+        took, outcome = timed(engine.connect)
+    assert isinstance(outcome, OperationalError)
+    assert took < DEADLINE + 10
 
 
 def test_a_tool_that_does_not_finish_is_stopped_at_its_deadline():
