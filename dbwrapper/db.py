@@ -97,11 +97,12 @@ def _deadline(long: bool) -> Iterator[None]:
 
 
 def long_deadline() -> AbstractContextManager[None]:
-    """The long deadline for the calls in the block: statements that copy or count data on the server.
+    """The long deadline for the statements in the block: those that copy or count data on the server.
 
-    A pooled connection taken in the block is pinged first, within the short
-    deadline: the long one is given only to a server that answers now, so that a
-    server that hung a moment ago costs a copy the short deadline, not the long.
+    The long one is given only to a server that answers now: a connection made
+    in the block connects within the short deadline, and a pooled one taken in
+    it is pinged first within the short deadline. So a server that hung a moment
+    ago costs a copy the short deadline, not the long.
     """
     return _deadline(True)
 
