@@ -40,7 +40,7 @@ from __future__ import annotations
 import math
 import select
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -125,16 +125,16 @@ def missed_deadline(error: BaseException) -> float | None:
 def wait(connection: Any) -> None:
     """psycopg2's wait callback: wait for the server as libpq asks, at most the connection's deadline.
 
-    Connections not made here carry no deadline and wait as long as it takes, as
-    they would without the callback.
+    The callback is the whole process's, so connections not made here wait as
+    they would without it: for their own ``connect_timeout`` while connecting,
+    and as long as it takes afterwards.
     """
     deadlines = getattr(connection, "deadlines", None)
+    connecting = connection.status == psycopg2.extensions.STATUS_SETUP
     if deadlines is None:
-        seconds = math.inf
-    elif connection.status == psycopg2.extensions.STATUS_SETUP:
-        seconds = deadlines.short  # connecting: the long deadline is for a copy's statements only
+        seconds = _connect_timeout(connection) if connecting else math.inf
     else:
-        seconds = deadlines.now()
+        seconds = deadlines.short if connecting else deadlines.now()  # the long one is for statements
     _applied.set(seconds)
     give_up = time.monotonic() + seconds
     while (state := connection.poll()) != psycopg2.extensions.POLL_OK:
@@ -152,6 +152,13 @@ def wait(connection: Any) -> None:
             raise DeadlineMissed(f"the server did not answer within {seconds:g} s")
 
 
+def _connect_timeout(connection: Any) -> float:
+    """The ``connect_timeout`` of a connection not made here, as blocking libpq applies it (nonblocking
+    libpq leaves it to the callback): none if zero or less, and two seconds at least."""
+    given = int(psycopg2.extensions.parse_dsn(connection.dsn).get("connect_timeout") or 0)
+    return max(given, 2) if given > 0 else math.inf
+
+
 class _TimedConnection(psycopg2.extensions.connection):
     """A psycopg2 connection that carries its deadlines, for :func:`wait`."""
 
@@ -160,18 +167,18 @@ class _TimedConnection(psycopg2.extensions.connection):
         super().__init__(dsn, async_)
 
 
-def _psycopg2_arguments(url: URL, deadlines: Deadlines) -> dict[str, Any]:
+def _psycopg2_arguments(url: URL, deadlines: Deadlines, given: Mapping[str, Any]) -> dict[str, Any]:
     if psycopg2.extensions.get_wait_callback() is not wait:
         psycopg2.extensions.set_wait_callback(wait)  # one for the whole process, as psycopg2 has
     limits = f"-c lock_timeout={deadlines.lock_wait * 1000:.0f} -c statement_timeout={deadlines.long * 1000:.0f}"
-    given = url.query.get("options")
+    theirs = given.get("options") or url.query.get("options")  # the caller's settings stay
     return {
         "connection_factory": partial(_TimedConnection, deadlines=deadlines),
-        "options": f"{given} {limits}" if given else limits,
+        "options": f"{theirs} {limits}" if theirs else limits,
     }
 
 
-def _pymysql_arguments(url: URL, deadlines: Deadlines) -> dict[str, Any]:
+def _pymysql_arguments(url: URL, deadlines: Deadlines, given: Mapping[str, Any]) -> dict[str, Any]:
     lock_wait = max(1, math.ceil(deadlines.lock_wait))  # whole seconds, at least one
     return {
         "connect_timeout": deadlines.short, "read_timeout": deadlines.short, "write_timeout": deadlines.short,
@@ -179,7 +186,7 @@ def _pymysql_arguments(url: URL, deadlines: Deadlines) -> dict[str, Any]:
     }
 
 
-def _pysqlite_arguments(url: URL, deadlines: Deadlines) -> dict[str, Any]:
+def _pysqlite_arguments(url: URL, deadlines: Deadlines, given: Mapping[str, Any]) -> dict[str, Any]:
     # A file cannot hang like a server; this is how long SQLite waits for another writer.
     return {"timeout": deadlines.short}
 
@@ -198,12 +205,17 @@ def with_driver(url: URL) -> URL:
     return url.set(drivername=f"{url.drivername}+{default}") if default else url
 
 
-def create_engine(url: str | URL, deadlines: Deadlines, *, autocommit: bool = False, pooled: bool = True) -> Engine:
+def create_engine(
+    url: str | URL, deadlines: Deadlines, *, autocommit: bool = False, pooled: bool = True,
+    connect_args: Mapping[str, Any] | None = None,
+) -> Engine:
     """An engine for ``url`` whose every call keeps ``deadlines``.
 
     ``autocommit`` gives its connections AUTOCOMMIT for their life (server-wide
     DDL runs outside transactions); without ``pooled``, each connection is
-    opened for its use and closed after it.
+    opened for its use and closed after it. ``connect_args`` are the driver's
+    arguments its sessions start with (a PostgreSQL search_path in ``options``,
+    say), beside the deadlines' own.
     """
     url = with_driver(make_url(url))
     driver = url.get_driver_name()
@@ -212,7 +224,8 @@ def create_engine(url: str | URL, deadlines: Deadlines, *, autocommit: bool = Fa
             f"{url.render_as_string(hide_password=True)} uses the driver {driver}, which dbwrapper cannot "
             f"give a deadline; name one of {', '.join(DRIVERS)} (postgresql+psycopg2://, mysql+pymysql://)."
         )
-    options: dict[str, Any] = {"connect_args": DRIVERS[driver](url, deadlines)}
+    given = connect_args or {}
+    options: dict[str, Any] = {"connect_args": {**given, **DRIVERS[driver](url, deadlines, given)}}
     if autocommit:
         # In AUTOCOMMIT no transaction is ever left open, so the ROLLBACK the
         # pool sends when a connection comes back would be a wasted round trip.
@@ -234,14 +247,15 @@ def create_engine(url: str | URL, deadlines: Deadlines, *, autocommit: bool = Fa
     return engine
 
 
-def one_off_engine(url: str | URL, deadlines: Deadlines) -> Engine:
+def one_off_engine(url: str | URL, deadlines: Deadlines, *, connect_args: Mapping[str, Any] | None = None) -> Engine:
     """An engine for a few calls to any ``url`` (a database as its own login, say), with ``deadlines``.
 
     Its connections are not pooled but closed after each use, so that no session
     stays open on the database (PostgreSQL clones and renames a database only
-    with nobody in it); there is nothing to dispose of.
+    with nobody in it); there is nothing to dispose of. ``connect_args`` as for
+    :func:`create_engine`.
     """
-    return create_engine(url, deadlines, pooled=False)
+    return create_engine(url, deadlines, pooled=False, connect_args=connect_args)
 
 
 def _discard_late(context: ExceptionContext) -> None:

@@ -13,8 +13,10 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import text
+import sqlalchemy
+from sqlalchemy import make_url, text
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import NullPool
 
 from dbwrapper.backends import BACKEND_CLASSES, Backend
 from dbwrapper.backends.base import Source
@@ -23,7 +25,7 @@ from dbwrapper.errors import BackendUnavailable
 from dbwrapper.gates import PAUSE_SECONDS, Gates
 from dbwrapper.tools import ToolFailed, run_tool
 from tests.serving import LABELS
-from tests.tcpproxy import TcpProxy, through
+from tests.tcpproxy import TcpProxy, target_of, through
 
 SLEEP = {"postgres": "SELECT pg_sleep(:seconds)", "mysql": "SELECT SLEEP(:seconds)"}
 #: Short, so that these tests wait little; far longer than any statement here takes.
@@ -130,6 +132,34 @@ def test_connecting_keeps_the_short_deadline_even_for_a_copy(db_type, server_url
         took, outcome = timed(engine.connect)
     assert isinstance(outcome, OperationalError)
     assert took < DEADLINE + 10
+
+
+@pytest.mark.backend("postgres")
+def test_a_session_keeps_the_settings_it_asks_for_beside_the_servers_own_limits(server_urls):
+    url = BACKEND_CLASSES["postgres"].normalize_url(server_urls["postgres"])
+    engine = one_off_engine(url, Deadlines(short=4), connect_args={"options": "-c search_path=pg_catalog"})
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SHOW search_path").scalar() == "pg_catalog"
+        assert connection.exec_driver_sql("SHOW lock_timeout").scalar() == "2s"  # half the deadline
+
+
+@pytest.mark.backend("postgres")
+def test_a_connection_made_elsewhere_keeps_its_own_connect_timeout(server_urls):
+    """psycopg2's wait callback is the whole process's, and libpq leaves connect_timeout to it."""
+    url = BACKEND_CLASSES["postgres"].normalize_url(server_urls["postgres"])
+    create_engine(url, Deadlines()).dispose()  # the callback is installed, as in the service
+    proxy = TcpProxy(target_of(url))
+    proxy.start()
+    try:
+        proxy.hang()
+        elsewhere = sqlalchemy.create_engine(
+            make_url(through(url, proxy)), connect_args={"connect_timeout": 2}, poolclass=NullPool
+        )
+        took, outcome = timed(elsewhere.connect)
+    finally:
+        proxy.stop()
+    assert isinstance(outcome, OperationalError)
+    assert took < 2 + 10
 
 
 def test_a_tool_that_does_not_finish_is_stopped_at_its_deadline():
