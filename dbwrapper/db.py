@@ -237,7 +237,7 @@ def create_engine(
 
     @event.listens_for(engine, "do_connect")
     def short_for_connecting(dialect: Any, record: Any, cargs: Any, cparams: Any) -> None:
-        _applied.set(deadlines.short)
+        _applied.set(deadlines.short)  # what a connect that misses has missed, whatever the block
 
     event.listen(engine, "handle_error", _discard_late)
     if driver == "pymysql":
