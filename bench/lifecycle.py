@@ -166,7 +166,7 @@ class EngineBench:
         dump = self.workdir / f"{self.kind}.dump"
         if self.kind == "postgres":
             run_tool(self.backend.dump_command(self.tool("pg_dump"), master, str(dump), self.superuser),
-                     self.backend.tool_env())
+                     self.backend.tool_env(), timeout=self.backend.deadlines.long)
         pool, copy, empty, restore = [], [], [], []
         for _ in range(self.iterations):
             self.pool.top_up(self.backend, COURSE, sql)  # untimed: the background job's work
@@ -255,7 +255,7 @@ class EngineBench:
         for _ in range(self.iterations):
             archive.append(timed(lambda: self.runtime.archives.archive(self.actor, self.kind, NAME)))
             argv = self.backend.dump_command(self.tool(self.backend.dump_tool), NAME, str(target), login)
-            bare.append(timed(partial(run_tool, argv, self.backend.tool_env(login))))
+            bare.append(timed(partial(run_tool, argv, self.backend.tool_env(login), timeout=self.backend.deadlines.long)))
             target.unlink()
         self.record("archive (dump, counts, checksum, manifest)", archive)
         self.record("bare dump tool", bare)

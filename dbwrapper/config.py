@@ -36,6 +36,13 @@ DEFAULT_PORT = 7001
 DEFAULT_EMBEDDED_PORT = 7432
 #: How many connections each database's own login may hold at once.
 DEFAULT_LOGIN_CONNECTION_LIMIT = 10
+#: Seconds a call to a database server may take: connecting, a statement, a commit, a ping.
+SHORT_DEADLINE_SECONDS = 10.0
+#: Seconds for what copies or counts data on the server, and for the engines' own tools.
+LONG_DEADLINE_SECONDS = 600.0
+#: Requests at work or waiting on one server at once: a class of 30 creating its databases
+#: together, with its instructor and the background jobs (see dbwrapper.gates).
+REQUESTS_PER_SERVER = 40
 
 
 def env_var(kind: str) -> str:
@@ -80,6 +87,14 @@ class Settings:
     #: How many connections each database's own login may hold at once, so that one
     #: trainee's runaway script cannot take a shared server's connections from the others.
     login_connection_limit: int = DEFAULT_LOGIN_CONNECTION_LIMIT
+    #: Every call to a database server has a deadline (see dbwrapper.db): a server that does
+    #: not answer within it counts as hung, a 503 that names it. The long one is for the few
+    #: statements that copy or count data on the server, and for pg_dump, mysqldump and the rest.
+    short_deadline_seconds: float = SHORT_DEADLINE_SECONDS
+    long_deadline_seconds: float = LONG_DEADLINE_SECONDS
+    #: How many requests may be at work or waiting on one server at once; past it, a 503 at
+    #: once. Below server.thread_pool, so that a hung server never holds every thread.
+    requests_per_server: int = REQUESTS_PER_SERVER
     #: Start an embedded PostgreSQL when no PostgreSQL URL is configured.
     embedded: bool = True
     #: Where the embedded PostgreSQL keeps its data; ``None`` means the per-user default.
@@ -135,6 +150,9 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] = os.envi
         snapshot_quota=int(own.get("snapshot_quota", 5)),
         archive_quota=int(own.get("archive_quota", 10)),
         login_connection_limit=connection_limit(own.get("login_connection_limit", DEFAULT_LOGIN_CONNECTION_LIMIT)),
+        short_deadline_seconds=positive(own, "short_deadline_seconds", SHORT_DEADLINE_SECONDS),
+        long_deadline_seconds=positive(own, "long_deadline_seconds", LONG_DEADLINE_SECONDS),
+        requests_per_server=int(positive(own, "requests_per_server", REQUESTS_PER_SERVER)),
         archive_dir=Path(archive_dir).expanduser() if archive_dir else None,
         tools={tool: own[tool] for tool in TOOLS if own.get(tool)},
         lifetime_hours=float(own.get("lifetime_hours", 14 * 24)),
@@ -152,3 +170,11 @@ def connection_limit(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise InvalidInput(f"login_connection_limit is a whole number of connections, at least 1, not {value!r}.")
     return value
+
+
+def positive(section: Mapping[str, Any], key: str, default: float) -> float:
+    """``section[key]`` as a number above zero (``default`` when absent), or a 400 naming it."""
+    value = section.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise InvalidInput(f"{key} in app.conf must be a number above 0, not {value!r}.")
+    return float(value)

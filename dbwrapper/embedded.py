@@ -52,13 +52,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import platformdirs
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlalchemy.engine import URL
-from sqlalchemy.pool import NullPool
 
 from dbwrapper import pgcluster
 from dbwrapper.backends.postgresql import scram_sha_256
 from dbwrapper.config import DEFAULT_EMBEDDED_PORT, DEFAULT_HOST
+from dbwrapper.db import Deadlines, create_engine
 from dbwrapper.errors import BackendUnavailable
 
 #: Where root's embedded server lives. PostgreSQL refuses to run as root, so the
@@ -313,15 +313,12 @@ class EmbeddedPostgres:
                 "postgresql+psycopg2", username=pgcluster.SUPERUSER, port=socket_only.port,
                 database="postgres", query={"host": str(self.data_dir)},
             )
-            engine = create_engine(trusted, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-            try:
-                with engine.connect() as connection:
-                    connection.execute(
-                        text(f"ALTER ROLE {pgcluster.SUPERUSER} PASSWORD :verifier"),
-                        {"verifier": scram_sha_256(password)},
-                    )
-            finally:
-                engine.dispose()
+            engine = create_engine(trusted, Deadlines(), autocommit=True, pooled=False)
+            with engine.connect() as connection:
+                connection.execute(
+                    text(f"ALTER ROLE {pgcluster.SUPERUSER} PASSWORD :verifier"),
+                    {"verifier": scram_sha_256(password)},
+                )
             cluster.write(hba, HBA)
         finally:
             cluster.stop()

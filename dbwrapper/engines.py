@@ -5,7 +5,8 @@ process. :class:`Engines` is that holder: it opens one :class:`Backend` per
 configured server when the service starts (starting the embedded PostgreSQL
 if no PostgreSQL server is configured), opens the registry in its control
 database (migrating it to the latest schema), and disposes of them all when
-it stops.
+it stops. They all keep the same deadlines, and each server has one gate
+(:mod:`dbwrapper.gates`), shared by a backend and the registry on one server.
 The web layer ties :meth:`start` and :meth:`stop` to the CherryPy engine; the
 command line calls them around one command.
 """
@@ -16,8 +17,10 @@ from sqlalchemy.engine import URL
 
 from dbwrapper.backends import BACKEND_CLASSES, Backend, open_backend
 from dbwrapper.config import BACKEND_KINDS, CONTROL_DATABASE, Settings
+from dbwrapper.db import Deadlines
 from dbwrapper.embedded import EmbeddedPostgres
 from dbwrapper.errors import InvalidInput, UnknownBackend
+from dbwrapper.gates import Gates
 from dbwrapper.registry import Registry
 
 
@@ -26,6 +29,8 @@ class Engines:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.deadlines = Deadlines(settings.short_deadline_seconds, settings.long_deadline_seconds)
+        self.gates = Gates(settings.requests_per_server)
         self._backends: dict[str, Backend] = {}
         self._embedded: EmbeddedPostgres | None = None
         self._registry: Registry | None = None
@@ -48,10 +53,13 @@ class Engines:
             urls["postgres"], client_urls["postgres"] = self._embedded.url, self._embedded.client_url
         limit = self.settings.login_connection_limit
         self._backends = {
-            kind: open_backend(kind, urls[kind], client_urls.get(kind), login_connection_limit=limit)
+            kind: open_backend(
+                kind, urls[kind], client_urls.get(kind), login_connection_limit=limit,
+                deadlines=self.deadlines, gates=self.gates,
+            )
             for kind in BACKEND_KINDS if kind in urls
         }
-        self._registry = Registry(self._control_url())
+        self._registry = Registry(self._control_url(), self.deadlines, self.gates)
         self._registry.upgrade()
         instance_id = self._registry.instance_id()
         for backend in self._backends.values():

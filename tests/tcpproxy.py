@@ -1,8 +1,9 @@
-"""A TCP forwarder the tests can cut, to take a database server "down" and back.
+"""A TCP forwarder the tests can cut or freeze, to take a database server "down", or make it hang, and back.
 
 The server itself keeps running (it may be shared, or not ours to stop); what
-the service sees is exactly what it sees when a server goes away: refused
-connections and dropped sessions. Connections are real, end to end.
+the service sees is exactly what it sees when a server goes away (refused
+connections and dropped sessions) or hangs (connections accepted and kept
+open, and never an answer). Connections are real, end to end.
 """
 
 from __future__ import annotations
@@ -36,14 +37,20 @@ def through(url: str | URL, proxy: TcpProxy) -> str:
 
 
 class TcpProxy:
-    """Forward 127.0.0.1:``port`` to ``target`` until :meth:`stop`; :meth:`start` again on the same port."""
+    """Forward 127.0.0.1:``port`` to ``target`` until :meth:`stop`; :meth:`start` again on the same port.
+
+    :meth:`hang` makes it a hung server until :meth:`resume`.
+    """
 
     def __init__(self, target: Target) -> None:
         self.target = target
         self.port = 0
         self._listener: socket.socket | None = None
         self._stopping = threading.Event()
+        self._hung = threading.Event()
         self._pairs: list[tuple[socket.socket, socket.socket]] = []
+        #: Connections accepted while hung, held open and never answered.
+        self._held: list[socket.socket] = []
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
@@ -66,11 +73,25 @@ class TcpProxy:
             self._thread.join()
         if self._listener is not None:
             self._listener.close()
+        self._cut()
+
+    def hang(self) -> None:
+        """Hang as a server does that is stuck: every connection open stops getting
+        answers, new ones are accepted and kept open, and nothing is forwarded."""
+        self._hung.set()
+
+    def resume(self) -> None:
+        """End the hang as a hung server's usually ends, by a restart: what it held open
+        is cut, unanswered, and new connections are forwarded again."""
+        self._cut()
+        self._hung.clear()
+
+    def _cut(self) -> None:
         with self._lock:
             pairs, self._pairs = self._pairs, []
-        for pair in pairs:
-            for end in pair:
-                end.close()
+            held, self._held = self._held, []
+        for end in [*held, *(end for pair in pairs for end in pair)]:
+            end.close()
 
     def _connect_target(self) -> socket.socket:
         if isinstance(self.target, str):
@@ -89,6 +110,10 @@ class TcpProxy:
                 continue
             except OSError:
                 return
+            if self._hung.is_set():
+                with self._lock:
+                    self._held.append(client)
+                continue
             try:
                 upstream = self._connect_target()
             except OSError:
@@ -98,20 +123,27 @@ class TcpProxy:
                 self._pairs.append((client, upstream))
             threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
 
-    @staticmethod
-    def _pump(client: socket.socket, upstream: socket.socket) -> None:
+    def _pump(self, client: socket.socket, upstream: socket.socket) -> None:
+        """Forward both ways until a side closes, then close both; or until the proxy hangs,
+        then leave both open, frozen, for :meth:`resume` or :meth:`stop` to cut."""
         with selectors.DefaultSelector() as selector:
             selector.register(client, selectors.EVENT_READ, upstream)
             selector.register(upstream, selectors.EVENT_READ, client)
             try:
-                while True:
-                    for key, _ in selector.select():
-                        data = key.fileobj.recv(65536)  # type: ignore[union-attr]
-                        if not data:
-                            return
-                        key.data.sendall(data)
+                while self._forward(selector.select(timeout=0.05)):
+                    if self._hung.is_set():
+                        return
             except (OSError, ValueError):
-                return
-            finally:
-                client.close()
-                upstream.close()
+                pass
+        client.close()
+        upstream.close()
+
+    @staticmethod
+    def _forward(ready: list[tuple[selectors.SelectorKey, int]]) -> bool:
+        """Pass on what arrived; ``False`` once a side has closed."""
+        for key, _ in ready:
+            data = key.fileobj.recv(65536)  # type: ignore[union-attr]
+            if not data:
+                return False
+            key.data.sendall(data)
+        return True

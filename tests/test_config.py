@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from dbwrapper.config import load_settings
+from dbwrapper.config import Settings, load_settings
 from dbwrapper.errors import InvalidInput
 from dbwrapper.names import render_name
+from dbwrapper.web.app import serve
 
 
 def test_app_conf_sets_the_server_and_the_backends(tmp_path):
@@ -67,3 +68,23 @@ def test_every_logins_connection_limit_is_a_setting(tmp_path, monkeypatch):
         conf.write_text(f"[dbwrapper]\nlogin_connection_limit = {wrong}\n")
         with pytest.raises(InvalidInput, match="login_connection_limit is a whole number of connections, at least 1"):
             load_settings(conf, environ={})
+
+
+def test_the_deadlines_and_the_bound_per_server_come_from_app_conf(tmp_path):
+    conf = tmp_path / "app.conf"
+    conf.write_text(
+        "[dbwrapper]\nshort_deadline_seconds = 3\nlong_deadline_seconds = 120\nrequests_per_server = 20\n"
+    )
+    settings = load_settings(conf, environ={})
+    assert (settings.short_deadline_seconds, settings.long_deadline_seconds) == (3, 120)
+    assert settings.requests_per_server == 20
+
+    conf.write_text("[dbwrapper]\nshort_deadline_seconds = 0\n")
+    with pytest.raises(InvalidInput, match="short_deadline_seconds in app.conf must be a number above 0"):
+        load_settings(conf, environ={})
+
+
+def test_serve_refuses_a_bound_per_server_that_could_hold_every_thread():
+    too_many = Settings(requests_per_server=60, server_config={"server.thread_pool": 60})
+    with pytest.raises(InvalidInput, match=r"requests_per_server \(60\) must be below server.thread_pool \(60\)"):
+        serve(too_many)

@@ -41,10 +41,10 @@ from dbwrapper.backends.base import Login
 from dbwrapper.registry.lock import ADVISORY_KEY, FileLock
 from tests.conftest import INSTRUCTOR, INSTRUCTOR_PASSWORD
 from tests.servers import free_port
+from tests.serving import Service
 from tests.test_courses import FRANCHISE
 from tests.test_crashes import BACKEND_CLASS, CRASHING
 from tests.test_reconcile import logins
-from tests.test_server_down import wait_until_up
 
 #: ``dbwrapper reconcile``'s exit code while another process is at work on the registry.
 REGISTRY_IN_USE = 7
@@ -266,7 +266,7 @@ class Processes:
                 env=self.env, cwd=self.directory, stdout=log, stderr=subprocess.STDOUT,
             )
             try:
-                wait_until_up(f"http://127.0.0.1:{port}", process, log_path)
+                Service(process, f"http://127.0.0.1:{port}", log_path).wait_until_up()
                 yield log_path
             finally:
                 process.terminate()

@@ -6,31 +6,16 @@ database server through a TCP forwarder the test can cut.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 
 from dbwrapper.backends.base import LISTING_CACHE_SECONDS
-from dbwrapper.runtime import INSTRUCTOR_PASSWORD_VARIABLE
-from tests.conftest import INSTRUCTOR, INSTRUCTOR_PASSWORD, Browser
-from tests.servers import free_port
-from tests.tcpproxy import TcpProxy, target_of, through
-
-LABELS = {"postgres": "PostgreSQL", "mysql": "MySQL/MariaDB"}
-
-
-@pytest.fixture
-def proxy(server_url: str) -> Iterator[TcpProxy]:
-    forwarder = TcpProxy(target_of(server_url))
-    forwarder.start()
-    yield forwarder
-    forwarder.stop()
+from tests.conftest import Browser
+from tests.serving import LABELS, serve, sqlite_registry
+from tests.tcpproxy import TcpProxy, through
 
 
 @pytest.fixture
@@ -38,41 +23,11 @@ def served(db_type: str, server_url: str, proxy: TcpProxy, tmp_path: Path) -> It
     """``dbwrapper serve`` in its own process, reaching the ``db_type`` server through
     ``proxy``; its registry in SQLite, so that it stays up while the server is down.
     Yields the first instructor's browser, logged in."""
-    port = free_port()
-    # Only the backend under test, and no embedded PostgreSQL standing in for a missing one.
-    (tmp_path / "app.conf").write_text("[dbwrapper]\nembedded = False\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DBWRAPPER_")}
-    env[f"DBWRAPPER_{db_type.upper()}_URL"] = through(server_url, proxy)
-    env["DBWRAPPER_CONTROL_URL"] = f"sqlite:///{tmp_path / 'registry.sqlite'}"
-    env[INSTRUCTOR_PASSWORD_VARIABLE] = INSTRUCTOR_PASSWORD
-    log = (tmp_path / "serve.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dbwrapper", "serve", "--port", str(port)],
-        env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(base, process, tmp_path / "serve.log")
-        with Browser(base) as browser:
-            assert browser.log_in(INSTRUCTOR, INSTRUCTOR_PASSWORD).status_code == 200
-            yield browser
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
-
-
-def wait_until_up(base: str, process: subprocess.Popen, log: Path) -> None:
-    """Wait until ``dbwrapper serve`` answers at ``base``; its log if it stops or never does."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert process.poll() is None, log.read_text()
-        try:
-            requests.get(base + "/static/style.css", timeout=1)
-            return
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    raise AssertionError(f"dbwrapper serve did not start:\n{log.read_text()}")
+    with (
+        serve(tmp_path, {db_type: through(server_url, proxy)}, sqlite_registry(tmp_path)) as service,
+        service.browser() as browser,
+    ):
+        yield browser
 
 
 def test_an_unreachable_server_is_a_503_and_the_service_recovers(db_type, served, proxy):

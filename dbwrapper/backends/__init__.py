@@ -5,6 +5,8 @@ from sqlalchemy.engine import URL
 from dbwrapper.backends.base import Backend, DatabaseEntry, DatabaseInfo
 from dbwrapper.backends.mysql import MySQLBackend
 from dbwrapper.backends.postgresql import PostgreSQLBackend
+from dbwrapper.db import Deadlines
+from dbwrapper.gates import Gates
 
 BACKEND_CLASSES: dict[str, type[Backend]] = {
     cls.kind: cls for cls in (PostgreSQLBackend, MySQLBackend)
@@ -13,11 +15,15 @@ BACKEND_CLASSES: dict[str, type[Backend]] = {
 
 def open_backend(
     kind: str, url: str | URL, client_url: str | URL | None = None, *, login_connection_limit: int,
+    deadlines: Deadlines, gates: Gates,
 ) -> Backend:
     """The backend of ``kind`` (``postgres`` or ``mysql``) for the server at ``url``, which
-    the owners' own programs reach at ``client_url`` (by default, ``url`` too), and whose
-    logins may each hold ``login_connection_limit`` connections."""
-    return BACKEND_CLASSES[kind](url, client_url, login_connection_limit=login_connection_limit)
+    the owners' own programs reach at ``client_url`` (by default, ``url`` too), whose logins
+    may each hold ``login_connection_limit`` connections, and whose calls keep ``deadlines``
+    past the server's gate in ``gates``."""
+    return BACKEND_CLASSES[kind](
+        url, client_url, login_connection_limit=login_connection_limit, deadlines=deadlines, gates=gates
+    )
 
 
 __all__ = ["Backend", "DatabaseEntry", "DatabaseInfo", "MySQLBackend", "PostgreSQLBackend", "open_backend"]

@@ -14,6 +14,10 @@ It owns two kinds of SQLAlchemy engine:
   then run with the trainee's rights, never the super-user's. The super-user
   never connects into a trainee's database.
 
+:mod:`dbwrapper.db` builds them, with a deadline on every call; every
+connection is taken past the server's gate (:mod:`dbwrapper.gates`), which
+bounds how many requests wait on it and pauses it once it missed a deadline.
+
 Nothing request-specific is stored on a backend: every call takes a connection
 from the pool and gives it back, so one instance serves all CherryPy threads.
 """
@@ -26,17 +30,17 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, ClassVar
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError
-from sqlalchemy.pool import NullPool
+from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from dbwrapper.config import DEFAULT_LOGIN_CONNECTION_LIMIT, env_var
+from dbwrapper.db import Deadlines, create_engine, long_deadline, missed_deadline, one_off_engine, with_driver
 from dbwrapper.errors import (
     BackendUnavailable,
     DatabaseBusy,
@@ -44,6 +48,7 @@ from dbwrapper.errors import (
     InvalidInput,
     Refused,
 )
+from dbwrapper.gates import Gates
 from dbwrapper.names import validate_name
 from dbwrapper.tools import run_tool, sha256_of
 
@@ -53,16 +58,10 @@ from dbwrapper.tools import run_tool, sha256_of
 MARKER = "created by dbwrapper"
 INSTANCE_ID = re.compile(r"[0-9a-f]{32}")
 
-#: Seconds to wait for a server to answer a new connection before calling it unreachable.
-CONNECT_TIMEOUT = 5
-
 #: How long to keep retrying while the server reports the template busy. PostgreSQL
 #: itself waits up to 5 s for other sessions to leave before it reports that, so
 #: this only adds attempts when its answer came quickly.
 BUSY_RETRY_SECONDS = 3.0
-
-#: A pooled connection idle for longer than this is pinged before use (see ping_when_idle).
-IDLE_PING_SECONDS = 1.0
 
 #: How long listed sizes may be reused. Sizes are the costly part of a listing
 #: (PostgreSQL stats every file of every database), and a class of thirty
@@ -120,14 +119,13 @@ class Backend(ABC):
     label: ClassVar[str]
     #: SQLAlchemy dialect names this class accepts in a URL.
     dialects: ClassVar[frozenset[str]]
-    #: The DBAPI driver used when a URL names none (the one this project installs).
-    default_driver: ClassVar[str]
     #: Databases that belong to the server itself and are never created or dropped here.
     system_databases: ClassVar[frozenset[str]]
 
     def __init__(
         self, url: str | URL, client_url: str | URL | None = None, *,
         login_connection_limit: int = DEFAULT_LOGIN_CONNECTION_LIMIT,
+        deadlines: Deadlines = Deadlines(), gates: Gates | None = None,
     ) -> None:
         self.url = self.normalize_url(url)
         #: Where the owners' own programs reach the server: ``url``'s address, unless they
@@ -135,15 +133,11 @@ class Backend(ABC):
         self.client_url = self.normalize_url(client_url) if client_url is not None else self.url
         #: How many connections each login made here may hold at once.
         self.login_connection_limit = login_connection_limit
+        self.deadlines = deadlines
+        self.gate = (gates or Gates()).gate(self.url, self.server)
         self._admin = create_engine(
-            self.admin_url(self.url),
-            isolation_level="AUTOCOMMIT",
-            # In AUTOCOMMIT no transaction is ever left open, so the ROLLBACK the
-            # pool sends when a connection comes back would be a wasted round trip.
-            pool_reset_on_return=None,
-            connect_args={"connect_timeout": CONNECT_TIMEOUT, **self.session_options()},
+            self.admin_url(self.url), deadlines, autocommit=True, connect_args=self.session_options()
         )
-        ping_when_idle(self._admin)
         self.tune_admin_engine(self._admin)
         self._sizes = SizeCache()
         self._listing: tuple[float, list[DatabaseInfo]] | None = None
@@ -170,8 +164,7 @@ class Backend(ABC):
                 f"The {cls.kind} backend needs a {cls.label} URL, "
                 f"not {parsed.render_as_string(hide_password=True)!r}."
             )
-        if "+" not in parsed.drivername:
-            parsed = parsed.set(drivername=f"{parsed.drivername}+{cls.default_driver}")
+        parsed = with_driver(parsed)
         if parsed.password == "":
             parsed = parsed.set(password=None)  # so that pages do not show a mask for no password
         return parsed
@@ -189,6 +182,11 @@ class Backend(ABC):
         port = f":{url.port}" if url.port else ""
         user = f"{url.username}@" if url.username else ""
         return f"{user}{host}{port}"
+
+    @property
+    def server(self) -> str:
+        """The server as messages name it: ``PostgreSQL server (postgres backend, postgres@db:5432)``."""
+        return f"{self.label} server ({self.kind} backend, {self.where})"
 
     def database_url(self, name: str, login: Login | None = None) -> URL:
         """The URL of database ``name`` on this server: with ``login``, or the super-user's credentials."""
@@ -221,19 +219,20 @@ class Backend(ABC):
 
     @contextmanager
     def connected(self, engine: Engine) -> Iterator[Connection]:
-        """A connection of ``engine`` (one of this server's); a server that cannot be
-        reached, or goes away meanwhile, is a 503 that names it."""
-        try:
-            connection = engine.connect()
-        except DBAPIError as error:
-            raise self._unavailable(error) from error
-        with connection:
+        """A connection of ``engine`` (one of this server's), past the server's gate; a server
+        that cannot be reached, goes away meanwhile or misses a deadline is a 503 that names it."""
+        with self.gate.entered():
             try:
-                yield connection
+                connection = engine.connect()
             except DBAPIError as error:
-                if error.connection_invalidated or self.is_disconnect(error):
-                    raise self._unavailable(error) from error
-                raise
+                raise self._unavailable(error) from error
+            with connection:
+                try:
+                    yield connection
+                except DBAPIError as error:
+                    if error.connection_invalidated or self.is_disconnect(error):
+                        raise self._unavailable(error) from error
+                    raise
 
     # -- the workflows --------------------------------------------------------
 
@@ -261,7 +260,8 @@ class Backend(ABC):
         delay = 0.1
         while True:
             try:
-                with self.admin_connection() as connection:
+                # A clone copies the source's data on the server: the long deadline.
+                with long_deadline() if source is not None else nullcontext(), self.admin_connection() as connection:
                     self.create(connection, quoted, managed, source)
                 break
             except DBAPIError as error:
@@ -288,7 +288,8 @@ class Backend(ABC):
                     self.grant(connection, login, name, quoted)
             if source is not None:
                 action = f"copy {source.name} into {name}"
-                self.copy_content(source, name, login.name if login else source.owner)
+                with long_deadline():
+                    self.copy_content(source, name, login.name if login else source.owner)
         except (DBAPIError, DbWrapperError) as error:
             self._undo_create(name, quoted, login.name if made_login and login else None)
             if isinstance(error, DBAPIError):
@@ -371,14 +372,8 @@ class Backend(ABC):
         database keeps PostgreSQL from cloning, renaming or dropping it.
         """
         self.renew_password(login)
-        engine = create_engine(
-            self.database_url(name, login), poolclass=NullPool, connect_args={"connect_timeout": CONNECT_TIMEOUT}
-        )
-        try:
-            with self.connected(engine) as connection:
-                yield connection
-        finally:
-            engine.dispose()
+        with self.connected(one_off_engine(self.database_url(name, login), self.deadlines)) as connection:
+            yield connection
 
     def renew_password(self, login: Login) -> None:
         """Give ``login`` the password the registry keeps for it again (and the service shows)."""
@@ -408,7 +403,8 @@ class Backend(ABC):
                 ended = self.end_sessions(name, owner)
                 try:
                     self.set_aside(name, before, owner)
-                    self.copy_back(snapshot, name, owner)
+                    with long_deadline():
+                        self.copy_back(snapshot, name, owner)
                 except (DBAPIError, DbWrapperError):
                     if self.exists(before):  # something was set aside: it goes back
                         self.put_back(name, before, owner)
@@ -502,16 +498,17 @@ class Backend(ABC):
 
     def count_rows(self, connection: Connection) -> dict[str, int]:
         """Rows per table of the connected database (in its transaction's snapshot, if it has one)."""
-        return {
-            table: connection.execute(text(self.count_statement(connection, table))).scalar_one()
-            for table in self.tables(connection)
-        }
+        with long_deadline():  # counting reads every row
+            return {
+                table: connection.execute(text(self.count_statement(connection, table))).scalar_one()
+                for table in self.tables(connection)
+            }
 
     def load_sql(self, client_tool: str, name: str, login: Login, sql: str) -> None:
         """Run ``sql`` (a course's) in database ``name`` as ``login``, so that it owns what the
         SQL makes, with the client's own commands disabled (:meth:`script`)."""
         run_tool(self.script_command(client_tool, name, login), self.tool_env(login),
-                 feed=self.script(sql.encode().splitlines(keepends=True)))
+                 feed=self.script(sql.encode().splitlines(keepends=True)), timeout=self.deadlines.long)
 
     # -- the quirks each engine implements ------------------------------------
 
@@ -701,8 +698,10 @@ class Backend(ABC):
         return line.rstrip(".") + "."
 
     def _unavailable(self, error: DBAPIError) -> BackendUnavailable:
+        if (seconds := missed_deadline(error.orig)) is not None:
+            return self.gate.missed(seconds)
         return BackendUnavailable(
-            f"The {self.label} server ({self.kind} backend, {self.where}) cannot be reached: "
+            f"The {self.server} cannot be reached: "
             f"{self.server_message(error)} Check that the server is running and that "
             f"{env_var(self.kind)} or {self.kind}_url in app.conf points at it; "
             "the service uses it again as soon as it answers."
@@ -710,34 +709,6 @@ class Backend(ABC):
 
     def _refused(self, action: str, error: DBAPIError) -> DbWrapperError:
         return DbWrapperError(f"{self.label} refused to {action}: {self.server_message(error)}")
-
-
-def ping_when_idle(engine: Engine, idle_seconds: float = IDLE_PING_SECONDS) -> None:
-    """Check a pooled connection before use only when it has been idle a while.
-
-    A server that restarted leaves dead connections in the pool; SQLAlchemy's
-    ``pool_pre_ping`` finds them by pinging on every checkout, a round trip per
-    request. A restart takes longer than a second, so a connection used within
-    the last second cannot have been cut by one: like HikariCP's
-    ``aliveBypassWindowMs``, skip the ping for those. A failed ping raises
-    ``DisconnectionError``, on which the pool opens a fresh connection.
-    """
-
-    @event.listens_for(engine, "checkin")
-    def remember_last_use(dbapi_connection: Any, record: Any) -> None:
-        record.info["last_used"] = time.monotonic()
-
-    @event.listens_for(engine, "checkout")
-    def ping_if_idle(dbapi_connection: Any, record: Any, proxy: Any) -> None:
-        last_used = record.info.get("last_used")
-        if last_used is None or time.monotonic() - last_used < idle_seconds:
-            return  # new, or used moments ago
-        try:
-            alive = engine.dialect.do_ping(dbapi_connection)
-        except engine.dialect.loaded_dbapi.Error as error:
-            raise DisconnectionError(str(error)) from error
-        if not alive:
-            raise DisconnectionError("the server did not answer a ping")
 
 
 class SizeCache:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import shlex
 from collections.abc import Iterable, Iterator
@@ -28,8 +29,6 @@ ER_LOCK_WAIT_TIMEOUT = 1205
 ER_NO_SUCH_THREAD = 1094
 #: What index hints on a view get: it has no indexes, not even none.
 ER_KEY_DOES_NOT_EXIST = 1176
-#: Seconds an admin statement waits for another session's metadata lock.
-DROP_LOCK_WAIT_SECONDS = 10
 #: MariaDB stores a schema comment from this version on; MySQL does not at all.
 MARIADB_SCHEMA_COMMENTS = (10, 5)
 #: The statements that drop what a copy cannot carry, by its kind (see mysqlobjects.uncopyable).
@@ -80,8 +79,6 @@ class MySQLBackend(Backend):
     kind = "mysql"
     label = "MySQL/MariaDB"
     dialects = frozenset({"mysql", "mariadb"})
-    # A bare mysql:// would ask for mysqlclient, which needs a C toolchain.
-    default_driver = "pymysql"
     system_databases = frozenset({"mysql", "information_schema", "performance_schema", "sys"})
 
     @staticmethod
@@ -140,8 +137,8 @@ class MySQLBackend(Backend):
         # tee, connect, ...) but DELIMITER, which dumps of triggers and routines need,
         # and the charset's \C. --local-infile=0: a LOAD DATA LOCAL INFILE cannot make
         # it send a file of this machine. Piped, it stops at the first error.
-        return [tool, *self._connection_args(login), "--binary-mode", "--local-infile=0", "--batch",
-                validate_name(name)]
+        return [tool, *self._connection_args(login), self._connect_timeout(), "--binary-mode",
+                "--local-infile=0", "--batch", validate_name(name)]
 
     def script(self, lines: Iterable[bytes]) -> Iterator[bytes]:
         # mysqldump names who defined each view, trigger, routine and event, and
@@ -151,19 +148,24 @@ class MySQLBackend(Backend):
         for line in lines:
             yield DUMP_DEFINER.sub(b"", line, count=1) if line.startswith((b"/*!", b"CREATE")) else line
 
+    def _connect_timeout(self) -> str:
+        """The mysql client's limit on connecting, the short deadline; mysqldump has none, and
+        starts only after this service's own connection found the server answering."""
+        return f"--connect-timeout={math.ceil(self.deadlines.short)}"
+
     def dump(self, tool: str, name: str, path: str, login: Login) -> dict[str, int | None]:
         # mysqldump's snapshot cannot be shared, so the rows are counted in the
         # file it writes (archive_tables); the tables it must hold are listed first.
         with self.admin_connection() as connection:
             tables, _ = self._objects_of(connection, name)
         self.renew_password(login)
-        run_tool(self.dump_command(tool, name, path, login), self.tool_env(login))
+        run_tool(self.dump_command(tool, name, path, login), self.tool_env(login), timeout=self.deadlines.long)
         return dict.fromkeys(tables)
 
     def restore(self, tools: dict[str, str], name: str, login: Login, path: str) -> None:
         self.renew_password(login)
         run_tool(self.script_command(tools["mysql"], name, login), self.tool_env(login),
-                 feed=self.script(_lines_of(path)))
+                 feed=self.script(_lines_of(path)), timeout=self.deadlines.long)
 
     def archive_tables(self, tools: dict[str, str], path: str) -> dict[str, int | None]:
         with mapped(path) as dump:
@@ -177,17 +179,13 @@ class MySQLBackend(Backend):
         engine.dialect.do_rollback = lambda dbapi_connection: None  # type: ignore[method-assign]
 
         @event.listens_for(engine, "connect")
-        def set_up_session(dbapi_connection: Any, record: Any) -> None:
-            # A DROP that meets another session's metadata lock would otherwise
-            # wait for the server default, a year, and hang the request. And a
-            # table copied here is made where the server keeps its own, whatever
-            # DATA or INDEX DIRECTORY its owner gave it (SHOW CREATE TABLE then
-            # leaves them out, and the server ignores them).
+        def never_honour_directories(dbapi_connection: Any, record: Any) -> None:
+            # A table copied here is made where the server keeps its own, whatever DATA or
+            # INDEX DIRECTORY its owner gave it (SHOW CREATE TABLE then leaves them out, and
+            # the server ignores them). Lock waits are bounded by dbwrapper.db.
             with dbapi_connection.cursor() as cursor:
                 cursor.execute(
-                    "SET SESSION lock_wait_timeout = %s, "
-                    "sql_mode = CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), 'NO_DIR_IN_CREATE')",
-                    (DROP_LOCK_WAIT_SECONDS,),
+                    "SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), 'NO_DIR_IN_CREATE')"
                 )
 
     def client_command(self, name: str, login: Login | None = None) -> str:

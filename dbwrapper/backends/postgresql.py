@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import math
 import os
 import shlex
 import time
@@ -13,13 +14,13 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, create_engine, text
+from sqlalchemy import Connection, bindparam, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.pool import NullPool
 
-from dbwrapper.backends.base import CONNECT_TIMEOUT, Backend, DatabaseEntry, Login, Source
+from dbwrapper.backends.base import Backend, DatabaseEntry, Login, Source
 from dbwrapper.backends.psqlscript import restricted
+from dbwrapper.db import one_off_engine
 from dbwrapper.errors import Refused
 from dbwrapper.names import validate_name
 from dbwrapper.tools import run_tool, tool_output
@@ -32,6 +33,8 @@ UNIQUE_VIOLATION = "23505"
 OBJECT_IN_USE = "55006"
 #: A database that no longer exists (dropped or renamed meanwhile).
 INVALID_CATALOG_NAME = "3D000"
+#: A lock wait that reached lock_timeout (see dbwrapper.db): another session holds it.
+LOCK_NOT_AVAILABLE = "55P03"
 #: What PostgreSQL says when two sessions change one catalog row (a database's rights or
 #: owner) at the same moment: the later one fails, and doing it again then works.
 CONCURRENT_UPDATE = "tuple concurrently updated"
@@ -92,8 +95,6 @@ class PostgreSQLBackend(Backend):
     kind = "postgres"
     label = "PostgreSQL"
     dialects = frozenset({"postgresql"})
-    # SQLAlchemy 2.1 picks psycopg 3 for a bare postgresql://; we install psycopg2.
-    default_driver = "psycopg2"
     system_databases = frozenset({"postgres", "template0", "template1"})
 
     @staticmethod
@@ -132,6 +133,8 @@ class PostgreSQLBackend(Backend):
         env |= {"PGPORT": str(url.port)} if url.port else {}
         env |= {"PGUSER": user} if user else {}
         env |= {"PGPASSWORD": password} if password else {}
+        # libpq's own limit on connecting, in whole seconds (2 at least).
+        env["PGCONNECT_TIMEOUT"] = str(max(2, math.ceil(self.deadlines.short)))
         return env
 
     def dump_command(self, tool: str, name: str, path: str, login: Login) -> list[str]:
@@ -166,7 +169,9 @@ class PostgreSQLBackend(Backend):
             connection.execution_options(isolation_level="REPEATABLE READ")
             with connection.begin(), ThreadPoolExecutor(max_workers=1) as dumping:
                 snapshot = connection.execute(text("SELECT pg_catalog.pg_export_snapshot()")).scalar_one()
-                dumped = dumping.submit(run_tool, [*argv, f"--snapshot={snapshot}"], self.tool_env(login))
+                dumped = dumping.submit(
+                    run_tool, [*argv, f"--snapshot={snapshot}"], self.tool_env(login), timeout=self.deadlines.long
+                )
                 counts: dict[str, int | None] = {**self.count_rows(connection)}
                 dumped.result()
         return counts
@@ -180,14 +185,15 @@ class PostgreSQLBackend(Backend):
         # that the script can lose what this server's version does not know.
         self.renew_password(login)
         script = tool_output([tools["pg_restore"], "--no-owner", "--no-privileges", "--file=-", path], {})
-        run_tool(self.script_command(tools["psql"], name, login), self.tool_env(login), feed=self.script(script))
+        run_tool(self.script_command(tools["psql"], name, login), self.tool_env(login), feed=self.script(script),
+                 timeout=self.deadlines.long)
 
     def archive_tables(self, tools: dict[str, str], path: str) -> dict[str, int | None]:
         # pg_restore --list prints the archive's table of contents (without reading
         # the data, so without rows): "215; 1259 16390 TABLE public order lines alice".
         # Names are printed unquoted, so a table's is what lies between the schema
         # and the owner (a login, whose name has no spaces).
-        listing = run_tool([tools["pg_restore"], "--list", path], {})
+        listing = run_tool([tools["pg_restore"], "--list", path], {}, timeout=self.deadlines.long)
         tables: dict[str, int | None] = {}
         for line in listing.splitlines():
             _, _, entry = line.partition("; ")
@@ -237,15 +243,9 @@ class PostgreSQLBackend(Backend):
     def _superuser_inside(self, name: str) -> Iterator[Connection]:
         """A super-user transaction inside database ``name``, on a connection of its own
         (closed afterwards: a session left open on a database keeps it from being cloned)."""
-        engine = create_engine(
-            self.database_url(name), poolclass=NullPool,
-            connect_args={"connect_timeout": CONNECT_TIMEOUT, **self.session_options()},
-        )
-        try:
-            with self.connected(engine) as connection, connection.begin():
-                yield connection
-        finally:
-            engine.dispose()
+        engine = one_off_engine(self.database_url(name), self.deadlines, connect_args=self.session_options())
+        with self.connected(engine) as connection, connection.begin():
+            yield connection
 
     def can_copy(self, source: str) -> bool:
         return True  # a template clone copies everything a database holds
@@ -430,4 +430,4 @@ class PostgreSQLBackend(Backend):
         )
 
     def is_busy(self, error: DBAPIError) -> bool:
-        return self.error_code(error) == OBJECT_IN_USE
+        return self.error_code(error) in (OBJECT_IN_USE, LOCK_NOT_AVAILABLE)

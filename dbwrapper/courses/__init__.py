@@ -114,7 +114,8 @@ class Courses:
                              f"or set {backend.dump_tool} = \"/path\" in app.conf.")
         login = Login(record.login, record.password)
         backend.renew_password(login)
-        return run_tool(backend.sql_dump_command(tool, record.name, login), backend.tool_env(login))
+        return run_tool(backend.sql_dump_command(tool, record.name, login), backend.tool_env(login),
+                        timeout=backend.deadlines.long)
 
     def add_samples(self) -> None:
         """Make the shipped courses known, once (they can be replaced under another name)."""

@@ -36,12 +36,11 @@ from contextlib import suppress
 from functools import partial
 from pathlib import Path
 
-from sqlalchemy import Connection, create_engine, text
+from sqlalchemy import Connection, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.pool import NullPool
 
-from dbwrapper.backends.base import CONNECT_TIMEOUT
+from dbwrapper.db import Deadlines, create_engine
 from dbwrapper.embedded import service_data_dir
 from dbwrapper.errors import BackendUnavailable, RegistryInUse
 from dbwrapper.joblog import log as job_log
@@ -140,14 +139,14 @@ class RegistryLock(ABC):
 class AdvisoryLock(RegistryLock):
     """A PostgreSQL registry's lock: advisory lock :data:`ADVISORY_KEY`, held by one session."""
 
-    def __init__(self, url: URL) -> None:
+    def __init__(self, url: URL, deadlines: Deadlines) -> None:
         super().__init__(url.render_as_string(hide_password=True))
         # Its own engine without a pool: the lock lives exactly as long as this one session.
-        # A server that stops answering fails the session within seconds, so that the
-        # check never hangs (nor the process's stop, which waits for it).
+        # Every call has a deadline, and the session's keepalives find a server gone while
+        # it idles, so that the check never hangs (nor the process's stop, which waits for it).
         self._engine = create_engine(
-            url, poolclass=NullPool, isolation_level="AUTOCOMMIT",
-            connect_args={"connect_timeout": CONNECT_TIMEOUT, "tcp_user_timeout": SESSION_TIMEOUT_MS,
+            url, deadlines, autocommit=True, pooled=False,
+            connect_args={"tcp_user_timeout": SESSION_TIMEOUT_MS,
                           "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3},
         )
         self._connection: Connection | None = None
@@ -227,14 +226,14 @@ class FileLock(RegistryLock):
             os.close(fd)
 
 
-def registry_lock(url: URL) -> RegistryLock:
-    """The lock of the registry at ``url``."""
+def registry_lock(url: URL, deadlines: Deadlines) -> RegistryLock:
+    """The lock of the registry at ``url``, whose calls keep ``deadlines``."""
     backend = url.get_backend_name()
     if backend == "postgresql":
-        return AdvisoryLock(url)
+        return AdvisoryLock(url, deadlines)
     if backend == "sqlite" and url.database not in (None, "", ":memory:"):
         return FileLock(Path(f"{url.database}.lock"))
     # Named by where the registry is, so that two registries never share a lock file.
-    place = url.set(password=None).render_as_string(hide_password=False)
+    place = url.render_as_string(hide_password=True)  # URL.set(password=None) would keep it
     digest = hashlib.sha256(place.encode()).hexdigest()[:16]
     return FileLock(service_data_dir() / "locks" / f"registry-{digest}.lock")

@@ -13,13 +13,14 @@ from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, delete, func, select, update
+from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from dbwrapper.backends.base import CONNECT_TIMEOUT, ping_when_idle
+from dbwrapper.db import Deadlines, create_engine, missed_deadline, with_driver
 from dbwrapper.errors import BackendUnavailable, InvalidInput, Refused
+from dbwrapper.gates import Gates
 from dbwrapper.registry.models import (
     AuditEntry,
     Course,
@@ -71,13 +72,12 @@ READ_CACHE_SECONDS = 2.0
 class Registry:
     """The control database: who may log in, which databases exist for whom, what happened."""
 
-    def __init__(self, url: str | URL) -> None:
-        self.url = make_url(url)
-        options = {"connect_args": {"connect_timeout": CONNECT_TIMEOUT}}
-        if self.url.get_backend_name() == "sqlite":
-            options = {}
-        self.engine: Engine = create_engine(self.url, **options)
-        ping_when_idle(self.engine)
+    def __init__(self, url: str | URL, deadlines: Deadlines = Deadlines(), gates: Gates | None = None) -> None:
+        self.url = with_driver(make_url(url))
+        self.where = self.url.render_as_string(hide_password=True)
+        # Its server's gate, which it shares with a backend on the same server.
+        self.gate = (gates or Gates()).gate(self.url, f"control database ({self.where})")
+        self.engine: Engine = create_engine(self.url, deadlines)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._cache: dict[tuple[Hashable, ...], tuple[float, Any]] = {}
         self._cache_lock = threading.Lock()
@@ -128,15 +128,20 @@ class Registry:
 
     @contextmanager
     def _unavailable_as_503(self) -> Iterator[None]:
-        try:
-            yield
-        except DBAPIError as error:
-            if isinstance(error, IntegrityError):
-                raise
-            where = self.url.render_as_string(hide_password=True)
-            raise BackendUnavailable(
-                f"The control database ({where}) cannot be used: {str(error.orig).strip().splitlines()[0]}"
-            ) from error
+        """Work on the control database past its gate; a database that cannot be used, or
+        missed a deadline, is a 503 that names it."""
+        with self.gate.entered():
+            try:
+                yield
+            except DBAPIError as error:
+                if isinstance(error, IntegrityError):
+                    raise
+                if (seconds := missed_deadline(error.orig)) is not None:
+                    raise self.gate.missed(seconds) from error
+                raise BackendUnavailable(
+                    f"The control database ({self.where}) cannot be used: "
+                    f"{str(error.orig).strip().splitlines()[0]}"
+                ) from error
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -8,7 +8,7 @@ import cherrypy
 from cherrypy.process.plugins import Monitor
 
 from dbwrapper.config import Settings
-from dbwrapper.errors import DbWrapperError
+from dbwrapper.errors import DbWrapperError, InvalidInput
 from dbwrapper.runtime import Runtime
 from dbwrapper.web.auth import install_tools
 from dbwrapper.web.controllers import Root
@@ -19,6 +19,12 @@ from dbwrapper.web.render import Markup, Templates
 #: Minutes a login lasts without being used.
 SESSION_MINUTES = 8 * 60
 
+#: CherryPy's request threads. A hung database server holds at most requests_per_server
+#: of them (40) for a deadline, its gate sends the rest away at once (dbwrapper.gates):
+#: 20 stay for the login page, static files and the other server, and a class of 30
+#: creating its databases together still fits under one server's bound.
+THREAD_POOL = 60
+
 
 def server_config(settings: Settings) -> dict[str, Any]:
     """The ``[global]`` settings: ours first, then app.conf's, then the listening address."""
@@ -26,6 +32,7 @@ def server_config(settings: Settings) -> dict[str, Any]:
         "engine.autoreload.on": False,
         "request.show_tracebacks": False,
         "log.screen": True,
+        "server.thread_pool": THREAD_POOL,
         **settings.server_config,
         "server.socket_host": settings.host,
         "server.socket_port": settings.port,
@@ -95,7 +102,14 @@ def mount(settings: Settings, runtime: Runtime | None = None) -> Runtime:
 
 def serve(settings: Settings) -> None:
     """Run the service until interrupted, printing the URL to open."""
-    cherrypy.config.update(server_config(settings))
+    config = server_config(settings)
+    if settings.requests_per_server >= config["server.thread_pool"]:
+        raise InvalidInput(
+            f"requests_per_server ({settings.requests_per_server}) must be below server.thread_pool "
+            f"({config['server.thread_pool']}) in app.conf, or a hung database server could hold every "
+            "thread: raise server.thread_pool or lower requests_per_server."
+        )
+    cherrypy.config.update(config)
     runtime = mount(settings)
     # Start before the port opens, so a bad URL or a failed embedded server is
     # one clear message instead of a traceback from the engine's bus.

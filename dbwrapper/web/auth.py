@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 import cherrypy
 
 from dbwrapper.accounts import Accounts, Actor
+from dbwrapper.errors import DbWrapperError
 from dbwrapper.registry import User
 
 #: A path on this site (see safe_next): printable ASCII (0x21-0x7e) without backslashes.
@@ -78,7 +79,10 @@ def install_tools(accounts: Accounts) -> None:
     def require_login() -> None:
         request = cherrypy.serving.request
         name = cherrypy.session.get(SESSION_USER)
-        user = accounts.registry.user(name) if name else None
+        try:
+            user = accounts.registry.user(name) if name else None
+        except DbWrapperError as error:  # the registry is down or hung: a 503 naming it
+            raise cherrypy.HTTPError(error.http_status, str(error)) from None
         if user is None:
             target = request.path_info + (f"?{request.query_string}" if request.query_string else "")
             if request.method != "GET":
