@@ -35,7 +35,7 @@ DEADLINE = 2.0
 @pytest.fixture
 def backend(db_type: str, server_url: str, proxy: TcpProxy) -> Iterator[Backend]:
     """A backend reaching its server through ``proxy``, with short deadlines and room for two requests."""
-    found = BACKEND_CLASSES[db_type](through(server_url, proxy), Deadlines(short=DEADLINE, long=60), Gates(2))
+    found = BACKEND_CLASSES[db_type](through(server_url, proxy), deadlines=Deadlines(short=DEADLINE, long=60), gates=Gates(2))
     yield found
     found.dispose()
 
@@ -120,8 +120,8 @@ def test_a_copy_gets_the_long_deadline_only_from_a_server_that_answers_now(db_ty
     finally:
         proxy.resume()
         time.sleep(PAUSE_SECONDS)
-        backend.drop_database(f"{db_name}_copy")
-        backend.drop_database(db_name)
+        backend.drop_database(f"{db_name}_copy", registered=False)
+        backend.drop_database(db_name, registered=False)
 
 
 def test_connecting_keeps_the_short_deadline_even_for_a_copy(db_type, server_url, proxy):

@@ -139,7 +139,7 @@ def test_archives_and_restores_run_the_tools_as_the_databases_login_with_a_minim
     for run in runs:
         env = run["env"]
         assert set(env) <= {"PATH", "LANG", "LC_ALL", "LC_CTYPE", "PGHOST", "PGPORT", "PGUSER",
-                            "PGPASSWORD", "PGPASSFILE", "MYSQL_PWD"}, sorted(env)
+                            "PGPASSWORD", "PGPASSFILE", "PGCONNECT_TIMEOUT", "MYSQL_PWD"}, sorted(env)
         assert INSTRUCTOR_PASSWORD not in json.dumps(run) and INSTRUCTOR_PASSWORD_VARIABLE not in env
         if superuser_password:
             assert superuser_password not in json.dumps(run)
