@@ -11,13 +11,20 @@ import os
 import shlex
 import shutil
 import subprocess
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import psycopg2
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from dbwrapper.accounts import Actor
 from dbwrapper.config import CONTROL_DATABASE
+from tests.conftest import INSTRUCTOR, login_of
 
 
 def client(db_type: str) -> str:
@@ -204,3 +211,84 @@ def test_destroying_a_database_leaves_no_login_behind(two_trainees, db_type, adm
     with admin[db_type].connect() as connection:
         assert connection.exec_driver_sql(query, {"login": url.username}).scalar() == 0
     assert run_as(db_type, shown, "postgres" if db_type == "postgres" else "", "SELECT 1").returncode != 0
+
+
+# -- a database being made is nobody's to enter ------------------------------------------
+
+#: Connection attempts the trainee keeps in flight at once (their login may hold 10).
+KNOCKERS = 8
+#: Databases made while the trainee knocks before the attack counts as failed.
+ATTEMPTS = 25
+
+
+@contextmanager
+def knocking(server_url: str, login: str, password: str, database: str) -> Iterator[list]:
+    """A trainee's programs trying, over and over, to log in to ``database`` with their own
+    login; yields the list of sessions that got in (kept open, as an attacker would)."""
+    url = make_url(server_url)
+    inside: list = []
+    stop = threading.Event()
+
+    def knock() -> None:
+        while not stop.is_set() and not inside:
+            try:
+                session = psycopg2.connect(host=url.host, port=url.port, user=login, password=password,
+                                           dbname=database, connect_timeout=5)
+            except psycopg2.OperationalError:
+                continue
+            inside.append(session)
+
+    threads = [threading.Thread(target=knock, daemon=True) for _ in range(KNOCKERS)]
+    for thread in threads:
+        thread.start()
+    try:
+        yield inside
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+
+
+#: What the database's owner keeps there: a secret, and a function that reads it with the
+#: owner's rights (SECURITY DEFINER), which PUBLIC may execute, as for every function.
+OWNERS_OWN = """
+CREATE TABLE public.answers (secret text);
+INSERT INTO public.answers VALUES ('the owner''s answer');
+CREATE FUNCTION public.my_answers() RETURNS SETOF text LANGUAGE sql SECURITY DEFINER
+  SET search_path = pg_catalog AS $body$ SELECT secret FROM public.answers $body$;
+"""
+
+
+@pytest.mark.backend("postgres")
+def test_a_trainee_never_gets_into_a_database_made_for_someone_else(trainee, runtime, server_urls, as_owner):
+    """A database PostgreSQL makes grants CONNECT to PUBLIC, and revoking it is a statement of
+    its own: a trainee who keeps logging in to the next database's name, which the template
+    makes plain (bob_7001), would get in in between and stay, to read the owner's catalog and
+    run the owner's functions (SECURITY DEFINER ones with the owner's rights). A new database
+    refuses every connection until PUBLIC has lost CONNECT."""
+    instructor = Actor(runtime.accounts.get(INSTRUCTOR))
+    alice = trainee()
+    assert alice.get("/dbi/create_my_db", params={"db_type": "postgres"}).status_code == 200
+    own = login_of(runtime, "postgres", f"{alice.user_name}_{runtime.settings.port}")
+    stolen: list[tuple[str, str]] = []
+    for attempt in range(ATTEMPTS):
+        bobs = f"t_{uuid.uuid4().hex[:12]}"
+        with knocking(server_urls["postgres"], own.name, own.password, bobs) as inside:
+            runtime.service.create(instructor, "postgres", bobs)
+        try:
+            if inside:
+                with as_owner("postgres", bobs) as connection:  # the owner at work, later
+                    connection.exec_driver_sql(OWNERS_OWN)
+                with inside[0].cursor() as cursor:
+                    cursor.execute("SELECT current_user, public.my_answers()")
+                    stolen.append((bobs, *cursor.fetchone()))
+        finally:
+            for session in inside:
+                session.close()
+            runtime.service.destroy(instructor, "postgres", bobs)
+        if stolen:
+            break
+    assert stolen == [], (
+        f"{own.name} logged in to a database made for someone else, at attempt {attempt + 1}, "
+        f"stayed, and read the owner's secret: {stolen}"
+    )

@@ -220,7 +220,13 @@ class PostgreSQLBackend(Backend):
             statement += f" TEMPLATE {self.quote(source.name)}"
             if (connection.dialect.server_version_info or ()) >= (15,):
                 statement += f" STRATEGY {CLONE_STRATEGY}"
-        connection.exec_driver_sql(statement)
+        # A new database grants CONNECT to PUBLIC, and revoking it is a statement of its own,
+        # after CREATE DATABASE commits: a login knocking meanwhile at the name it can guess
+        # (bob_7001) would get in and stay. So it refuses every connection, the super-user's
+        # too, until PUBLIC has lost CONNECT and TEMPORARY on it.
+        connection.exec_driver_sql(f"{statement} ALLOW_CONNECTIONS false")
+        self._change_database(connection, f"REVOKE CONNECT, TEMPORARY ON DATABASE {quoted} FROM PUBLIC")
+        self._change_database(connection, f"ALTER DATABASE {quoted} ALLOW_CONNECTIONS true")
         if managed:
             # COMMENT takes no server-side parameter; the driver quotes the bound marker.
             connection.execute(text(f"COMMENT ON DATABASE {quoted} IS :marker"), {"marker": self.marker})
