@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+import requests
 from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
 
@@ -132,3 +133,29 @@ def _template1_session(url: str):
     connection = engine.connect()
     connection.exec_driver_sql("SELECT 1")
     return connection
+
+
+#: Forms whose fields reach code that wants text, by who may send them.
+TWICE = [
+    ("anonymous", "/login", [("name", "alice"), ("name", "bob"), ("password", "x")]),
+    ("anonymous", "/login", [("name", "alice"), ("password", "x"), ("password", "y")]),
+    ("trainee", "/archives/restore", [("archive", "postgres/a_1/20260101T000000_000000Z"), ("archive", "b")]),
+    ("trainee", "/archives/delete", [("archive", "postgres/a_1/20260101T000000_000000Z"), ("archive", "b")]),
+    ("instructor", "/users/remove", [("name", "alice"), ("name", "bob")]),
+    ("instructor", "/users/set_password", [("name", "alice"), ("name", "bob")]),
+]
+
+
+@pytest.mark.backend("postgres")
+@pytest.mark.parametrize(("who", "path", "fields"), TWICE, ids=["login-name", "login-password", "archive-restore", "archive-delete", "user-remove", "user-password"])
+def test_a_form_field_given_twice_is_a_400(anonymous, trainee, browser, who, path, fields):
+    """CherryPy hands a handler a list for a field sent twice, which code wanting text (a
+    regular expression, a dict key, a name lookup) would answer with a 500: the login page's
+    for anyone on the network. Every page refuses it with a 400 that names the field."""
+    session = {"anonymous": anonymous, "instructor": browser}.get(who) or trainee()
+    if who == "anonymous":
+        session.get("/login")
+    answered = requests.Session.request(session, "POST", session.base_url + path,
+                                        data=[*fields, ("csrf_token", session.csrf)], timeout=60)
+    assert answered.status_code == 400, answered.text
+    assert f"Give {fields[0][0] if fields[0][0] == fields[1][0] else fields[1][0]} once." in answered.text

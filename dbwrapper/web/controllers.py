@@ -30,7 +30,8 @@ EXPIRY_CHANGES = ("extend", "permanent")
 
 
 def domain_errors(handler: Callable[..., str]) -> Callable[..., str]:
-    """Answer a :class:`DbWrapperError` with its status and message; refuse unknown parameters.
+    """Answer a :class:`DbWrapperError` with its status and message; refuse unknown parameters
+    and parameters given twice.
 
     CherryPy would answer an unknown query parameter or path segment with a
     404; a 400 that names it tells the user what to fix.
@@ -45,6 +46,9 @@ def domain_errors(handler: Callable[..., str]) -> Callable[..., str]:
             unknown = sorted(set(params) - accepted)
             if unknown:
                 raise InvalidInput(f"Unknown parameter(s): {', '.join(unknown)}.")
+            # CherryPy hands a field sent twice over as a list, which no handler expects.
+            if twice := sorted(name for name, value in params.items() if isinstance(value, list)):
+                raise InvalidInput(f"Give {', '.join(twice)} once.")
             return handler(self, **params)
         except DbWrapperError as error:
             raise cherrypy.HTTPError(error.http_status, str(error)) from None
