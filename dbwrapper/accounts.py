@@ -95,6 +95,35 @@ class LoginThrottle:
             self._failures[f"address:{address}"].append(now)
 
 
+class UserRequests:
+    """How many requests each user has at work at once: at most ``limit``.
+
+    A database server's gate (:mod:`dbwrapper.gates`) admits a bounded number
+    of requests, shared by every user of that server; one user's programs,
+    logged in many times over, must not fill it alone and leave the class
+    with 503s. Past the limit, that user alone gets a 429.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._at_work: dict[str, int] = defaultdict(int)
+        self._lock = threading.Lock()
+
+    def enter(self, name: str) -> None:
+        with self._lock:
+            if self._at_work[name] >= self.limit:
+                raise TooManyAttempts(
+                    f"{name} has {self.limit} requests at work already; wait for them to finish."
+                )
+            self._at_work[name] += 1
+
+    def leave(self, name: str) -> None:
+        with self._lock:
+            self._at_work[name] -= 1
+            if not self._at_work[name]:
+                del self._at_work[name]
+
+
 class Accounts:
     """Adding, removing and authenticating users, recorded in the registry."""
 
@@ -103,6 +132,7 @@ class Accounts:
         self.settings = engines.settings
         self.hasher = PasswordHasher()
         self.throttle = LoginThrottle()
+        self.requests = UserRequests(self.settings.requests_per_user)
 
     @property
     def registry(self) -> Registry:

@@ -43,6 +43,9 @@ LONG_DEADLINE_SECONDS = 600.0
 #: Requests at work or waiting on one server at once: a class of 30 creating its databases
 #: together, with its instructor and the background jobs (see dbwrapper.gates).
 REQUESTS_PER_SERVER = 40
+#: Requests one user may have at work at once, whatever their sessions: far fewer than a
+#: server's bound, so that no user fills it alone (see dbwrapper.accounts.UserRequests).
+REQUESTS_PER_USER = 8
 
 
 def env_var(kind: str) -> str:
@@ -95,6 +98,8 @@ class Settings:
     #: How many requests may be at work or waiting on one server at once; past it, a 503 at
     #: once. Below server.thread_pool, so that a hung server never holds every thread.
     requests_per_server: int = REQUESTS_PER_SERVER
+    #: How many requests one user may have at work at once (past it, a 429 for that user).
+    requests_per_user: int = REQUESTS_PER_USER
     #: Start an embedded PostgreSQL when no PostgreSQL URL is configured.
     embedded: bool = True
     #: Where the embedded PostgreSQL keeps its data; ``None`` means the per-user default.
@@ -153,6 +158,7 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] = os.envi
         short_deadline_seconds=positive(own, "short_deadline_seconds", SHORT_DEADLINE_SECONDS),
         long_deadline_seconds=positive(own, "long_deadline_seconds", LONG_DEADLINE_SECONDS),
         requests_per_server=int(positive(own, "requests_per_server", REQUESTS_PER_SERVER)),
+        requests_per_user=int(positive(own, "requests_per_user", REQUESTS_PER_USER)),
         archive_dir=Path(archive_dir).expanduser() if archive_dir else None,
         tools={tool: own[tool] for tool in TOOLS if own.get(tool)},
         lifetime_hours=float(own.get("lifetime_hours", 14 * 24)),

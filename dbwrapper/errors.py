@@ -74,7 +74,7 @@ class Forbidden(DbWrapperError):
 
 
 class TooManyAttempts(DbWrapperError):
-    """Too many failed logins lately; wait before trying again."""
+    """Too many failed logins lately, or requests at once from one user; wait before trying again."""
 
     http_status = 429
     exit_code = 6

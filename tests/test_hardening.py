@@ -10,16 +10,20 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
+import psycopg2
 import pytest
+from sqlalchemy.engine import make_url
 
 from dbwrapper.accounts import Actor
 from dbwrapper.errors import Refused
-from tests.conftest import INSTRUCTOR, Browser
+from tests.conftest import INSTRUCTOR, Browser, login_of
 
 
 @pytest.fixture
@@ -154,3 +158,60 @@ def test_a_database_destroyed_while_it_is_being_made_is_not_reported_made(runtim
         runtime.service.create(instructor, db_type, db_name)
     assert runtime.service.registry.database(db_type, db_name) is None
     assert db_name not in catalog(db_type)
+
+
+def waiting_on_the_trainee(admin, count: int) -> None:
+    """Return once ``count`` sessions of the server wait for a lock (the trainee's), or after 10 s."""
+    give_up = time.monotonic() + 10
+    with admin["postgres"].connect() as connection:
+        while time.monotonic() < give_up:
+            waiting = connection.exec_driver_sql(
+                "SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE wait_event_type = 'Lock'"
+            ).scalar_one()
+            if waiting >= count:
+                return
+            time.sleep(0.05)
+
+
+@pytest.mark.backend("postgres")
+def test_one_trainee_cannot_take_the_server_from_everyone_else(trainee, runtime, base_url, server_urls, admin):
+    """At most requests_per_server (40) requests may wait on a server, the registry's queries
+    included when it lives there (dbwrapper.gates). A trainee tries to fill that bound alone:
+    one session of theirs changes their own login's password in a transaction left open, so
+    the password dbwrapper sets again before every dump waits on that row, and 45 restores
+    at once from 45 logins would hold every place. But one user has at most
+    requests_per_user (8) requests at work, the others a 429: the class goes on."""
+    alice, bob = trainee(), trainee()
+    assert alice.get("/dbi/create_my_db", params={"db_type": "postgres"}).status_code == 200
+    name = f"{alice.user_name}_{runtime.settings.port}"
+    archived = alice.post("/archives/create", data={"db_type": "postgres", "name": name})
+    archive_id = archived.text.split(f"Archived {name} as ", 1)[1].split(",", 1)[0]
+
+    own = login_of(runtime, "postgres", name)
+    url = make_url(server_urls["postgres"])
+    holder = psycopg2.connect(host=url.host, port=url.port, user=own.name, password=own.password, dbname=name)
+    with holder.cursor() as cursor:  # a transaction left open: psycopg2 begins one
+        cursor.execute(f'ALTER ROLE "{own.name}" PASSWORD %s', ("mine-for-a-moment",))
+
+    # Requests of one session wait for each other (CherryPy locks a session per request):
+    # the trainee logs in as many times as they send requests at once.
+    sessions = [Browser(base_url) for _ in range(runtime.settings.requests_per_server + 5)]
+    for session in sessions:
+        assert session.log_in(alice.user_name, alice.password).status_code == 200
+    crowd = [threading.Thread(target=session.post, args=("/archives/restore",), kwargs={"data": {"archive": archive_id}})
+             for session in sessions]
+    try:
+        for thread in crowd:
+            thread.start()
+        waiting_on_the_trainee(admin, runtime.settings.requests_per_user)
+        answered = bob.get("/dbi/create_my_db", params={"db_type": "postgres"})
+    finally:
+        holder.rollback()
+        holder.close()
+        for thread in crowd:
+            thread.join()
+        for session in sessions:
+            session.close()
+        for manifest in runtime.archives.list(Actor(runtime.accounts.get(alice.user_name))):
+            runtime.archives.delete(Actor(runtime.accounts.get(INSTRUCTOR)), manifest.id)
+    assert answered.status_code == 200, answered.text

@@ -3,8 +3,10 @@
 * ``tools.dbw_login``: every handler under it needs a logged-in user; anyone
   else is sent to the login page, and back to where they were going after.
 * ``tools.dbw_csrf``: every POST must carry the session's ``csrf_token``.
-* ``tools.dbw_samesite``: the session cookie is ``SameSite=Lax`` (CherryPy's
-  session tool sets ``HttpOnly`` but knows no SameSite).
+* ``tools.dbw_samesite``: the session cookie is ``SameSite=Strict`` (CherryPy's
+  session tool sets ``HttpOnly`` but knows no SameSite). Strict, not Lax:
+  ``GET /dbi/create_my_db`` creates (the seed's URL), and Lax would send the
+  cookie with a link another site makes a logged-in user follow.
 * ``tools.dbw_headers``: pages are never cached, framed or sniffed (:data:`SECURITY_HEADERS`).
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 import hmac
 import re
 import secrets
+from functools import partial
 from urllib.parse import urlencode
 
 import cherrypy
@@ -88,6 +91,11 @@ def install_tools(accounts: Accounts) -> None:
             if request.method != "GET":
                 target = "/"  # a form posted after the session ended is not replayed
             raise cherrypy.HTTPRedirect("/login?" + urlencode({"next": target}), 303)
+        try:
+            accounts.requests.enter(user.name)
+        except DbWrapperError as error:  # too many of this user's requests at work already
+            raise cherrypy.HTTPError(error.http_status, str(error)) from None
+        request.hooks.attach("on_end_request", partial(accounts.requests.leave, user.name))
         request.actor = Actor(user)
 
     def check_csrf() -> None:
@@ -105,7 +113,7 @@ def install_tools(accounts: Accounts) -> None:
         cookie = cherrypy.serving.response.cookie
         name = cherrypy.serving.request.config.get("tools.sessions.name", "session_id")
         if name in cookie:
-            cookie[name]["samesite"] = "Lax"
+            cookie[name]["samesite"] = "Strict"
 
     def security_headers() -> None:
         cherrypy.serving.response.headers.update(SECURITY_HEADERS)
