@@ -42,7 +42,8 @@ from dbwrapper.registry.store import as_utc
 from dbwrapper.service import DatabaseService, Outcome
 from dbwrapper.tools import ToolFailed, find_tool
 
-#: 2: ``created_at`` to the microsecond (format 1 had seconds), see :func:`belongs_to`.
+#: 2: ``created_at`` to the microsecond (format 1 had seconds), see :func:`belongs_to`; and
+#: ``registry``, the id of the registry whose archive it is.
 MANIFEST_FORMAT = 2
 #: UTC to the microsecond: a restore's safety archive follows its archive within a second.
 STAMP = "%Y%m%dT%H%M%S_%fZ"
@@ -67,6 +68,10 @@ class Manifest:
     sha256: str
     tables: dict[str, int]
     file: str
+    #: The registry whose archive it is (the instance id its databases' markers carry): every
+    #: dbwrapper an OS user runs keeps its archives in the same place by default. Empty in
+    #: archives of format 1, made when one registry was all there was.
+    registry: str = ""
 
 
 def belongs_to(manifest: Manifest, user: User) -> bool:
@@ -109,6 +114,7 @@ class Archives:
         self.directory = (settings.archive_dir or service_data_dir() / "archives").expanduser()
         #: How many archives a trainee may keep (instructors, and the expiry job, have no limit).
         self.quota = settings.archive_quota
+        self._registry: str | None = None
 
     # -- tools --------------------------------------------------------------------
 
@@ -144,20 +150,22 @@ class Archives:
         unverifiable archive leaves no file behind and, with ``drop``, the
         database untouched. A trainee keeps at most :attr:`quota` archives.
         """
-        return self._archive(actor, db_type, name, drop=drop, counted=True)
+        return self._archive(actor, db_type, name, drop=drop, room=0)
 
-    def _archive(self, actor: Actor, db_type: object, name: str | None, *, drop: bool, counted: bool) -> Manifest:
+    def _archive(self, actor: Actor, db_type: object, name: str | None, *, drop: bool, room: int) -> Manifest:
+        """:meth:`archive`, a trainee keeping at most their quota and ``room`` more."""
         backend, name = self.service.resolve(actor, db_type, name)
         action = "archive and drop" if drop else "archive"
         with self.service.audited(actor, action, f"{backend.kind}:{name}") as entry:
             record = self.service.authorize(actor, backend, name)
             if record is None:
                 raise Refused(f"{name} is not a database dbwrapper manages on {backend.label}.")
+            self.service.check_idle(record)  # mid-revert it holds nothing: what it held is set aside
             owner = self.service.registry.user(record.owner)
             assert owner is not None  # a record's owner cannot be removed while it exists
-            if counted and not actor.is_instructor:
+            if not actor.is_instructor:
                 with self.service.user_lock(owner):  # two at once cannot both pass the quota
-                    self._check_quota(owner)
+                    self._check_quota(owner, room)
                     manifest = self._dump(backend, record)
             else:
                 manifest = self._dump(backend, record)
@@ -168,12 +176,12 @@ class Archives:
             self.service.destroy(actor, backend.kind, name)
         return manifest
 
-    def _check_quota(self, owner: User) -> None:
+    def _check_quota(self, owner: User, room: int) -> None:
         kept = sum(1 for manifest in self._manifests() if belongs_to(manifest, owner))
-        if kept >= self.quota:
+        if kept >= self.quota + room:
             raise Refused(
-                f"{owner.name} already keeps {kept} archive(s), their quota of {self.quota}; "
-                "delete one first."
+                f"{owner.name} already keeps {kept} archive(s), their quota of {self.quota}"
+                + (" and the one a restore may keep past it" if room else "") + "; delete one first."
             )
 
     def _folder(self, backend: Backend, name: str) -> Path:
@@ -221,7 +229,7 @@ class Archives:
             format=MANIFEST_FORMAT, id=f"{backend.kind}/{name}/{stamp}", engine=backend.kind,
             server_version=backend.server_version(), database=name, owner=record.owner,
             created_at=created.isoformat(), size_bytes=path.stat().st_size,
-            sha256=digest, tables=tables, file=path.name,
+            sha256=digest, tables=tables, file=path.name, registry=self._registry_id(),
         )
         try:
             write_durably(folder / f"{stamp}.json", json.dumps(asdict(manifest), indent=2))
@@ -255,15 +263,26 @@ class Archives:
             raise InvalidInput(f"{archive_id!r} is not an archive id (backend/database/UTC time).")
         path = self.directory / match["backend"] / match["name"] / f"{match['stamp']}.json"
         try:
-            return Manifest(**json.loads(path.read_text(encoding="utf-8")))
+            manifest = Manifest(**json.loads(path.read_text(encoding="utf-8")))
         except FileNotFoundError:
-            raise InvalidInput(f"There is no archive {archive_id}.") from None
+            manifest = None
+        if manifest is None or not self._ours(manifest):
+            raise InvalidInput(f"There is no archive {archive_id}.")
+        return manifest
 
     def _manifests(self) -> list[Manifest]:
-        return [
-            Manifest(**json.loads(path.read_text(encoding="utf-8")))
-            for path in self.directory.glob("*/*/*.json")
-        ]
+        """This registry's archives (another registry's may be in the same directory)."""
+        found = [Manifest(**json.loads(path.read_text(encoding="utf-8"))) for path in self.directory.glob("*/*/*.json")]
+        return [manifest for manifest in found if self._ours(manifest)]
+
+    def _ours(self, manifest: Manifest) -> bool:
+        return manifest.registry in ("", self._registry_id())
+
+    def _registry_id(self) -> str:
+        """This registry's id, read once: it never changes."""
+        if self._registry is None:
+            self._registry = self.service.registry.instance_id()
+        return self._registry
 
     def list(self, actor: Actor) -> list[Manifest]:
         """Archives, newest first: all of them for an instructor, their own for a trainee."""
@@ -313,13 +332,19 @@ class Archives:
             raise Refused(f"{target} already exists; restore into a new name, or over the original.")
         kept = None
         if record is not None:
-            kept = self._archive(actor, backend.kind, target, drop=False, counted=False)  # what is there now
+            # What is there now, kept past the quota once: a restore is not refused for want
+            # of room, but restoring again and again does not fill the disk.
+            kept = self._archive(actor, backend.kind, target, drop=False, room=1)
         with self.service.audited(actor, "restore", f"{backend.kind}:{target}") as entry:
             entry.detail = manifest.id
             if record is None:
-                self.service.create(actor, backend.kind, target, owner=owner)
+                created = self.service.create(actor, backend.kind, target, owner=owner)
                 made = self.service.registry.database(backend.kind, target)
-                assert made is not None
+                if not created.changed or made is None:
+                    raise Refused(
+                        f"{target} exists on {backend.label} but dbwrapper does not manage it; restore "
+                        "into another name."
+                    )
                 try:
                     self._restore(backend, manifest, made)
                 except BaseException:

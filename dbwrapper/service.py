@@ -22,7 +22,7 @@ from dbwrapper.backends.base import SIZE_CACHE_SECONDS, Login
 from dbwrapper.config import CONTROL_DATABASE, Settings
 from dbwrapper.copies import CourseCopies
 from dbwrapper.engines import Engines
-from dbwrapper.errors import DbWrapperError, Forbidden, InvalidInput, Refused
+from dbwrapper.errors import DatabaseBusy, DbWrapperError, Forbidden, InvalidInput, Refused
 from dbwrapper.names import RESERVED_PREFIX, name_owner, render_name, validate_user_database
 from dbwrapper.registry import AuditEntry, DatabaseRecord, Registry, User
 
@@ -337,6 +337,7 @@ class DatabaseService:
             if record is None:
                 dropped, snapshots = backend.drop_database(name, registered=False), 0
             else:
+                self.check_idle(record)
                 dropped, snapshots = self.remove(backend, record, entry)
             if not dropped:
                 entry.outcome = "unchanged"
@@ -346,6 +347,15 @@ class DatabaseService:
             if snapshots:
                 summary += f" Its {snapshots} snapshot(s) were dropped with it."
             return Outcome(name, dropped, summary, self.listing(actor, backend.kind))
+
+    def check_idle(self, record: DatabaseRecord) -> None:
+        """Refuse (409) to touch a database a snapshot or a revert is at work on, in this process
+        or another: mid-revert it holds nothing (what it held is set aside as a snapshot being
+        made), and archiving or destroying it then would lose that."""
+        busy = [s for s in self.registry.snapshots(record) if s.state != "ready"]
+        if busy:
+            doing = "a revert" if any(s.state == "reverting" for s in busy) else "a snapshot"
+            raise DatabaseBusy(f"{doing.capitalize()} of {record.name} is under way; try again once it ends.")
 
     def remove(self, backend: Backend, record: DatabaseRecord, audit: AuditEntry | None) -> tuple[bool, int]:
         """Drop a managed database with its snapshots and its login, and forget it.

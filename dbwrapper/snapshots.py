@@ -21,7 +21,7 @@ from dbwrapper.accounts import Actor
 from dbwrapper.backends import Backend
 from dbwrapper.errors import DbWrapperError, InvalidInput, Refused
 from dbwrapper.names import RESERVED_PREFIX
-from dbwrapper.registry import DatabaseRecord, Registry, Snapshot
+from dbwrapper.registry import DatabaseRecord, Registry, Snapshot, User
 from dbwrapper.service import DatabaseService
 
 LABEL_LENGTH = 60
@@ -78,15 +78,10 @@ class Snapshots:
         backend, record = self.database(actor, db_type, name)
         label = clean_label(label)
         with self.service.audited(actor, "snapshot", f"{backend.kind}:{record.name}") as entry:
-            owner = self.registry.user(record.owner)
-            assert owner is not None  # a record's owner cannot be removed while it exists
+            self.service.check_idle(record)
+            owner = self._owner(record)
             with self.service.user_lock(owner):
-                kept = len(self.registry.snapshots(owner=owner))
-                if not actor.is_instructor and kept >= self.quota:
-                    raise Refused(
-                        f"{owner.name} already keeps {kept} snapshot(s), their quota of {self.quota}; "
-                        "delete one first."
-                    )
+                self._check_quota(actor, owner, room=0)
                 snapshot = self.registry.add_snapshot(
                     Snapshot(database_id=record.id, name=snapshot_name(), label=label, state="taking")
                 )
@@ -105,10 +100,16 @@ class Snapshots:
         chosen = self._find(record, snapshot_id)
         with self.service.audited(actor, "revert", f"{backend.kind}:{record.name}") as entry:
             entry.detail = f"to {chosen.name}"
-            before = self.registry.add_snapshot(Snapshot(
-                database_id=record.id, name=snapshot_name(), state="reverting",
-                label=f"before reverting to the snapshot of {chosen.taken_at:%Y-%m-%d %H:%M:%S}",
-            ))
+            self.service.check_idle(record)
+            owner = self._owner(record)
+            with self.service.user_lock(owner):
+                # What the database holds is kept past the quota, once: a revert is not refused
+                # for want of room, but reverting again and again does not fill the server.
+                self._check_quota(actor, owner, room=1)
+                before = self.registry.add_snapshot(Snapshot(
+                    database_id=record.id, name=snapshot_name(), state="reverting",
+                    label=f"before reverting to the snapshot of {chosen.taken_at:%Y-%m-%d %H:%M:%S}",
+                ))
             try:
                 ended = backend.revert_database(record.name, chosen.name, before.name, record.login)
             except DbWrapperError:
@@ -129,6 +130,20 @@ class Snapshots:
             backend.drop_database(chosen.name, registered=True)
             self.registry.forget_snapshot(chosen, audit=entry)
         return f"Deleted the snapshot {describe(chosen)} of {record.name}."
+
+    def _owner(self, record: DatabaseRecord) -> User:
+        owner = self.registry.user(record.owner)
+        assert owner is not None  # a record's owner cannot be removed while it exists
+        return owner
+
+    def _check_quota(self, actor: Actor, owner: User, *, room: int) -> None:
+        """Refuse a trainee's snapshot past their quota, and ``room`` more (instructors have none)."""
+        kept = len(self.registry.snapshots(owner=owner))
+        if not actor.is_instructor and kept >= self.quota + room:
+            raise Refused(
+                f"{owner.name} already keeps {kept} snapshot(s), their quota of {self.quota}"
+                + (" and the one a revert may keep past it" if room else "") + "; delete one first."
+            )
 
     def _find(self, record: DatabaseRecord, snapshot_id: object) -> Snapshot:
         for snapshot in self.registry.snapshots(record):

@@ -316,6 +316,12 @@ def trainee(base_url: str, runtime: Runtime) -> Iterator[Callable[..., Browser]]
 
 
 @pytest.fixture
+def instructor(runtime: Runtime) -> Actor:
+    """The first instructor, as the service layer knows them (no browser)."""
+    return Actor(runtime.accounts.get(INSTRUCTOR), via="tests")
+
+
+@pytest.fixture
 def my_name(settings: Settings) -> str:
     """The database name the service gives the first instructor: cwcuser_<port>."""
     return f"{INSTRUCTOR}_{settings.port}"

@@ -16,13 +16,9 @@ from dbwrapper.archives import Archives
 from dbwrapper.backends import BACKEND_CLASSES
 from dbwrapper.backends.base import Login
 from dbwrapper.errors import Forbidden, Refused
+from dbwrapper.runtime import Runtime
 from dbwrapper.tools import ToolFailed, find_tool
 from tests.conftest import INSTRUCTOR, login_of
-
-
-@pytest.fixture
-def instructor(runtime) -> Actor:
-    return Actor(runtime.accounts.get(INSTRUCTOR), via="tests")
 
 
 @pytest.fixture
@@ -349,3 +345,73 @@ def test_a_failed_restore_leaves_nothing_behind(runtime, instructor, db_type, st
         broken.restore(instructor, manifest.id, into=copy)
     assert runtime.service.registry.database(db_type, copy) is None
     assert copy not in catalog(db_type)
+
+
+def test_restoring_over_and_over_keeps_a_trainees_archives_within_their_quota_and_one(trainee, runtime, db_type):
+    """A restore over the original first archives what the database holds, past the quota, so
+    that a restore is not refused for want of room; but only once: restoring again and again
+    would fill the service's disk with whole copies, until archives and the expiry job (which
+    archives before it drops) fail for everyone."""
+    alice = trainee()
+    assert alice.get("/dbi/create_my_db", params={"db_type": db_type}).status_code == 200
+    actor = Actor(runtime.accounts.get(alice.user_name))
+    archives = Archives(runtime.service, replace(runtime.settings, archive_quota=1))
+    archive = archives.archive(actor, db_type, None)
+    archives.restore(actor, archive.id)  # kept past the quota: one
+    with pytest.raises(Refused, match="quota of 1 and the one a restore may keep past it; delete one first"):
+        archives.restore(actor, archive.id)
+    kept = [manifest.id for manifest in archives.list(actor)]
+    assert len(kept) == archives.quota + 1
+    archives.delete(actor, kept[0])
+    archives.restore(actor, archive.id)  # room again
+
+
+def test_restoring_into_a_database_dbwrapper_does_not_manage_is_a_clear_refusal(
+    browser, runtime, instructor, db_type, db_name, admin, catalog
+):
+    """The registry does not know the target, but the server holds a database of that name
+    (made by hand): a 409 that names it, and that database left as it is."""
+    own = f"t_{uuid.uuid4().hex[:12]}"
+    runtime.service.create(instructor, db_type, own)
+    try:
+        archive = runtime.archives.archive(instructor, db_type, own)
+        with admin[db_type].connect() as connection:
+            connection.exec_driver_sql(f"CREATE DATABASE {db_name}")  # someone else's, by hand
+        restored = browser.post("/archives/restore", data={"archive": archive.id, "into": db_name})
+        runtime.archives.delete(instructor, archive.id)
+    finally:
+        runtime.service.destroy(instructor, db_type, own)
+    assert restored.status_code in (400, 409), restored.text
+    assert db_name in restored.text
+    assert db_name in catalog(db_type)
+
+
+@pytest.mark.backend("postgres")
+def test_a_trainee_of_another_registry_never_sees_nor_restores_an_archive(trainee, runtime, tmp_path, rows):
+    """Two services of one OS user keep their archives in the same directory by default, and
+    user names recur: a trainee of the other class with the same (common) name, whose account
+    is older than the archive, must not list it nor restore it. A manifest names its registry."""
+    alice = trainee()
+    other = Runtime(replace(runtime.settings, control_url=f"sqlite:///{tmp_path / 'other.db'}",
+                            port=runtime.settings.port + 1))
+    other.start()
+    try:
+        namesake, _ = other.accounts.add(alice.user_name, "trainee", by="tests")
+        assert alice.get("/dbi/create_my_db", params={"db_type": "postgres"}).status_code == 200
+        name = f"{alice.user_name}_{runtime.settings.port}"
+        archived = alice.post("/archives/create", data={"db_type": "postgres", "name": name})
+        assert archived.status_code == 200, archived.text
+
+        stranger = Actor(namesake)
+        seen = [manifest.id for manifest in other.archives.list(stranger)]
+        copy = f"{alice.user_name}_copy"
+        try:
+            if seen:
+                other.archives.restore(stranger, seen[0], into=copy)
+            assert seen == [], f"a trainee of another registry sees {seen}, and restored it as {copy}"
+        finally:
+            other.service.destroy(Actor(other.accounts.get(INSTRUCTOR)), "postgres", copy)
+            for manifest in runtime.archives.list(Actor(runtime.accounts.get(alice.user_name))):
+                runtime.archives.delete(Actor(runtime.accounts.get(INSTRUCTOR)), manifest.id)
+    finally:
+        other.stop()

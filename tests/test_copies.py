@@ -65,11 +65,6 @@ def shape(look_inside, backend: Backend, name: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def instructor(runtime) -> Actor:
-    return Actor(runtime.accounts.get(INSTRUCTOR))
-
-
-@pytest.fixture
 def copies(runtime) -> Iterator[CourseCopies]:
     """A pool of one spare per course, filled by the test itself and emptied afterwards."""
     yield CourseCopies(runtime.engines, pool_size=1)

@@ -26,8 +26,9 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from sqlalchemy.engine import make_url
 
 from dbwrapper.accounts import Actor
 from dbwrapper.backends.base import Login
+from dbwrapper.errors import DbWrapperError
 from dbwrapper.registry.lock import ADVISORY_KEY, FileLock
 from tests.conftest import INSTRUCTOR, INSTRUCTOR_PASSWORD
 from tests.servers import free_port
@@ -366,3 +368,39 @@ def test_with_nothing_else_at_work_a_crash_is_settled(runtime, processes, db_typ
         assert '"clean"' in listed.stdout and "before reverting" not in listed.stdout
     finally:
         processes.run("destroy", "--db-type", db_type, "--name", db_name)
+
+
+@pytest.mark.backend("mysql")
+def test_an_expiry_purge_beside_a_revert_keeps_what_the_revert_set_aside(runtime, cli, instructor, monkeypatch, as_owner):
+    """A revert first sets aside what the database holds, as a snapshot being made
+    ("reverting"), and empties the database (MySQL moves its tables out), then copies the
+    snapshot in. ``dbwrapper expiry purge`` beside it, for a database that just became due,
+    would archive the emptied database (which verifies: it lacks no table it has), then
+    destroy it with all its snapshots, the one the revert set aside among them. A database a
+    revert or a snapshot is at work on is left alone: the purge tries again next time."""
+    db_name = f"t_{uuid.uuid4().hex[:12]}"
+    runtime.service.create(instructor, "mysql", db_name)
+    try:
+        clean, _ = runtime.snapshots.take(instructor, "mysql", db_name, "clean")
+        with as_owner("mysql", db_name) as connection:  # the work since the snapshot
+            connection.exec_driver_sql("CREATE TABLE notes (line TEXT)")
+            connection.exec_driver_sql("INSERT INTO notes VALUES ('a morning of work')")
+        runtime.service.set_expiry(instructor, "mysql", db_name, datetime.now(UTC) - timedelta(minutes=1))
+        backend = runtime.engines.backend("mysql")
+        reverting = partial(runtime.snapshots.revert, instructor, "mysql", db_name, clean.id)
+        with held_at(monkeypatch, backend, "copy_back", reverting) as revert:
+            purged = cli("expiry", "purge")
+        with suppress(DbWrapperError):
+            revert.result(timeout=120)
+        runtime.service.registry.refresh()
+        archived = [m for m in runtime.archives.list(instructor) if m.database == db_name]
+        record = runtime.service.registry.database("mysql", db_name)
+        snapshots = [s for s in runtime.service.registry.snapshots(record) if backend.exists(s.name)] if record else []
+        kept = [m.id for m in archived if "notes" in m.tables] + [s.name for s in snapshots if s.id != clean.id]
+        assert kept, (f"the work since the snapshot is gone: the purge ({purged.stdout.strip()!r}) archived "
+                      f"{[(m.id, m.tables) for m in archived]} and dropped the rest")
+    finally:
+        runtime.service.destroy(instructor, "mysql", db_name)
+        for manifest in runtime.archives.list(instructor):
+            if manifest.database == db_name:
+                runtime.archives.delete(instructor, manifest.id)

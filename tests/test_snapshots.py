@@ -188,3 +188,18 @@ def test_a_view_broken_by_the_trainee_is_a_clear_refusal_and_nothing_changes(run
     reverted = alice.post("/snapshots/revert", data={**where, "snapshot": number})
     assert reverted.status_code == 200, reverted.text
     assert rows("mysql", name) == FRANCHISE
+
+
+def test_reverting_over_and_over_keeps_a_trainees_snapshots_within_their_quota_and_one(trainee, runtime, db_type):
+    """A revert keeps what the database held as a snapshot past the quota, once: every revert
+    would otherwise leave one more whole copy of the database on the server."""
+    alice = trainee()
+    assert alice.get("/dbi/create_my_db", params={"db_type": db_type}).status_code == 200
+    actor = Actor(runtime.accounts.get(alice.user_name))
+    snapshots = Snapshots(runtime.service, quota=1)
+    taken, _ = snapshots.take(actor, db_type, None)
+    snapshots.revert(actor, db_type, None, taken.id)
+    with pytest.raises(Refused, match="quota of 1 and the one a revert may keep past it; delete one first"):
+        snapshots.revert(actor, db_type, None, taken.id)
+    _, _, kept = snapshots.list(actor, db_type, None)
+    assert len(kept) == snapshots.quota + 1

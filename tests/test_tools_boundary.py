@@ -18,12 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from dbwrapper.accounts import Actor
 from dbwrapper.archives import Archives
 from dbwrapper.errors import DbWrapperError
 from dbwrapper.runtime import INSTRUCTOR_PASSWORD_VARIABLE
 from dbwrapper.tools import find_tool
-from tests.conftest import INSTRUCTOR, INSTRUCTOR_PASSWORD
+from tests.conftest import INSTRUCTOR_PASSWORD
 
 #: Client commands that reach the host, per engine: each would make or write a file.
 ESCAPES = {
@@ -42,11 +41,6 @@ ESCAPES = {
         "pager touch {mark}",
     ],
 }
-
-
-@pytest.fixture
-def instructor(runtime) -> Actor:
-    return Actor(runtime.accounts.get(INSTRUCTOR), via="tests")
 
 
 @pytest.mark.parametrize("escape", range(5))
