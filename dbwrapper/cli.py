@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -302,8 +303,11 @@ def run_class_command(args: argparse.Namespace, runtime: Runtime) -> None:
     report = runtime.classes.provision(actor, names, args.course, args.db_type, progress_bar)
     label = runtime.engines.backend(args.db_type).label
     sheet = args.sheet or Path(f"credentials-{report.course}-{report.db_type}.html")
-    sheet.write_text(credentials_sheet(Templates(), report, label), encoding="utf-8")
-    sheet.chmod(0o600)  # it holds passwords
+    # It holds passwords: this user's only from the moment it exists.
+    descriptor = os.open(sheet, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as written:
+        os.fchmod(written.fileno(), 0o600)  # an existing file keeps its mode otherwise
+        written.write(credentials_sheet(Templates(), report, label))
     for done in report.done:
         print(f"  {done.user:<32} {done.note}")
     for user, reason in report.failed:

@@ -28,7 +28,7 @@ def test_the_session_cookie_is_httponly_and_samesite(base_url):
         )
         cookie = response.headers["Set-Cookie"]
         assert "HttpOnly" in cookie
-        assert "SameSite=Lax" in cookie
+        assert "SameSite=Strict" in cookie
 
 
 def test_logging_in_gives_a_new_session_id(base_url):

@@ -10,7 +10,7 @@ from cherrypy.process.plugins import Monitor
 from dbwrapper.config import Settings
 from dbwrapper.errors import DbWrapperError, InvalidInput
 from dbwrapper.runtime import Runtime
-from dbwrapper.web.auth import install_tools
+from dbwrapper.web.auth import SECURITY_HEADERS, install_tools
 from dbwrapper.web.controllers import Root
 from dbwrapper.web.pages import Pages
 from dbwrapper.web.plugin import RuntimePlugin
@@ -68,6 +68,7 @@ def mount(settings: Settings, runtime: Runtime | None = None) -> Runtime:
         cherrypy.HTTPError(
             500, "Something went wrong inside dbwrapper; the details are in the server log."
         ).set_response()
+        cherrypy.serving.response.headers.update(SECURITY_HEADERS)  # set here: no tool runs after
 
     config: dict[str, dict[str, Any]] = {
         "/": {
