@@ -1,5 +1,6 @@
 """A trainee's login opens their own database and nothing else, tried with the stock
-``psql`` and ``mysql`` clients over TCP to 127.0.0.1, as a trainee would.
+``psql`` and ``mysql`` clients over TCP to 127.0.0.1, as a trainee would: not another
+database, not someone else's account that has the login's name.
 
 The commands are the ones the trainee's page shows; the password goes in the
 environment (PGPASSWORD, MYSQL_PWD), never on the command line.
@@ -11,6 +12,8 @@ import os
 import shlex
 import shutil
 import subprocess
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -190,6 +193,85 @@ def test_an_anonymous_user_does_not_shadow_the_trainees_login(trainee, admin, ho
     finally:
         with admin["mysql"].connect() as connection:
             connection.execute(text("DROP USER IF EXISTS ''@:host"), {"host": host})
+
+
+#: Someone else's account with a name a trainee may give a database (their prefix): an
+#: operator's, made by hand. On MySQL for one host, with a right of its own; on PostgreSQL a role.
+FOREIGN_ACCOUNT = {
+    "mysql": ("CREATE USER '{name}'@'10.1.2.3' IDENTIFIED BY 'the-operators-secret'",
+              "GRANT PROCESS ON *.* TO '{name}'@'10.1.2.3'"),
+    "postgres": ("CREATE ROLE \"{name}\" LOGIN PASSWORD 'the-operators-secret'",),
+}
+#: What the server holds of that account: its password (hashed), its rights, whether it is locked.
+FOREIGN_ACCOUNT_STATE = {
+    "mysql": ("SHOW CREATE USER '{name}'@'10.1.2.3'", "SHOW GRANTS FOR '{name}'@'10.1.2.3'"),
+    "postgres": ("SELECT rolpassword, rolcanlogin, rolconnlimit FROM pg_catalog.pg_authid WHERE rolname = '{name}'",),
+}
+
+
+@contextmanager
+def someone_elses_account(admin, db_type: str, name: str) -> Iterator[Callable[[], list[tuple]]]:
+    """An account named ``name`` that dbwrapper did not make (see FOREIGN_ACCOUNT), removed
+    afterwards; yields what the server holds of it now, so that a test can tell it was left alone."""
+    with admin[db_type].connect() as connection:
+        for statement in FOREIGN_ACCOUNT[db_type]:
+            connection.exec_driver_sql(statement.format(name=name))
+
+    def state() -> list[tuple]:
+        with admin[db_type].connect() as connection:
+            return [tuple(row) for query in FOREIGN_ACCOUNT_STATE[db_type]
+                    for row in connection.exec_driver_sql(query.format(name=name))]
+
+    try:
+        yield state
+    finally:
+        with admin[db_type].connect() as connection:
+            connection.exec_driver_sql(
+                f"DROP USER IF EXISTS '{name}'@'10.1.2.3'" if db_type == "mysql" else f'DROP ROLE IF EXISTS "{name}"'
+            )
+
+
+def test_a_database_is_never_named_like_an_account_it_would_take_over(trainee, runtime, admin, db_type, catalog):
+    """A database's login is named like it, and trainees choose names (with their prefix). A
+    MySQL account is a user name *and* a host: one the server has for another host (an
+    operator's 'alice_ops'@'10.1.2.3') would get the login's password, its grant and, with the
+    database, its DROP USER. A PostgreSQL role of that name would be the login. So such a
+    database is refused with a 409 that says why, nothing of it is left, and the account is
+    as it was."""
+    alice = trainee()
+    name = f"{alice.user_name}_ops"
+    with someone_elses_account(admin, db_type, name) as account:
+        before = account()
+        refused = alice.get("/dbi/create_my_db", params={"db_type": db_type, "name": name})
+        assert refused.status_code == 409, refused.text
+        assert f"named {name} exists already" in refused.text and "Choose another name" in refused.text
+        assert name not in catalog(db_type)
+        assert runtime.service.registry.database(db_type, name) is None
+        assert account() == before
+
+
+@pytest.mark.backend("mysql")
+def test_a_login_leaves_alone_an_account_of_its_name_made_later_for_another_host(trainee, runtime, admin, as_owner):
+    """Once a login is made, an account someone makes for another host under its user name is
+    not the login's: working as the login (which sets its password again first), shutting it
+    out for a revert and destroying its database leave that account as it was, and remove only
+    the login's own rows."""
+    alice = trainee()
+    assert alice.get("/dbi/create_my_db", params={"db_type": "mysql"}).status_code == 200
+    name = f"{alice.user_name}_{runtime.settings.port}"
+    where = {"db_type": "mysql", "name": name}
+    with someone_elses_account(admin, "mysql", name) as account:
+        before = account()
+        with as_owner("mysql", name) as connection:
+            connection.exec_driver_sql("CREATE TABLE boxes (n INTEGER)")
+        assert alice.post("/snapshots/take", data=where).status_code == 200
+        (snapshot,) = runtime.service.registry.snapshots(runtime.service.registry.database("mysql", name))
+        assert alice.post("/snapshots/revert", data={**where, "snapshot": snapshot.id}).status_code == 200
+        assert alice.post("/dbi/destroy_my_db", data=where).status_code == 200
+        with admin["mysql"].connect() as connection:
+            left = connection.execute(text("SELECT Host FROM mysql.user WHERE User = :name"), {"name": name})
+            assert left.scalars().all() == ["10.1.2.3"]
+        assert account() == before
 
 
 def test_destroying_a_database_leaves_no_login_behind(two_trainees, db_type, admin):

@@ -121,6 +121,8 @@ class Backend(ABC):
     dialects: ClassVar[frozenset[str]]
     #: Databases that belong to the server itself and are never created or dropped here.
     system_databases: ClassVar[frozenset[str]]
+    #: What the server calls what a login is made as: ``PostgreSQL role``, ``MySQL account``.
+    login_kind: ClassVar[str]
 
     def __init__(
         self, url: str | URL, client_url: str | URL | None = None, *,
@@ -696,6 +698,14 @@ class Backend(ABC):
         text = str(error.orig).strip()
         line = text.splitlines()[0] if text else type(error.orig).__name__
         return line.rstrip(".") + "."
+
+    def login_taken(self, login: str) -> Refused:
+        """The refusal to make ``login`` where the server has one of that name already: it is
+        someone else's, and never taken over."""
+        return Refused(
+            f"A {self.login_kind} named {login} exists already on the {self.server}, and the new "
+            "database's login would be named so too, and take it over. Choose another name; nothing was made."
+        )
 
     def _unavailable(self, error: DBAPIError) -> BackendUnavailable:
         if (seconds := missed_deadline(error.orig)) is not None:

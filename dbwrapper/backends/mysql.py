@@ -29,6 +29,8 @@ ER_LOCK_WAIT_TIMEOUT = 1205
 ER_NO_SUCH_THREAD = 1094
 #: What index hints on a view get: it has no indexes, not even none.
 ER_KEY_DOES_NOT_EXIST = 1176
+#: "Operation CREATE USER failed": one of the accounts exists already.
+ER_CANNOT_USER = 1396
 #: MariaDB stores a schema comment from this version on; MySQL does not at all.
 MARIADB_SCHEMA_COMMENTS = (10, 5)
 #: The statements that drop what a copy cannot carry, by its kind (see mysqlobjects.uncopyable).
@@ -80,6 +82,7 @@ class MySQLBackend(Backend):
     label = "MySQL/MariaDB"
     dialects = frozenset({"mysql", "mariadb"})
     system_databases = frozenset({"mysql", "information_schema", "performance_schema", "sys"})
+    login_kind = "MySQL account"
 
     @staticmethod
     def admin_url(url: URL) -> URL:
@@ -467,44 +470,82 @@ class MySQLBackend(Backend):
     # one) or ''@'127.0.0.1' would otherwise win over 'name'@'%' from there and refuse
     # the password. Each row gets the connection limit, which the server counts per
     # row: from any one place, one row applies.
+    #
+    # A login's rows are the ones dbwrapper made, never another account of that user
+    # name. It is made only where the name has no account on any host: otherwise it
+    # would take that account over (its password, its grants, its DROP), so the new
+    # database is refused. From then on its rows are those for the hosts it needs now,
+    # and those that hold its database's grant: a row made for an anonymous user who
+    # is gone since keeps it, as the trainee has no GRANT OPTION to revoke it. An
+    # account of that user name someone makes later for any other host is neither:
+    # it never gets the password, the grant or the lock, and is never dropped. (A
+    # login is named like its database: the service names it so.)
 
     def create_login(self, connection: Connection, login: Login) -> None:
+        if self._hosts(connection, login.name):
+            raise self.login_taken(login.name)
         accounts, params = self._accounts(login.name, self._needed_hosts(connection))
-        connection.execute(
-            text(f"CREATE USER {', '.join(f'{account} IDENTIFIED BY :password' for account in accounts)} "
-                 "WITH MAX_USER_CONNECTIONS :limit"),
-            {**params, "password": login.password, "limit": self.login_connection_limit},
-        )
+        try:
+            connection.execute(
+                text(f"CREATE USER {', '.join(f'{account} IDENTIFIED BY :password' for account in accounts)} "
+                     "WITH MAX_USER_CONNECTIONS :limit"),
+                {**params, "password": login.password, "limit": self.login_connection_limit},
+            )
+        except DBAPIError as error:
+            if self.error_code(error) == ER_CANNOT_USER:  # made meanwhile, by someone else
+                raise self.login_taken(login.name) from error
+            raise
 
     def reset_login(self, connection: Connection, login: Login) -> None:
-        hosts = self._needed_hosts(connection) | set(self._hosts(connection, login.name))
-        for host in sorted(hosts):
-            params = {"login": login.name, "host": host, "password": login.password,
-                      "limit": self.login_connection_limit}
-            connection.execute(text("CREATE USER IF NOT EXISTS :login@:host IDENTIFIED BY :password"), params)
-            connection.execute(
-                text("ALTER USER :login@:host IDENTIFIED BY :password WITH MAX_USER_CONNECTIONS :limit"), params,
-            )
+        # A host that got an anonymous user since gets its row now, with the grant every
+        # row of the login has.
+        own = set(self._own_hosts(connection, login.name))
+        new = self._needed_hosts(connection) - own
+        params = {"password": login.password, "limit": self.login_connection_limit}
+        for host in sorted(new):
+            connection.execute(text("CREATE USER IF NOT EXISTS :login@:host IDENTIFIED BY :password"),
+                               {**params, "login": login.name, "host": host})
+        accounts, named = self._accounts(login.name, own | new)
+        connection.execute(
+            text(f"ALTER USER {', '.join(f'{account} IDENTIFIED BY :password' for account in accounts)} "
+                 "WITH MAX_USER_CONNECTIONS :limit"),
+            {**params, **named},
+        )
+        if new:
+            self._grant(connection, login.name, login.name, new)
 
     def grant(self, connection: Connection, login: Login, name: str, quoted: str) -> None:
+        self._grant(connection, login.name, name, self._own_hosts(connection, login.name))
+
+    def _grant(self, connection: Connection, login: str, name: str, hosts: Iterable[str]) -> None:
         # In GRANT, _ and % in a database name are wildcards: alice_1 would also
         # match alicex1. Escaped, the grant covers exactly this database.
-        accounts, params = self._accounts(login.name, self._hosts(connection, login.name))
+        accounts, params = self._accounts(login, hosts)
         connection.execute(text(f"GRANT ALL PRIVILEGES ON {self.quote_pattern(name)}.* TO {', '.join(accounts)}"),
                            params)
 
     def drop_login(self, connection: Connection, login: str) -> None:
         # Sessions outlive DROP USER and keep their privileges; end them first. Every
-        # row goes, including those for anonymous users that are gone since.
+        # row of the login's goes, including those for anonymous users that are gone since.
         self._end_sessions(connection, "USER", login)
-        accounts, params = self._accounts(login, self._hosts(connection, login))
+        accounts, params = self._accounts(login, self._own_hosts(connection, login))
         if accounts:
             connection.execute(text(f"DROP USER IF EXISTS {', '.join(accounts)}"), params)
 
     @staticmethod
     def _hosts(connection: Connection, user: str) -> list[str]:
-        """The hosts ``user`` ('' for the anonymous users) has rows for."""
+        """The hosts ``user`` ('' for the anonymous users) has rows for, whoever made them."""
         rows = connection.execute(text("SELECT Host FROM mysql.user WHERE User = :user ORDER BY Host"), {"user": user})
+        return list(rows.scalars())
+
+    def _own_hosts(self, connection: Connection, login: str) -> list[str]:
+        """The hosts of ``login``'s own rows: those it needs, and those holding its database's
+        grant (see above)."""
+        rows = connection.execute(text(
+            "SELECT u.Host FROM mysql.user u WHERE u.User = :login AND (u.Host IN ('%', 'localhost') "
+            "OR u.Host IN (SELECT Host FROM mysql.user WHERE User = '') OR EXISTS (SELECT 1 FROM mysql.db d "
+            "WHERE d.User = u.User AND d.Host = u.Host AND d.Db = :database)) ORDER BY 1"
+        ), {"login": login, "database": self._escaped(login)})
         return list(rows.scalars())
 
     def _needed_hosts(self, connection: Connection) -> set[str]:
@@ -518,10 +559,14 @@ class MySQLBackend(Backend):
         params = {"login": login, **{f"host{i}": host for i, host in enumerate(ordered)}}
         return [f":login@:host{i}" for i in range(len(ordered))], params
 
+    @staticmethod
+    def _escaped(name: str) -> str:
+        """``name`` as GRANT takes it, with its LIKE wildcards escaped (and as mysql.db keeps it)."""
+        return validate_name(name).replace("_", "\\_")
+
     def quote_pattern(self, name: str) -> str:
         """``name`` quoted for GRANT, with its LIKE wildcards escaped."""
-        escaped = validate_name(name).replace("_", "\\_")
-        return self._admin.dialect.identifier_preparer.quote_identifier(escaped)
+        return self._admin.dialect.identifier_preparer.quote_identifier(self._escaped(name))
 
     def _entries(self, connection: Connection, condition: str, **params: str) -> list[DatabaseEntry]:
         managed = "SCHEMA_COMMENT = :marker" if self._has_schema_comments(connection) else "NULL"
