@@ -287,11 +287,17 @@ class Backend(ABC):
                 if login is not None:
                     self.create_login(connection, login)
                     made_login = True
-                    self.grant(connection, login, name, quoted)
+            # The content is copied before the login may open the database, so that nothing
+            # of the login's (a trigger planted meanwhile) can run in the super-user's copy;
+            # the login exists already, as PostgreSQL's REASSIGN OWNED needs it.
             if source is not None:
                 action = f"copy {source.name} into {name}"
                 with long_deadline():
                     self.copy_content(source, name, login.name if login else source.owner)
+            if login is not None:
+                action = f"give {name} to {login.name}"
+                with self.admin_connection() as connection:
+                    self.grant(connection, login, name, quoted)
         except (DBAPIError, DbWrapperError) as error:
             self._undo_create(name, quoted, login.name if made_login and login else None)
             if isinstance(error, DBAPIError):
