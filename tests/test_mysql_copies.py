@@ -10,25 +10,33 @@ server if the super-user ran it (a function that writes into ``mysql.db``, a
 view that calls it with the invoker's rights, a procedure that grants
 everything, a trigger that records who fired it) gains nothing, whatever is
 copied: the witness table the planted code writes to never names anyone but a
-database's own login.
+database's own login. Nor can the trainee plant anything in a copy while it is
+being made.
 """
 
 from __future__ import annotations
 
+import re
+import threading
+import time
 import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager, suppress
 from decimal import Decimal
 
+import pymysql
 import pytest
 from sqlalchemy import Engine, create_engine
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from dbwrapper.accounts import Actor
+from dbwrapper.backends import mysql
 from dbwrapper.backends.base import Login
 from dbwrapper.backends.mysql import MySQLBackend
 from dbwrapper.errors import DbWrapperError, Refused
-from tests.conftest import INSTRUCTOR
+from tests.conftest import INSTRUCTOR, login_of
 from tests.test_copies import copies  # noqa: F401 (a fixture: a pool filled by the test, emptied after)
 from tests.test_courses import FRANCHISE
 from tests.test_snapshots import course_database
@@ -276,6 +284,134 @@ def test_a_table_swapped_for_a_view_while_it_is_copied_is_refused_and_runs_nothi
         assert runtime.snapshots.list(owner, "mysql", name)[2] == []  # nothing half-made is kept
     finally:
         trainee_engine.dispose()
+
+
+#: A MySQL session's sql_select_limit when nobody changed it.
+NO_SELECT_LIMIT = 2**64 - 1
+#: The trainee's trigger: it notes whose session fired it (in a table copied before boxes),
+#: and leaves that session answering one row per SELECT from then on.
+POISON = ("CREATE TRIGGER poison BEFORE INSERT ON boxes FOR EACH ROW BEGIN "
+          "INSERT INTO a_witness VALUES (USER()); SET @@SESSION.sql_select_limit = 1; END")
+ER_NO_SUCH_TABLE = 1146
+ER_TRG_ALREADY_EXISTS = 1359
+
+
+@contextmanager
+def planting(url: URL, statement: str) -> Iterator[list[bool]]:
+    """A trainee's programs running ``statement`` as their own login over and over, logging in
+    again whenever their sessions are ended or refused, until it succeeds; yields a list that
+    is non-empty once it did."""
+    planted: list[bool] = []
+    stop = threading.Event()
+
+    def plant() -> None:
+        while not stop.is_set() and not planted:
+            try:
+                session = pymysql.connect(host=url.host, port=url.port, user=url.username,
+                                          password=url.password, database=url.database, autocommit=True)
+            except pymysql.err.MySQLError:
+                continue  # refused (shut out): try again
+            try:
+                with session.cursor() as cursor:
+                    while not stop.is_set() and not planted:
+                        try:
+                            cursor.execute(statement)
+                            planted.append(True)
+                        except pymysql.err.MySQLError as error:
+                            if error.args[0] == ER_TRG_ALREADY_EXISTS:
+                                planted.append(True)
+                            elif error.args[0] != ER_NO_SUCH_TABLE:
+                                break  # ended by the revert: log in again
+            finally:
+                with suppress(pymysql.err.MySQLError):
+                    session.close()
+
+    threads = [threading.Thread(target=plant, daemon=True) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        yield planted
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+
+
+def fired_by(admin: Engine, name: str) -> list[str]:
+    """Whose sessions fired POISON in database ``name``."""
+    return [who for who, in execute(admin, f"SELECT who FROM `{name}`.a_witness")]
+
+
+def select_limits_of_the_pool(backend: MySQLBackend) -> list[int]:
+    """sql_select_limit in every idle session of the super-user's pool (then set back, so
+    that the tests after this one get the pool as it was)."""
+    with ExitStack() as held:  # all at once, so that each is a different session
+        sessions = [held.enter_context(backend.admin_connection()) for _ in range(backend._admin.pool.checkedin())]
+        limits = [session.exec_driver_sql("SELECT @@SESSION.sql_select_limit").scalar_one() for session in sessions]
+        for session in sessions:
+            session.exec_driver_sql("SET SESSION sql_select_limit = DEFAULT")
+    return limits
+
+
+def test_a_revert_never_fires_a_trainees_trigger_in_the_super_users_session(runtime, trainee, admin, as_owner):
+    """A revert copies the snapshot back table by table as the super-user: CREATE TABLE in the
+    trainee's own database, then INSERT ... SELECT into it. Were the trainee's login to open
+    that database meanwhile, a program of theirs that keeps asking for a trigger on the table
+    would get it between the two statements (its request waits for the CREATE's lock and is
+    served before the INSERT), and MySQL fires a trigger in the session of whoever inserts:
+    the super-user's pooled session, where what it sets (sql_select_limit, lock_wait_timeout,
+    transaction_read_only ...) stays for the requests of everyone that session serves next.
+    So the login is shut out (ACCOUNT LOCK) and its sessions ended until the revert is done."""
+    alice = trainee()
+    assert alice.get("/dbi/create_my_db", params={"db_type": "mysql"}).status_code == 200
+    name = f"{alice.user_name}_{runtime.settings.port}"
+    with as_owner("mysql", name) as connection:
+        connection.exec_driver_sql("CREATE TABLE a_witness (who VARCHAR(300))")
+        connection.exec_driver_sql("CREATE TABLE boxes (n INTEGER)")
+        connection.exec_driver_sql("INSERT INTO boxes VALUES (1), (2), (3)")
+    where = {"db_type": "mysql", "name": name}
+    assert alice.post("/snapshots/take", data={**where, "label": "before the exercise"}).status_code == 200
+    (snapshot,) = runtime.service.registry.snapshots(runtime.service.registry.database("mysql", name))
+    with as_owner("mysql", name) as connection:
+        connection.exec_driver_sql("DROP TABLE boxes")  # the exercise went wrong: revert
+
+    backend = runtime.engines.backend("mysql")
+    with planting(backend.database_url(name, login_of(runtime, "mysql", name)), POISON) as planted:
+        reverted = alice.post("/snapshots/revert", data={**where, "snapshot": snapshot.id})
+        assert reverted.status_code == 200, reverted.text
+        let_in_by = time.monotonic() + 20  # the trainee's programs get in again, and plant it now
+        while not planted and time.monotonic() < let_in_by:
+            time.sleep(0.05)
+    assert planted, "the trainee's login was not let in again after the revert"
+
+    assert fired_by(admin["mysql"], name) == [], "the trainee's trigger fired in the revert's copy"
+    assert set(select_limits_of_the_pool(backend)) <= {NO_SELECT_LIMIT}
+
+
+def test_a_trigger_that_fires_in_a_copy_leaves_nothing_in_the_super_users_pool(runtime, trainee, admin, monkeypatch):
+    """Were a trigger ever to fire in a copy of the super-user's (none can: its tables have none
+    while they are filled, and nobody else reaches them), what it sets in the session would
+    still serve nobody: the session that ran the copy's INSERTs is closed, not pooled. Planted
+    here by the tests' own super-user, between the snapshot's CREATE TABLE and its INSERT."""
+    alice, credentials, name = course_database(trainee, "mysql")
+    trainee_engine = as_login(credentials["url"])
+    execute(trainee_engine, "CREATE TABLE a_witness (who VARCHAR(300))", "CREATE TABLE boxes (n INTEGER)",
+            "INSERT INTO boxes VALUES (1)")
+    trainee_engine.dispose()
+    run = mysql.verbatim
+
+    def poisoned_after_making_boxes(connection, statement: str) -> None:
+        run(connection, statement)
+        if made := re.match(r"CREATE TABLE `(_dbw_snap_\w+)`\.`boxes`", statement):
+            root = create_engine(admin["mysql"].url.set(database=made.group(1)), poolclass=NullPool)
+            execute(root, POISON)  # in a session of its own, not in the snapshot when it is dropped
+            root.dispose()
+
+    monkeypatch.setattr(mysql, "verbatim", poisoned_after_making_boxes)
+    snapshot, _ = runtime.snapshots.take(Actor(runtime.accounts.get(alice.user_name)), "mysql", name)
+    fired = [who.split("@")[0] for who in fired_by(admin["mysql"], snapshot.name)]
+    assert fired == [admin["mysql"].url.username]  # it did fire, in the super-user's session
+    assert set(select_limits_of_the_pool(runtime.engines.backend("mysql"))) <= {NO_SELECT_LIMIT}
 
 
 def test_a_tables_own_data_directory_is_not_honoured_for_the_super_user(runtime, trainee, admin, tmp_path):

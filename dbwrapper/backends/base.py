@@ -403,33 +403,44 @@ class Backend(ABC):
 
         What it holds is first set aside as the new database ``before``, moved
         rather than copied; if copying the snapshot in then fails, it is put back.
-        The sessions on it are ended first; returns how many.
+        Meanwhile the owner's login is shut out (:meth:`shut_out`) and its sessions
+        are ended; returns how many. Whatever happens, the login is let in again at
+        the end, and after a crash by :meth:`put_back_database`.
         """
         try:
             with self._translated(f"revert {name}"):
                 self.check_copyable(name)
-                ended = self.end_sessions(name, owner)
+                self.shut_out(owner)
                 try:
-                    self.set_aside(name, before, owner)
-                    with long_deadline():
-                        self.copy_back(snapshot, name, owner)
-                except (DBAPIError, DbWrapperError):
-                    if self.exists(before):  # something was set aside: it goes back
-                        self.put_back(name, before, owner)
-                    raise
+                    ended = self.end_sessions(name, owner)
+                    try:
+                        self.set_aside(name, before, owner)
+                        with long_deadline():
+                            self.copy_back(snapshot, name, owner)
+                    except (DBAPIError, DbWrapperError):
+                        if self.exists(before):  # something was set aside: it goes back
+                            self.put_back(name, before, owner)
+                        raise
+                finally:
+                    self.let_in(owner)
                 return ended
         finally:
             self._listing = None
 
     def put_back_database(self, name: str, before: str, owner: str) -> None:
-        """Undo a revert a crash interrupted: ``name`` gets back what was set aside as ``before``.
+        """Undo a revert a crash interrupted: ``name`` gets back what was set aside as ``before``,
+        and its owner's login is let in again.
 
-        Nothing to do if the revert had not set anything aside yet.
+        Nothing to put back if the revert had not set anything aside yet; the
+        login is let in all the same, as the revert may have shut it out already.
         """
         try:
             with self._translated(f"put {name} back as it was"):
-                if self.exists(before):
-                    self.put_back(name, before, owner)
+                try:
+                    if self.exists(before):
+                        self.put_back(name, before, owner)
+                finally:
+                    self.let_in(owner)
         finally:
             self._listing = None
 
@@ -641,6 +652,15 @@ class Backend(ABC):
         """Refuse, before anything changes, a database that could not be copied whole; on
         PostgreSQL, which clones a database's files, there is none (and a view cannot break:
         what it reads cannot be dropped from under it)."""
+
+    def shut_out(self, login: str) -> None:
+        """Keep ``login`` from opening its database until :meth:`let_in`, while the super-user
+        copies into it (a revert); its open sessions are ended after. Nothing by default: a
+        PostgreSQL revert makes a new database, which the super-user never enters."""
+
+    def let_in(self, login: str) -> None:
+        """Let ``login`` open its database again after :meth:`shut_out`; harmless if it was not
+        shut out."""
 
     def seal(self, name: str) -> None:
         """Keep a master's content owner from changing it once loaded; nothing by default."""

@@ -52,6 +52,22 @@ def foreign_key_checks_off(connection: Connection) -> Iterator[None]:
         connection.exec_driver_sql("SET SESSION foreign_key_checks = 1")
 
 
+@contextmanager
+def never_pooled_again(connection: Connection) -> Iterator[None]:
+    """The session is closed afterwards instead of going back to the pool.
+
+    For the super-user's INSERTs into a copy, the one statement of its that fires
+    triggers: none exists yet on the tables it fills, and nobody but the super-user
+    can reach the database meanwhile (Backend.create_database, Backend.shut_out). Were
+    one to fire all the same, what it set in the session (sql_select_limit, user
+    variables, transaction_read_only, ...) would serve nobody's request next.
+    """
+    try:
+        yield
+    finally:
+        connection.invalidate()
+
+
 def changed_meanwhile(schema: str, table: str) -> Refused:
     """The refusal when a table became something else (a view) while it was being copied."""
     return Refused(
@@ -225,7 +241,9 @@ class MySQLBackend(Backend):
     # The super-user who runs them never runs a trainee's code (see mysqlobjects for
     # views, routines and triggers). Tables are made from the server's own SHOW CREATE
     # TABLE and filled with INSERT ... SELECT of the source's stored columns into a
-    # fresh table with no trigger yet; MariaDB refuses stored functions and subqueries
+    # fresh table with no trigger yet, in a database nobody else can reach meanwhile
+    # (a new one not yet granted, a snapshot, or a reverted one whose login is shut
+    # out), so that nobody can add one; MariaDB refuses stored functions and subqueries
     # in CHECK constraints, DEFAULT expressions and generated columns, so filling it
     # runs none. The source may change meanwhile (its owner can reconnect): a table
     # that became a view is refused by USE INDEX () before anything of it runs. And
@@ -239,7 +257,7 @@ class MySQLBackend(Backend):
         # before the views that may call them, and triggers last, once the rows are
         # in, so that the copy fires none of them.
         into, origin = self.quote(name), self.quote(source.name)
-        with self.admin_connection() as connection:
+        with self.admin_connection() as connection, never_pooled_again(connection):
             tables, views = self._objects_of(connection, source.name)
             columns = self._stored_columns(connection, source.name)
             found = mysqlobjects.read(connection, source.name, views)
@@ -531,6 +549,22 @@ class MySQLBackend(Backend):
         accounts, params = self._accounts(login, self._own_hosts(connection, login))
         if accounts:
             connection.execute(text(f"DROP USER IF EXISTS {', '.join(accounts)}"), params)
+
+    def shut_out(self, login: str) -> None:
+        # A locked account cannot log in (MariaDB 10.4.2 and MySQL 5.7.6 on), while the
+        # views, routines and triggers it defines keep working; its sessions are ended
+        # next (Backend.revert_database).
+        self._set_account_lock(login, "LOCK")
+
+    def let_in(self, login: str) -> None:
+        self._set_account_lock(login, "UNLOCK")
+
+    def _set_account_lock(self, login: str, how: str) -> None:
+        """ACCOUNT LOCK or UNLOCK (``how``, a constant) on every row of ``login``'s."""
+        with self.admin_connection() as connection:
+            accounts, params = self._accounts(login, self._own_hosts(connection, login))
+            if accounts:
+                connection.execute(text(f"ALTER USER {', '.join(accounts)} ACCOUNT {how}"), params)
 
     @staticmethod
     def _hosts(connection: Connection, user: str) -> list[str]:
