@@ -11,7 +11,7 @@ view that calls it with the invoker's rights, a procedure that grants
 everything, a trigger that records who fired it) gains nothing, whatever is
 copied: the witness table the planted code writes to never names anyone but a
 database's own login. Nor can the trainee plant anything in a copy while it is
-being made.
+being made, and what is made in ANSI_QUOTES mode is copied like the rest.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from dbwrapper.errors import DbWrapperError, Refused
 from tests.conftest import INSTRUCTOR, login_of
 from tests.test_copies import copies  # noqa: F401 (a fixture: a pool filled by the test, emptied after)
 from tests.test_courses import FRANCHISE
+from tests.test_isolation import shown_credentials
 from tests.test_snapshots import course_database
 
 pytestmark = pytest.mark.backend("mysql")
@@ -455,6 +456,75 @@ def test_a_database_with_an_event_is_refused_a_snapshot_that_would_run_it(runtim
         assert "Nothing was changed." in refused.text
     assert rows("mysql", name) == {**FRANCHISE, "orders": FRANCHISE["orders"] - 10}
     assert len(runtime.service.registry.snapshots(runtime.service.registry.database("mysql", name))) == 1
+
+
+#: What a trainee may make in sql_mode ANSI_QUOTES, which quotes names with double quotes.
+ANSI_QUOTED = (
+    "SET SESSION sql_mode = CONCAT(@@SESSION.sql_mode, ',ANSI_QUOTES')",
+    'CREATE TABLE "boxes" ("n" INTEGER)',
+    'CREATE FUNCTION "answer"() RETURNS INTEGER DETERMINISTIC RETURN 42',
+    'CREATE PROCEDURE "add_box"(IN "how_many" INTEGER) INSERT INTO "boxes" VALUES ("how_many")',
+    'CREATE VIEW "answers" AS SELECT "answer"() AS "a", "n" FROM "boxes"',
+    'CREATE TRIGGER "at_least_one" BEFORE INSERT ON "boxes" FOR EACH ROW SET NEW."n" = GREATEST(NEW."n", 1)',
+)
+
+
+def test_what_is_made_in_ansi_quotes_mode_is_copied_whole(runtime, trainee):
+    """MySQL prints a routine (SHOW CREATE, mysqldump) in the sql_mode it was made in, and a
+    trigger's definer likewise: in ANSI_QUOTES, between double quotes (``CREATE
+    DEFINER="login"@"%" FUNCTION "answer"``). A snapshot, a revert, a course made from the
+    database and a copy of that course carry all of it, and it works for the copy's login."""
+    alice = trainee()
+    page = alice.get("/dbi/create_my_db", params={"db_type": "mysql"})
+    assert page.status_code == 200, page.text
+    credentials = shown_credentials(page.text)
+    name = make_url(credentials["url"]).database
+    where = {"db_type": "mysql", "name": name}
+    engine = as_login(credentials["url"])
+    instructor = Actor(runtime.accounts.get(INSTRUCTOR))
+    course = f"quoted_{uuid.uuid4().hex[:8]}"
+    copy = f"{course}_copy"
+    try:
+        execute(engine, *ANSI_QUOTED, "CALL add_box(0)")
+        taken = alice.post("/snapshots/take", data=where)
+        assert taken.status_code == 200, taken.text
+        (snapshot,) = runtime.service.registry.snapshots(runtime.service.registry.database("mysql", name))
+        execute(engine, "DROP VIEW answers", "DROP TRIGGER at_least_one", "DELETE FROM boxes")
+        reverted = alice.post("/snapshots/revert", data={**where, "snapshot": snapshot.id})
+        assert reverted.status_code == 200, reverted.text
+        assert execute(engine, "CALL add_box(0)", "SELECT a, n FROM answers") == [(42, 1), (42, 1)]
+
+        runtime.courses.add_from(instructor, course, "", {}, {"mysql": name})
+        made = runtime.service.create(instructor, "mysql", copy, course=course)
+        assert how_made(runtime, copy) == "copy"
+        copy_engine = as_login(made.credentials.url)
+        assert execute(copy_engine, "CALL add_box(0)", "SELECT a, n FROM answers") == [(42, 1)] * 3
+        copy_engine.dispose()
+    finally:
+        engine.dispose()
+        if runtime.service.registry.database("mysql", copy) is not None:
+            runtime.service.destroy(instructor, "mysql", copy)
+
+
+def test_a_server_that_quotes_names_with_double_quotes_by_default_copies_all_the_same(runtime, trainee, admin, rows):
+    """A server may give every session ANSI_QUOTES (``sql_mode = ANSI`` in its options), and
+    then prints tables and views with double quotes too, which the copies do not read: the
+    super-user's sessions leave it out, and a snapshot is the database whole."""
+    backend = runtime.engines.backend("mysql")
+    alice, _, name = course_database(trainee, "mysql")
+    ((default,),) = execute(admin["mysql"], "SELECT @@GLOBAL.sql_mode")
+    try:
+        execute(admin["mysql"], "SET GLOBAL sql_mode = CONCAT(@@GLOBAL.sql_mode, ',ANSI')")
+        backend.dispose()  # sessions start in the server's mode: new ones
+        taken = alice.post("/snapshots/take", data={"db_type": "mysql", "name": name})
+    finally:
+        execute(admin["mysql"], f"SET GLOBAL sql_mode = '{default}'")
+        backend.dispose()
+    assert taken.status_code == 200, taken.text
+    (snapshot,) = runtime.service.registry.snapshots(runtime.service.registry.database("mysql", name))
+    assert rows("mysql", snapshot.name) == FRANCHISE
+    views = f"SELECT TABLE_NAME FROM information_schema.VIEWS WHERE TABLE_SCHEMA = '{snapshot.name}'"
+    assert execute(admin["mysql"], views) == [("low_stock",)]
 
 
 #: What a course, or a trainee, may define beside tables: a function a view calls, a

@@ -31,6 +31,9 @@ ER_NO_SUCH_THREAD = 1094
 ER_KEY_DOES_NOT_EXIST = 1176
 #: "Operation CREATE USER failed": one of the accounts exists already.
 ER_CANNOT_USER = 1396
+#: The sql_mode flags in which the server prints names in double quotes: ANSI_QUOTES, and
+#: the combinations that include it.
+DOUBLE_QUOTING_MODES = frozenset({"ANSI_QUOTES", "ANSI", "DB2", "MAXDB", "MSSQL", "ORACLE", "POSTGRESQL"})
 #: MariaDB stores a schema comment from this version on; MySQL does not at all.
 MARIADB_SCHEMA_COMMENTS = (10, 5)
 #: The statements that drop what a copy cannot carry, by its kind (see mysqlobjects.uncopyable).
@@ -198,14 +201,17 @@ class MySQLBackend(Backend):
         engine.dialect.do_rollback = lambda dbapi_connection: None  # type: ignore[method-assign]
 
         @event.listens_for(engine, "connect")
-        def never_honour_directories(dbapi_connection: Any, record: Any) -> None:
+        def copying_mode(dbapi_connection: Any, record: Any) -> None:
             # A table copied here is made where the server keeps its own, whatever DATA or
             # INDEX DIRECTORY its owner gave it (SHOW CREATE TABLE then leaves them out, and
-            # the server ignores them). Lock waits are bounded by dbwrapper.db.
+            # the server ignores them). And the server prints tables and views with backquotes,
+            # which the copies read, even if its own default quotes names with double quotes.
+            # Lock waits are bounded by dbwrapper.db.
             with dbapi_connection.cursor() as cursor:
-                cursor.execute(
-                    "SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), 'NO_DIR_IN_CREATE')"
-                )
+                cursor.execute("SELECT @@SESSION.sql_mode")
+                (mode,) = cursor.fetchone()
+                kept = [flag for flag in mode.split(",") if flag and flag not in DOUBLE_QUOTING_MODES]
+                cursor.execute("SET SESSION sql_mode = %s", (",".join([*kept, "NO_DIR_IN_CREATE"]),))
 
     def client_command(self, name: str, login: Login | None = None) -> str:
         socket = self.url.query.get("unix_socket")
