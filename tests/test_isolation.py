@@ -1,6 +1,7 @@
 """A trainee's login opens their own database and nothing else, tried with the stock
 ``psql`` and ``mysql`` clients over TCP to 127.0.0.1, as a trainee would: not another
-database, not someone else's account that has the login's name.
+database, not someone else's account that has the login's name, not a directory outside
+the MySQL server's own.
 
 The commands are the ones the trainee's page shows; the password goes in the
 environment (PGPASSWORD, MYSQL_PWD), never on the command line.
@@ -12,15 +13,18 @@ import os
 import shlex
 import shutil
 import subprocess
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import bindparam, text
 from sqlalchemy.engine import make_url
 
-from dbwrapper.config import CONTROL_DATABASE
+from dbwrapper.config import CONTROL_DATABASE, Settings
+from dbwrapper.runtime import Runtime
+from tests.servers import free_port
 
 
 def client(db_type: str) -> str:
@@ -272,6 +276,72 @@ def test_a_login_leaves_alone_an_account_of_its_name_made_later_for_another_host
             left = connection.execute(text("SELECT Host FROM mysql.user WHERE User = :name"), {"name": name})
             assert left.scalars().all() == ["10.1.2.3"]
         assert account() == before
+
+
+def tablespaces(admin, names: set[str]) -> dict[str, str]:
+    """Where the MariaDB server keeps the file of each table named ``database/table``, as it says."""
+    with admin["mysql"].connect() as connection:
+        rows = connection.execute(
+            text("SELECT NAME, FILENAME FROM information_schema.INNODB_SYS_TABLESPACES WHERE NAME IN :names")
+            .bindparams(bindparam("names", expanding=True)), {"names": sorted(names)},
+        )
+        return dict(rows.all())
+
+
+@pytest.mark.backend("mysql")
+def test_a_table_placed_elsewhere_lands_in_the_mysql_servers_own_directory(browser, trainee, runtime, admin, tmp_path):
+    """``CREATE TABLE ... DATA DIRECTORY = '/anywhere'`` needs no privilege: with symbolic links
+    on, MariaDB makes ``/anywhere/<database>/<table>.ibd`` as its own system user, wherever that
+    user may write (another service's directory, another partition). dbwrapper cannot keep a
+    trainee's own session from asking, nor a course's SQL, which runs as the master's login:
+    the server's own option does, and the tests' server runs with it, as dbwrapper asks (see
+    the next test). So a course's table and a trainee's, placed elsewhere, land in its own."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    elsewhere.chmod(0o777)  # the server's own user could write there
+    course = f"placed_{uuid.uuid4().hex[:8]}"
+    sql = f"CREATE TABLE boxes (n INTEGER) DATA DIRECTORY = '{elsewhere}';\nINSERT INTO boxes VALUES (1);\n"
+    added = browser.post("/courses/add", data={"name": course}, files={"mysql_sql": ("placed.sql", sql.encode())})
+    assert added.status_code == 200, added.text
+    try:
+        page = trainee().get("/dbi/create_my_db", params={"db_type": "mysql", "course": course})
+        assert page.status_code == 200, page.text
+        shown = shown_credentials(page.text)
+        own = make_url(shown["url"]).database
+        placed = run_as("mysql", shown, own, f"CREATE TABLE placed (n INTEGER) DATA DIRECTORY = '{elsewhere}'")
+        assert placed.returncode == 0, placed.stderr
+        (master,) = runtime.service.registry.copies("mysql", course, "master")
+
+        tables = {f"{master.name}/boxes", f"{own}/boxes", f"{own}/placed"}
+        assert tablespaces(admin, tables) == {table: f"./{table}.ibd" for table in tables}
+        assert list(elsewhere.iterdir()) == []
+    finally:
+        backend = runtime.engines.backend("mysql")
+        for copy in runtime.service.registry.copies("mysql", course):
+            backend.drop_database(copy.name, copy.name, registered=True)
+            runtime.service.registry.forget_copy(copy)
+
+
+@pytest.mark.backend("mysql")
+def test_a_mysql_server_that_lets_logins_place_files_is_named_at_every_start(
+    runtime, mysql_with_symbolic_links, tmp_path, capsys
+):
+    """A server with symbolic links on breaks the promise above, and only its administrator can
+    change that: every start names it, and the option that does. The tests' own is not named."""
+    other = Runtime(Settings(
+        port=free_port(), backend_urls={"mysql": mysql_with_symbolic_links}, embedded=False,
+        control_url=f"sqlite:///{tmp_path / 'registry.db'}", archive_dir=tmp_path / "archives",
+    ))
+    capsys.readouterr()
+    other.start()
+    try:
+        server = other.engines.backend("mysql").server
+    finally:
+        other.stop()
+    said = capsys.readouterr().out
+    assert f"dbwrapper: the {server} has symbolic links on (have_symlink = YES)" in said, said
+    assert "Start it with --skip-symbolic-links" in said
+    assert runtime.engines.backend("mysql").cautions() == []
 
 
 def test_destroying_a_database_leaves_no_login_behind(two_trainees, db_type, admin):

@@ -415,24 +415,34 @@ def test_a_trigger_that_fires_in_a_copy_leaves_nothing_in_the_super_users_pool(r
     assert set(select_limits_of_the_pool(runtime.engines.backend("mysql"))) <= {NO_SELECT_LIMIT}
 
 
-def test_a_tables_own_data_directory_is_not_honoured_for_the_super_user(runtime, trainee, admin, tmp_path):
-    """A trainee may put a table's file in a directory of their choosing (DATA DIRECTORY);
-    the super-user's copies of it go where the server keeps its own (NO_DIR_IN_CREATE)."""
-    alice, credentials, name = course_database(trainee, "mysql")
+def test_a_tables_own_data_directory_is_not_honoured_for_the_super_user(mysql_with_symbolic_links, tmp_path):
+    """On a server with symbolic links on (dbwrapper warns about one: see tests/test_isolation.py),
+    a login may put a table's file in a directory of its choosing (DATA DIRECTORY); the
+    super-user's copies of it go where the server keeps its own (NO_DIR_IN_CREATE)."""
+    backend = MySQLBackend(mysql_with_symbolic_links)
+    name, snapshot = f"t_{uuid.uuid4().hex[:12]}", f"_dbw_snap_{uuid.uuid4().hex[:12]}"
+    login = Login(name, "a-password-of-the-trainees")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     elsewhere.chmod(0o777)  # the server's own user writes there
-    trainee_engine = as_login(credentials["url"])
-    execute(trainee_engine, f"CREATE TABLE placed (x INTEGER) DATA DIRECTORY = '{elsewhere}'",
-            "INSERT INTO placed VALUES (7)")
-    trainee_engine.dispose()
-    owner = Actor(runtime.accounts.get(alice.user_name))
-    snapshot, _ = runtime.snapshots.take(owner, "mysql", name)
+    backend.create_database(name, login)
+    try:
+        trainee_engine = as_login(backend.database_url(name, login).render_as_string(False))
+        execute(trainee_engine, f"CREATE TABLE placed (x INTEGER) DATA DIRECTORY = '{elsewhere}'",
+                "INSERT INTO placed VALUES (7)")
+        trainee_engine.dispose()
+        backend.take_snapshot(name, snapshot, name)
 
-    (shown,) = execute(admin["mysql"], f"SHOW CREATE TABLE `{snapshot.name}`.placed")
-    assert "DATA DIRECTORY" not in shown[1]
-    assert execute(admin["mysql"], f"SELECT x FROM `{snapshot.name}`.placed") == [(7,)]
-    assert [path.name for path in elsewhere.iterdir()] == [name]  # the trainee's table only
+        with backend.admin_connection() as connection:
+            shown = connection.exec_driver_sql(f"SHOW CREATE TABLE `{snapshot}`.placed").one()[1]
+            copied = connection.exec_driver_sql(f"SELECT x FROM `{snapshot}`.placed").all()
+        assert "DATA DIRECTORY" not in shown
+        assert copied == [(7,)]
+        assert [path.name for path in elsewhere.iterdir()] == [name]  # the trainee's table only
+    finally:
+        backend.drop_database(snapshot, registered=True)
+        backend.drop_database(name, name, registered=True)
+        backend.dispose()
 
 
 def test_a_database_with_an_event_is_refused_a_snapshot_that_would_run_it(runtime, trainee, rows):

@@ -607,6 +607,12 @@ class Backend(ABC):
     def tune_admin_engine(self, engine: Engine) -> None:
         """Adjust the AUTOCOMMIT admin engine to this driver; nothing by default."""
 
+    def cautions(self) -> list[str]:
+        """How this server's own settings break a promise of dbwrapper's, which only its
+        administrator can change: said at every start, as a sentence each. None by default,
+        nor when the server cannot be asked."""
+        return []
+
     def session_options(self) -> dict[str, str]:
         """Driver connection arguments every super-user session starts with; none by default."""
         return {}

@@ -213,6 +213,25 @@ class MySQLBackend(Backend):
                 kept = [flag for flag in mode.split(",") if flag and flag not in DOUBLE_QUOTING_MODES]
                 cursor.execute("SET SESSION sql_mode = %s", (",".join([*kept, "NO_DIR_IN_CREATE"]),))
 
+    def cautions(self) -> list[str]:
+        # DATA DIRECTORY needs no privilege: with symbolic links on, any login's CREATE TABLE
+        # puts a table's file wherever the server's system user may write. dbwrapper keeps its
+        # own sessions from honouring it (NO_DIR_IN_CREATE), but not a trainee's, nor the
+        # course SQL its logins run: only the server's own option does.
+        try:
+            with self.admin_connection() as connection:
+                found = connection.exec_driver_sql("SHOW VARIABLES LIKE 'have_symlink'").first()
+        except (DBAPIError, DbWrapperError):
+            return []
+        if found is None or found[1] != "YES":
+            return []
+        return [
+            f"the {self.server} has symbolic links on (have_symlink = YES), so any login there, every "
+            "trainee's among them, can make it write table files into any directory its system user may "
+            "write to (CREATE TABLE ... DATA DIRECTORY). Start it with --skip-symbolic-links "
+            "(symbolic-links = 0 in its [mysqld] options)."
+        ]
+
     def client_command(self, name: str, login: Login | None = None) -> str:
         socket = self.url.query.get("unix_socket")
         user = login.name if login else self.url.username
