@@ -8,7 +8,8 @@ not already lose:
 * a database recorded as being made (not ready) is dropped with its login:
   nobody was ever shown it;
 * a revert that did not finish is undone: the database gets back what it held
-  before (set aside by the revert, not copied); a half-taken snapshot is dropped;
+  before (set aside by the revert, not copied), and its login the access the
+  revert had shut it out of; a half-taken snapshot is dropped;
 * course copies (masters, spares) that were not finished, or whose database is
   gone, are dropped and forgotten, and so is a database with the copies' prefix
   that the registry does not name at all (a spare whose handout never ended);

@@ -58,6 +58,8 @@ class Runtime:
         nothing and :attr:`reconciled` stays ``None``.
 
         A generated first password is printed here, once: it is in no file and no log.
+        So are the tools archives miss, and what a server's own settings break
+        (:meth:`~dbwrapper.backends.Backend.cautions`), at every start.
         Starting twice does nothing the second time.
         """
         if self._started:
@@ -75,6 +77,9 @@ class Runtime:
                 f"{tool} = \"/path/to/{tool}\" in app.conf's [dbwrapper] section.",
                 flush=True,
             )
+        for backend in self.service.backends():
+            for caution in backend.cautions():
+                print(f"  dbwrapper: {caution}", flush=True)
         self.courses.add_samples()
         password = self.accounts.bootstrap(os.environ.get(INSTRUCTOR_PASSWORD_VARIABLE))
         if password is not None:

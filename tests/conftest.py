@@ -29,7 +29,7 @@ from dbwrapper.backends.base import Login
 from dbwrapper.config import Settings
 from dbwrapper.runtime import INSTRUCTOR_PASSWORD_VARIABLE, Runtime
 from dbwrapper.web.app import mount, server_config
-from tests.servers import SERVERS, free_port, older_postgres_server
+from tests.servers import SERVERS, free_port, older_postgres_server, throwaway_mariadb
 from tests.tcpproxy import TcpProxy, target_of
 
 BACKENDS = ("postgres", "mysql")
@@ -93,6 +93,14 @@ def server_urls() -> Iterator[dict[str, str]]:
 def older_postgres_url() -> Iterator[str]:
     """Super-user URL of a PostgreSQL older than the wheel's tools (see servers.older_postgres_server)."""
     with older_postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def mysql_with_symbolic_links() -> Iterator[str]:
+    """Super-user URL of a throwaway MariaDB with symbolic links on, as dbwrapper warns about
+    (the tests' own server runs without them: see servers.mysql_server)."""
+    with throwaway_mariadb("--symbolic-links") as url:
         yield url
 
 

@@ -11,7 +11,8 @@ a temporary directory that is removed afterwards:
   password (scram-sha-256), and the super-user ``postgres`` has a fresh random
   password, which the yielded URL carries. Under root it runs as the system
   user ``embedded_postgres``, as the product's does.
-- MariaDB comes from the ``mariadbd`` binary of the machine's MariaDB package.
+- MariaDB comes from the ``mariadbd`` binary of the machine's MariaDB package,
+  with symbolic links off, as dbwrapper asks of a MySQL server.
 
 Nothing here skips: a server that cannot be had is an error that says how to
 get one.
@@ -131,10 +132,21 @@ def find_mariadbd() -> str:
 
 @contextmanager
 def mysql_server() -> Iterator[str]:
-    """A MySQL/MariaDB super-user URL, for as long as the context lasts."""
+    """A MySQL/MariaDB super-user URL, for as long as the context lasts.
+
+    The throwaway server runs as dbwrapper asks a MySQL server to run: with symbolic
+    links off, so that no login's CREATE TABLE ... DATA DIRECTORY writes outside its data.
+    """
     if url := os.environ.get(TEST_URL_VARIABLES["mysql"]):
         yield url
         return
+    with throwaway_mariadb("--skip-symbolic-links") as url:
+        yield url
+
+
+@contextmanager
+def throwaway_mariadb(*options: str) -> Iterator[str]:
+    """The super-user URL of a MariaDB started here with ``options``, in a temporary directory."""
     mariadbd = find_mariadbd()
     install_db = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
     if install_db is None:
@@ -156,7 +168,7 @@ def mysql_server() -> Iterator[str]:
                 [mariadbd, "--no-defaults", f"--datadir={data}", f"--socket={socket_path}",
                  f"--port={port}", "--bind-address=127.0.0.1", f"--user={user}",
                  f"--pid-file={base / 'mysqld.pid'}", "--skip-log-bin", "--skip-name-resolve",
-                 "--innodb-buffer-pool-size=64M", "--innodb-log-file-size=16M"],
+                 "--innodb-buffer-pool-size=64M", "--innodb-log-file-size=16M", *options],
                 stdout=log_file, stderr=subprocess.STDOUT,
             )
         try:

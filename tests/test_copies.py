@@ -21,7 +21,7 @@ from dbwrapper.errors import Forbidden, InvalidInput
 from dbwrapper.registry import CourseCopy
 from tests.conftest import INSTRUCTOR, login_of
 from tests.test_courses import FRANCHISE
-from tests.test_isolation import run_as
+from tests.test_isolation import run_as, someone_elses_account
 
 DEFINER = re.compile(r"DEFINER=\S+ ")
 
@@ -128,6 +128,28 @@ def test_a_spare_from_the_pool_is_handed_over_by_renaming_it(
     assert changed.returncode == 0, changed.stderr  # the trainee owns what came with it
 
     assert copies.top_up(backend, "franchise", runtime.service.course_sql("franchise", backend)) == 1
+
+
+def test_a_handout_never_takes_over_an_account_named_like_the_trainees_database(
+    runtime, db_type, trainee, copies, admin, catalog
+):
+    """A handout gives the trainee's database a login of its name: PostgreSQL renames the
+    spare's role to it, MySQL makes it. A role or account of that name that is someone
+    else's makes the handout a 409, as it makes a copy one (tests/test_isolation.py), and
+    that account stays as it was."""
+    backend = runtime.engines.backend(db_type)
+    copies.top_up(backend, "franchise", runtime.service.course_sql("franchise", backend))
+    alice = trainee()
+    name = f"{alice.user_name}_ops"
+    with someone_elses_account(admin, db_type, name) as account:
+        before = account()
+        refused = alice.get("/dbi/create_my_db", params={"db_type": db_type, "name": name, "course": "franchise"})
+        assert refused.status_code == 409, refused.text
+        assert f"named {name} exists already" in refused.text
+        assert runtime.service.registry.copies(db_type, "franchise", "spare") == []  # the handout was tried
+        assert name not in catalog(db_type)
+        assert runtime.service.registry.database(db_type, name) is None
+        assert account() == before
 
 
 def test_an_empty_pool_falls_back_to_a_copy(runtime, db_type, db_name, instructor):

@@ -141,7 +141,7 @@ def test_killed_in_the_middle_of_a_class(runtime, crashing, db_type, tmp_path, c
         runtime.accounts.remove(name, by="tests")
 
 
-@pytest.mark.parametrize("step", ["set aside", "copy back"])
+@pytest.mark.parametrize("step", ["sessions ended", "set aside", "copy back"])
 def test_killed_in_the_middle_of_a_revert(runtime, crashing, db_type, db_name, catalog, step, as_owner, rows):
     instructor = Actor(runtime.accounts.get(INSTRUCTOR))
     runtime.service.create(instructor, db_type, db_name, course="franchise")
@@ -152,8 +152,10 @@ def test_killed_in_the_middle_of_a_revert(runtime, crashing, db_type, db_name, c
     # CREATE DATABASE is about to run (the first is the registry's, at start); MySQL once its
     # tables and views are moved aside, as the snapshot is about to be copied in.
     # "set aside": while it is being set aside (MySQL: tables moved, views not yet made again;
-    # PostgreSQL: before the renaming transaction).
+    # PostgreSQL: before the renaming transaction). "sessions ended": before anything is set
+    # aside, but with the login shut out already (MySQL locks it while root copies in).
     where, method, after = {
+        (db_type, "sessions ended"): (BACKEND_CLASS[db_type], "end_sessions", 0),
         ("postgres", "copy back"): (BACKEND_CLASS["postgres"], "create", 1),
         ("mysql", "copy back"): (BACKEND_CLASS["mysql"], "copy_content", 0),
         ("postgres", "set aside"): (BACKEND_CLASS["postgres"], "set_aside", 0),
@@ -166,7 +168,8 @@ def test_killed_in_the_middle_of_a_revert(runtime, crashing, db_type, db_name, c
     report = runtime.reconciler.run()
     assert f"{db_type}:{db_name}" in report.put_back
     # The revert did not happen: the database holds what it held, work included, and nothing
-    # is lost; the snapshot is still there to revert to.
+    # is lost; the snapshot is still there to revert to. Its login is let in again: the rows
+    # are counted as it.
     assert rows(db_type, db_name) == {**FRANCHISE, "orders": 0}
     assert_registry_matches_servers(runtime, db_type)
     _, _, kept = runtime.snapshots.list(instructor, db_type, db_name)

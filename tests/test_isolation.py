@@ -1,5 +1,7 @@
 """A trainee's login opens their own database and nothing else, tried with the stock
-``psql`` and ``mysql`` clients over TCP to 127.0.0.1, as a trainee would.
+``psql`` and ``mysql`` clients over TCP to 127.0.0.1, as a trainee would: not another
+database, not someone else's account that has the login's name, not a directory outside
+the MySQL server's own.
 
 The commands are the ones the trainee's page shows; the password goes in the
 environment (PGPASSWORD, MYSQL_PWD), never on the command line.
@@ -13,18 +15,20 @@ import shutil
 import subprocess
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg2
 import pytest
-from sqlalchemy import text
+from sqlalchemy import bindparam, text
 from sqlalchemy.engine import make_url
 
 from dbwrapper.accounts import Actor
-from dbwrapper.config import CONTROL_DATABASE
+from dbwrapper.config import CONTROL_DATABASE, Settings
+from dbwrapper.runtime import Runtime
 from tests.conftest import INSTRUCTOR, login_of
+from tests.servers import free_port
 
 
 def client(db_type: str) -> str:
@@ -197,6 +201,151 @@ def test_an_anonymous_user_does_not_shadow_the_trainees_login(trainee, admin, ho
     finally:
         with admin["mysql"].connect() as connection:
             connection.execute(text("DROP USER IF EXISTS ''@:host"), {"host": host})
+
+
+#: Someone else's account with a name a trainee may give a database (their prefix): an
+#: operator's, made by hand. On MySQL for one host, with a right of its own; on PostgreSQL a role.
+FOREIGN_ACCOUNT = {
+    "mysql": ("CREATE USER '{name}'@'10.1.2.3' IDENTIFIED BY 'the-operators-secret'",
+              "GRANT PROCESS ON *.* TO '{name}'@'10.1.2.3'"),
+    "postgres": ("CREATE ROLE \"{name}\" LOGIN PASSWORD 'the-operators-secret'",),
+}
+#: What the server holds of that account: its password (hashed), its rights, whether it is locked.
+FOREIGN_ACCOUNT_STATE = {
+    "mysql": ("SHOW CREATE USER '{name}'@'10.1.2.3'", "SHOW GRANTS FOR '{name}'@'10.1.2.3'"),
+    "postgres": ("SELECT rolpassword, rolcanlogin, rolconnlimit FROM pg_catalog.pg_authid WHERE rolname = '{name}'",),
+}
+
+
+@contextmanager
+def someone_elses_account(admin, db_type: str, name: str) -> Iterator[Callable[[], list[tuple]]]:
+    """An account named ``name`` that dbwrapper did not make (see FOREIGN_ACCOUNT), removed
+    afterwards; yields what the server holds of it now, so that a test can tell it was left alone."""
+    with admin[db_type].connect() as connection:
+        for statement in FOREIGN_ACCOUNT[db_type]:
+            connection.exec_driver_sql(statement.format(name=name))
+
+    def state() -> list[tuple]:
+        with admin[db_type].connect() as connection:
+            return [tuple(row) for query in FOREIGN_ACCOUNT_STATE[db_type]
+                    for row in connection.exec_driver_sql(query.format(name=name))]
+
+    try:
+        yield state
+    finally:
+        with admin[db_type].connect() as connection:
+            connection.exec_driver_sql(
+                f"DROP USER IF EXISTS '{name}'@'10.1.2.3'" if db_type == "mysql" else f'DROP ROLE IF EXISTS "{name}"'
+            )
+
+
+def test_a_database_is_never_named_like_an_account_it_would_take_over(trainee, runtime, admin, db_type, catalog):
+    """A database's login is named like it, and trainees choose names (with their prefix). A
+    MySQL account is a user name *and* a host: one the server has for another host (an
+    operator's 'alice_ops'@'10.1.2.3') would get the login's password, its grant and, with the
+    database, its DROP USER. A PostgreSQL role of that name would be the login. So such a
+    database is refused with a 409 that says why, nothing of it is left, and the account is
+    as it was."""
+    alice = trainee()
+    name = f"{alice.user_name}_ops"
+    with someone_elses_account(admin, db_type, name) as account:
+        before = account()
+        refused = alice.get("/dbi/create_my_db", params={"db_type": db_type, "name": name})
+        assert refused.status_code == 409, refused.text
+        assert f"named {name} exists already" in refused.text and "Choose another name" in refused.text
+        assert name not in catalog(db_type)
+        assert runtime.service.registry.database(db_type, name) is None
+        assert account() == before
+
+
+@pytest.mark.backend("mysql")
+def test_a_login_leaves_alone_an_account_of_its_name_made_later_for_another_host(trainee, runtime, admin, as_owner):
+    """Once a login is made, an account someone makes for another host under its user name is
+    not the login's: working as the login (which sets its password again first), shutting it
+    out for a revert and destroying its database leave that account as it was, and remove only
+    the login's own rows."""
+    alice = trainee()
+    assert alice.get("/dbi/create_my_db", params={"db_type": "mysql"}).status_code == 200
+    name = f"{alice.user_name}_{runtime.settings.port}"
+    where = {"db_type": "mysql", "name": name}
+    with someone_elses_account(admin, "mysql", name) as account:
+        before = account()
+        with as_owner("mysql", name) as connection:
+            connection.exec_driver_sql("CREATE TABLE boxes (n INTEGER)")
+        assert alice.post("/snapshots/take", data=where).status_code == 200
+        (snapshot,) = runtime.service.registry.snapshots(runtime.service.registry.database("mysql", name))
+        assert alice.post("/snapshots/revert", data={**where, "snapshot": snapshot.id}).status_code == 200
+        assert alice.post("/dbi/destroy_my_db", data=where).status_code == 200
+        with admin["mysql"].connect() as connection:
+            left = connection.execute(text("SELECT Host FROM mysql.user WHERE User = :name"), {"name": name})
+            assert left.scalars().all() == ["10.1.2.3"]
+        assert account() == before
+
+
+def tablespaces(admin, names: set[str]) -> dict[str, str]:
+    """Where the MariaDB server keeps the file of each table named ``database/table``, as it says."""
+    with admin["mysql"].connect() as connection:
+        rows = connection.execute(
+            text("SELECT NAME, FILENAME FROM information_schema.INNODB_SYS_TABLESPACES WHERE NAME IN :names")
+            .bindparams(bindparam("names", expanding=True)), {"names": sorted(names)},
+        )
+        return dict(rows.all())
+
+
+@pytest.mark.backend("mysql")
+def test_a_table_placed_elsewhere_lands_in_the_mysql_servers_own_directory(browser, trainee, runtime, admin, tmp_path):
+    """``CREATE TABLE ... DATA DIRECTORY = '/anywhere'`` needs no privilege: with symbolic links
+    on, MariaDB makes ``/anywhere/<database>/<table>.ibd`` as its own system user, wherever that
+    user may write (another service's directory, another partition). dbwrapper cannot keep a
+    trainee's own session from asking, nor a course's SQL, which runs as the master's login:
+    the server's own option does, and the tests' server runs with it, as dbwrapper asks (see
+    the next test). So a course's table and a trainee's, placed elsewhere, land in its own."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    elsewhere.chmod(0o777)  # the server's own user could write there
+    course = f"placed_{uuid.uuid4().hex[:8]}"
+    sql = f"CREATE TABLE boxes (n INTEGER) DATA DIRECTORY = '{elsewhere}';\nINSERT INTO boxes VALUES (1);\n"
+    added = browser.post("/courses/add", data={"name": course}, files={"mysql_sql": ("placed.sql", sql.encode())})
+    assert added.status_code == 200, added.text
+    try:
+        page = trainee().get("/dbi/create_my_db", params={"db_type": "mysql", "course": course})
+        assert page.status_code == 200, page.text
+        shown = shown_credentials(page.text)
+        own = make_url(shown["url"]).database
+        placed = run_as("mysql", shown, own, f"CREATE TABLE placed (n INTEGER) DATA DIRECTORY = '{elsewhere}'")
+        assert placed.returncode == 0, placed.stderr
+        (master,) = runtime.service.registry.copies("mysql", course, "master")
+
+        tables = {f"{master.name}/boxes", f"{own}/boxes", f"{own}/placed"}
+        assert tablespaces(admin, tables) == {table: f"./{table}.ibd" for table in tables}
+        assert list(elsewhere.iterdir()) == []
+    finally:
+        backend = runtime.engines.backend("mysql")
+        for copy in runtime.service.registry.copies("mysql", course):
+            backend.drop_database(copy.name, copy.name, registered=True)
+            runtime.service.registry.forget_copy(copy)
+
+
+@pytest.mark.backend("mysql")
+def test_a_mysql_server_that_lets_logins_place_files_is_named_at_every_start(
+    runtime, mysql_with_symbolic_links, tmp_path, capsys
+):
+    """A server with symbolic links on breaks the promise above, and only its administrator can
+    change that: every start names it, and the option that does. The tests' own is not named."""
+    other = Runtime(Settings(
+        port=free_port(), backend_urls={"mysql": mysql_with_symbolic_links}, embedded=False,
+        control_url=f"sqlite:///{tmp_path / 'registry.db'}", archive_dir=tmp_path / "archives",
+    ))
+    capsys.readouterr()
+    other.start()
+    try:
+        server = other.engines.backend("mysql").server
+    finally:
+        other.stop()
+    said = capsys.readouterr().out
+    assert f"dbwrapper: the {server} has symbolic links on (have_symlink = YES)" in said, said
+    assert "Start it with --skip-symbolic-links" in said
+    assert runtime.engines.backend("mysql").cautions() == []
 
 
 def test_destroying_a_database_leaves_no_login_behind(two_trainees, db_type, admin):

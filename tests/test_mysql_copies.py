@@ -10,27 +10,36 @@ server if the super-user ran it (a function that writes into ``mysql.db``, a
 view that calls it with the invoker's rights, a procedure that grants
 everything, a trigger that records who fired it) gains nothing, whatever is
 copied: the witness table the planted code writes to never names anyone but a
-database's own login.
+database's own login. Nor can the trainee plant anything in a copy while it is
+being made, and what is made in ANSI_QUOTES mode is copied like the rest.
 """
 
 from __future__ import annotations
 
+import re
+import threading
+import time
 import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager, suppress
 from decimal import Decimal
 
+import pymysql
 import pytest
 from sqlalchemy import Engine, create_engine
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from dbwrapper.accounts import Actor
+from dbwrapper.backends import mysql
 from dbwrapper.backends.base import Login
 from dbwrapper.backends.mysql import MySQLBackend
 from dbwrapper.errors import DbWrapperError, Refused
-from tests.conftest import INSTRUCTOR
+from tests.conftest import INSTRUCTOR, login_of
 from tests.test_copies import copies  # noqa: F401 (a fixture: a pool filled by the test, emptied after)
 from tests.test_courses import FRANCHISE
+from tests.test_isolation import shown_credentials
 from tests.test_snapshots import course_database
 
 pytestmark = pytest.mark.backend("mysql")
@@ -278,24 +287,162 @@ def test_a_table_swapped_for_a_view_while_it_is_copied_is_refused_and_runs_nothi
         trainee_engine.dispose()
 
 
-def test_a_tables_own_data_directory_is_not_honoured_for_the_super_user(runtime, trainee, admin, tmp_path):
-    """A trainee may put a table's file in a directory of their choosing (DATA DIRECTORY);
-    the super-user's copies of it go where the server keeps its own (NO_DIR_IN_CREATE)."""
+#: A MySQL session's sql_select_limit when nobody changed it.
+NO_SELECT_LIMIT = 2**64 - 1
+#: The trainee's trigger: it notes whose session fired it (in a table copied before boxes),
+#: and leaves that session answering one row per SELECT from then on.
+POISON = ("CREATE TRIGGER poison BEFORE INSERT ON boxes FOR EACH ROW BEGIN "
+          "INSERT INTO a_witness VALUES (USER()); SET @@SESSION.sql_select_limit = 1; END")
+ER_NO_SUCH_TABLE = 1146
+ER_TRG_ALREADY_EXISTS = 1359
+
+
+@contextmanager
+def planting(url: URL, statement: str) -> Iterator[list[bool]]:
+    """A trainee's programs running ``statement`` as their own login over and over, logging in
+    again whenever their sessions are ended or refused, until it succeeds; yields a list that
+    is non-empty once it did."""
+    planted: list[bool] = []
+    stop = threading.Event()
+
+    def plant() -> None:
+        while not stop.is_set() and not planted:
+            try:
+                session = pymysql.connect(host=url.host, port=url.port, user=url.username,
+                                          password=url.password, database=url.database, autocommit=True)
+            except pymysql.err.MySQLError:
+                continue  # refused (shut out): try again
+            try:
+                with session.cursor() as cursor:
+                    while not stop.is_set() and not planted:
+                        try:
+                            cursor.execute(statement)
+                            planted.append(True)
+                        except pymysql.err.MySQLError as error:
+                            if error.args[0] == ER_TRG_ALREADY_EXISTS:
+                                planted.append(True)
+                            elif error.args[0] != ER_NO_SUCH_TABLE:
+                                break  # ended by the revert: log in again
+            finally:
+                with suppress(pymysql.err.MySQLError):
+                    session.close()
+
+    threads = [threading.Thread(target=plant, daemon=True) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        yield planted
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+
+
+def fired_by(admin: Engine, name: str) -> list[str]:
+    """Whose sessions fired POISON in database ``name``."""
+    return [who for who, in execute(admin, f"SELECT who FROM `{name}`.a_witness")]
+
+
+def select_limits_of_the_pool(backend: MySQLBackend) -> list[int]:
+    """sql_select_limit in every idle session of the super-user's pool (then set back, so
+    that the tests after this one get the pool as it was)."""
+    with ExitStack() as held:  # all at once, so that each is a different session
+        sessions = [held.enter_context(backend.admin_connection()) for _ in range(backend._admin.pool.checkedin())]
+        limits = [session.exec_driver_sql("SELECT @@SESSION.sql_select_limit").scalar_one() for session in sessions]
+        for session in sessions:
+            session.exec_driver_sql("SET SESSION sql_select_limit = DEFAULT")
+    return limits
+
+
+def test_a_revert_never_fires_a_trainees_trigger_in_the_super_users_session(runtime, trainee, admin, as_owner):
+    """A revert copies the snapshot back table by table as the super-user: CREATE TABLE in the
+    trainee's own database, then INSERT ... SELECT into it. Were the trainee's login to open
+    that database meanwhile, a program of theirs that keeps asking for a trigger on the table
+    would get it between the two statements (its request waits for the CREATE's lock and is
+    served before the INSERT), and MySQL fires a trigger in the session of whoever inserts:
+    the super-user's pooled session, where what it sets (sql_select_limit, lock_wait_timeout,
+    transaction_read_only ...) stays for the requests of everyone that session serves next.
+    So the login is shut out (ACCOUNT LOCK) and its sessions ended until the revert is done."""
+    alice = trainee()
+    assert alice.get("/dbi/create_my_db", params={"db_type": "mysql"}).status_code == 200
+    name = f"{alice.user_name}_{runtime.settings.port}"
+    with as_owner("mysql", name) as connection:
+        connection.exec_driver_sql("CREATE TABLE a_witness (who VARCHAR(300))")
+        connection.exec_driver_sql("CREATE TABLE boxes (n INTEGER)")
+        connection.exec_driver_sql("INSERT INTO boxes VALUES (1), (2), (3)")
+    where = {"db_type": "mysql", "name": name}
+    assert alice.post("/snapshots/take", data={**where, "label": "before the exercise"}).status_code == 200
+    (snapshot,) = runtime.service.registry.snapshots(runtime.service.registry.database("mysql", name))
+    with as_owner("mysql", name) as connection:
+        connection.exec_driver_sql("DROP TABLE boxes")  # the exercise went wrong: revert
+
+    backend = runtime.engines.backend("mysql")
+    with planting(backend.database_url(name, login_of(runtime, "mysql", name)), POISON) as planted:
+        reverted = alice.post("/snapshots/revert", data={**where, "snapshot": snapshot.id})
+        assert reverted.status_code == 200, reverted.text
+        let_in_by = time.monotonic() + 20  # the trainee's programs get in again, and plant it now
+        while not planted and time.monotonic() < let_in_by:
+            time.sleep(0.05)
+    assert planted, "the trainee's login was not let in again after the revert"
+
+    assert fired_by(admin["mysql"], name) == [], "the trainee's trigger fired in the revert's copy"
+    assert set(select_limits_of_the_pool(backend)) <= {NO_SELECT_LIMIT}
+
+
+def test_a_trigger_that_fires_in_a_copy_leaves_nothing_in_the_super_users_pool(runtime, trainee, admin, monkeypatch):
+    """Were a trigger ever to fire in a copy of the super-user's (none can: its tables have none
+    while they are filled, and nobody else reaches them), what it sets in the session would
+    still serve nobody: the session that ran the copy's INSERTs is closed, not pooled. Planted
+    here by the tests' own super-user, between the snapshot's CREATE TABLE and its INSERT."""
     alice, credentials, name = course_database(trainee, "mysql")
+    trainee_engine = as_login(credentials["url"])
+    execute(trainee_engine, "CREATE TABLE a_witness (who VARCHAR(300))", "CREATE TABLE boxes (n INTEGER)",
+            "INSERT INTO boxes VALUES (1)")
+    trainee_engine.dispose()
+    run = mysql.verbatim
+
+    def poisoned_after_making_boxes(connection, statement: str) -> None:
+        run(connection, statement)
+        if made := re.match(r"CREATE TABLE `(_dbw_snap_\w+)`\.`boxes`", statement):
+            root = create_engine(admin["mysql"].url.set(database=made.group(1)), poolclass=NullPool)
+            execute(root, POISON)  # in a session of its own, not in the snapshot when it is dropped
+            root.dispose()
+
+    monkeypatch.setattr(mysql, "verbatim", poisoned_after_making_boxes)
+    snapshot, _ = runtime.snapshots.take(Actor(runtime.accounts.get(alice.user_name)), "mysql", name)
+    fired = [who.split("@")[0] for who in fired_by(admin["mysql"], snapshot.name)]
+    assert fired == [admin["mysql"].url.username]  # it did fire, in the super-user's session
+    assert set(select_limits_of_the_pool(runtime.engines.backend("mysql"))) <= {NO_SELECT_LIMIT}
+
+
+def test_a_tables_own_data_directory_is_not_honoured_for_the_super_user(mysql_with_symbolic_links, tmp_path):
+    """On a server with symbolic links on (dbwrapper warns about one: see tests/test_isolation.py),
+    a login may put a table's file in a directory of its choosing (DATA DIRECTORY); the
+    super-user's copies of it go where the server keeps its own (NO_DIR_IN_CREATE)."""
+    backend = MySQLBackend(mysql_with_symbolic_links)
+    name, snapshot = f"t_{uuid.uuid4().hex[:12]}", f"_dbw_snap_{uuid.uuid4().hex[:12]}"
+    login = Login(name, "a-password-of-the-trainees")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     elsewhere.chmod(0o777)  # the server's own user writes there
-    trainee_engine = as_login(credentials["url"])
-    execute(trainee_engine, f"CREATE TABLE placed (x INTEGER) DATA DIRECTORY = '{elsewhere}'",
-            "INSERT INTO placed VALUES (7)")
-    trainee_engine.dispose()
-    owner = Actor(runtime.accounts.get(alice.user_name))
-    snapshot, _ = runtime.snapshots.take(owner, "mysql", name)
+    backend.create_database(name, login)
+    try:
+        trainee_engine = as_login(backend.database_url(name, login).render_as_string(False))
+        execute(trainee_engine, f"CREATE TABLE placed (x INTEGER) DATA DIRECTORY = '{elsewhere}'",
+                "INSERT INTO placed VALUES (7)")
+        trainee_engine.dispose()
+        backend.take_snapshot(name, snapshot, name)
 
-    (shown,) = execute(admin["mysql"], f"SHOW CREATE TABLE `{snapshot.name}`.placed")
-    assert "DATA DIRECTORY" not in shown[1]
-    assert execute(admin["mysql"], f"SELECT x FROM `{snapshot.name}`.placed") == [(7,)]
-    assert [path.name for path in elsewhere.iterdir()] == [name]  # the trainee's table only
+        with backend.admin_connection() as connection:
+            shown = connection.exec_driver_sql(f"SHOW CREATE TABLE `{snapshot}`.placed").one()[1]
+            copied = connection.exec_driver_sql(f"SELECT x FROM `{snapshot}`.placed").all()
+        assert "DATA DIRECTORY" not in shown
+        assert copied == [(7,)]
+        assert [path.name for path in elsewhere.iterdir()] == [name]  # the trainee's table only
+    finally:
+        backend.drop_database(snapshot, registered=True)
+        backend.drop_database(name, name, registered=True)
+        backend.dispose()
 
 
 def test_a_database_with_an_event_is_refused_a_snapshot_that_would_run_it(runtime, trainee, rows):
@@ -319,6 +466,75 @@ def test_a_database_with_an_event_is_refused_a_snapshot_that_would_run_it(runtim
         assert "Nothing was changed." in refused.text
     assert rows("mysql", name) == {**FRANCHISE, "orders": FRANCHISE["orders"] - 10}
     assert len(runtime.service.registry.snapshots(runtime.service.registry.database("mysql", name))) == 1
+
+
+#: What a trainee may make in sql_mode ANSI_QUOTES, which quotes names with double quotes.
+ANSI_QUOTED = (
+    "SET SESSION sql_mode = CONCAT(@@SESSION.sql_mode, ',ANSI_QUOTES')",
+    'CREATE TABLE "boxes" ("n" INTEGER)',
+    'CREATE FUNCTION "answer"() RETURNS INTEGER DETERMINISTIC RETURN 42',
+    'CREATE PROCEDURE "add_box"(IN "how_many" INTEGER) INSERT INTO "boxes" VALUES ("how_many")',
+    'CREATE VIEW "answers" AS SELECT "answer"() AS "a", "n" FROM "boxes"',
+    'CREATE TRIGGER "at_least_one" BEFORE INSERT ON "boxes" FOR EACH ROW SET NEW."n" = GREATEST(NEW."n", 1)',
+)
+
+
+def test_what_is_made_in_ansi_quotes_mode_is_copied_whole(runtime, trainee):
+    """MySQL prints a routine (SHOW CREATE, mysqldump) in the sql_mode it was made in, and a
+    trigger's definer likewise: in ANSI_QUOTES, between double quotes (``CREATE
+    DEFINER="login"@"%" FUNCTION "answer"``). A snapshot, a revert, a course made from the
+    database and a copy of that course carry all of it, and it works for the copy's login."""
+    alice = trainee()
+    page = alice.get("/dbi/create_my_db", params={"db_type": "mysql"})
+    assert page.status_code == 200, page.text
+    credentials = shown_credentials(page.text)
+    name = make_url(credentials["url"]).database
+    where = {"db_type": "mysql", "name": name}
+    engine = as_login(credentials["url"])
+    instructor = Actor(runtime.accounts.get(INSTRUCTOR))
+    course = f"quoted_{uuid.uuid4().hex[:8]}"
+    copy = f"{course}_copy"
+    try:
+        execute(engine, *ANSI_QUOTED, "CALL add_box(0)")
+        taken = alice.post("/snapshots/take", data=where)
+        assert taken.status_code == 200, taken.text
+        (snapshot,) = runtime.service.registry.snapshots(runtime.service.registry.database("mysql", name))
+        execute(engine, "DROP VIEW answers", "DROP TRIGGER at_least_one", "DELETE FROM boxes")
+        reverted = alice.post("/snapshots/revert", data={**where, "snapshot": snapshot.id})
+        assert reverted.status_code == 200, reverted.text
+        assert execute(engine, "CALL add_box(0)", "SELECT a, n FROM answers") == [(42, 1), (42, 1)]
+
+        runtime.courses.add_from(instructor, course, "", {}, {"mysql": name})
+        made = runtime.service.create(instructor, "mysql", copy, course=course)
+        assert how_made(runtime, copy) == "copy"
+        copy_engine = as_login(made.credentials.url)
+        assert execute(copy_engine, "CALL add_box(0)", "SELECT a, n FROM answers") == [(42, 1)] * 3
+        copy_engine.dispose()
+    finally:
+        engine.dispose()
+        if runtime.service.registry.database("mysql", copy) is not None:
+            runtime.service.destroy(instructor, "mysql", copy)
+
+
+def test_a_server_that_quotes_names_with_double_quotes_by_default_copies_all_the_same(runtime, trainee, admin, rows):
+    """A server may give every session ANSI_QUOTES (``sql_mode = ANSI`` in its options), and
+    then prints tables and views with double quotes too, which the copies do not read: the
+    super-user's sessions leave it out, and a snapshot is the database whole."""
+    backend = runtime.engines.backend("mysql")
+    alice, _, name = course_database(trainee, "mysql")
+    ((default,),) = execute(admin["mysql"], "SELECT @@GLOBAL.sql_mode")
+    try:
+        execute(admin["mysql"], "SET GLOBAL sql_mode = CONCAT(@@GLOBAL.sql_mode, ',ANSI')")
+        backend.dispose()  # sessions start in the server's mode: new ones
+        taken = alice.post("/snapshots/take", data={"db_type": "mysql", "name": name})
+    finally:
+        execute(admin["mysql"], f"SET GLOBAL sql_mode = '{default}'")
+        backend.dispose()
+    assert taken.status_code == 200, taken.text
+    (snapshot,) = runtime.service.registry.snapshots(runtime.service.registry.database("mysql", name))
+    assert rows("mysql", snapshot.name) == FRANCHISE
+    views = f"SELECT TABLE_NAME FROM information_schema.VIEWS WHERE TABLE_SCHEMA = '{snapshot.name}'"
+    assert execute(admin["mysql"], views) == [("low_stock",)]
 
 
 #: What a course, or a trainee, may define beside tables: a function a view calls, a

@@ -121,6 +121,8 @@ class Backend(ABC):
     dialects: ClassVar[frozenset[str]]
     #: Databases that belong to the server itself and are never created or dropped here.
     system_databases: ClassVar[frozenset[str]]
+    #: What the server calls what a login is made as: ``PostgreSQL role``, ``MySQL account``.
+    login_kind: ClassVar[str]
 
     def __init__(
         self, url: str | URL, client_url: str | URL | None = None, *,
@@ -285,11 +287,17 @@ class Backend(ABC):
                 if login is not None:
                     self.create_login(connection, login)
                     made_login = True
-                    self.grant(connection, login, name, quoted)
+            # The content is copied before the login may open the database, so that nothing
+            # of the login's (a trigger planted meanwhile) can run in the super-user's copy;
+            # the login exists already, as PostgreSQL's REASSIGN OWNED needs it.
             if source is not None:
                 action = f"copy {source.name} into {name}"
                 with long_deadline():
                     self.copy_content(source, name, login.name if login else source.owner)
+            if login is not None:
+                action = f"give {name} to {login.name}"
+                with self.admin_connection() as connection:
+                    self.grant(connection, login, name, quoted)
         except (DBAPIError, DbWrapperError) as error:
             self._undo_create(name, quoted, login.name if made_login and login else None)
             if isinstance(error, DBAPIError):
@@ -395,33 +403,44 @@ class Backend(ABC):
 
         What it holds is first set aside as the new database ``before``, moved
         rather than copied; if copying the snapshot in then fails, it is put back.
-        The sessions on it are ended first; returns how many.
+        Meanwhile the owner's login is shut out (:meth:`shut_out`) and its sessions
+        are ended; returns how many. Whatever happens, the login is let in again at
+        the end, and after a crash by :meth:`put_back_database`.
         """
         try:
             with self._translated(f"revert {name}"):
                 self.check_copyable(name)
-                ended = self.end_sessions(name, owner)
+                self.shut_out(owner)
                 try:
-                    self.set_aside(name, before, owner)
-                    with long_deadline():
-                        self.copy_back(snapshot, name, owner)
-                except (DBAPIError, DbWrapperError):
-                    if self.exists(before):  # something was set aside: it goes back
-                        self.put_back(name, before, owner)
-                    raise
+                    ended = self.end_sessions(name, owner)
+                    try:
+                        self.set_aside(name, before, owner)
+                        with long_deadline():
+                            self.copy_back(snapshot, name, owner)
+                    except (DBAPIError, DbWrapperError):
+                        if self.exists(before):  # something was set aside: it goes back
+                            self.put_back(name, before, owner)
+                        raise
+                finally:
+                    self.let_in(owner)
                 return ended
         finally:
             self._listing = None
 
     def put_back_database(self, name: str, before: str, owner: str) -> None:
-        """Undo a revert a crash interrupted: ``name`` gets back what was set aside as ``before``.
+        """Undo a revert a crash interrupted: ``name`` gets back what was set aside as ``before``,
+        and its owner's login is let in again.
 
-        Nothing to do if the revert had not set anything aside yet.
+        Nothing to put back if the revert had not set anything aside yet; the
+        login is let in all the same, as the revert may have shut it out already.
         """
         try:
             with self._translated(f"put {name} back as it was"):
-                if self.exists(before):
-                    self.put_back(name, before, owner)
+                try:
+                    if self.exists(before):
+                        self.put_back(name, before, owner)
+                finally:
+                    self.let_in(owner)
         finally:
             self._listing = None
 
@@ -588,6 +607,12 @@ class Backend(ABC):
     def tune_admin_engine(self, engine: Engine) -> None:
         """Adjust the AUTOCOMMIT admin engine to this driver; nothing by default."""
 
+    def cautions(self) -> list[str]:
+        """How this server's own settings break a promise of dbwrapper's, which only its
+        administrator can change: said at every start, as a sentence each. None by default,
+        nor when the server cannot be asked."""
+        return []
+
     def session_options(self) -> dict[str, str]:
         """Driver connection arguments every super-user session starts with; none by default."""
         return {}
@@ -633,6 +658,15 @@ class Backend(ABC):
         """Refuse, before anything changes, a database that could not be copied whole; on
         PostgreSQL, which clones a database's files, there is none (and a view cannot break:
         what it reads cannot be dropped from under it)."""
+
+    def shut_out(self, login: str) -> None:
+        """Keep ``login`` from opening its database until :meth:`let_in`, while the super-user
+        copies into it (a revert); its open sessions are ended after. Nothing by default: a
+        PostgreSQL revert makes a new database, which the super-user never enters."""
+
+    def let_in(self, login: str) -> None:
+        """Let ``login`` open its database again after :meth:`shut_out`; harmless if it was not
+        shut out."""
 
     def seal(self, name: str) -> None:
         """Keep a master's content owner from changing it once loaded; nothing by default."""
@@ -696,6 +730,14 @@ class Backend(ABC):
         text = str(error.orig).strip()
         line = text.splitlines()[0] if text else type(error.orig).__name__
         return line.rstrip(".") + "."
+
+    def login_taken(self, login: str) -> Refused:
+        """The refusal to make ``login`` where the server has one of that name already: it is
+        someone else's, and never taken over."""
+        return Refused(
+            f"A {self.login_kind} named {login} exists already on the {self.server}, and the new "
+            "database's login would be named so too, and take it over. Choose another name; nothing was made."
+        )
 
     def _unavailable(self, error: DBAPIError) -> BackendUnavailable:
         if (seconds := missed_deadline(error.orig)) is not None:

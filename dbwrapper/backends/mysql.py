@@ -29,6 +29,11 @@ ER_LOCK_WAIT_TIMEOUT = 1205
 ER_NO_SUCH_THREAD = 1094
 #: What index hints on a view get: it has no indexes, not even none.
 ER_KEY_DOES_NOT_EXIST = 1176
+#: "Operation CREATE USER failed": one of the accounts exists already.
+ER_CANNOT_USER = 1396
+#: The sql_mode flags in which the server prints names in double quotes: ANSI_QUOTES, and
+#: the combinations that include it.
+DOUBLE_QUOTING_MODES = frozenset({"ANSI_QUOTES", "ANSI", "DB2", "MAXDB", "MSSQL", "ORACLE", "POSTGRESQL"})
 #: MariaDB stores a schema comment from this version on; MySQL does not at all.
 MARIADB_SCHEMA_COMMENTS = (10, 5)
 #: The statements that drop what a copy cannot carry, by its kind (see mysqlobjects.uncopyable).
@@ -48,6 +53,22 @@ def foreign_key_checks_off(connection: Connection) -> Iterator[None]:
         yield
     finally:
         connection.exec_driver_sql("SET SESSION foreign_key_checks = 1")
+
+
+@contextmanager
+def never_pooled_again(connection: Connection) -> Iterator[None]:
+    """The session is closed afterwards instead of going back to the pool.
+
+    For the super-user's INSERTs into a copy, the one statement of its that fires
+    triggers: none exists yet on the tables it fills, and nobody but the super-user
+    can reach the database meanwhile (Backend.create_database, Backend.shut_out). Were
+    one to fire all the same, what it set in the session (sql_select_limit, user
+    variables, transaction_read_only, ...) would serve nobody's request next.
+    """
+    try:
+        yield
+    finally:
+        connection.invalidate()
 
 
 def changed_meanwhile(schema: str, table: str) -> Refused:
@@ -80,6 +101,7 @@ class MySQLBackend(Backend):
     label = "MySQL/MariaDB"
     dialects = frozenset({"mysql", "mariadb"})
     system_databases = frozenset({"mysql", "information_schema", "performance_schema", "sys"})
+    login_kind = "MySQL account"
 
     @staticmethod
     def admin_url(url: URL) -> URL:
@@ -179,14 +201,36 @@ class MySQLBackend(Backend):
         engine.dialect.do_rollback = lambda dbapi_connection: None  # type: ignore[method-assign]
 
         @event.listens_for(engine, "connect")
-        def never_honour_directories(dbapi_connection: Any, record: Any) -> None:
+        def copying_mode(dbapi_connection: Any, record: Any) -> None:
             # A table copied here is made where the server keeps its own, whatever DATA or
             # INDEX DIRECTORY its owner gave it (SHOW CREATE TABLE then leaves them out, and
-            # the server ignores them). Lock waits are bounded by dbwrapper.db.
+            # the server ignores them). And the server prints tables and views with backquotes,
+            # which the copies read, even if its own default quotes names with double quotes.
+            # Lock waits are bounded by dbwrapper.db.
             with dbapi_connection.cursor() as cursor:
-                cursor.execute(
-                    "SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), 'NO_DIR_IN_CREATE')"
-                )
+                cursor.execute("SELECT @@SESSION.sql_mode")
+                (mode,) = cursor.fetchone()
+                kept = [flag for flag in mode.split(",") if flag and flag not in DOUBLE_QUOTING_MODES]
+                cursor.execute("SET SESSION sql_mode = %s", (",".join([*kept, "NO_DIR_IN_CREATE"]),))
+
+    def cautions(self) -> list[str]:
+        # DATA DIRECTORY needs no privilege: with symbolic links on, any login's CREATE TABLE
+        # puts a table's file wherever the server's system user may write. dbwrapper keeps its
+        # own sessions from honouring it (NO_DIR_IN_CREATE), but not a trainee's, nor the
+        # course SQL its logins run: only the server's own option does.
+        try:
+            with self.admin_connection() as connection:
+                found = connection.exec_driver_sql("SHOW VARIABLES LIKE 'have_symlink'").first()
+        except (DBAPIError, DbWrapperError):
+            return []
+        if found is None or found[1] != "YES":
+            return []
+        return [
+            f"the {self.server} has symbolic links on (have_symlink = YES), so any login there, every "
+            "trainee's among them, can make it write table files into any directory its system user may "
+            "write to (CREATE TABLE ... DATA DIRECTORY). Start it with --skip-symbolic-links "
+            "(symbolic-links = 0 in its [mysqld] options)."
+        ]
 
     def client_command(self, name: str, login: Login | None = None) -> str:
         socket = self.url.query.get("unix_socket")
@@ -222,7 +266,9 @@ class MySQLBackend(Backend):
     # The super-user who runs them never runs a trainee's code (see mysqlobjects for
     # views, routines and triggers). Tables are made from the server's own SHOW CREATE
     # TABLE and filled with INSERT ... SELECT of the source's stored columns into a
-    # fresh table with no trigger yet; MariaDB refuses stored functions and subqueries
+    # fresh table with no trigger yet, in a database nobody else can reach meanwhile
+    # (a new one not yet granted, a snapshot, or a reverted one whose login is shut
+    # out), so that nobody can add one; MariaDB refuses stored functions and subqueries
     # in CHECK constraints, DEFAULT expressions and generated columns, so filling it
     # runs none. The source may change meanwhile (its owner can reconnect): a table
     # that became a view is refused by USE INDEX () before anything of it runs. And
@@ -236,7 +282,7 @@ class MySQLBackend(Backend):
         # before the views that may call them, and triggers last, once the rows are
         # in, so that the copy fires none of them.
         into, origin = self.quote(name), self.quote(source.name)
-        with self.admin_connection() as connection:
+        with self.admin_connection() as connection, never_pooled_again(connection):
             tables, views = self._objects_of(connection, source.name)
             columns = self._stored_columns(connection, source.name)
             found = mysqlobjects.read(connection, source.name, views)
@@ -467,44 +513,98 @@ class MySQLBackend(Backend):
     # one) or ''@'127.0.0.1' would otherwise win over 'name'@'%' from there and refuse
     # the password. Each row gets the connection limit, which the server counts per
     # row: from any one place, one row applies.
+    #
+    # A login's rows are the ones dbwrapper made, never another account of that user
+    # name. It is made only where the name has no account on any host: otherwise it
+    # would take that account over (its password, its grants, its DROP), so the new
+    # database is refused. From then on its rows are those for the hosts it needs now,
+    # and those that hold its database's grant: a row made for an anonymous user who
+    # is gone since keeps it, as the trainee has no GRANT OPTION to revoke it. An
+    # account of that user name someone makes later for any other host is neither:
+    # it never gets the password, the grant or the lock, and is never dropped. (A
+    # login is named like its database: the service names it so.)
 
     def create_login(self, connection: Connection, login: Login) -> None:
+        if self._hosts(connection, login.name):
+            raise self.login_taken(login.name)
         accounts, params = self._accounts(login.name, self._needed_hosts(connection))
-        connection.execute(
-            text(f"CREATE USER {', '.join(f'{account} IDENTIFIED BY :password' for account in accounts)} "
-                 "WITH MAX_USER_CONNECTIONS :limit"),
-            {**params, "password": login.password, "limit": self.login_connection_limit},
-        )
+        try:
+            connection.execute(
+                text(f"CREATE USER {', '.join(f'{account} IDENTIFIED BY :password' for account in accounts)} "
+                     "WITH MAX_USER_CONNECTIONS :limit"),
+                {**params, "password": login.password, "limit": self.login_connection_limit},
+            )
+        except DBAPIError as error:
+            if self.error_code(error) == ER_CANNOT_USER:  # made meanwhile, by someone else
+                raise self.login_taken(login.name) from error
+            raise
 
     def reset_login(self, connection: Connection, login: Login) -> None:
-        hosts = self._needed_hosts(connection) | set(self._hosts(connection, login.name))
-        for host in sorted(hosts):
-            params = {"login": login.name, "host": host, "password": login.password,
-                      "limit": self.login_connection_limit}
-            connection.execute(text("CREATE USER IF NOT EXISTS :login@:host IDENTIFIED BY :password"), params)
-            connection.execute(
-                text("ALTER USER :login@:host IDENTIFIED BY :password WITH MAX_USER_CONNECTIONS :limit"), params,
-            )
+        # A host that got an anonymous user since gets its row now, with the grant every
+        # row of the login has.
+        own = set(self._own_hosts(connection, login.name))
+        new = self._needed_hosts(connection) - own
+        params = {"password": login.password, "limit": self.login_connection_limit}
+        for host in sorted(new):
+            connection.execute(text("CREATE USER IF NOT EXISTS :login@:host IDENTIFIED BY :password"),
+                               {**params, "login": login.name, "host": host})
+        accounts, named = self._accounts(login.name, own | new)
+        connection.execute(
+            text(f"ALTER USER {', '.join(f'{account} IDENTIFIED BY :password' for account in accounts)} "
+                 "WITH MAX_USER_CONNECTIONS :limit"),
+            {**params, **named},
+        )
+        if new:
+            self._grant(connection, login.name, login.name, new)
 
     def grant(self, connection: Connection, login: Login, name: str, quoted: str) -> None:
+        self._grant(connection, login.name, name, self._own_hosts(connection, login.name))
+
+    def _grant(self, connection: Connection, login: str, name: str, hosts: Iterable[str]) -> None:
         # In GRANT, _ and % in a database name are wildcards: alice_1 would also
         # match alicex1. Escaped, the grant covers exactly this database.
-        accounts, params = self._accounts(login.name, self._hosts(connection, login.name))
+        accounts, params = self._accounts(login, hosts)
         connection.execute(text(f"GRANT ALL PRIVILEGES ON {self.quote_pattern(name)}.* TO {', '.join(accounts)}"),
                            params)
 
     def drop_login(self, connection: Connection, login: str) -> None:
         # Sessions outlive DROP USER and keep their privileges; end them first. Every
-        # row goes, including those for anonymous users that are gone since.
+        # row of the login's goes, including those for anonymous users that are gone since.
         self._end_sessions(connection, "USER", login)
-        accounts, params = self._accounts(login, self._hosts(connection, login))
+        accounts, params = self._accounts(login, self._own_hosts(connection, login))
         if accounts:
             connection.execute(text(f"DROP USER IF EXISTS {', '.join(accounts)}"), params)
 
+    def shut_out(self, login: str) -> None:
+        # A locked account cannot log in (MariaDB 10.4.2 and MySQL 5.7.6 on), while the
+        # views, routines and triggers it defines keep working; its sessions are ended
+        # next (Backend.revert_database).
+        self._set_account_lock(login, "LOCK")
+
+    def let_in(self, login: str) -> None:
+        self._set_account_lock(login, "UNLOCK")
+
+    def _set_account_lock(self, login: str, how: str) -> None:
+        """ACCOUNT LOCK or UNLOCK (``how``, a constant) on every row of ``login``'s."""
+        with self.admin_connection() as connection:
+            accounts, params = self._accounts(login, self._own_hosts(connection, login))
+            if accounts:
+                connection.execute(text(f"ALTER USER {', '.join(accounts)} ACCOUNT {how}"), params)
+
     @staticmethod
     def _hosts(connection: Connection, user: str) -> list[str]:
-        """The hosts ``user`` ('' for the anonymous users) has rows for."""
+        """The hosts ``user`` ('' for the anonymous users) has rows for, whoever made them."""
         rows = connection.execute(text("SELECT Host FROM mysql.user WHERE User = :user ORDER BY Host"), {"user": user})
+        return list(rows.scalars())
+
+    def _own_hosts(self, connection: Connection, login: str) -> list[str]:
+        """The hosts of ``login``'s own rows: those it needs, and those holding its database's
+        grant (see above)."""
+        rows = connection.execute(text(
+            "SELECT u.Host FROM mysql.user u WHERE u.User = :login AND (u.Host IN ('%', 'localhost') "
+            "OR u.Host IN (SELECT Host FROM mysql.user WHERE User = '') OR EXISTS (SELECT 1 FROM mysql.db d "
+            "WHERE d.User = u.User AND d.Host = u.Host AND d.Db = :database)) ORDER BY 1"
+        ), {"login": login, "database": self._escaped(login)})
         return list(rows.scalars())
 
     def _needed_hosts(self, connection: Connection) -> set[str]:
@@ -518,10 +618,14 @@ class MySQLBackend(Backend):
         params = {"login": login, **{f"host{i}": host for i, host in enumerate(ordered)}}
         return [f":login@:host{i}" for i in range(len(ordered))], params
 
+    @staticmethod
+    def _escaped(name: str) -> str:
+        """``name`` as GRANT takes it, with its LIKE wildcards escaped (and as mysql.db keeps it)."""
+        return validate_name(name).replace("_", "\\_")
+
     def quote_pattern(self, name: str) -> str:
         """``name`` quoted for GRANT, with its LIKE wildcards escaped."""
-        escaped = validate_name(name).replace("_", "\\_")
-        return self._admin.dialect.identifier_preparer.quote_identifier(escaped)
+        return self._admin.dialect.identifier_preparer.quote_identifier(self._escaped(name))
 
     def _entries(self, connection: Connection, condition: str, **params: str) -> list[DatabaseEntry]:
         managed = "SCHEMA_COMMENT = :marker" if self._has_schema_comments(connection) else "NULL"

@@ -37,11 +37,13 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 
-from dbwrapper.errors import DbWrapperError
+from dbwrapper.errors import Refused
 from dbwrapper.names import validate_name
 
-#: The DEFINER clause the server prints: `user`@`host` (or a role, `role`), backquotes doubled inside.
-DEFINER = re.compile(r"DEFINER=`(?:[^`]|``)*`(?:@`(?:[^`]|``)*`)?")
+#: The DEFINER clause the server prints: `user`@`host` (or a role, `role`), backquotes doubled
+#: inside; or "user"@"host" for an object made with sql_mode ANSI_QUOTES, which SHOW CREATE
+#: prints (and mysqldump writes) in the object's own mode.
+DEFINER = re.compile(r'DEFINER=(?:`(?:[^`]|``)*`(?:@`(?:[^`]|``)*`)?|"(?:[^"]|"")*"(?:@"(?:[^"]|"")*")?)')
 #: How SHOW CREATE PROCEDURE/FUNCTION begins, up to the routine's (unqualified) name.
 ROUTINE_HEAD = re.compile(rf"CREATE {DEFINER.pattern} (?:AGGREGATE )?(?:FUNCTION|PROCEDURE) ")
 #: The table that keeps a database's triggers while a move has turned them off (see keep_triggers).
@@ -134,12 +136,21 @@ def _routines(connection: Connection, schema: str) -> list[Routine]:
             text(f"SHOW CREATE {kind} {qualified(connection, schema, name)}")
         ).one()
         head = ROUTINE_HEAD.match(statement)
-        quoted = quote(connection, name)
+        quoted = printed_name(connection, name, sql_mode)
         if head is None or not statement.startswith(quoted, head.end()):
-            raise DbWrapperError(f"MySQL printed the {kind.lower()} {name} of {schema} in a way dbwrapper "
-                                 f"does not know, so it cannot copy it: {statement[:80]!r}")
+            raise Refused(f"MySQL printed the {kind.lower()} {name} of {schema} in a way dbwrapper does not "
+                          f"know, so it cannot copy it: {statement[:80]!r}. Nothing was changed; archive the "
+                          "database instead, which keeps it as it is.")
         routines.append(Routine(kind, name, sql_mode, statement[head.end() + len(quoted):]))
     return routines
+
+
+def printed_name(connection: Connection, name: str, sql_mode: str) -> str:
+    """``name`` as SHOW CREATE prints it for an object made in ``sql_mode``: between double
+    quotes in ANSI_QUOTES (which the combinations including it list too), else backquotes."""
+    if "ANSI_QUOTES" in sql_mode.split(","):
+        return '"' + name.replace('"', '""') + '"'
+    return quote(connection, name)
 
 
 def _triggers(connection: Connection, schema: str) -> list[Trigger]:
@@ -211,8 +222,8 @@ def make_triggers(connection: Connection, triggers: Iterable[Trigger], target: s
         # A new trigger comes after those of its table, timing and event that exist.
         for trigger in sorted(triggers, key=lambda t: t.order):
             if trigger.timing not in ("BEFORE", "AFTER") or trigger.event not in ("INSERT", "UPDATE", "DELETE"):
-                raise DbWrapperError(f"The trigger {trigger.name} has no timing and event dbwrapper knows "
-                                     f"({trigger.timing} {trigger.event}), so it cannot copy it.")
+                raise Refused(f"The trigger {trigger.name} has no timing and event dbwrapper knows "
+                              f"({trigger.timing} {trigger.event}), so it cannot copy it.")
             connection.execute(text("SET SESSION sql_mode = :mode"), {"mode": trigger.sql_mode})
             verbatim(connection, f"CREATE {definer} TRIGGER {quote(connection, trigger.name)} {trigger.timing} "
                                  f"{trigger.event} ON {quote(connection, trigger.table)} FOR EACH ROW {trigger.body}")

@@ -31,6 +31,8 @@ DUPLICATE_DATABASE = "42P04"
 UNIQUE_VIOLATION = "23505"
 #: "source database ... is being accessed by other users", or a drop that met sessions.
 OBJECT_IN_USE = "55006"
+#: A role (or another object) of that name exists already.
+DUPLICATE_OBJECT = "42710"
 #: A database that no longer exists (dropped or renamed meanwhile).
 INVALID_CATALOG_NAME = "3D000"
 #: A lock wait that reached lock_timeout (see dbwrapper.db): another session holds it.
@@ -96,6 +98,7 @@ class PostgreSQLBackend(Backend):
     label = "PostgreSQL"
     dialects = frozenset({"postgresql"})
     system_databases = frozenset({"postgres", "template0", "template1"})
+    login_kind = "PostgreSQL role"
 
     @staticmethod
     def admin_url(url: URL) -> URL:
@@ -278,6 +281,8 @@ class PostgreSQLBackend(Backend):
         except DBAPIError as error:
             if self.is_duplicate(error):
                 return False
+            if self.error_code(error) == DUPLICATE_OBJECT:  # the database was free, the role's name is not
+                raise self.login_taken(login.name) from error
             raise
         return True
 
@@ -348,11 +353,17 @@ class PostgreSQLBackend(Backend):
     def create_login(self, connection: Connection, login: Login) -> None:
         # The server gets the SCRAM verifier, never the password: a CREATE ROLE
         # in the server's log or in pg_stat_statements then reveals nothing.
-        # CONNECTION LIMIT counts the role's sessions on the whole server.
-        connection.execute(
-            text(f"CREATE ROLE {self.quote(login.name)} LOGIN CONNECTION LIMIT :limit PASSWORD :verifier"),
-            {"limit": self.login_connection_limit, "verifier": scram_sha_256(login.password)},
-        )
+        # CONNECTION LIMIT counts the role's sessions on the whole server. A role of that
+        # name is someone else's, never taken over.
+        try:
+            connection.execute(
+                text(f"CREATE ROLE {self.quote(login.name)} LOGIN CONNECTION LIMIT :limit PASSWORD :verifier"),
+                {"limit": self.login_connection_limit, "verifier": scram_sha_256(login.password)},
+            )
+        except DBAPIError as error:
+            if self.error_code(error) == DUPLICATE_OBJECT:
+                raise self.login_taken(login.name) from error
+            raise
 
     def reset_login(self, connection: Connection, login: Login) -> None:
         query = text("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = :name")
