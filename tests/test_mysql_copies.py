@@ -618,3 +618,20 @@ def test_a_course_with_triggers_and_routines_is_copied_on_the_server_and_pooled(
             execute(engine, "DROP TRIGGER at_most_50", "DROP PROCEDURE restock")  # they are the trainee's
         finally:
             engine.dispose()
+
+
+def test_a_row_numbered_zero_keeps_its_number_through_a_snapshot_and_a_revert(runtime, trainee, as_owner, rows):
+    """An AUTO_INCREMENT column may hold 0 (a trainee's session with NO_AUTO_VALUE_ON_ZERO, or a
+    dump's); copied without that mode, the row would get the next number instead."""
+    alice, _, name = course_database(trainee, "mysql")
+    owner = Actor(runtime.accounts.get(alice.user_name))
+    with as_owner("mysql", name) as connection:
+        connection.exec_driver_sql("SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO'")
+        connection.exec_driver_sql("CREATE TABLE counted (id INTEGER AUTO_INCREMENT PRIMARY KEY, what TEXT)")
+        connection.exec_driver_sql("INSERT INTO counted VALUES (0, 'zero'), (5, 'five')")
+    clean, _ = runtime.snapshots.take(owner, "mysql", name, "numbered")
+    with as_owner("mysql", name) as connection:
+        connection.exec_driver_sql("DELETE FROM counted")
+    runtime.snapshots.revert(owner, "mysql", name, clean.id)
+    with as_owner("mysql", name) as connection:
+        assert connection.exec_driver_sql("SELECT id, what FROM counted ORDER BY id").all() == [(0, "zero"), (5, "five")]

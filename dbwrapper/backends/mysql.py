@@ -206,12 +206,15 @@ class MySQLBackend(Backend):
             # INDEX DIRECTORY its owner gave it (SHOW CREATE TABLE then leaves them out, and
             # the server ignores them). And the server prints tables and views with backquotes,
             # which the copies read, even if its own default quotes names with double quotes.
+            # A row whose AUTO_INCREMENT column holds 0 keeps its 0 when copied, instead of
+            # getting the next number (mysqldump sets the same mode for the same reason).
             # Lock waits are bounded by dbwrapper.db.
             with dbapi_connection.cursor() as cursor:
                 cursor.execute("SELECT @@SESSION.sql_mode")
                 (mode,) = cursor.fetchone()
                 kept = [flag for flag in mode.split(",") if flag and flag not in DOUBLE_QUOTING_MODES]
-                cursor.execute("SET SESSION sql_mode = %s", (",".join([*kept, "NO_DIR_IN_CREATE"]),))
+                copying = [*kept, "NO_DIR_IN_CREATE", "NO_AUTO_VALUE_ON_ZERO"]
+                cursor.execute("SET SESSION sql_mode = %s", (",".join(dict.fromkeys(copying)),))
 
     def cautions(self) -> list[str]:
         # DATA DIRECTORY needs no privilege: with symbolic links on, any login's CREATE TABLE
