@@ -96,12 +96,13 @@ class LoginThrottle:
 
 
 class UserRequests:
-    """How many requests each user has at work at once: at most ``limit``.
+    """How many requests each trainee has at work at once: at most ``limit``.
 
     A database server's gate (:mod:`dbwrapper.gates`) admits a bounded number
-    of requests, shared by every user of that server; one user's programs,
+    of requests, shared by every user of that server; one trainee's programs,
     logged in many times over, must not fill it alone and leave the class
-    with 503s. Past the limit, that user alone gets a 429.
+    with 503s. Past the limit, that trainee alone gets a 429. Instructors, who
+    act for the whole class (and could destroy it anyway), have no such limit.
     """
 
     def __init__(self, limit: int) -> None:

@@ -160,7 +160,7 @@ class Archives:
             record = self.service.authorize(actor, backend, name)
             if record is None:
                 raise Refused(f"{name} is not a database dbwrapper manages on {backend.label}.")
-            self.service.check_idle(record)  # mid-revert it holds nothing: what it held is set aside
+            self.service.check_idle(backend, record)  # mid-revert it holds nothing: what it held is set aside
             owner = self.service.registry.user(record.owner)
             assert owner is not None  # a record's owner cannot be removed while it exists
             if not actor.is_instructor:

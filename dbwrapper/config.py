@@ -98,7 +98,7 @@ class Settings:
     #: How many requests may be at work or waiting on one server at once; past it, a 503 at
     #: once. Below server.thread_pool, so that a hung server never holds every thread.
     requests_per_server: int = REQUESTS_PER_SERVER
-    #: How many requests one user may have at work at once (past it, a 429 for that user).
+    #: How many requests one trainee may have at work at once (past it, a 429 for them).
     requests_per_user: int = REQUESTS_PER_USER
     #: Start an embedded PostgreSQL when no PostgreSQL URL is configured.
     embedded: bool = True

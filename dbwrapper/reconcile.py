@@ -129,7 +129,7 @@ class Reconciler:
         registry = self.service.registry
         for record in registry.databases(backend.kind):
             for snapshot in registry.snapshots(record):
-                if snapshot.state == "reverting":
+                if snapshot.state in ("reverting", "interrupted"):
                     backend.put_back_database(record.name, snapshot.name, record.login)
                     registry.forget_snapshot(snapshot, audit=self._entry(backend, record.name, "put back"))
                     report.put_back.append(f"{backend.kind}:{record.name}")

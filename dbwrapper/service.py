@@ -337,7 +337,7 @@ class DatabaseService:
             if record is None:
                 dropped, snapshots = backend.drop_database(name, registered=False), 0
             else:
-                self.check_idle(record)
+                self.check_idle(backend, record)
                 dropped, snapshots = self.remove(backend, record, entry)
             if not dropped:
                 entry.outcome = "unchanged"
@@ -348,14 +348,23 @@ class DatabaseService:
                 summary += f" Its {snapshots} snapshot(s) were dropped with it."
             return Outcome(name, dropped, summary, self.listing(actor, backend.kind))
 
-    def check_idle(self, record: DatabaseRecord) -> None:
+    def check_idle(self, backend: Backend, record: DatabaseRecord) -> None:
         """Refuse (409) to touch a database a snapshot or a revert is at work on, in this process
         or another: mid-revert it holds nothing (what it held is set aside as a snapshot being
-        made), and archiving or destroying it then would lose that."""
-        busy = [s for s in self.registry.snapshots(record) if s.state != "ready"]
-        if busy:
-            doing = "a revert" if any(s.state == "reverting" for s in busy) else "a snapshot"
-            raise DatabaseBusy(f"{doing.capitalize()} of {record.name} is under way; try again once it ends.")
+        made), and archiving or destroying it then would lose that. A revert that failed and
+        could not put back what it had set aside (``interrupted``) is put back first."""
+        snapshots = self.registry.snapshots(record)
+        for interrupted in (s for s in snapshots if s.state == "interrupted"):
+            backend.put_back_database(record.name, interrupted.name, record.login)
+            self.registry.forget_snapshot(interrupted)
+        states = {snapshot.state for snapshot in snapshots}
+        if "reverting" in states:
+            raise DatabaseBusy(
+                f"A revert of {record.name} is under way, or did not finish (then reconciling, at the "
+                "service's next start or with dbwrapper reconcile, puts back what it held); nothing was changed."
+            )
+        if "taking" in states:
+            raise DatabaseBusy(f"A snapshot of {record.name} is under way; try again once it ends.")
 
     def remove(self, backend: Backend, record: DatabaseRecord, audit: AuditEntry | None) -> tuple[bool, int]:
         """Drop a managed database with its snapshots and its login, and forget it.

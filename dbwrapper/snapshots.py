@@ -15,6 +15,7 @@ refused for want of room.
 from __future__ import annotations
 
 import secrets
+from contextlib import suppress
 from dataclasses import dataclass
 
 from dbwrapper.accounts import Actor
@@ -78,7 +79,7 @@ class Snapshots:
         backend, record = self.database(actor, db_type, name)
         label = clean_label(label)
         with self.service.audited(actor, "snapshot", f"{backend.kind}:{record.name}") as entry:
-            self.service.check_idle(record)
+            self.service.check_idle(backend, record)
             owner = self._owner(record)
             with self.service.user_lock(owner):
                 self._check_quota(actor, owner, room=0)
@@ -100,7 +101,7 @@ class Snapshots:
         chosen = self._find(record, snapshot_id)
         with self.service.audited(actor, "revert", f"{backend.kind}:{record.name}") as entry:
             entry.detail = f"to {chosen.name}"
-            self.service.check_idle(record)
+            self.service.check_idle(backend, record)
             owner = self._owner(record)
             with self.service.user_lock(owner):
                 # What the database holds is kept past the quota, once: a revert is not refused
@@ -113,10 +114,7 @@ class Snapshots:
             try:
                 ended = backend.revert_database(record.name, chosen.name, before.name, record.login)
             except DbWrapperError:
-                # The backend put the database back as it was; if even that failed,
-                # the row stays "reverting" and reconciling at the next start does it.
-                if not backend.exists(before.name):
-                    self.registry.forget_snapshot(before)
+                self._after_failed_revert(backend, before)
                 raise
             self.registry.set_snapshot(before, "ready", backend.database_size(before.name), audit=entry)
         return (f"Reverted {record.name} to {describe(chosen)}. What it held before is kept as the "
@@ -151,11 +149,27 @@ class Snapshots:
                 return snapshot
         raise InvalidInput(f"{record.name} has no snapshot {snapshot_id!s:.20}; list them to see which it has.")
 
+    def _after_failed_revert(self, backend: Backend, before: Snapshot) -> None:
+        """The backend put the database back as it was and nothing is left set aside: forget
+        ``before``. If even that failed, or the server cannot say, it is ``interrupted``: the
+        next work on the database puts it back first (:meth:`DatabaseService.check_idle`), or
+        reconciling does. If the registry fails too, it stays ``reverting`` for reconciling."""
+        with suppress(DbWrapperError):
+            if not backend.exists(before.name):
+                self.registry.forget_snapshot(before)
+                return
+        with suppress(DbWrapperError):
+            self.registry.set_snapshot(before, "interrupted")
+
     def _discard(self, backend: Backend, snapshot: Snapshot) -> None:
-        """Remove a snapshot that failed half-way; reconciling retries if the server is the problem."""
+        """Remove a snapshot that failed half-way. If the server is the problem, it is marked
+        ``failed``: no longer at work (see :meth:`DatabaseService.check_idle`), and dropped by
+        reconciling."""
         try:
             backend.drop_database(snapshot.name, registered=True)
         except DbWrapperError:
+            with suppress(DbWrapperError):  # the registry may be down too: then it stays "taking"
+                self.registry.set_snapshot(snapshot, "failed")
             return
         self.registry.forget_snapshot(snapshot)
 

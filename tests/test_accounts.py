@@ -181,8 +181,8 @@ def test_simultaneous_creates_cannot_pass_the_quota_together(trainee, base_url, 
 
 
 def test_a_quota_that_is_not_one_number_is_a_400(browser, runtime):
-    for quota in ("lots", ["1", "2"]):
+    for quota, said in (("lots", "Quota 'lots' is not a number."), (["1", "2"], "Give quota once.")):
         refused = browser.post("/users/add", data={"name": "quota_twice", "role": "trainee", "quota": quota})
         assert refused.status_code == 400, quota
-        assert "is not a number" in refused.text
+        assert said in refused.text
     assert runtime.accounts.registry.user("quota_twice") is None

@@ -150,8 +150,10 @@ class Snapshot(Base):
     Its database is named ``_dbw_snap_<hex>`` and belongs to the server's
     super-user (the trainee cannot change it); its content stays the owner's.
     ``state`` says how far making it got, for reconciling after a crash:
-    ``taking`` (being copied), ``reverting`` (the working database's state set
-    aside by a revert that has not finished) or ``ready``.
+    ``taking`` (being copied), ``failed`` (a copy that failed and could not be
+    dropped then, for reconciling to drop), ``reverting`` (the working database's state set
+    aside by a revert that has not finished), ``interrupted`` (set aside by a revert that
+    failed and could not put it back: the next work on the database does) or ``ready``.
     """
 
     __tablename__ = "snapshots"

@@ -85,7 +85,7 @@ class Controller:
 
 
 def whole_number(value: object, what: str) -> int:
-    """A form's number, or a 400: for text that is not one, or a field given twice."""
+    """A form's number, or a 400 for text that is not one."""
     try:
         return int(value)  # type: ignore[call-overload]
     except (TypeError, ValueError):
