@@ -255,7 +255,8 @@ class EngineBench:
         for _ in range(self.iterations):
             archive.append(timed(lambda: self.runtime.archives.archive(self.actor, self.kind, NAME)))
             argv = self.backend.dump_command(self.tool(self.backend.dump_tool), NAME, str(target), login)
-            bare.append(timed(partial(run_tool, argv, self.backend.tool_env(login), timeout=self.backend.deadlines.long)))
+            run = partial(run_tool, argv, self.backend.tool_env(login), timeout=self.backend.deadlines.long)
+            bare.append(timed(run))
             target.unlink()
         self.record("archive (dump, counts, checksum, manifest)", archive)
         self.record("bare dump tool", bare)

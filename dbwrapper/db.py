@@ -111,13 +111,13 @@ class DeadlineMissed(psycopg2.OperationalError):
     """A PostgreSQL server did not answer within the deadline (raised by :func:`wait`)."""
 
 
-def missed_deadline(error: BaseException) -> float | None:
+def missed_deadline(error: BaseException | None) -> float | None:
     """The deadline in seconds that a driver's ``error`` says its call missed; ``None`` for any other error.
 
     psycopg2's is :class:`DeadlineMissed`; PyMySQL raises its error while
     handling its socket's ``TimeoutError``.
     """
-    if isinstance(error, DeadlineMissed) or isinstance(error.__context__, TimeoutError):
+    if isinstance(error, DeadlineMissed) or isinstance(getattr(error, "__context__", None), TimeoutError):
         return _applied.get()
     return None
 

@@ -20,6 +20,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from dbwrapper.errors import BackendUnavailable
 from dbwrapper.tools import wheel_bin
@@ -192,7 +193,9 @@ class Cluster:
     def _run(self, program: str, *arguments: str) -> subprocess.CompletedProcess[str]:
         """Run one of the programs as the account (its own group only), in a minimal environment."""
         account = self.account
-        switch = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []} if account else {}
+        switch: dict[str, Any] = {}
+        if account:
+            switch = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
         environment = {"PATH": os.defpath} | {
             name: value for name, value in os.environ.items()
             if name in KEPT_VARIABLES or name.startswith("LC_")

@@ -13,7 +13,6 @@ from dbwrapper.backends import BACKEND_CLASSES
 from dbwrapper.backends.base import Login
 from dbwrapper.backends.postgresql import scram_sha_256
 
-
 CURRENT_USER = {"postgres": "SELECT current_user", "mysql": "SELECT SUBSTRING_INDEX(CURRENT_USER(), '@', 1)"}
 CHANGE_OWN_PASSWORD = {
     "postgres": "ALTER ROLE CURRENT_USER PASSWORD 'chosen-by-the-trainee'",

@@ -259,7 +259,8 @@ def test_accounts_of_a_class_that_crashed_get_passwords_someone_sees(runtime, cr
     try:
         page = sheet.read_text()
         for name in names:
-            password = re.search(rf"<strong>{name}</strong>: log in to dbwrapper with password <code>([^<]+)</code>", page).group(1)
+            shown = re.search(rf"<strong>{name}</strong>: log in to dbwrapper with password <code>([^<]+)</code>", page)
+            password = shown.group(1)
             assert password != "unchanged"
             with Browser(base_url) as trainee:
                 assert trainee.log_in(name, password).status_code == 200

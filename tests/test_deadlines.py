@@ -35,7 +35,9 @@ DEADLINE = 2.0
 @pytest.fixture
 def backend(db_type: str, server_url: str, proxy: TcpProxy) -> Iterator[Backend]:
     """A backend reaching its server through ``proxy``, with short deadlines and room for two requests."""
-    found = BACKEND_CLASSES[db_type](through(server_url, proxy), deadlines=Deadlines(short=DEADLINE, long=60), gates=Gates(2))
+    found = BACKEND_CLASSES[db_type](
+        through(server_url, proxy), deadlines=Deadlines(short=DEADLINE, long=60), gates=Gates(2)
+    )
     yield found
     found.dispose()
 

@@ -198,7 +198,8 @@ def test_one_trainee_cannot_take_the_server_from_everyone_else(trainee, runtime,
     sessions = [Browser(base_url) for _ in range(runtime.settings.requests_per_server + 5)]
     for session in sessions:
         assert session.log_in(alice.user_name, alice.password).status_code == 200
-    crowd = [threading.Thread(target=session.post, args=("/archives/restore",), kwargs={"data": {"archive": archive_id}})
+    restore = {"data": {"archive": archive_id}}
+    crowd = [threading.Thread(target=session.post, args=("/archives/restore",), kwargs=restore)
              for session in sessions]
     try:
         for thread in crowd:

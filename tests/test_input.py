@@ -147,7 +147,10 @@ TWICE = [
 
 
 @pytest.mark.backend("postgres")
-@pytest.mark.parametrize(("who", "path", "fields"), TWICE, ids=["login-name", "login-password", "archive-restore", "archive-delete", "user-remove", "user-password"])
+@pytest.mark.parametrize(
+    ("who", "path", "fields"), TWICE,
+    ids=["login-name", "login-password", "archive-restore", "archive-delete", "user-remove", "user-password"],
+)
 def test_a_form_field_given_twice_is_a_400(anonymous, trainee, browser, who, path, fields):
     """CherryPy hands a handler a list for a field sent twice, which code wanting text (a
     regular expression, a dict key, a name lookup) would answer with a 500: the login page's

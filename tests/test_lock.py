@@ -371,7 +371,9 @@ def test_with_nothing_else_at_work_a_crash_is_settled(runtime, processes, db_typ
 
 
 @pytest.mark.backend("mysql")
-def test_an_expiry_purge_beside_a_revert_keeps_what_the_revert_set_aside(runtime, cli, instructor, monkeypatch, as_owner):
+def test_an_expiry_purge_beside_a_revert_keeps_what_the_revert_set_aside(
+    runtime, cli, instructor, monkeypatch, as_owner
+):
     """A revert first sets aside what the database holds, as a snapshot being made
     ("reverting"), and empties the database (MySQL moves its tables out), then copies the
     snapshot in. ``dbwrapper expiry purge`` beside it, for a database that just became due,

@@ -580,7 +580,9 @@ def test_a_revert_brings_back_the_triggers_and_routines_of_the_snapshot_and_keep
         execute(engine, "CALL restock(1)")
         assert execute(engine, "SELECT gross FROM priced WHERE name = 'paper clips, pack 1'") == [(Decimal("10.20"),)]
         # The trigger made after the snapshot went with the revert.
-        execute(engine, "INSERT INTO stores VALUES (1001, 'Lyon 1', '2024-05-01')", "DELETE FROM stores WHERE id = 1001")
+        execute(
+            engine, "INSERT INTO stores VALUES (1001, 'Lyon 1', '2024-05-01')", "DELETE FROM stores WHERE id = 1001"
+        )
         # What the database held before the revert is a snapshot of its own, triggers and all.
         (before,) = [s for s in runtime.snapshots.list(owner, "mysql", name)[2] if s.id != clean.id]
         runtime.snapshots.revert(owner, "mysql", name, before.id)
@@ -634,4 +636,5 @@ def test_a_row_numbered_zero_keeps_its_number_through_a_snapshot_and_a_revert(ru
         connection.exec_driver_sql("DELETE FROM counted")
     runtime.snapshots.revert(owner, "mysql", name, clean.id)
     with as_owner("mysql", name) as connection:
-        assert connection.exec_driver_sql("SELECT id, what FROM counted ORDER BY id").all() == [(0, "zero"), (5, "five")]
+        rows = connection.exec_driver_sql("SELECT id, what FROM counted ORDER BY id").all()
+        assert rows == [(0, "zero"), (5, "five")]

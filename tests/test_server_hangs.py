@@ -78,7 +78,8 @@ def test_a_hung_server_is_a_503_naming_it_within_seconds_and_nothing_is_half_mad
         timed(instructor.post, "/snapshots/take", data=where),
         timed(instructor.post, "/snapshots/revert", data={**where, "snapshot": number}),
         timed(instructor.post, "/archives/create", data=where),
-        timed(instructor.get, "/dbi/create_my_db", params={"db_type": db_type, "name": "hung_db2", "course": "franchise"}),
+        timed(instructor.get, "/dbi/create_my_db",
+              params={"db_type": db_type, "name": "hung_db2", "course": "franchise"}),
     ):
         hung_answer(db_type, *answer)
     assert instructor.get("/courses/").status_code == 200  # the registry is elsewhere: its pages go on

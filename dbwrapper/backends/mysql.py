@@ -17,7 +17,7 @@ from sqlalchemy.exc import DBAPIError
 from dbwrapper.backends import mysqlobjects
 from dbwrapper.backends.base import Backend, DatabaseEntry, Login, Source
 from dbwrapper.backends.mysqldump import tables_in_dump
-from dbwrapper.backends.mysqlobjects import verbatim
+from dbwrapper.backends.mysqlobjects import errno, verbatim
 from dbwrapper.errors import DbWrapperError, Refused
 from dbwrapper.names import validate_name
 from dbwrapper.tools import mapped, run_tool
@@ -664,8 +664,7 @@ class MySQLBackend(Backend):
         return {name: None if name in self.system_databases else measured.get(name, 0) for name in names}
 
     def error_code(self, error: DBAPIError) -> Any:
-        args = getattr(error.orig, "args", ())
-        return args[0] if args else None
+        return errno(error)
 
     def is_duplicate(self, error: DBAPIError) -> bool:
         return self.error_code(error) == ER_DB_CREATE_EXISTS

@@ -249,7 +249,8 @@ def make_views(connection: Connection, views: Iterable[str], source: str, target
     its own (see MySQLBackend.put_back).
     """
     definer = defined_by(connection, owner)
-    moved_from, moved_to = f"{quote(connection, validate_name(source))}.", f"{quote(connection, validate_name(target))}."
+    moved_from = f"{quote(connection, validate_name(source))}."
+    moved_to = f"{quote(connection, validate_name(target))}."
     pending = [DEFINER.sub(lambda _: definer, view, count=1).replace(moved_from, moved_to) for view in views]
     if not pending:
         return
@@ -271,7 +272,7 @@ def _made(connection: Connection, pending: list[str], waiting: set[int]) -> list
             try:
                 verbatim(connection, statement)
             except DBAPIError as error:
-                if error.orig.args[0] not in waiting:
+                if errno(error) not in waiting:
                     raise
                 failed.append((statement, error))
         if len(failed) == len(pending):
@@ -360,6 +361,12 @@ def keep_triggers(connection: Connection, schema: str, triggers: Iterable[Trigge
         ), rows)
 
 
+def errno(error: DBAPIError) -> int | None:
+    """MySQL's error number of ``error`` (PyMySQL's first argument), if it has one."""
+    args = getattr(error.orig, "args", ())
+    return args[0] if args else None
+
+
 def kept_triggers(connection: Connection, schema: str) -> list[Trigger]:
     """The triggers in ``schema``'s ledger; none if it has no ledger."""
     try:
@@ -368,7 +375,7 @@ def kept_triggers(connection: Connection, schema: str) -> list[Trigger]:
             f"FROM {qualified(connection, schema, LEDGER)}"
         )).all()
     except DBAPIError as error:
-        if error.orig.args[0] != ER_NO_SUCH_TABLE:
+        if errno(error) != ER_NO_SUCH_TABLE:
             raise
         return []
     return [Trigger(*row) for row in rows]

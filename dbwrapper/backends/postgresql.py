@@ -161,7 +161,7 @@ class PostgreSQLBackend(Backend):
     def server_major(self) -> int:
         """The server's major version (15 for 15.4), as the admin engine's dialect read it."""
         with self.admin_connection() as connection:
-            return (connection.dialect.server_version_info or (0,))[0]
+            return int((connection.dialect.server_version_info or (0,))[0])
 
     def dump(self, tool: str, name: str, path: str, login: Login) -> dict[str, int | None]:
         # The rows are counted in the very snapshot pg_dump dumps, while it dumps:
