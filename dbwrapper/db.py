@@ -199,6 +199,14 @@ DRIVERS = {"psycopg2": _psycopg2_arguments, "pymysql": _pymysql_arguments, "pysq
 DEFAULT_DRIVERS = {"postgresql": "psycopg2", "mysql": "pymysql", "mariadb": "pymysql"}
 
 
+def without(url: URL, *parts: str) -> URL:
+    """``url`` with ``parts`` (``"password"``, ``"database"``) left out.
+
+    :meth:`URL.set` cannot do it: it reads ``None`` as "leave this part as it is".
+    """
+    return url._replace(**dict.fromkeys(parts))
+
+
 def with_driver(url: URL) -> URL:
     """``url``, naming its driver: dbwrapper's (:data:`DEFAULT_DRIVERS`) if it named none."""
     default = DEFAULT_DRIVERS.get(url.drivername)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from dbwrapper.backends import BACKEND_CLASSES
 from dbwrapper.config import Settings, load_settings
+from dbwrapper.db import Deadlines
 from dbwrapper.errors import InvalidInput
 from dbwrapper.names import render_name
+from dbwrapper.registry.store import Registry
 from dbwrapper.web.app import serve
 
 
@@ -88,3 +91,23 @@ def test_serve_refuses_a_bound_per_server_that_could_hold_every_thread():
     too_many = Settings(requests_per_server=60, server_config={"server.thread_pool": 60})
     with pytest.raises(InvalidInput, match=r"requests_per_server \(60\) must be below server.thread_pool \(60\)"):
         serve(too_many)
+
+
+def test_a_url_without_a_password_has_none_left_to_show():
+    """``mysql://root:@host`` means "no password": nothing (not a mask) is shown for it."""
+    url = BACKEND_CLASSES["mysql"].normalize_url("mysql://root:@127.0.0.1:3306")
+    assert url.password is None
+    assert url.render_as_string(hide_password=True) == "mysql+pymysql://root@127.0.0.1:3306"
+
+
+def test_mysql_server_wide_work_names_no_database_even_when_the_url_does():
+    url = BACKEND_CLASSES["mysql"].normalize_url("mysql://root:secret@127.0.0.1:3306/shop")
+    admin = BACKEND_CLASSES["mysql"].admin_url(url)
+    assert admin.database is None
+    assert admin.password == "secret"
+
+
+def test_a_plain_postgresql_control_url_gets_dbwrapper_s_driver():
+    """``postgresql://`` is what people write; the registry uses psycopg2 for it, as the backends do."""
+    registry = Registry("postgresql://dbwrapper@127.0.0.1:1/control", Deadlines(short=1, long=1))
+    assert registry.url.drivername == "postgresql+psycopg2"

@@ -40,7 +40,15 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from dbwrapper.config import DEFAULT_LOGIN_CONNECTION_LIMIT, env_var
-from dbwrapper.db import Deadlines, create_engine, long_deadline, missed_deadline, one_off_engine, with_driver
+from dbwrapper.db import (
+    Deadlines,
+    create_engine,
+    long_deadline,
+    missed_deadline,
+    one_off_engine,
+    with_driver,
+    without,
+)
 from dbwrapper.errors import (
     BackendUnavailable,
     DatabaseBusy,
@@ -168,7 +176,7 @@ class Backend(ABC):
             )
         parsed = with_driver(parsed)
         if parsed.password == "":
-            parsed = parsed.set(password=None)  # so that pages do not show a mask for no password
+            parsed = without(parsed, "password")  # so that pages do not show a mask for no password
         return parsed
 
     @staticmethod

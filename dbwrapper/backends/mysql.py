@@ -18,6 +18,7 @@ from dbwrapper.backends import mysqlobjects
 from dbwrapper.backends.base import Backend, DatabaseEntry, Login, Source
 from dbwrapper.backends.mysqldump import tables_in_dump
 from dbwrapper.backends.mysqlobjects import errno, verbatim
+from dbwrapper.db import without
 from dbwrapper.errors import DbWrapperError, Refused
 from dbwrapper.names import validate_name
 from dbwrapper.tools import mapped, run_tool
@@ -106,7 +107,7 @@ class MySQLBackend(Backend):
     @staticmethod
     def admin_url(url: URL) -> URL:
         # Server-wide work on MySQL needs no database at all.
-        return url.set(database=None)
+        return without(url, "database")
 
     dump_tool = "mysqldump"
     client_tool = "mysql"

@@ -234,6 +234,6 @@ def registry_lock(url: URL, deadlines: Deadlines) -> RegistryLock:
     if backend == "sqlite" and url.database not in (None, "", ":memory:"):
         return FileLock(Path(f"{url.database}.lock"))
     # Named by where the registry is, so that two registries never share a lock file.
-    place = url.render_as_string(hide_password=True)  # URL.set(password=None) would keep it
+    place = url.render_as_string(hide_password=True)
     digest = hashlib.sha256(place.encode()).hexdigest()[:16]
     return FileLock(service_data_dir() / "locks" / f"registry-{digest}.lock")
