@@ -55,10 +55,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import cherrypy  # noqa: E402
 from sqlalchemy import Connection, create_engine  # noqa: E402
 
-from dbwrapper.accounts import generate_password  # noqa: E402
 from dbwrapper.backends import BACKEND_CLASSES  # noqa: E402
 from dbwrapper.backends.base import Backend, Login  # noqa: E402
 from dbwrapper.config import BACKEND_KINDS, DEFAULT_FIRST_INSTRUCTOR, Settings, env_var  # noqa: E402
+from dbwrapper.passwords import generate_password  # noqa: E402
 from dbwrapper.runtime import INSTRUCTOR_PASSWORD_VARIABLE  # noqa: E402
 from dbwrapper.web.app import mount, server_config  # noqa: E402
 from tests.servers import SERVERS, free_port  # noqa: E402

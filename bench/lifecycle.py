@@ -45,13 +45,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dbwrapper.accounts import Actor, generate_password  # noqa: E402
+from dbwrapper.accounts import Actor  # noqa: E402
 from dbwrapper.backends.base import Backend, Login, Source  # noqa: E402
 from dbwrapper.backends.postgresql import CLONE_STRATEGY  # noqa: E402
 from dbwrapper.config import BACKEND_KINDS, DEFAULT_FIRST_INSTRUCTOR, Settings, env_var  # noqa: E402
 from dbwrapper.copies import CourseCopies  # noqa: E402
 from dbwrapper.courses import SAMPLES  # noqa: E402
 from dbwrapper.errors import InvalidInput  # noqa: E402
+from dbwrapper.passwords import generate_password  # noqa: E402
 from dbwrapper.runtime import Runtime  # noqa: E402
 from dbwrapper.tools import find_tool, run_tool  # noqa: E402
 from tests.servers import SERVERS, free_port  # noqa: E402

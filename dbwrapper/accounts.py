@@ -9,7 +9,6 @@ Argon2id; generated ones are shown once and never stored in clear.
 from __future__ import annotations
 
 import re
-import secrets
 import threading
 import time
 from collections import defaultdict, deque
@@ -27,21 +26,17 @@ from dbwrapper.errors import (
     TooManyAttempts,
 )
 from dbwrapper.names import name_owner, render_name
+from dbwrapper.passwords import generate_password
 from dbwrapper.registry import Registry, User
 
 ROLES = ("instructor", "trainee")
 USER_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 MIN_PASSWORD_LENGTH = 10
-GENERATED_PASSWORD_BYTES = 12  # 16 characters of URL-safe base64
 
 #: Failed logins allowed per user name and per client address in the window.
 FAILURES_PER_NAME = 5
 FAILURES_PER_ADDRESS = 50
 FAILURE_WINDOW_SECONDS = 300
-
-
-def generate_password() -> str:
-    return secrets.token_urlsafe(GENERATED_PASSWORD_BYTES)
 
 
 @dataclass(frozen=True)

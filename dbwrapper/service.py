@@ -16,7 +16,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from dbwrapper.accounts import Actor, generate_password
+from dbwrapper.accounts import Actor
 from dbwrapper.backends import Backend, DatabaseInfo
 from dbwrapper.backends.base import SIZE_CACHE_SECONDS, Login
 from dbwrapper.config import CONTROL_DATABASE, Settings
@@ -24,6 +24,7 @@ from dbwrapper.copies import CourseCopies
 from dbwrapper.engines import Engines
 from dbwrapper.errors import DatabaseBusy, DbWrapperError, Forbidden, InvalidInput, Refused
 from dbwrapper.names import RESERVED_PREFIX, name_owner, render_name, validate_user_database
+from dbwrapper.passwords import generate_password
 from dbwrapper.registry import AuditEntry, DatabaseRecord, Registry, User
 
 
