@@ -51,6 +51,11 @@ class Actor:
         return self.user.name
 
     @property
+    def label(self) -> str:
+        """Who, as the audit log names them: ``alice (web)``."""
+        return f"{self.name} ({self.via})"
+
+    @property
     def is_instructor(self) -> bool:
         return self.user.role == "instructor"
 

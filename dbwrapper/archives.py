@@ -28,6 +28,7 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 from dbwrapper.accounts import Actor
@@ -37,6 +38,7 @@ from dbwrapper.config import Settings
 from dbwrapper.embedded import service_data_dir
 from dbwrapper.errors import Forbidden, InvalidInput, Refused
 from dbwrapper.names import validate_name
+from dbwrapper.quotas import Quota
 from dbwrapper.registry import DatabaseRecord, User
 from dbwrapper.registry.store import as_utc
 from dbwrapper.service import DatabaseService, Outcome
@@ -51,6 +53,8 @@ ARCHIVE_ID = re.compile(r"(?P<backend>[a-z]+)/(?P<name>[a-z_][a-z0-9_]{0,62})/(?
 #: Archive directories and files are the service's user's alone.
 PRIVATE_DIRECTORY = 0o700
 PRIVATE_FILE = 0o600
+#: A trainee's archives (instructors, and the expiry job, have no limit).
+ARCHIVES = Quota("archive", "delete one first", past_it="a restore")
 
 
 @dataclass(frozen=True)
@@ -157,17 +161,12 @@ class Archives:
         backend, name = self.service.resolve(actor, db_type, name)
         action = "archive and drop" if drop else "archive"
         with self.service.audited(actor, action, f"{backend.kind}:{name}") as entry:
-            record = self.service.authorize(actor, backend, name)
-            if record is None:
-                raise Refused(f"{name} is not a database dbwrapper manages on {backend.label}.")
+            backend, record = self.service.managed(actor, backend.kind, name)
             self.service.check_idle(backend, record)  # mid-revert it holds nothing: what it held is set aside
             owner = self.service.registry.user(record.owner)
             assert owner is not None  # a record's owner cannot be removed while it exists
-            if not actor.is_instructor:
-                with self.service.user_lock(owner):  # two at once cannot both pass the quota
-                    self._check_quota(owner, room)
-                    manifest = self._dump(backend, record)
-            else:
+            kept = partial(self._kept, owner)
+            with self.service.quotas.room_for(actor, owner, ARCHIVES, self.quota, kept, room=room):
                 manifest = self._dump(backend, record)
             if drop:
                 self.verify(manifest)  # read back from the disk before anything is dropped
@@ -176,13 +175,9 @@ class Archives:
             self.service.destroy(actor, backend.kind, name)
         return manifest
 
-    def _check_quota(self, owner: User, room: int) -> None:
-        kept = sum(1 for manifest in self._manifests() if belongs_to(manifest, owner))
-        if kept >= self.quota + room:
-            raise Refused(
-                f"{owner.name} already keeps {kept} archive(s), their quota of {self.quota}"
-                + (" and the one a restore may keep past it" if room else "") + "; delete one first."
-            )
+    def _kept(self, owner: User) -> int:
+        """How many archives ``owner`` keeps, for their quota."""
+        return sum(1 for manifest in self._manifests() if belongs_to(manifest, owner))
 
     def _folder(self, backend: Backend, name: str) -> Path:
         """``<archive_dir>/<backend>/<name>``, made if need be, each level this user's only.

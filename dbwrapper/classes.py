@@ -111,7 +111,6 @@ class ClassJob:
     """A class being provisioned in the background, as its progress page shows it."""
 
     id: str
-    started_by: str
     course: str
     db_type: str
     total: int
@@ -139,7 +138,7 @@ class ClassJobs:
 
     def start(self, actor: Actor, names: list[str], course: str, db_type: str) -> ClassJob:
         self.provisioner.check(actor, course, db_type)  # a bad course or server is a 400 now
-        job = ClassJob(secrets.token_urlsafe(9), actor.name, course, db_type, len(names))
+        job = ClassJob(secrets.token_urlsafe(9), course, db_type, len(names))
         with self._lock:
             self._jobs[job.id] = job
 

@@ -182,7 +182,6 @@ def report(outcome: Outcome) -> None:
     print(outcome.summary)
     if outcome.credentials is not None:
         print_credentials(outcome.credentials)
-    print_listing(outcome.listing, mine=outcome.name)
 
 
 def cli_actor(args: argparse.Namespace, runtime: Runtime) -> Actor:

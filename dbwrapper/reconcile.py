@@ -172,5 +172,4 @@ class Reconciler:
 
     @staticmethod
     def _entry(backend: Backend, name: str, outcome: str) -> AuditEntry:
-        return AuditEntry(actor=ACTOR, action="reconcile", target=f"{backend.kind}:{name}",
-                          outcome=outcome, detail="")
+        return AuditEntry.new(ACTOR, "reconcile", f"{backend.kind}:{name}", outcome=outcome)

@@ -9,8 +9,6 @@ log, and raises only :mod:`dbwrapper.errors`.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -18,13 +16,14 @@ from datetime import UTC, datetime, timedelta
 
 from dbwrapper.accounts import Actor
 from dbwrapper.backends import Backend, DatabaseInfo
-from dbwrapper.backends.base import SIZE_CACHE_SECONDS, Login
+from dbwrapper.backends.base import Login
 from dbwrapper.config import CONTROL_DATABASE, Settings
 from dbwrapper.copies import CourseCopies
 from dbwrapper.engines import Engines
 from dbwrapper.errors import DatabaseBusy, DbWrapperError, Forbidden, InvalidInput, Refused
 from dbwrapper.names import RESERVED_PREFIX, name_owner, render_name, validate_user_database
 from dbwrapper.passwords import generate_password
+from dbwrapper.quotas import Quota, Quotas
 from dbwrapper.registry import AuditEntry, DatabaseRecord, Registry, User
 
 
@@ -70,24 +69,23 @@ class Credentials:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a create or destroy did, and the server's databases afterwards."""
+    """What a create or destroy did."""
 
+    backend: Backend
     name: str
     #: ``True`` if the call changed something; ``False`` if there was nothing to do.
     changed: bool
     #: One sentence saying what happened, the same on a page and on the command line.
     summary: str
-    listing: Listing
     #: For a database the actor owns, how to connect to it.
     credentials: Credentials | None = None
-
-    @property
-    def backend(self) -> Backend:
-        return self.listing.backend
 
 
 #: The most copies of a course prepared in one go: a class, not a server's worth of disk.
 MAX_PREPARED_COPIES = 200
+
+#: A trainee's databases; the limit is each user's own (``User.quota``).
+DATABASES = Quota("database", "destroy one first or ask an instructor")
 
 
 class DatabaseService:
@@ -96,9 +94,7 @@ class DatabaseService:
     def __init__(self, engines: Engines) -> None:
         self.engines = engines
         self.copies = CourseCopies(engines, engines.settings.pool_size)
-        self._sizes_recorded_at: dict[str, float] = {}
-        self._user_locks: dict[int, threading.Lock] = {}
-        self._sizes_lock = threading.Lock()  # also guards _user_locks
+        self.quotas = Quotas()
 
     @property
     def settings(self) -> Settings:
@@ -128,8 +124,7 @@ class DatabaseService:
         The block may set the entry's outcome, or write it itself in the same
         transaction as the registry change it describes.
         """
-        entry = AuditEntry(actor=f"{actor.name} ({actor.via})", action=action, target=target,
-                           outcome="ok", detail="")
+        entry = AuditEntry.new(actor.label, action, target)
         try:
             yield entry
         except DbWrapperError as error:
@@ -160,6 +155,15 @@ class DatabaseService:
         users = (user.name for user in self.registry.users())
         return name_owner(name, users, self.settings.name_template, self.settings.port)
 
+    def managed(self, actor: Actor, db_type: object, name: str | None) -> tuple[Backend, DatabaseRecord]:
+        """The database ``name`` (the actor's own by default) that dbwrapper manages, if the
+        actor may use it: what snapshots, archives and expiry changes act on."""
+        backend, name = self.resolve(actor, db_type, name)
+        record = self.authorize(actor, backend, name)
+        if record is None:
+            raise InvalidInput(f"{name} is not a database dbwrapper manages on {backend.label}.")
+        return backend, record
+
     def check_destroy(self, actor: Actor, db_type: object, name: str | None) -> tuple[Backend, str]:
         """What a destroy would act on, checked as the destroy itself checks, for a confirmation page."""
         backend, name = self.resolve(actor, db_type, name)
@@ -172,28 +176,10 @@ class DatabaseService:
         owners = {db.name: db.owner for db in self.registry.databases(backend.kind)}
         # Course masters, spares and snapshots are dbwrapper's, not anybody's working databases.
         infos = [info for info in backend.list_databases() if not info.name.startswith(RESERVED_PREFIX)]
-        self._record_sizes(backend, {info.name: info.size_bytes for info in infos if info.name in owners})
         listed = [Listed(info, owners.get(info.name)) for info in infos]
         if not actor.is_instructor:
             listed = [db for db in listed if db.owner == actor.name]
         return Listing(backend, listed)
-
-    def user_lock(self, user: User) -> threading.Lock:
-        """Held while checking a quota of ``user``'s and using it, so two requests cannot both pass."""
-        with self._sizes_lock:
-            return self._user_locks.setdefault(user.id, threading.Lock())
-
-    def _record_sizes(self, backend: Backend, sizes: dict[str, int | None]) -> None:
-        """Keep the registry's "size when last seen", at most once per size measurement."""
-        now = time.monotonic()
-        with self._sizes_lock:
-            if now - self._sizes_recorded_at.get(backend.kind, float("-inf")) < SIZE_CACHE_SECONDS:
-                return
-            self._sizes_recorded_at[backend.kind] = now
-        try:
-            self.registry.record_sizes(backend.kind, sizes)
-        except DbWrapperError:
-            pass  # only a note for the registry: the listing itself must not fail for it
 
     def my_databases(self, actor: Actor) -> list[Credentials]:
         """Every database the actor owns, with how to connect."""
@@ -214,6 +200,8 @@ class DatabaseService:
         It belongs to ``actor``, or to ``owner`` when an instructor makes it for someone.
         With ``course``, it starts with that course's content (see :mod:`dbwrapper.copies`),
         owned by its own login; if that fails, the database and its login are removed again.
+        Three steps: :meth:`_claim` the name in the registry, :meth:`_build` the database on
+        its server, :meth:`_finish` by marking it ready.
         """
         backend, name = self.resolve(actor, db_type, name)
         sql = self.course_sql(course, backend) if course is not None else None
@@ -221,61 +209,78 @@ class DatabaseService:
             actor.require_instructor("create databases for someone else")
         owner = owner or actor.user
         with self.audited(actor, "create", f"{backend.kind}:{name}") as entry:
-            record = self.authorize(actor, backend, name)
-            if record is not None and record.owner_id != owner.id and owner.id != actor.user.id:
-                # Made for someone (a class): never hand them someone else's database.
-                raise Refused(f"{name} already exists and belongs to {record.owner}, not {owner.name}.")
-            if record is None and actor.is_instructor and (own := self.name_owner(name)) not in (None, owner.name):
-                raise Refused(f"{name} is {own}'s own name; a database named so is theirs to make.")
-            if record is not None:
-                entry.outcome = "unchanged"
-                summary = f"{name} already exists on {backend.label}; nothing was changed."
-                login = Login(record.login, record.password)
-                return self._outcome(actor, backend, name, False, summary, login)
-            login = Login(name, generate_password())
-            # One create at a time per user, so that two at once cannot both pass the quota.
-            with self.user_lock(owner):
-                owned = len(self.registry.databases(owner=owner))
-                if not actor.is_instructor and owned >= owner.quota:
-                    raise Refused(
-                        f"{owner.name} already has {owner.quota} database(s), their quota; "
-                        "destroy one first or ask an instructor."
-                    )
-                # Recorded before it is made: a crash while making it leaves a record that
-                # reconciling finds, never a half-made database that nobody knows of.
-                pending = self.registry.record_database(
-                    backend.kind, name, owner, login.name, login.password, None,
-                    expires_at=self._new_expiry(), course=course, ready=False,
-                )
-            if pending is None:
-                entry.outcome = "unchanged"
-                summary = f"{name} is being created on {backend.label} already; nothing was changed."
-                return self._outcome(actor, backend, name, False, summary)
-            try:
-                if course is not None and sql is not None:
-                    made = self.copies.provision(backend, course, sql, name, login)
-                else:
-                    made = "empty" if backend.create_database(name, login) else None
-            except BaseException:
-                # Nothing was made; if even the registry fails now, the record stays not
-                # ready and reconciling removes it: the error to report is the first one.
-                with suppress(DbWrapperError):
-                    self.registry.forget_database(pending, None)
-                raise
+            existing = self._check_create(actor, backend, name, owner)
+            if existing is not None:
+                login = Login(existing.login, existing.password)
+                return self._unchanged(entry, backend, name, "already exists", login)
+            claim = self._claim(actor, backend, name, owner, course)
+            if claim is None:
+                return self._unchanged(entry, backend, name, "is being created already")
+            made = self._build(backend, claim, course, sql)
             if made is None:
-                self.registry.forget_database(pending, None)
-                entry.outcome = "unchanged"
-                summary = f"{name} already exists on {backend.label}; nothing was changed."
-                return self._outcome(actor, backend, name, False, summary)
+                return self._unchanged(entry, backend, name, "already exists")
             entry.detail = made
-            try:
-                self.registry.mark_database_ready(pending, audit=entry)
-            except DbWrapperError:
-                # Not ready in the registry means nobody is shown it: undo.
-                backend.drop_database(name, login.name, registered=True)
-                raise
+            self._finish(backend, claim, entry)
             summary = f"Created {name} on {backend.label}" + (f" for the course {course}." if course else ".")
-            return self._outcome(actor, backend, name, True, summary, login)
+            return self._outcome(backend, name, True, summary, Login(claim.login, claim.password))
+
+    def _check_create(self, actor: Actor, backend: Backend, name: str, owner: User) -> DatabaseRecord | None:
+        """The record of ``name`` if it exists already and may be shown to ``actor``; refuse a
+        name that is not ``owner``'s to have."""
+        record = self.authorize(actor, backend, name)
+        if record is not None and record.owner_id != owner.id and owner.id != actor.user.id:
+            # Made for someone (a class): never hand them someone else's database.
+            raise Refused(f"{name} already exists and belongs to {record.owner}, not {owner.name}.")
+        if record is None and actor.is_instructor and (own := self.name_owner(name)) not in (None, owner.name):
+            raise Refused(f"{name} is {own}'s own name; a database named so is theirs to make.")
+        return record
+
+    def _claim(
+        self, actor: Actor, backend: Backend, name: str, owner: User, course: str | None,
+    ) -> DatabaseRecord | None:
+        """Record ``name`` as being made for ``owner``, within their quota, with a new login;
+        ``None`` if another request claimed it first.
+
+        Recorded before it is made: a crash while making it leaves a record that
+        reconciling finds, never a half-made database that nobody knows of.
+        """
+        def kept() -> int:
+            return len(self.registry.databases(owner=owner))
+
+        with self.quotas.room_for(actor, owner, DATABASES, owner.quota, kept):
+            return self.registry.record_database(
+                backend.kind, name, owner, name, generate_password(), None,
+                expires_at=self._new_expiry(), course=course, ready=False,
+            )
+
+    def _build(self, backend: Backend, claim: DatabaseRecord, course: str | None, sql: str | None) -> str | None:
+        """Make the claimed database on its server: how (``empty``, or how the course's copy
+        was made), or ``None`` if the server has a database of that name already. Whatever
+        it does not make, it forgets from the registry."""
+        login = Login(claim.login, claim.password)
+        try:
+            if course is not None and sql is not None:
+                made = self.copies.provision(backend, course, sql, claim.name, login)
+            else:
+                made = "empty" if backend.create_database(claim.name, login) else None
+        except BaseException:
+            # Nothing was made; if even the registry fails now, the record stays not
+            # ready and reconciling removes it: the error to report is the first one.
+            with suppress(DbWrapperError):
+                self.registry.forget_database(claim, None)
+            raise
+        if made is None:
+            self.registry.forget_database(claim, None)
+        return made
+
+    def _finish(self, backend: Backend, claim: DatabaseRecord, entry: AuditEntry) -> None:
+        """Mark the built database ready, with its audit entry; if the registry refuses, drop it:
+        not ready in the registry means nobody is ever shown it."""
+        try:
+            self.registry.mark_database_ready(claim, audit=entry)
+        except DbWrapperError:
+            backend.drop_database(claim.name, claim.login, registered=True)
+            raise
 
     def prepare_copies(
         self, actor: Actor, db_type: object, course: str, count: object,
@@ -334,7 +339,7 @@ class DatabaseService:
             if record is None and not actor.is_instructor:
                 entry.outcome = "unchanged"
                 summary = f"You have no database named {name} on {backend.label}; nothing was changed."
-                return Outcome(name, False, summary, self.listing(actor, backend.kind))
+                return Outcome(backend, name, False, summary)
             if record is None:
                 dropped, snapshots = backend.drop_database(name, registered=False), 0
             else:
@@ -347,7 +352,7 @@ class DatabaseService:
                 summary = f"Dropped {name} from {backend.label}."
             if snapshots:
                 summary += f" Its {snapshots} snapshot(s) were dropped with it."
-            return Outcome(name, dropped, summary, self.listing(actor, backend.kind))
+            return Outcome(backend, name, dropped, summary)
 
     def check_idle(self, backend: Backend, record: DatabaseRecord) -> None:
         """Refuse (409) to touch a database a snapshot or a revert is at work on, in this process
@@ -391,9 +396,7 @@ class DatabaseService:
         actor.require_instructor("change when a database expires")
         backend, name = self.resolve(actor, db_type, name)
         with self.audited(actor, "expiry", f"{backend.kind}:{name}") as entry:
-            record = self.registry.database(backend.kind, name)
-            if record is None:
-                raise InvalidInput(f"{name} is not a database dbwrapper manages on {backend.label}.")
+            _, record = self.managed(actor, backend.kind, name)
             entry.detail = expires_at.isoformat(timespec="minutes") if expires_at else "permanent"
             self.registry.set_expiry(record, expires_at, audit=entry)
 
@@ -414,13 +417,19 @@ class DatabaseService:
         """An outcome for something done to ``name`` elsewhere (a restore), with its credentials."""
         record = self.authorize(actor, backend, name)
         login = Login(record.login, record.password) if record else None
-        return self._outcome(actor, backend, name, True, summary, login)
+        return self._outcome(backend, name, True, summary, login)
+
+    def _unchanged(
+        self, entry: AuditEntry, backend: Backend, name: str, why: str, login: Login | None = None,
+    ) -> Outcome:
+        """A create that found nothing to do because ``name`` ``why`` (``already exists``)."""
+        entry.outcome = "unchanged"
+        return self._outcome(backend, name, False, f"{name} {why} on {backend.label}; nothing was changed.", login)
 
     def _outcome(
-        self, actor: Actor, backend: Backend, name: str, changed: bool, summary: str,
-        login: Login | None = None,
+        self, backend: Backend, name: str, changed: bool, summary: str, login: Login | None = None,
     ) -> Outcome:
         record = self.registry.database(backend.kind, name)
         expires_at = record.expires_at if record else None
         credentials = Credentials(backend, name, login, expires_at) if login else None
-        return Outcome(name, changed, summary, self.listing(actor, backend.kind), credentials)
+        return Outcome(backend, name, changed, summary, credentials)

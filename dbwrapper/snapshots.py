@@ -15,17 +15,20 @@ refused for want of room.
 from __future__ import annotations
 
 import secrets
-from contextlib import suppress
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
 
 from dbwrapper.accounts import Actor
 from dbwrapper.backends import Backend
-from dbwrapper.errors import DbWrapperError, InvalidInput, Refused
+from dbwrapper.errors import DbWrapperError, InvalidInput
 from dbwrapper.names import RESERVED_PREFIX
+from dbwrapper.quotas import Quota
 from dbwrapper.registry import DatabaseRecord, Registry, Snapshot, User
 from dbwrapper.service import DatabaseService
 
 LABEL_LENGTH = 60
+#: A trainee's snapshots, over all their databases.
+SNAPSHOTS = Quota("snapshot", "delete one first", past_it="a revert")
 
 
 def snapshot_name() -> str:
@@ -61,28 +64,19 @@ class Snapshots:
     def registry(self) -> Registry:
         return self.service.registry
 
-    def database(self, actor: Actor, db_type: object, name: str | None) -> tuple[Backend, DatabaseRecord]:
-        """The managed database ``name`` (the actor's own by default), if the actor may use it."""
-        backend, name = self.service.resolve(actor, db_type, name)
-        record = self.service.authorize(actor, backend, name)
-        if record is None:
-            raise InvalidInput(f"{name} is not a database dbwrapper manages on {backend.label}.")
-        return backend, record
-
     def list(self, actor: Actor, db_type: object, name: str | None) -> tuple[Backend, DatabaseRecord, list[Snapshot]]:
         """The database's snapshots, newest first."""
-        backend, record = self.database(actor, db_type, name)
+        backend, record = self.service.managed(actor, db_type, name)
         return backend, record, [s for s in self.registry.snapshots(record) if s.state == "ready"]
 
     def take(self, actor: Actor, db_type: object, name: str | None, label: object = "") -> tuple[Snapshot, str]:
         """Snapshot the database now; the snapshot and a sentence saying what happened."""
-        backend, record = self.database(actor, db_type, name)
+        backend, record = self.service.managed(actor, db_type, name)
         label = clean_label(label)
         with self.service.audited(actor, "snapshot", f"{backend.kind}:{record.name}") as entry:
             self.service.check_idle(backend, record)
             owner = self._owner(record)
-            with self.service.user_lock(owner):
-                self._check_quota(actor, owner, room=0)
+            with self._room_for(actor, owner):
                 snapshot = self.registry.add_snapshot(
                     Snapshot(database_id=record.id, name=snapshot_name(), label=label, state="taking")
                 )
@@ -97,16 +91,15 @@ class Snapshots:
 
     def revert(self, actor: Actor, db_type: object, name: str | None, snapshot_id: object) -> str:
         """Give the database a snapshot's content again, keeping what it held as a new snapshot."""
-        backend, record = self.database(actor, db_type, name)
+        backend, record = self.service.managed(actor, db_type, name)
         chosen = self._find(record, snapshot_id)
         with self.service.audited(actor, "revert", f"{backend.kind}:{record.name}") as entry:
             entry.detail = f"to {chosen.name}"
             self.service.check_idle(backend, record)
             owner = self._owner(record)
-            with self.service.user_lock(owner):
-                # What the database holds is kept past the quota, once: a revert is not refused
-                # for want of room, but reverting again and again does not fill the server.
-                self._check_quota(actor, owner, room=1)
+            # What the database holds is kept past the quota, once: a revert is not refused
+            # for want of room, but reverting again and again does not fill the server.
+            with self._room_for(actor, owner, room=1):
                 before = self.registry.add_snapshot(Snapshot(
                     database_id=record.id, name=snapshot_name(), state="reverting",
                     label=f"before reverting to the snapshot of {chosen.taken_at:%Y-%m-%d %H:%M:%S}",
@@ -121,7 +114,7 @@ class Snapshots:
                 f"snapshot {describe(before)}.{ended_note(ended)}")
 
     def delete(self, actor: Actor, db_type: object, name: str | None, snapshot_id: object) -> str:
-        backend, record = self.database(actor, db_type, name)
+        backend, record = self.service.managed(actor, db_type, name)
         chosen = self._find(record, snapshot_id)
         with self.service.audited(actor, "delete snapshot", f"{backend.kind}:{record.name}") as entry:
             entry.detail = chosen.name
@@ -134,14 +127,12 @@ class Snapshots:
         assert owner is not None  # a record's owner cannot be removed while it exists
         return owner
 
-    def _check_quota(self, actor: Actor, owner: User, *, room: int) -> None:
-        """Refuse a trainee's snapshot past their quota, and ``room`` more (instructors have none)."""
-        kept = len(self.registry.snapshots(owner=owner))
-        if not actor.is_instructor and kept >= self.quota + room:
-            raise Refused(
-                f"{owner.name} already keeps {kept} snapshot(s), their quota of {self.quota}"
-                + (" and the one a revert may keep past it" if room else "") + "; delete one first."
-            )
+    def _room_for(self, actor: Actor, owner: User, room: int = 0) -> AbstractContextManager[None]:
+        """Held while one more of ``owner``'s snapshots is made within their quota, and ``room``."""
+        def kept() -> int:
+            return len(self.registry.snapshots(owner=owner))
+
+        return self.service.quotas.room_for(actor, owner, SNAPSHOTS, self.quota, kept, room=room)
 
     def _find(self, record: DatabaseRecord, snapshot_id: object) -> Snapshot:
         for snapshot in self.registry.snapshots(record):

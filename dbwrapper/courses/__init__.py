@@ -67,9 +67,7 @@ class Courses:
             name=name, description=description[:200], postgres_sql=sql.get("postgres"),
             mysql_sql=sql.get("mysql"),
         )
-        entry = AuditEntry(actor=f"{actor.name} ({actor.via})", action="course add", target=name,
-                           outcome="ok", detail="")
-        self.registry.add_course(course, audit=entry)
+        self.registry.add_course(course, audit=AuditEntry.new(actor.label, "course add", name))
         return course
 
     def add_from(
@@ -122,6 +120,5 @@ class Courses:
         known = {course.name for course in self.all()}
         for sample in sample_courses():
             if sample.name not in known:
-                entry = AuditEntry(actor="first start", action="course add", target=sample.name,
-                                   outcome="ok", detail="sample")
+                entry = AuditEntry.new("first start", "course add", sample.name, detail="sample")
                 self.registry.add_course(sample, audit=entry)

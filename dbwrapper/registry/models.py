@@ -66,8 +66,6 @@ class ManagedDatabase(Base):
     login: Mapped[str] = mapped_column(String(64))
     password: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
-    size_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    size_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     #: When the expiry job purges it; ``None``: never.
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     #: The course whose content it started with, if any.
@@ -91,6 +89,12 @@ class AuditEntry(Base):
     target: Mapped[str] = mapped_column(String(128))
     outcome: Mapped[str] = mapped_column(String(16))
     detail: Mapped[str] = mapped_column(String(500), default="")
+
+    @classmethod
+    def new(cls, actor: str, action: str, target: str, *, outcome: str = "ok", detail: str = "") -> AuditEntry:
+        """An entry with every field set (the constructor leaves unnamed ones ``None`` until it
+        is written): ``outcome`` is ``ok`` unless the work says otherwise."""
+        return cls(actor=actor, action=action, target=target, outcome=outcome, detail=detail)
 
 
 class Instance(Base):

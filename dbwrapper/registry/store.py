@@ -29,7 +29,6 @@ from dbwrapper.registry.models import (
     ManagedDatabase,
     Snapshot,
     User,
-    utc_now,
 )
 
 T = TypeVar("T")
@@ -308,18 +307,6 @@ class Registry:
                 session.add(audit)
         self._update_databases(lambda records: [db for db in records if db.id != record.id])
 
-    def record_sizes(self, backend: str, sizes: dict[str, int | None]) -> None:
-        """Note each managed database's size as last seen (reads keep their cached copies)."""
-        seen_at = utc_now()
-        with self.session() as session:
-            for name, size in sizes.items():
-                if size is not None:
-                    session.execute(
-                        update(ManagedDatabase)
-                        .where(ManagedDatabase.backend == backend, ManagedDatabase.name == name)
-                        .values(size_bytes=size, size_seen_at=seen_at)
-                    )
-
     # -- course copies (masters and spares) ------------------------------------------
 
     def copies(self, backend: str | None = None, course: str | None = None, kind: str | None = None,
@@ -419,7 +406,7 @@ class Registry:
     # -- the audit log ---------------------------------------------------------------
 
     def audit(self, actor: str, action: str, target: str, outcome: str, detail: str = "") -> None:
-        self.add_audit(AuditEntry(actor=actor, action=action, target=target, outcome=outcome, detail=detail))
+        self.add_audit(AuditEntry.new(actor, action, target, outcome=outcome, detail=detail))
 
     def add_audit(self, entry: AuditEntry) -> None:
         entry.detail = (entry.detail or "")[:AUDIT_DETAIL_LENGTH]

@@ -101,14 +101,16 @@ class DBInterface(Controller):
     ) -> str:
         """Create the caller's database (with its own login, from a course if given) unless it exists."""
         actor = current_actor()
-        return self.pages(actor).created(self.service.create(actor, db_type, name, course=course))
+        outcome = self.service.create(actor, db_type, name, course=course)
+        return self.pages(actor).created(outcome, self.service.listing(actor, outcome.backend.kind))
 
     @page(("GET", "HEAD", "POST"))
     def destroy_my_db(self, db_type: str | None = None, name: str | None = None) -> str:
         """GET asks for confirmation; the confirmation form POSTs, and only a POST drops."""
         actor = current_actor()
         if cherrypy.request.method == "POST":
-            return self.pages(actor).destroyed(self.service.destroy(actor, db_type, name))
+            outcome = self.service.destroy(actor, db_type, name)
+            return self.pages(actor).destroyed(outcome, self.service.listing(actor, outcome.backend.kind))
         return self.pages(actor).confirm_destroy(*self.service.check_destroy(actor, db_type, name))
 
     @page(("POST",))
@@ -189,7 +191,8 @@ class Archives(Controller):
     @page(("POST",))
     def restore(self, archive: str = "", into: str | None = None) -> str:
         actor = current_actor()
-        return self.pages(actor).created(self.runtime.archives.restore(actor, archive, into or None))
+        outcome = self.runtime.archives.restore(actor, archive, into or None)
+        return self.pages(actor).created(outcome, self.service.listing(actor, outcome.backend.kind))
 
     @page(("POST",))
     def delete(self, archive: str = "") -> str:

@@ -162,14 +162,14 @@ class Pages:
             owner=db.owner or "", size=human_size(db.info.size_bytes), badge=badge,
         )
 
-    def created(self, outcome: Outcome) -> str:
+    def created(self, outcome: Outcome, listing: Listing) -> str:
         parts = [self._summary(outcome)]
         if outcome.credentials is not None:
             parts.append(self._credentials(outcome.credentials))
-        return self.listing(outcome.listing, mine=outcome.name, message=join(parts))
+        return self.listing(listing, mine=outcome.name, message=join(parts))
 
-    def destroyed(self, outcome: Outcome) -> str:
-        return self.listing(outcome.listing, mine=outcome.name, message=self._summary(outcome))
+    def destroyed(self, outcome: Outcome, listing: Listing) -> str:
+        return self.listing(listing, mine=outcome.name, message=self._summary(outcome))
 
     def _summary(self, outcome: Outcome) -> Markup:
         return self._message(outcome.summary, "ok" if outcome.changed else "info")
