@@ -239,11 +239,11 @@ def run_snapshot_command(args: argparse.Namespace, runtime: Runtime) -> None:
 def run_expiry_command(args: argparse.Namespace, runtime: Runtime) -> None:
     actor = cli_actor(args, runtime)
     if args.expiry_command == "list":
-        for db in runtime.service.expiring():
+        for db in runtime.expiry.expiring():
             print(f"  {db.backend}:{db.name:<40} {db.owner:<16} {human_expiry(db.expires_at)}")
     elif args.expiry_command == "set":
         expires_at = None if args.permanent else datetime.now(UTC) + timedelta(days=args.days)
-        runtime.service.set_expiry(actor, args.db_type, args.name, expires_at)
+        runtime.expiry.set(actor, args.db_type, args.name, expires_at)
         print(f"{args.name} now expires: {human_expiry(expires_at)}")
     else:
         purged = runtime.purger.run_once()
@@ -286,7 +286,7 @@ def run_pool_command(args: argparse.Namespace, runtime: Runtime) -> None:
             ready = ", ".join(f"{kind} {count}" for kind, count in runtime.courses.ready_spares(course.name).items())
             print(f"  {course.name:<24} ready copies: {ready or '–'}")
         return
-    made = runtime.service.prepare_copies(
+    made = runtime.preparations.prepare(
         actor, args.db_type, args.course, args.count,
         lambda done, total: progress_bar(done, total, args.course),
     )

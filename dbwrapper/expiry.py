@@ -9,13 +9,13 @@ archive can be made.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from dbwrapper.accounts import Actor
 from dbwrapper.archives import Archives
 from dbwrapper.joblog import log as job_log
-from dbwrapper.registry import User
+from dbwrapper.registry import DatabaseRecord, User
 from dbwrapper.service import DatabaseService
 
 #: This job's lines in the log.
@@ -25,11 +25,43 @@ log = partial(job_log, "EXPIRY")
 EXPIRY_ACTOR = Actor(User(id=0, name="dbwrapper", role="instructor", quota=0), via="expiry")
 
 
+class Expiry:
+    """When databases expire: listed soonest first, moved or made permanent by instructors."""
+
+    def __init__(self, service: DatabaseService) -> None:
+        self.service = service
+
+    def set(self, actor: Actor, db_type: object, name: str, expires_at: datetime | None) -> None:
+        """Move a database's expiry (``None``: make it permanent); instructors only."""
+        actor.require_instructor("change when a database expires")
+        backend, name = self.service.resolve(actor, db_type, name)
+        with self.service.audited(actor, "expiry", f"{backend.kind}:{name}") as entry:
+            _, record = self.service.managed(actor, backend.kind, name)
+            entry.detail = expires_at.isoformat(timespec="minutes") if expires_at else "permanent"
+            self.service.registry.set_expiry(record, expires_at, audit=entry)
+
+    def extend(self, actor: Actor, db_type: object, name: str, by: timedelta) -> None:
+        """Push an expiry back by ``by``, from now if it is already due or the database is permanent."""
+        backend, name = self.service.resolve(actor, db_type, name)
+        record = self.service.registry.database(backend.kind, name)
+        now = datetime.now(UTC)
+        start = max(record.expires_at, now) if record is not None and record.expires_at else now
+        self.set(actor, backend.kind, name, start + by)
+
+    def expiring(self, limit: int | None = None) -> list[DatabaseRecord]:
+        """Databases that will expire, soonest first (those already due come first)."""
+        dated = [db for db in self.service.registry.databases() if db.expires_at is not None and db.ready]
+        return sorted(dated, key=lambda db: db.expires_at or datetime.max.replace(tzinfo=UTC))[:limit]
+
+
 class Purger:
     """Finds expired databases and purges them, one at a time, surviving every failure."""
 
-    def __init__(self, service: DatabaseService, archives: Archives, *, archive_first: bool = True) -> None:
+    def __init__(
+        self, service: DatabaseService, expiry: Expiry, archives: Archives, *, archive_first: bool = True,
+    ) -> None:
         self.service = service
+        self.expiry = expiry
         self.archives = archives
         self.archive_first = archive_first
 
@@ -37,7 +69,7 @@ class Purger:
         """``backend:name`` of every database past its expiry."""
         now = now or datetime.now(UTC)
         return [
-            f"{db.backend}:{db.name}" for db in self.service.expiring()
+            f"{db.backend}:{db.name}" for db in self.expiry.expiring()
             if db.expires_at is not None and db.expires_at <= now
         ]
 

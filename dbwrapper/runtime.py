@@ -12,7 +12,7 @@ from dbwrapper.classes import ClassJobs, ClassProvisioner
 from dbwrapper.config import Settings
 from dbwrapper.courses import Courses
 from dbwrapper.engines import Engines
-from dbwrapper.expiry import Purger
+from dbwrapper.expiry import Expiry, Purger
 from dbwrapper.preparations import Preparations
 from dbwrapper.reconcile import Reconciler, Report
 from dbwrapper.registry.lock import LOCK_CHECK_SECONDS, RegistryLock, registry_lock
@@ -35,7 +35,8 @@ class Runtime:
         self.archives = Archives(self.service, settings)
         self.snapshots = Snapshots(self.service, settings.snapshot_quota)
         self.preparations = Preparations(self.service)
-        self.purger = Purger(self.service, self.archives, archive_first=settings.archive_on_expiry)
+        self.expiry = Expiry(self.service)
+        self.purger = Purger(self.service, self.expiry, self.archives, archive_first=settings.archive_on_expiry)
         self.reconciler = Reconciler(self.service, self.accounts, self.archives)
         self.classes = ClassProvisioner(self.service, self.accounts)
         self.class_jobs = ClassJobs(self.classes)

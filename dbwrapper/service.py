@@ -9,7 +9,7 @@ log, and raises only :mod:`dbwrapper.errors`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -80,9 +80,6 @@ class Outcome:
     #: For a database the actor owns, how to connect to it.
     credentials: Credentials | None = None
 
-
-#: The most copies of a course prepared in one go: a class, not a server's worth of disk.
-MAX_PREPARED_COPIES = 200
 
 #: A trainee's databases; the limit is each user's own (``User.quota``).
 DATABASES = Quota("database", "destroy one first or ask an instructor")
@@ -282,35 +279,6 @@ class DatabaseService:
             backend.drop_database(claim.name, claim.login, registered=True)
             raise
 
-    def prepare_copies(
-        self, actor: Actor, db_type: object, course: str, count: object,
-        progress: Callable[[int, int], None] = lambda done, total: None,
-    ) -> int:
-        """Make the pool hold ``count`` ready copies of ``course`` now, before a class, so that
-        every trainee's database is then a rename; how many were made. Instructors only.
-
-        The pool's job keeps ``pool_size`` of them; copies beyond that stay until used.
-        """
-        backend, sql = self.check_preparation(actor, db_type, course, count)
-        assert isinstance(count, int)
-        with self.audited(actor, "prepare copies", f"{backend.kind}:{course}") as entry:
-            if not self.copies.copyable(backend, self.copies.master(backend, course, sql)):
-                raise Refused(f"The course {course} is loaded from its SQL on {backend.label} each time "
-                              "(it holds what a copy on the server cannot carry, such as events); "
-                              "copies cannot be prepared.")
-            made = self.copies.top_up(backend, course, sql, progress, size=count)
-            entry.detail = f"{made} made, {count} ready"
-        return made
-
-    def check_preparation(self, actor: Actor, db_type: object, course: str, count: object) -> tuple[Backend, str]:
-        """The backend and course SQL :meth:`prepare_copies` would use, its input checked first."""
-        actor.require_instructor("prepare copies of a course")
-        backend = self.engines.backend(db_type)
-        sql = self.course_sql(course, backend)
-        if not isinstance(count, int) or not 1 <= count <= MAX_PREPARED_COPIES:
-            raise InvalidInput(f"Prepare from 1 to {MAX_PREPARED_COPIES} copies at a time.")
-        return backend, sql
-
     def course_sql(self, course: str, backend: Backend) -> str:
         """The course's SQL for ``backend``; a 400 naming the courses if there is none."""
         found = self.registry.course(course) if isinstance(course, str) else None
@@ -390,28 +358,6 @@ class DatabaseService:
     def _new_expiry(self) -> datetime | None:
         hours = self.settings.lifetime_hours
         return datetime.now(UTC) + timedelta(hours=hours) if hours > 0 else None
-
-    def set_expiry(self, actor: Actor, db_type: object, name: str, expires_at: datetime | None) -> None:
-        """Move a database's expiry (``None``: make it permanent); instructors only."""
-        actor.require_instructor("change when a database expires")
-        backend, name = self.resolve(actor, db_type, name)
-        with self.audited(actor, "expiry", f"{backend.kind}:{name}") as entry:
-            _, record = self.managed(actor, backend.kind, name)
-            entry.detail = expires_at.isoformat(timespec="minutes") if expires_at else "permanent"
-            self.registry.set_expiry(record, expires_at, audit=entry)
-
-    def extend_expiry(self, actor: Actor, db_type: object, name: str, by: timedelta) -> None:
-        """Push an expiry back by ``by``, from now if it is already due or the database is permanent."""
-        backend, name = self.resolve(actor, db_type, name)
-        record = self.registry.database(backend.kind, name)
-        now = datetime.now(UTC)
-        start = max(record.expires_at, now) if record is not None and record.expires_at else now
-        self.set_expiry(actor, backend.kind, name, start + by)
-
-    def expiring(self, limit: int | None = None) -> list[DatabaseRecord]:
-        """Databases that will expire, soonest first (those already due come first)."""
-        dated = [db for db in self.registry.databases() if db.expires_at is not None and db.ready]
-        return sorted(dated, key=lambda db: db.expires_at or datetime.max.replace(tzinfo=UTC))[:limit]
 
     def describe(self, actor: Actor, backend: Backend, name: str, summary: str) -> Outcome:
         """An outcome for something done to ``name`` elsewhere (a restore), with its credentials."""

@@ -237,16 +237,16 @@ def test_an_instructor_prepares_copies_before_class_and_the_class_gets_them(cli,
 def test_preparing_copies_is_for_instructors_and_a_sensible_count(runtime, db_type, trainee, instructor):
     alice = Actor(runtime.accounts.get(trainee().user_name))
     with pytest.raises(Forbidden):
-        runtime.service.prepare_copies(alice, db_type, "franchise", 2)
+        runtime.preparations.prepare(alice, db_type, "franchise", 2)
     for count in (0, 201, "3"):
         with pytest.raises(InvalidInput, match="from 1 to 200"):
-            runtime.service.prepare_copies(instructor, db_type, "franchise", count)
+            runtime.preparations.prepare(instructor, db_type, "franchise", count)
 
 
 def test_what_handouts_leave_is_dropped_even_with_no_pool_kept(runtime, db_type, trainee, catalog):
     # pool_size 0 (as the tests' service has it), but an instructor prepared copies by hand.
     instructor = Actor(runtime.accounts.get(INSTRUCTOR))
-    runtime.service.prepare_copies(instructor, db_type, "franchise", 1)
+    runtime.preparations.prepare(instructor, db_type, "franchise", 1)
     (spare,) = runtime.service.registry.copies(db_type, "franchise", "spare")
     alice = trainee()
     alice.get("/dbi/create_my_db", params={"db_type": db_type, "course": "franchise"})

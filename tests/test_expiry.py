@@ -16,7 +16,7 @@ from tests.test_archives import _broken
 
 def _make_due(runtime, db_type, name) -> None:
     instructor = Actor(runtime.accounts.get(INSTRUCTOR))
-    runtime.service.set_expiry(instructor, db_type, name, datetime.now(UTC) - timedelta(minutes=1))
+    runtime.expiry.set(instructor, db_type, name, datetime.now(UTC) - timedelta(minutes=1))
 
 
 def test_a_new_database_expires_after_the_configured_lifetime(trainee, runtime, db_type):
@@ -47,7 +47,7 @@ def test_a_database_whose_archive_fails_is_kept_and_purged_later(
 ):
     browser.get("/dbi/create_my_db", params={"db_type": db_type, "name": db_name})
     _make_due(runtime, db_type, db_name)
-    broken = Purger(runtime.service, _broken(runtime, tmp_path, db_type, "exit 1"))
+    broken = Purger(runtime.service, runtime.expiry, _broken(runtime, tmp_path, db_type, "exit 1"))
 
     assert broken.run_once() == []  # no exception escapes: the job must keep running
     assert db_name in catalog(db_type)
@@ -101,7 +101,7 @@ def test_the_job_runs_in_the_background(runtime, browser, db_type, db_name, cata
 def test_without_archive_on_expiry_the_job_only_drops(runtime, browser, db_type, db_name, catalog):
     browser.get("/dbi/create_my_db", params={"db_type": db_type, "name": db_name})
     _make_due(runtime, db_type, db_name)
-    purger = Purger(runtime.service, runtime.archives, archive_first=False)
+    purger = Purger(runtime.service, runtime.expiry, runtime.archives, archive_first=False)
     assert f"{db_type}:{db_name}" in purger.run_once()
     assert db_name not in catalog(db_type)
     instructor = Actor(runtime.accounts.get(INSTRUCTOR))

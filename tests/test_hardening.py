@@ -135,7 +135,7 @@ def test_the_expiry_job_purges_a_database_whose_marker_was_removed(trainee, runt
     with as_owner(db_type, name) as connection:
         connection.exec_driver_sql(UNMARK[db_type].format(name=name))
     instructor = Actor(runtime.accounts.get(INSTRUCTOR))
-    runtime.service.set_expiry(instructor, db_type, name, datetime.now(UTC) - timedelta(minutes=1))
+    runtime.expiry.set(instructor, db_type, name, datetime.now(UTC) - timedelta(minutes=1))
 
     assert f"{db_type}:{name}" in runtime.purger.run_once()
     assert name not in catalog(db_type)

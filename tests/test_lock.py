@@ -387,7 +387,7 @@ def test_an_expiry_purge_beside_a_revert_keeps_what_the_revert_set_aside(
         with as_owner("mysql", db_name) as connection:  # the work since the snapshot
             connection.exec_driver_sql("CREATE TABLE notes (line TEXT)")
             connection.exec_driver_sql("INSERT INTO notes VALUES ('a morning of work')")
-        runtime.service.set_expiry(instructor, "mysql", db_name, datetime.now(UTC) - timedelta(minutes=1))
+        runtime.expiry.set(instructor, "mysql", db_name, datetime.now(UTC) - timedelta(minutes=1))
         backend = runtime.engines.backend("mysql")
         reverting = partial(runtime.snapshots.revert, instructor, "mysql", db_name, clean.id)
         with held_at(monkeypatch, backend, "copy_back", reverting) as revert:

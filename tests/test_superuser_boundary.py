@@ -129,7 +129,7 @@ def test_archiving_from_the_page_runs_as_the_trainee(trapped, escalated, runtime
 def test_the_expiry_job_archives_and_drops_as_the_trainee(trapped, escalated, runtime, catalog):
     _, name = trapped
     instructor = Actor(runtime.accounts.get(INSTRUCTOR))
-    runtime.service.set_expiry(instructor, "postgres", name, datetime.now(UTC) - timedelta(minutes=1))
+    runtime.expiry.set(instructor, "postgres", name, datetime.now(UTC) - timedelta(minutes=1))
 
     assert f"postgres:{name}" in runtime.purger.run_once()
     assert name not in catalog("postgres")

@@ -120,9 +120,9 @@ class DBInterface(Controller):
         if change not in EXPIRY_CHANGES:
             raise InvalidInput(f"Unknown change {change!r}; valid: {', '.join(EXPIRY_CHANGES)}.")
         if change == "extend":
-            self.service.extend_expiry(actor, db_type, name, EXTENSION)
+            self.runtime.expiry.extend(actor, db_type, name, EXTENSION)
         else:
-            self.service.set_expiry(actor, db_type, name, None)
+            self.runtime.expiry.set(actor, db_type, name, None)
         raise cherrypy.HTTPRedirect("/", 303)
 
     @page()
@@ -328,7 +328,7 @@ class Root(Controller):
         default_name = self.service.default_name(actor)
         if actor.is_instructor:
             embedded = self.service.engines.embedded
-            expiring = self.service.expiring(limit=EXPIRING_SHOWN)
+            expiring = self.runtime.expiry.expiring(limit=EXPIRING_SHOWN)
             courses = [course.name for course in self.runtime.courses.all()]
             return self.pages(actor).instructor_home(backends, default_name, embedded, expiring, courses)
         courses = [course.name for course in self.runtime.courses.all()]
