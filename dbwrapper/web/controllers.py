@@ -133,7 +133,7 @@ class DBInterface(Controller):
         return self.pages(actor).listing(listing, mine=self.service.default_name(actor))
 
 
-class Users(Controller):
+class UsersController(Controller):
     """``/users/``: the instructors' page for accounts."""
 
     @property
@@ -171,7 +171,7 @@ class Users(Controller):
         return self._page(actor, f"New password for {name}: {password} (shown once).")
 
 
-class Archives(Controller):
+class ArchivesController(Controller):
     """``/archives/``: archive databases to disk and restore them (owners and instructors)."""
 
     def _page(self, actor: Actor, message: str | None = None) -> str:
@@ -201,7 +201,7 @@ class Archives(Controller):
         return self._page(actor, f"Deleted the archive {manifest.id}.")
 
 
-class Courses(Controller):
+class CoursesController(Controller):
     """``/courses/``: the instructors' page for courses and their warm pools."""
 
     def _page(self, actor: Actor, message: str | None = None) -> str:
@@ -250,7 +250,7 @@ def uploaded_text(upload: Any) -> str:
         raise InvalidInput(f"{upload.filename} is not UTF-8 text; save it as UTF-8.") from None
 
 
-class Snapshots(Controller):
+class SnapshotsController(Controller):
     """``/snapshots/``: take, revert to and delete a database's snapshots (owners and instructors)."""
 
     def _page(self, actor: Actor, db_type: str | None, name: str | None, message: str | None = None) -> str:
@@ -278,7 +278,7 @@ class Snapshots(Controller):
         return self._page(actor, db_type, name, self.runtime.snapshots.delete(actor, db_type, name, snapshot))
 
 
-class Classes(Controller):
+class ClassesController(Controller):
     """``/classes/``: provision a class from an uploaded roster, and follow its progress."""
 
     @page(("POST",))
@@ -314,11 +314,11 @@ class Root(Controller):
     def __init__(self, runtime: Runtime, templates: Templates) -> None:
         super().__init__(runtime, templates)
         self.dbi = DBInterface(runtime, templates)
-        self.users = Users(runtime, templates)
-        self.archives = Archives(runtime, templates)
-        self.snapshots = Snapshots(runtime, templates)
-        self.courses = Courses(runtime, templates)
-        self.classes = Classes(runtime, templates)
+        self.users = UsersController(runtime, templates)
+        self.archives = ArchivesController(runtime, templates)
+        self.snapshots = SnapshotsController(runtime, templates)
+        self.courses = CoursesController(runtime, templates)
+        self.classes = ClassesController(runtime, templates)
 
     @page()
     def index(self) -> str:
