@@ -28,6 +28,7 @@ from dbwrapper.backends import BACKEND_CLASSES
 from dbwrapper.backends.base import Login
 from dbwrapper.config import Settings
 from dbwrapper.runtime import INSTRUCTOR_PASSWORD_VARIABLE, Runtime
+from dbwrapper.service import Outcome
 from dbwrapper.web.app import mount, server_config
 from tests.servers import SERVERS, free_port, older_postgres_server, throwaway_mariadb
 from tests.tcpproxy import TcpProxy, target_of
@@ -210,10 +211,108 @@ def rows(runtime: Runtime, look_inside) -> Callable[[str, str], dict[str, int]]:
     return count
 
 
+class DatabaseJanitor:
+    """One database of one test, made and removed through the service as its users would.
+
+    As pytest-postgresql's ``DatabaseJanitor``, but through dbwrapper rather than behind its
+    back: :meth:`init` creates the database with ``runtime.service.create``, :meth:`drop`
+    destroys it with ``runtime.service.destroy`` and then checks that neither the registry nor
+    the server still holds it. Used as a context manager it does both. A database left on the
+    server that the registry does not know of is dropped here by the tests' own super-user, so
+    that the next test starts clean, and reported as the failure it is.
+    """
+
+    def __init__(
+        self, *, runtime: Runtime, actor: Actor, db_type: str, name: str,
+        catalog: Callable[[str], set[str]], admin: Engine,
+    ) -> None:
+        self.runtime = runtime
+        self.actor = actor
+        self.db_type = db_type
+        self.name = name
+        self.catalog = catalog
+        self.admin = admin
+
+    def init(self, *, course: str | None = None) -> Outcome:
+        """Create the database through the service (from ``course``, if given); check the
+        registry holds it."""
+        outcome = self.runtime.service.create(self.actor, self.db_type, self.name, course=course)
+        assert outcome.changed, outcome.summary
+        assert self.runtime.service.registry.database(self.db_type, self.name) is not None
+        return outcome
+
+    def drop(self) -> None:
+        """Destroy the database through the service if the registry holds it; then check that
+        neither the registry nor the server holds it any more."""
+        registry = self.runtime.service.registry
+        if registry.database(self.db_type, self.name) is not None:
+            self.runtime.service.destroy(self.actor, self.db_type, self.name)
+            assert registry.database(self.db_type, self.name) is None, (
+                f"{self.db_type}:{self.name} is still in the registry after the service destroyed it"
+            )
+        if self.name in self.catalog(self.db_type):
+            self._drop_behind_the_services_back()
+            pytest.fail(
+                f"{self.db_type}:{self.name} was left on the server and the registry does not know "
+                "of it: a test that makes a database behind the service's back removes it itself "
+                "(see unmanaged_name)."
+            )
+
+    def _drop_behind_the_services_back(self) -> None:
+        with self.admin.connect() as connection:
+            # No session may stay on a database that is dropped: PostgreSQL ends them (FORCE).
+            force = " WITH (FORCE)" if self.db_type == "postgres" else ""
+            quoted = self.admin.dialect.identifier_preparer.quote_identifier(self.name)
+            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {quoted}{force}")
+
+    def __enter__(self) -> DatabaseJanitor:
+        self.init()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.drop()
+
+
+def fresh_name() -> str:
+    """A database name nobody has: ``t_<12 hex digits>``."""
+    return f"t_{uuid.uuid4().hex[:12]}"
+
+
 @pytest.fixture
-def db_name(db_type: str, admin: dict[str, Engine]) -> Iterator[str]:
-    """A fresh database name for one test; dropped afterwards if the test left it."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
+def janitor(
+    runtime: Runtime, db_type: str, catalog: Callable[[str], set[str]], admin: dict[str, Engine]
+) -> Iterator[DatabaseJanitor]:
+    """A :class:`DatabaseJanitor` for a fresh name, by the first instructor; the test creates
+    the database (through the service or its pages), the janitor destroys it afterwards
+    through the service and checks the registry and the server no longer hold it."""
+    actor = Actor(runtime.accounts.get(INSTRUCTOR), via="tests")
+    janitor = DatabaseJanitor(
+        runtime=runtime, actor=actor, db_type=db_type, name=fresh_name(), catalog=catalog,
+        admin=admin[db_type],
+    )
+    yield janitor
+    janitor.drop()
+
+
+@pytest.fixture
+def db_name(janitor: DatabaseJanitor) -> str:
+    """A fresh database name for one test, for the service to make: see :func:`janitor`."""
+    return janitor.name
+
+
+@pytest.fixture
+def managed_db(janitor: DatabaseJanitor) -> str:
+    """A database the first instructor made through the service, destroyed through it afterwards."""
+    janitor.init()
+    return janitor.name
+
+
+@pytest.fixture
+def unmanaged_name(db_type: str, admin: dict[str, Engine]) -> Iterator[str]:
+    """A fresh name for a database a test makes behind the service's back on purpose (someone
+    else's, made by hand; a backend's own calls): dropped afterwards by the tests' own
+    super-user, as the service would refuse to."""
+    name = fresh_name()
     yield name
     engine = admin[db_type]
     with engine.connect() as connection:

@@ -87,14 +87,14 @@ def test_the_servers_own_databases_are_never_dropped(browser, db_type, system_db
     assert catalog(db_type) == before
 
 
-def test_a_database_dbwrapper_did_not_create_is_left_alone(browser, db_type, db_name, admin, catalog):
+def test_a_database_dbwrapper_did_not_create_is_left_alone(browser, db_type, unmanaged_name, admin, catalog):
     with admin[db_type].connect() as connection:
-        connection.exec_driver_sql(f"CREATE DATABASE {db_name}")  # db_name is ours: t_<hex>
+        connection.exec_driver_sql(f"CREATE DATABASE {unmanaged_name}")  # behind the service's back: that is the point
 
-    response = browser.post("/dbi/destroy_my_db", data={"db_type": db_type, "name": db_name})
+    response = browser.post("/dbi/destroy_my_db", data={"db_type": db_type, "name": unmanaged_name})
     assert response.status_code == 409
     assert "not created by dbwrapper" in response.text
-    assert db_name in catalog(db_type)
+    assert unmanaged_name in catalog(db_type)
 
 
 @pytest.mark.backend("postgres")
