@@ -7,6 +7,7 @@ test command passes it) turns "an engine's tests did not run" into a failure.
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import subprocess
@@ -27,6 +28,7 @@ from dbwrapper.accounts import Actor
 from dbwrapper.backends import BACKEND_CLASSES
 from dbwrapper.backends.base import Login
 from dbwrapper.config import Settings
+from dbwrapper.registry import AuditEntry
 from dbwrapper.runtime import INSTRUCTOR_PASSWORD_VARIABLE, Runtime
 from dbwrapper.service import Outcome
 from dbwrapper.web.app import mount, server_config
@@ -194,6 +196,24 @@ def login_of(runtime: Runtime, db_type: str, name: str) -> Login:
     record = runtime.service.registry.database(db_type, name)
     assert record is not None, f"{name} is not a managed database"
     return Login(record.login, record.password)
+
+
+def audit_of(runtime: Runtime, target: str) -> list[AuditEntry]:
+    """The audit log's entries about ``target`` only (``postgres:t_0123``, a user's name),
+    newest first: the registry is the whole session's, and other tests' entries never count."""
+    return [entry for entry in runtime.service.registry.audit_entries(limit=100_000) if entry.target == target]
+
+
+def audit_rows(page: str, target: str) -> list[set[str]]:
+    """The rows of the audit page about ``target``, each as the set of its cells' text (when,
+    who, action, on, outcome, detail): what the page says of that target, and of nothing else."""
+    rows = []
+    for row in re.findall(r"<tr\b[^>]*>(.*?)</tr>", page, re.S):
+        cells = {html.unescape(re.sub(r"<[^>]+>", "", cell)).strip()
+                 for cell in re.findall(r"<td\b[^>]*>(.*?)</td>", row, re.S)}
+        if target in cells:
+            rows.append(cells)
+    return rows
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from cherrypy.process.plugins import Monitor
 
 from dbwrapper.accounts import Actor
 from dbwrapper.expiry import Purger
-from tests.conftest import INSTRUCTOR
+from tests.conftest import INSTRUCTOR, audit_of, audit_rows
 from tests.test_archives import _broken
 
 
@@ -38,8 +38,8 @@ def test_the_job_archives_then_drops_what_is_due(browser, runtime, db_type, db_n
     instructor = Actor(runtime.accounts.get(INSTRUCTOR))
     archived = [m for m in runtime.archives.list(instructor) if m.database == db_name]
     assert len(archived) == 1
-    log = browser.get("/audit").text
-    assert "dbwrapper (expiry)" in log and "archive and drop" in log
+    rows = audit_rows(browser.get("/audit").text, f"{db_type}:{db_name}")
+    assert any({"dbwrapper (expiry)", "archive and drop", "ok"} <= row for row in rows), rows
 
 
 def test_a_database_whose_archive_fails_is_kept_and_purged_later(
@@ -51,7 +51,8 @@ def test_a_database_whose_archive_fails_is_kept_and_purged_later(
 
     assert broken.run_once() == []  # no exception escapes: the job must keep running
     assert db_name in catalog(db_type)
-    assert "failed" in browser.get("/audit").text
+    (entry, *_) = audit_of(runtime, f"{db_type}:{db_name}")  # newest first
+    assert (entry.action, entry.outcome) == ("archive and drop", "failed"), entry
 
     assert f"{db_type}:{db_name}" in runtime.purger.run_once()
     assert db_name not in catalog(db_type)
