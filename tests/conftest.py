@@ -19,6 +19,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import cherrypy
+import platformdirs
 import pytest
 import requests
 from sqlalchemy import Connection, Engine, create_engine, text
@@ -28,6 +29,7 @@ from dbwrapper.accounts import Actor
 from dbwrapper.backends import BACKEND_CLASSES
 from dbwrapper.backends.base import Login
 from dbwrapper.config import Settings
+from dbwrapper.embedded import ROOT_DATA_DIR
 from dbwrapper.registry import AuditEntry
 from dbwrapper.runtime import INSTRUCTOR_PASSWORD_VARIABLE, Runtime
 from dbwrapper.service import Outcome
@@ -70,11 +72,51 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     return report
 
 
+# -- making sure nothing is written outside temporary directories ------------------------
+
+#: Where dbwrapper keeps its files when nothing says otherwise (archives, the embedded server's
+#: data, lock files: see dbwrapper.embedded.service_data_dir), for root and for this user. The
+#: tests run as root too, where these are writable: a test that forgets to name a temporary
+#: directory (a Settings without archive_dir, a command without DBWRAPPER_ARCHIVE_DIR) lands here.
+DEFAULT_DIRECTORIES = (ROOT_DATA_DIR.parent, Path(platformdirs.user_data_dir("dbwrapper")))
+#: How deep they are looked at: each one, what it holds and what that holds (archives/postgres),
+#: not each database's archives, which others' test runs on this machine may add to.
+DEFAULT_DIRECTORY_DEPTH = 2
+_defaults_seen: set[Path] = set()
+_written_outside_tmp: list[tuple[str, list[Path]]] = []
+
+
+def _in_default_directories() -> set[Path]:
+    """What the default directories hold now, down to DEFAULT_DIRECTORY_DEPTH."""
+    found: set[Path] = set()
+    level = [directory for directory in DEFAULT_DIRECTORIES if directory.exists()]
+    for _ in range(DEFAULT_DIRECTORY_DEPTH + 1):
+        found.update(level)
+        level = [child for path in level if path.is_dir() for child in path.iterdir()]
+    return found
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    _defaults_seen.update(_in_default_directories())
+
+
+def pytest_runtest_logfinish(nodeid: str, location: tuple[str, int | None, str]) -> None:
+    # After each test and its teardown, so that the failure can name the test that wrote.
+    if new := _in_default_directories() - _defaults_seen:
+        _written_outside_tmp.append((nodeid, sorted(new)))
+        _defaults_seen.update(new)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    writer = session.config.get_terminal_writer()
+    for nodeid, paths in _written_outside_tmp:
+        writer.line()
+        writer.line(f"FAILED: {nodeid} wrote outside its temporary directories: "
+                    f"{', '.join(map(str, paths))}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
     required = [b for b in session.config.getoption("--require-backends").split(",") if b]
     missing = [b for b in required if not _passed[b]]
     if missing:
-        writer = session.config.get_terminal_writer()
         writer.line()
         writer.line(
             f"FAILED: no test passed against: {', '.join(missing)} (--require-backends)", red=True
