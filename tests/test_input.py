@@ -11,6 +11,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
 
 from dbwrapper.backends import BACKEND_CLASSES
+from dbwrapper.errors import InvalidInput
 from dbwrapper.names import validate_name
 
 HOSTILE_NAMES = [
@@ -41,7 +42,7 @@ def test_hostile_names_are_refused_before_any_sql(browser, db_type, name, catalo
 
 def test_the_longest_allowed_name_is_63_characters():
     assert validate_name("a" * 63) == "a" * 63
-    with pytest.raises(Exception, match="limit is 63"):
+    with pytest.raises(InvalidInput, match="limit is 63"):
         validate_name("a" * 64)
 
 
