@@ -7,6 +7,7 @@ test command passes it) turns "an engine's tests did not run" into a failure.
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import subprocess
@@ -18,6 +19,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import cherrypy
+import platformdirs
 import pytest
 import requests
 from sqlalchemy import Connection, Engine, create_engine, text
@@ -27,7 +29,10 @@ from dbwrapper.accounts import Actor
 from dbwrapper.backends import BACKEND_CLASSES
 from dbwrapper.backends.base import Login
 from dbwrapper.config import Settings
+from dbwrapper.embedded import ROOT_DATA_DIR
+from dbwrapper.registry import AuditEntry
 from dbwrapper.runtime import INSTRUCTOR_PASSWORD_VARIABLE, Runtime
+from dbwrapper.service import Outcome
 from dbwrapper.web.app import mount, server_config
 from tests.servers import SERVERS, free_port, older_postgres_server, throwaway_mariadb
 from tests.tcpproxy import TcpProxy, target_of
@@ -67,11 +72,51 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     return report
 
 
+# -- making sure nothing is written outside temporary directories ------------------------
+
+#: Where dbwrapper keeps its files when nothing says otherwise (archives, the embedded server's
+#: data, lock files: see dbwrapper.embedded.service_data_dir), for root and for this user. The
+#: tests run as root too, where these are writable: a test that forgets to name a temporary
+#: directory (a Settings without archive_dir, a command without DBWRAPPER_ARCHIVE_DIR) lands here.
+DEFAULT_DIRECTORIES = (ROOT_DATA_DIR.parent, Path(platformdirs.user_data_dir("dbwrapper")))
+#: How deep they are looked at: each one, what it holds and what that holds (archives/postgres),
+#: not each database's archives, which others' test runs on this machine may add to.
+DEFAULT_DIRECTORY_DEPTH = 2
+_defaults_seen: set[Path] = set()
+_written_outside_tmp: list[tuple[str, list[Path]]] = []
+
+
+def _in_default_directories() -> set[Path]:
+    """What the default directories hold now, down to DEFAULT_DIRECTORY_DEPTH."""
+    found: set[Path] = set()
+    level = [directory for directory in DEFAULT_DIRECTORIES if directory.exists()]
+    for _ in range(DEFAULT_DIRECTORY_DEPTH + 1):
+        found.update(level)
+        level = [child for path in level if path.is_dir() for child in path.iterdir()]
+    return found
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    _defaults_seen.update(_in_default_directories())
+
+
+def pytest_runtest_logfinish(nodeid: str, location: tuple[str, int | None, str]) -> None:
+    # After each test and its teardown, so that the failure can name the test that wrote.
+    if new := _in_default_directories() - _defaults_seen:
+        _written_outside_tmp.append((nodeid, sorted(new)))
+        _defaults_seen.update(new)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    writer = session.config.get_terminal_writer()
+    for nodeid, paths in _written_outside_tmp:
+        writer.line()
+        writer.line(f"FAILED: {nodeid} wrote outside its temporary directories: "
+                    f"{', '.join(map(str, paths))}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
     required = [b for b in session.config.getoption("--require-backends").split(",") if b]
     missing = [b for b in required if not _passed[b]]
     if missing:
-        writer = session.config.get_terminal_writer()
         writer.line()
         writer.line(
             f"FAILED: no test passed against: {', '.join(missing)} (--require-backends)", red=True
@@ -195,6 +240,24 @@ def login_of(runtime: Runtime, db_type: str, name: str) -> Login:
     return Login(record.login, record.password)
 
 
+def audit_of(runtime: Runtime, target: str) -> list[AuditEntry]:
+    """The audit log's entries about ``target`` only (``postgres:t_0123``, a user's name),
+    newest first: the registry is the whole session's, and other tests' entries never count."""
+    return [entry for entry in runtime.service.registry.audit_entries(limit=100_000) if entry.target == target]
+
+
+def audit_rows(page: str, target: str) -> list[set[str]]:
+    """The rows of the audit page about ``target``, each as the set of its cells' text (when,
+    who, action, on, outcome, detail): what the page says of that target, and of nothing else."""
+    rows = []
+    for row in re.findall(r"<tr\b[^>]*>(.*?)</tr>", page, re.S):
+        cells = {html.unescape(re.sub(r"<[^>]+>", "", cell)).strip()
+                 for cell in re.findall(r"<td\b[^>]*>(.*?)</td>", row, re.S)}
+        if target in cells:
+            rows.append(cells)
+    return rows
+
+
 @pytest.fixture
 def rows(runtime: Runtime, look_inside) -> Callable[[str, str], dict[str, int]]:
     """``rows(db_type, name)``: rows per table, counted as the database's own login when it is a
@@ -210,10 +273,108 @@ def rows(runtime: Runtime, look_inside) -> Callable[[str, str], dict[str, int]]:
     return count
 
 
+class DatabaseJanitor:
+    """One database of one test, made and removed through the service as its users would.
+
+    As pytest-postgresql's ``DatabaseJanitor``, but through dbwrapper rather than behind its
+    back: :meth:`init` creates the database with ``runtime.service.create``, :meth:`drop`
+    destroys it with ``runtime.service.destroy`` and then checks that neither the registry nor
+    the server still holds it. Used as a context manager it does both. A database left on the
+    server that the registry does not know of is dropped here by the tests' own super-user, so
+    that the next test starts clean, and reported as the failure it is.
+    """
+
+    def __init__(
+        self, *, runtime: Runtime, actor: Actor, db_type: str, name: str,
+        catalog: Callable[[str], set[str]], admin: Engine,
+    ) -> None:
+        self.runtime = runtime
+        self.actor = actor
+        self.db_type = db_type
+        self.name = name
+        self.catalog = catalog
+        self.admin = admin
+
+    def init(self, *, course: str | None = None) -> Outcome:
+        """Create the database through the service (from ``course``, if given); check the
+        registry holds it."""
+        outcome = self.runtime.service.create(self.actor, self.db_type, self.name, course=course)
+        assert outcome.changed, outcome.summary
+        assert self.runtime.service.registry.database(self.db_type, self.name) is not None
+        return outcome
+
+    def drop(self) -> None:
+        """Destroy the database through the service if the registry holds it; then check that
+        neither the registry nor the server holds it any more."""
+        registry = self.runtime.service.registry
+        if registry.database(self.db_type, self.name) is not None:
+            self.runtime.service.destroy(self.actor, self.db_type, self.name)
+            assert registry.database(self.db_type, self.name) is None, (
+                f"{self.db_type}:{self.name} is still in the registry after the service destroyed it"
+            )
+        if self.name in self.catalog(self.db_type):
+            self._drop_behind_the_services_back()
+            pytest.fail(
+                f"{self.db_type}:{self.name} was left on the server and the registry does not know "
+                "of it: a test that makes a database behind the service's back removes it itself "
+                "(see unmanaged_name)."
+            )
+
+    def _drop_behind_the_services_back(self) -> None:
+        with self.admin.connect() as connection:
+            # No session may stay on a database that is dropped: PostgreSQL ends them (FORCE).
+            force = " WITH (FORCE)" if self.db_type == "postgres" else ""
+            quoted = self.admin.dialect.identifier_preparer.quote_identifier(self.name)
+            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {quoted}{force}")
+
+    def __enter__(self) -> DatabaseJanitor:
+        self.init()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.drop()
+
+
+def fresh_name() -> str:
+    """A database name nobody has: ``t_<12 hex digits>``."""
+    return f"t_{uuid.uuid4().hex[:12]}"
+
+
 @pytest.fixture
-def db_name(db_type: str, admin: dict[str, Engine]) -> Iterator[str]:
-    """A fresh database name for one test; dropped afterwards if the test left it."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
+def janitor(
+    runtime: Runtime, db_type: str, catalog: Callable[[str], set[str]], admin: dict[str, Engine]
+) -> Iterator[DatabaseJanitor]:
+    """A :class:`DatabaseJanitor` for a fresh name, by the first instructor; the test creates
+    the database (through the service or its pages), the janitor destroys it afterwards
+    through the service and checks the registry and the server no longer hold it."""
+    actor = Actor(runtime.accounts.get(INSTRUCTOR), via="tests")
+    janitor = DatabaseJanitor(
+        runtime=runtime, actor=actor, db_type=db_type, name=fresh_name(), catalog=catalog,
+        admin=admin[db_type],
+    )
+    yield janitor
+    janitor.drop()
+
+
+@pytest.fixture
+def db_name(janitor: DatabaseJanitor) -> str:
+    """A fresh database name for one test, for the service to make: see :func:`janitor`."""
+    return janitor.name
+
+
+@pytest.fixture
+def managed_db(janitor: DatabaseJanitor) -> str:
+    """A database the first instructor made through the service, destroyed through it afterwards."""
+    janitor.init()
+    return janitor.name
+
+
+@pytest.fixture
+def unmanaged_name(db_type: str, admin: dict[str, Engine]) -> Iterator[str]:
+    """A fresh name for a database a test makes behind the service's back on purpose (someone
+    else's, made by hand; a backend's own calls): dropped afterwards by the tests' own
+    super-user, as the service would refuse to."""
+    name = fresh_name()
     yield name
     engine = admin[db_type]
     with engine.connect() as connection:

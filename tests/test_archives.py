@@ -367,23 +367,19 @@ def test_restoring_over_and_over_keeps_a_trainees_archives_within_their_quota_an
 
 
 def test_restoring_into_a_database_dbwrapper_does_not_manage_is_a_clear_refusal(
-    browser, runtime, instructor, db_type, db_name, admin, catalog
+    browser, runtime, instructor, db_type, managed_db, unmanaged_name, admin, catalog
 ):
     """The registry does not know the target, but the server holds a database of that name
     (made by hand): a 409 that names it, and that database left as it is."""
-    own = f"t_{uuid.uuid4().hex[:12]}"
-    runtime.service.create(instructor, db_type, own)
-    try:
-        archive = runtime.archives.archive(instructor, db_type, own)
-        with admin[db_type].connect() as connection:
-            connection.exec_driver_sql(f"CREATE DATABASE {db_name}")  # someone else's, by hand
-        restored = browser.post("/archives/restore", data={"archive": archive.id, "into": db_name})
-        runtime.archives.delete(instructor, archive.id)
-    finally:
-        runtime.service.destroy(instructor, db_type, own)
+    archive = runtime.archives.archive(instructor, db_type, managed_db)
+    with admin[db_type].connect() as connection:
+        # Someone else's, made by hand behind the service's back: that is the point.
+        connection.exec_driver_sql(f"CREATE DATABASE {unmanaged_name}")
+    restored = browser.post("/archives/restore", data={"archive": archive.id, "into": unmanaged_name})
+    runtime.archives.delete(instructor, archive.id)
     assert restored.status_code in (400, 409), restored.text
-    assert db_name in restored.text
-    assert db_name in catalog(db_type)
+    assert unmanaged_name in restored.text
+    assert unmanaged_name in catalog(db_type)
 
 
 @pytest.mark.backend("postgres")

@@ -13,6 +13,14 @@ from dbwrapper.backends import BACKEND_CLASSES
 from dbwrapper.backends.base import Login
 from dbwrapper.backends.postgresql import scram_sha_256
 
+
+@pytest.fixture
+def db_name(unmanaged_name: str) -> str:
+    """These tests work beneath the service, on the backend's own calls: their databases are
+    no registry's, made and dropped behind the service's back on purpose (see unmanaged_name)."""
+    return unmanaged_name
+
+
 CURRENT_USER = {"postgres": "SELECT current_user", "mysql": "SELECT SUBSTRING_INDEX(CURRENT_USER(), '@', 1)"}
 CHANGE_OWN_PASSWORD = {
     "postgres": "ALTER ROLE CURRENT_USER PASSWORD 'chosen-by-the-trainee'",

@@ -24,6 +24,14 @@ from dbwrapper.copies import as_source
 from tests.test_copies import copies, franchise_master  # noqa: F401 (copies: a fixture)
 from tests.test_isolation import shown_credentials
 
+
+@pytest.fixture
+def db_name(unmanaged_name: str) -> str:
+    """These tests work beneath the service, on the backend's own calls: their databases are
+    no registry's, made and dropped behind the service's back on purpose (see unmanaged_name)."""
+    return unmanaged_name
+
+
 #: What each server says to the connection one past the limit.
 REFUSAL = {
     "postgres": 'too many connections for role "{login}"',

@@ -7,7 +7,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from dbwrapper.accounts import Actor
-from dbwrapper.errors import InvalidInput
+from dbwrapper.errors import Forbidden, InvalidInput
 from dbwrapper.tools import ToolFailed
 from tests.conftest import INSTRUCTOR
 from tests.test_isolation import run_as, shown_credentials
@@ -59,7 +59,7 @@ def test_an_unknown_course_is_a_400_naming_the_courses(browser, db_type, catalog
 
 def test_only_instructors_define_courses(runtime, trainee):
     alice = Actor(runtime.accounts.get(trainee().user_name))
-    with pytest.raises(Exception, match="Only an instructor"):
+    with pytest.raises(Forbidden, match="Only an instructor"):
         runtime.courses.add(alice, "mine", "", {"postgres": "SELECT 1;"})
     instructor = Actor(runtime.accounts.get(INSTRUCTOR))
     with pytest.raises(InvalidInput):

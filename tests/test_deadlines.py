@@ -27,6 +27,14 @@ from dbwrapper.tools import ToolFailed, run_tool
 from tests.serving import LABELS
 from tests.tcpproxy import TcpProxy, target_of, through
 
+
+@pytest.fixture
+def db_name(unmanaged_name: str) -> str:
+    """These tests work beneath the service, on the backend's own calls: their databases are
+    no registry's, made and dropped behind the service's back on purpose (see unmanaged_name)."""
+    return unmanaged_name
+
+
 SLEEP = {"postgres": "SELECT pg_sleep(:seconds)", "mysql": "SELECT SLEEP(:seconds)"}
 #: Short, so that these tests wait little; far longer than any statement here takes.
 DEADLINE = 2.0

@@ -34,7 +34,7 @@ from sqlalchemy.pool import NullPool
 from dbwrapper import pgcluster
 from dbwrapper.accounts import Actor
 from dbwrapper.config import Settings
-from dbwrapper.embedded import ROOT_DATA_DIR, EmbeddedPostgres, default_data_dir, machine_address
+from dbwrapper.embedded import EmbeddedPostgres, default_data_dir, machine_address
 from dbwrapper.errors import BackendUnavailable
 from dbwrapper.runtime import INSTRUCTOR_PASSWORD_VARIABLE, Runtime
 from tests.conftest import INSTRUCTOR, INSTRUCTOR_PASSWORD, Browser
@@ -103,15 +103,22 @@ def test_with_no_postgres_url_an_embedded_server_serves(data_dir, capsys, monkey
     assert not is_running(data_dir), "the last process to leave stops the server"
 
 
-def test_root_keeps_its_embedded_data_out_of_its_home():
-    home = Path(pwd.getpwuid(os.geteuid()).pw_dir)
-    if os.geteuid() == 0:
-        # The server runs as embedded_postgres, who must enter every parent of the data:
-        # under /root that would mean opening root's home to every user.
-        assert default_data_dir() == ROOT_DATA_DIR
-        assert not default_data_dir().is_relative_to(home)
-    else:
-        assert default_data_dir().is_relative_to(home)
+def test_root_keeps_its_embedded_data_out_of_its_home(monkeypatch, tmp_path):
+    """The server runs as embedded_postgres, who must enter every parent of the data: under
+    root's home that would mean opening it to every user. Anyone else keeps it in their own
+    home. Both asked of the same code, whoever runs the tests."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))  # where platformdirs puts a user's data
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    as_root = default_data_dir()
+    assert not as_root.is_relative_to(pwd.getpwuid(0).pw_dir) and not as_root.is_relative_to(home)
+    for parent in (p for p in as_root.parents if p.exists()):
+        assert parent.stat().st_mode & stat.S_IXOTH, f"the server's account cannot enter {parent}"
+
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert default_data_dir().is_relative_to(home)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root runs the server as another account")

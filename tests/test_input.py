@@ -11,6 +11,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
 
 from dbwrapper.backends import BACKEND_CLASSES
+from dbwrapper.errors import InvalidInput
 from dbwrapper.names import validate_name
 
 HOSTILE_NAMES = [
@@ -41,7 +42,7 @@ def test_hostile_names_are_refused_before_any_sql(browser, db_type, name, catalo
 
 def test_the_longest_allowed_name_is_63_characters():
     assert validate_name("a" * 63) == "a" * 63
-    with pytest.raises(Exception, match="limit is 63"):
+    with pytest.raises(InvalidInput, match="limit is 63"):
         validate_name("a" * 64)
 
 
@@ -87,14 +88,14 @@ def test_the_servers_own_databases_are_never_dropped(browser, db_type, system_db
     assert catalog(db_type) == before
 
 
-def test_a_database_dbwrapper_did_not_create_is_left_alone(browser, db_type, db_name, admin, catalog):
+def test_a_database_dbwrapper_did_not_create_is_left_alone(browser, db_type, unmanaged_name, admin, catalog):
     with admin[db_type].connect() as connection:
-        connection.exec_driver_sql(f"CREATE DATABASE {db_name}")  # db_name is ours: t_<hex>
+        connection.exec_driver_sql(f"CREATE DATABASE {unmanaged_name}")  # behind the service's back: that is the point
 
-    response = browser.post("/dbi/destroy_my_db", data={"db_type": db_type, "name": db_name})
+    response = browser.post("/dbi/destroy_my_db", data={"db_type": db_type, "name": unmanaged_name})
     assert response.status_code == 409
     assert "not created by dbwrapper" in response.text
-    assert db_name in catalog(db_type)
+    assert unmanaged_name in catalog(db_type)
 
 
 @pytest.mark.backend("postgres")

@@ -283,6 +283,7 @@ def processes(request, server_urls, admin, tmp_path) -> Iterator[Processes]:
         url, database = f"sqlite:///{tmp_path / 'registry.sqlite'}", None
     else:
         database = f"reg_{uuid.uuid4().hex[:12]}"
+        # By hand, as an operator makes one: a registry's database is none the service manages.
         with admin["postgres"].connect() as connection:
             connection.exec_driver_sql(f"CREATE DATABASE {database}")
         url = make_url(server_urls["postgres"]).set(drivername="postgresql+psycopg2", database=database)

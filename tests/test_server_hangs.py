@@ -165,6 +165,7 @@ def test_the_service_starts_while_a_server_hangs_and_uses_it_once_it_answers(
 def control_database(admin: dict[str, Engine]) -> Iterator[str]:
     """A throwaway database on the test PostgreSQL for a registry; dropped afterwards."""
     name = f"t_registry_{uuid.uuid4().hex[:8]}"
+    # By hand, as an operator makes one: a registry's database is none the service manages.
     with admin["postgres"].connect() as connection:
         connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
     yield name
