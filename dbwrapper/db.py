@@ -204,7 +204,8 @@ def without(url: URL, *parts: str) -> URL:
 
     :meth:`URL.set` cannot do it: it reads ``None`` as "leave this part as it is".
     """
-    return url._replace(**dict.fromkeys(parts))
+    cleared: dict[str, Any] = dict.fromkeys(parts)  # Any: _replace types each part on its own
+    return url._replace(**cleared)
 
 
 def with_driver(url: URL) -> URL:
