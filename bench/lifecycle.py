@@ -19,7 +19,7 @@ the raw operation on the same servers:
 * archiving (dump, checksum, manifest, verification), against the bare dump
   tool writing the same file;
 * on PostgreSQL, the raw clone with ``STRATEGY FILE_COPY`` and ``WAL_LOG``,
-  which chose dbwrapper's :data:`~dbwrapper.backends.postgresql.CLONE_STRATEGY`.
+  which chose dbwrapper's :data:`~dbwrapper.backends.postgresql.creation.CLONE_STRATEGY`.
 
 Each line is the median of ``--iterations`` runs, the compared operations
 alternating so that drift (caches, checkpoints, a busy disk) hits both alike.
@@ -47,6 +47,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dbwrapper.accounts import Actor, generate_password  # noqa: E402
 from dbwrapper.backends.base import Backend, Login, Source  # noqa: E402
+from dbwrapper.backends.mysql.catalog import tables_and_views  # noqa: E402
+from dbwrapper.backends.mysql.creation import rename_tables  # noqa: E402
 from dbwrapper.backends.postgresql import CLONE_STRATEGY  # noqa: E402
 from dbwrapper.config import BACKEND_KINDS, DEFAULT_FIRST_INSTRUCTOR, Settings, env_var  # noqa: E402
 from dbwrapper.copies import CourseCopies  # noqa: E402
@@ -131,7 +133,7 @@ class EngineBench:
     def drop(self, name: str) -> None:
         """Drop a database the bench made, marked as dbwrapper's or not (the raw clones are not)."""
         with self.backend.admin_connection() as connection:
-            self.backend.drop(connection, name, self.backend.quote(name))
+            self.backend.creation.drop(connection, name)
 
     def tool(self, name: str) -> str:
         found = find_tool(name, self.runtime.settings.tools)
@@ -144,7 +146,7 @@ class EngineBench:
             with self.backend.admin_connection() as connection:
                 for table in ("stores", "items", "stock", "orders", "deliveries"):
                     connection.exec_driver_sql(f"ANALYZE TABLE {self.backend.quote(name)}.{table}").all()
-        return (self.backend.database_size(name) or 0) / 2**20
+        return (self.backend.catalog.database_size(name) or 0) / 2**20
 
     def record(self, label: str, samples: list[float]) -> None:
         self.results[label] = median(samples)
@@ -165,8 +167,8 @@ class EngineBench:
     def provisioning(self, master: str, sql: str) -> None:
         dump = self.workdir / f"{self.kind}.dump"
         if self.kind == "postgres":
-            run_tool(self.backend.dump_command(self.tool("pg_dump"), master, str(dump), self.superuser),
-                     self.backend.tool_env(), timeout=self.backend.deadlines.long)
+            run_tool(self.backend.client.dump_command(self.tool("pg_dump"), master, str(dump), self.superuser),
+                     self.backend.client.tool_env(), timeout=self.backend.deadlines.long)
         pool, copy, empty, restore = [], [], [], []
         for _ in range(self.iterations):
             self.pool.top_up(self.backend, COURSE, sql)  # untimed: the background job's work
@@ -191,11 +193,11 @@ class EngineBench:
         self.bare_clone(master, "bench_lc_a")
         self.backend.create_database("bench_lc_b")
         with self.backend.admin_connection() as connection:
-            tables, _ = self.backend._objects_of(connection, "bench_lc_a")
+            tables, _ = tables_and_views(connection, "bench_lc_a")
             moves = []
             for turn in range(self.iterations):
                 source, target = ("bench_lc_a", "bench_lc_b") if turn % 2 == 0 else ("bench_lc_b", "bench_lc_a")
-                moves.append(timed(partial(self.backend._rename_tables, connection, source, target, tables)))
+                moves.append(timed(partial(rename_tables, connection, source, target, tables)))
         self.drop("bench_lc_a")
         self.drop("bench_lc_b")
         self.record("bare RENAME TABLE of the course's tables", moves)
@@ -203,13 +205,13 @@ class EngineBench:
     def restore_from_dump(self, master: str, dump: Path) -> None:
         """What provisioning would cost without dbwrapper's copies: the content replayed from a dump."""
         self.backend.create_database(NAME)
-        env = {**os.environ, **self.backend.tool_env()}
+        env = {**os.environ, **self.backend.client.tool_env()}
         if self.kind == "postgres":
             subprocess.run([self.tool("pg_restore"), "--no-owner", f"--dbname={NAME}", str(dump)],
                            env=env, check=True)
             return
-        dump_argv = self.backend.dump_command(self.tool("mysqldump"), master, "/dev/stdout", self.superuser)
-        restore_argv = self.backend.script_command(self.tool("mysql"), NAME, self.superuser)
+        dump_argv = self.backend.client.dump_command(self.tool("mysqldump"), master, "/dev/stdout", self.superuser)
+        restore_argv = self.backend.client.script_command(self.tool("mysql"), NAME, self.superuser)
         with subprocess.Popen(dump_argv, env=env, stdout=subprocess.PIPE) as dumping:
             subprocess.run(restore_argv, env=env, stdin=dumping.stdout, check=True)
         assert dumping.returncode == 0
@@ -254,8 +256,8 @@ class EngineBench:
         login = Login(record.login, record.password)
         for _ in range(self.iterations):
             archive.append(timed(lambda: self.runtime.archives.archive(self.actor, self.kind, NAME)))
-            argv = self.backend.dump_command(self.tool(self.backend.dump_tool), NAME, str(target), login)
-            run = partial(run_tool, argv, self.backend.tool_env(login), timeout=self.backend.deadlines.long)
+            argv = self.backend.client.dump_command(self.tool(self.backend.client.dump_tool), NAME, str(target), login)
+            run = partial(run_tool, argv, self.backend.client.tool_env(login), timeout=self.backend.deadlines.long)
             bare.append(timed(run))
             target.unlink()
         self.record("archive (dump, counts, checksum, manifest)", archive)

@@ -30,7 +30,7 @@ class Preparations:
         The input is checked now, so that a mistake is a 400 on the page, not a line in a log.
         """
         backend, _ = self.service.check_preparation(actor, db_type, course, count)
-        key = (backend.kind, course)
+        key = (backend.db_type, course)
         with self._lock:
             if key in self._running:
                 return False
@@ -38,14 +38,14 @@ class Preparations:
 
         def run() -> None:
             try:
-                self.service.prepare_copies(actor, backend.kind, course, count)
+                self.service.prepare_copies(actor, backend.db_type, course, count)
             except Exception:  # audited by the service; the page shows what is ready
-                log(f"Preparing copies of {course} on {backend.kind} stopped", failed=True)
+                log(f"Preparing copies of {course} on {backend.db_type} stopped", failed=True)
             finally:
                 with self._lock:
                     self._running.discard(key)
 
-        threading.Thread(target=run, name=f"prepare {backend.kind}:{course}", daemon=True).start()
+        threading.Thread(target=run, name=f"prepare {backend.db_type}:{course}", daemon=True).start()
         return True
 
     def running(self) -> set[tuple[str, str]]:

@@ -64,7 +64,7 @@ class Credentials:
 
     @property
     def command(self) -> str:
-        return self.backend.client_command(self.name, self.login)
+        return self.backend.client.command(self.name, self.login)
 
 
 @dataclass(frozen=True)
@@ -142,7 +142,7 @@ class DatabaseService:
     def authorize(self, actor: Actor, backend: Backend, name: str) -> DatabaseRecord | None:
         """The registry's record of ``name``; a trainee may touch only their own, and make only
         databases whose name is their own (see :meth:`name_owner`)."""
-        record = self.registry.database(backend.kind, name)
+        record = self.registry.database(backend.db_type, name)
         if actor.is_instructor:
             return record
         if record is not None and record.owner_id != actor.user.id:
@@ -168,7 +168,7 @@ class DatabaseService:
     def listing(self, actor: Actor, db_type: object) -> Listing:
         """The server's databases for an instructor; their own for a trainee."""
         backend = self.engines.backend(db_type)
-        owners = {db.name: db.owner for db in self.registry.databases(backend.kind)}
+        owners = {db.name: db.owner for db in self.registry.databases(backend.db_type)}
         # Course masters, spares and snapshots are dbwrapper's, not anybody's working databases.
         infos = [info for info in backend.list_databases() if not info.name.startswith(RESERVED_PREFIX)]
         self._record_sizes(backend, {info.name: info.size_bytes for info in infos if info.name in owners})
@@ -186,11 +186,11 @@ class DatabaseService:
         """Keep the registry's "size when last seen", at most once per size measurement."""
         now = time.monotonic()
         with self._sizes_lock:
-            if now - self._sizes_recorded_at.get(backend.kind, float("-inf")) < SIZE_CACHE_SECONDS:
+            if now - self._sizes_recorded_at.get(backend.db_type, float("-inf")) < SIZE_CACHE_SECONDS:
                 return
-            self._sizes_recorded_at[backend.kind] = now
+            self._sizes_recorded_at[backend.db_type] = now
         try:
-            self.registry.record_sizes(backend.kind, sizes)
+            self.registry.record_sizes(backend.db_type, sizes)
         except DbWrapperError:
             pass  # only a note for the registry: the listing itself must not fail for it
 
@@ -219,7 +219,7 @@ class DatabaseService:
         if owner is not None and owner.id != actor.user.id:
             actor.require_instructor("create databases for someone else")
         owner = owner or actor.user
-        with self.audited(actor, "create", f"{backend.kind}:{name}") as entry:
+        with self.audited(actor, "create", f"{backend.db_type}:{name}") as entry:
             record = self.authorize(actor, backend, name)
             if record is not None and record.owner_id != owner.id and owner.id != actor.user.id:
                 # Made for someone (a class): never hand them someone else's database.
@@ -243,7 +243,7 @@ class DatabaseService:
                 # Recorded before it is made: a crash while making it leaves a record that
                 # reconciling finds, never a half-made database that nobody knows of.
                 pending = self.registry.record_database(
-                    backend.kind, name, owner, login.name, login.password, None,
+                    backend.db_type, name, owner, login.name, login.password, None,
                     expires_at=self._new_expiry(), course=course, ready=False,
                 )
             if pending is None:
@@ -287,7 +287,7 @@ class DatabaseService:
         """
         backend, sql = self.check_preparation(actor, db_type, course, count)
         assert isinstance(count, int)
-        with self.audited(actor, "prepare copies", f"{backend.kind}:{course}") as entry:
+        with self.audited(actor, "prepare copies", f"{backend.db_type}:{course}") as entry:
             if not self.copies.copyable(backend, self.copies.master(backend, course, sql)):
                 raise Refused(f"The course {course} is loaded from its SQL on {backend.label} each time "
                               "(it holds what a copy on the server cannot carry, such as events); "
@@ -311,7 +311,7 @@ class DatabaseService:
         if found is None:
             known = ", ".join(c.name for c in self.registry.courses()) or "none yet"
             raise InvalidInput(f"There is no course {course!r}; the courses are: {known}.")
-        sql = found.sql(backend.kind)
+        sql = found.sql(backend.db_type)
         if not sql:
             raise InvalidInput(f"The course {course} has no content for {backend.label}.")
         return sql
@@ -324,7 +324,7 @@ class DatabaseService:
         the backend: a typo must never drop someone's data.
         """
         backend, name = self.resolve(actor, db_type, name)
-        with self.audited(actor, "destroy", f"{backend.kind}:{name}") as entry:
+        with self.audited(actor, "destroy", f"{backend.db_type}:{name}") as entry:
             if name in backend.system_databases or name == CONTROL_DATABASE:
                 raise Refused(
                     f"{name} belongs to the {backend.label} server or to dbwrapper; it is never dropped."
@@ -333,7 +333,7 @@ class DatabaseService:
             if record is None and not actor.is_instructor:
                 entry.outcome = "unchanged"
                 summary = f"You have no database named {name} on {backend.label}; nothing was changed."
-                return Outcome(name, False, summary, self.listing(actor, backend.kind))
+                return Outcome(name, False, summary, self.listing(actor, backend.db_type))
             if record is None:
                 dropped, snapshots = backend.drop_database(name, registered=False), 0
             else:
@@ -346,7 +346,7 @@ class DatabaseService:
                 summary = f"Dropped {name} from {backend.label}."
             if snapshots:
                 summary += f" Its {snapshots} snapshot(s) were dropped with it."
-            return Outcome(name, dropped, summary, self.listing(actor, backend.kind))
+            return Outcome(name, dropped, summary, self.listing(actor, backend.db_type))
 
     def check_idle(self, backend: Backend, record: DatabaseRecord) -> None:
         """Refuse (409) to touch a database a snapshot or a revert is at work on, in this process
@@ -355,7 +355,7 @@ class DatabaseService:
         could not put back what it had set aside (``interrupted``) is put back first."""
         snapshots = self.registry.snapshots(record)
         for interrupted in (s for s in snapshots if s.state == "interrupted"):
-            backend.put_back_database(record.name, interrupted.name, record.login)
+            backend.creation.undo_revert(record.name, interrupted.name, record.login)
             self.registry.forget_snapshot(interrupted)
         states = {snapshot.state for snapshot in snapshots}
         if "reverting" in states:
@@ -389,8 +389,8 @@ class DatabaseService:
         """Move a database's expiry (``None``: make it permanent); instructors only."""
         actor.require_instructor("change when a database expires")
         backend, name = self.resolve(actor, db_type, name)
-        with self.audited(actor, "expiry", f"{backend.kind}:{name}") as entry:
-            record = self.registry.database(backend.kind, name)
+        with self.audited(actor, "expiry", f"{backend.db_type}:{name}") as entry:
+            record = self.registry.database(backend.db_type, name)
             if record is None:
                 raise InvalidInput(f"{name} is not a database dbwrapper manages on {backend.label}.")
             entry.detail = expires_at.isoformat(timespec="minutes") if expires_at else "permanent"
@@ -399,10 +399,10 @@ class DatabaseService:
     def extend_expiry(self, actor: Actor, db_type: object, name: str, by: timedelta) -> None:
         """Push an expiry back by ``by``, from now if it is already due or the database is permanent."""
         backend, name = self.resolve(actor, db_type, name)
-        record = self.registry.database(backend.kind, name)
+        record = self.registry.database(backend.db_type, name)
         now = datetime.now(UTC)
         start = max(record.expires_at, now) if record is not None and record.expires_at else now
-        self.set_expiry(actor, backend.kind, name, start + by)
+        self.set_expiry(actor, backend.db_type, name, start + by)
 
     def expiring(self, limit: int | None = None) -> list[DatabaseRecord]:
         """Databases that will expire, soonest first (those already due come first)."""
@@ -419,7 +419,7 @@ class DatabaseService:
         self, actor: Actor, backend: Backend, name: str, changed: bool, summary: str,
         login: Login | None = None,
     ) -> Outcome:
-        record = self.registry.database(backend.kind, name)
+        record = self.registry.database(backend.db_type, name)
         expires_at = record.expires_at if record else None
         credentials = Credentials(backend, name, login, expires_at) if login else None
-        return Outcome(name, changed, summary, self.listing(actor, backend.kind), credentials)
+        return Outcome(name, changed, summary, self.listing(actor, backend.db_type), credentials)
