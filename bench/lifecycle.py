@@ -19,7 +19,7 @@ the raw operation on the same servers:
 * archiving (dump, checksum, manifest, verification), against the bare dump
   tool writing the same file;
 * on PostgreSQL, the raw clone with ``STRATEGY FILE_COPY`` and ``WAL_LOG``,
-  which chose dbwrapper's :data:`~dbwrapper.backends.postgresql.CLONE_STRATEGY`.
+  which chose dbwrapper's :data:`~dbwrapper.backends.postgresql.creation.CLONE_STRATEGY`.
 
 Each line is the median of ``--iterations`` runs, the compared operations
 alternating so that drift (caches, checkpoints, a busy disk) hits both alike.
@@ -47,6 +47,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dbwrapper.accounts import Actor  # noqa: E402
 from dbwrapper.backends.base import Backend, Login, Source  # noqa: E402
+from dbwrapper.backends.mysql.catalog import tables_and_views  # noqa: E402
+from dbwrapper.backends.mysql.creation import rename_tables  # noqa: E402
 from dbwrapper.backends.postgresql import CLONE_STRATEGY  # noqa: E402
 from dbwrapper.config import BACKEND_KINDS, DEFAULT_FIRST_INSTRUCTOR, Settings, env_var  # noqa: E402
 from dbwrapper.copies import CourseCopies  # noqa: E402
@@ -115,7 +117,7 @@ class EngineBench:
     def __init__(self, runtime: Runtime, kind: str, iterations: int, workdir: Path) -> None:
         self.runtime = runtime
         self.backend: Backend = runtime.engines.backend(kind)
-        self.kind = kind
+        self.db_type = kind
         self.iterations = iterations
         self.workdir = workdir
         self.actor = Actor(runtime.accounts.get(DEFAULT_FIRST_INSTRUCTOR), via="bench")
@@ -127,12 +129,12 @@ class EngineBench:
     # -- helpers ----------------------------------------------------------------------
 
     def destroy(self, name: str = NAME) -> None:
-        self.runtime.service.destroy(self.actor, self.kind, name)
+        self.runtime.service.destroy(self.actor, self.db_type, name)
 
     def drop(self, name: str) -> None:
         """Drop a database the bench made, marked as dbwrapper's or not (the raw clones are not)."""
         with self.backend.admin_connection() as connection:
-            self.backend.drop(connection, name, self.backend.quote(name))
+            self.backend.creation.drop(connection, name)
 
     def tool(self, name: str) -> str:
         found = find_tool(name, self.runtime.settings.tools)
@@ -141,11 +143,11 @@ class EngineBench:
 
     def size_mb(self, name: str) -> float:
         """The database's size; MySQL's statistics are refreshed first, as they lag a bulk load."""
-        if self.kind == "mysql":
+        if self.db_type == "mysql":
             with self.backend.admin_connection() as connection:
                 for table in ("stores", "items", "stock", "orders", "deliveries"):
                     connection.exec_driver_sql(f"ANALYZE TABLE {self.backend.quote(name)}.{table}").all()
-        return (self.backend.database_size(name) or 0) / 2**20
+        return (self.backend.catalog.database_size(name) or 0) / 2**20
 
     def record(self, label: str, samples: list[float]) -> None:
         self.results[label] = median(samples)
@@ -160,22 +162,22 @@ class EngineBench:
         self.provisioning(master.name, sql)
         self.snapshots(master.name)
         self.archives()
-        if self.kind == "postgres":
+        if self.db_type == "postgres":
             self.strategies(master.name)
 
     def provisioning(self, master: str, sql: str) -> None:
-        dump = self.workdir / f"{self.kind}.dump"
-        if self.kind == "postgres":
-            run_tool(self.backend.dump_command(self.tool("pg_dump"), master, str(dump), self.superuser),
-                     self.backend.tool_env(), timeout=self.backend.deadlines.long)
+        dump = self.workdir / f"{self.db_type}.dump"
+        if self.db_type == "postgres":
+            run_tool(self.backend.client.dump_command(self.tool("pg_dump"), master, str(dump), self.superuser),
+                     self.backend.client.tool_env(), timeout=self.backend.deadlines.long)
         pool, copy, empty, restore = [], [], [], []
         for _ in range(self.iterations):
             self.pool.top_up(self.backend, COURSE, sql)  # untimed: the background job's work
-            pool.append(timed(lambda: self.runtime.service.create(self.actor, self.kind, NAME, course=COURSE)))
+            pool.append(timed(lambda: self.runtime.service.create(self.actor, self.db_type, NAME, course=COURSE)))
             self.destroy()
-            copy.append(timed(lambda: self.runtime.service.create(self.actor, self.kind, NAME, course=COURSE)))
+            copy.append(timed(lambda: self.runtime.service.create(self.actor, self.db_type, NAME, course=COURSE)))
             self.destroy()
-            empty.append(timed(lambda: self.runtime.service.create(self.actor, self.kind, NAME)))
+            empty.append(timed(lambda: self.runtime.service.create(self.actor, self.db_type, NAME)))
             self.destroy()
             restore.append(timed(lambda: self.restore_from_dump(master, dump)))
             self.drop(NAME)
@@ -183,7 +185,7 @@ class EngineBench:
         self.record("provision by server-side copy", copy)
         self.record("provision an empty database", empty)
         self.record("restore from a dump", restore)
-        if self.kind == "mysql":
+        if self.db_type == "mysql":
             self.raw_moves(master)
 
     def raw_moves(self, master: str) -> None:
@@ -192,11 +194,11 @@ class EngineBench:
         self.bare_clone(master, "bench_lc_a")
         self.backend.create_database("bench_lc_b")
         with self.backend.admin_connection() as connection:
-            tables, _ = self.backend._objects_of(connection, "bench_lc_a")
+            tables, _ = tables_and_views(connection, "bench_lc_a")
             moves = []
             for turn in range(self.iterations):
                 source, target = ("bench_lc_a", "bench_lc_b") if turn % 2 == 0 else ("bench_lc_b", "bench_lc_a")
-                moves.append(timed(partial(self.backend._rename_tables, connection, source, target, tables)))
+                moves.append(timed(partial(rename_tables, connection, source, target, tables)))
         self.drop("bench_lc_a")
         self.drop("bench_lc_b")
         self.record("bare RENAME TABLE of the course's tables", moves)
@@ -204,13 +206,13 @@ class EngineBench:
     def restore_from_dump(self, master: str, dump: Path) -> None:
         """What provisioning would cost without dbwrapper's copies: the content replayed from a dump."""
         self.backend.create_database(NAME)
-        env = {**os.environ, **self.backend.tool_env()}
-        if self.kind == "postgres":
+        env = {**os.environ, **self.backend.client.tool_env()}
+        if self.db_type == "postgres":
             subprocess.run([self.tool("pg_restore"), "--no-owner", f"--dbname={NAME}", str(dump)],
                            env=env, check=True)
             return
-        dump_argv = self.backend.dump_command(self.tool("mysqldump"), master, "/dev/stdout", self.superuser)
-        restore_argv = self.backend.script_command(self.tool("mysql"), NAME, self.superuser)
+        dump_argv = self.backend.client.dump_command(self.tool("mysqldump"), master, "/dev/stdout", self.superuser)
+        restore_argv = self.backend.client.script_command(self.tool("mysql"), NAME, self.superuser)
         with subprocess.Popen(dump_argv, env=env, stdout=subprocess.PIPE) as dumping:
             subprocess.run(restore_argv, env=env, stdin=dumping.stdout, check=True)
         assert dumping.returncode == 0
@@ -218,7 +220,7 @@ class EngineBench:
     def bare_clone(self, source: str, target: str, strategy: str = CLONE_STRATEGY) -> None:
         """PostgreSQL: the raw CREATE DATABASE ... TEMPLATE, with dbwrapper's strategy unless
         another is asked for. MySQL has no such statement: its clone is the server-side copy."""
-        if self.kind == "mysql":
+        if self.db_type == "mysql":
             self.backend.create_database(target, source=Source(source, source))
             return
         clause = f" STRATEGY {strategy}"
@@ -228,35 +230,35 @@ class EngineBench:
             )
 
     def snapshots(self, master: str) -> None:
-        self.runtime.service.create(self.actor, self.kind, NAME, course=COURSE)
+        self.runtime.service.create(self.actor, self.db_type, NAME, course=COURSE)
         snapshots = self.runtime.snapshots
         take, revert, bare = [], [], []
         for _ in range(self.iterations):
             started = time.perf_counter()
-            snapshot, _ = snapshots.take(self.actor, self.kind, NAME)
+            snapshot, _ = snapshots.take(self.actor, self.db_type, NAME)
             take.append((time.perf_counter() - started) * 1000)
-            revert.append(timed(partial(snapshots.revert, self.actor, self.kind, NAME, snapshot.id)))
+            revert.append(timed(partial(snapshots.revert, self.actor, self.db_type, NAME, snapshot.id)))
             bare.append(timed(lambda: self.bare_clone(NAME, "bench_lc_bare")))
             self.drop("bench_lc_bare")
-            for kept in snapshots.list(self.actor, self.kind, NAME)[2]:
-                snapshots.delete(self.actor, self.kind, NAME, kept.id)
+            for kept in snapshots.list(self.actor, self.db_type, NAME)[2]:
+                snapshots.delete(self.actor, self.db_type, NAME, kept.id)
         self.record("take a snapshot", take)
         self.record("revert to a snapshot", revert)
         self.record("bare clone", bare)
         self.destroy()
 
     def archives(self) -> None:
-        self.runtime.service.create(self.actor, self.kind, NAME, course=COURSE)
+        self.runtime.service.create(self.actor, self.db_type, NAME, course=COURSE)
         archive, bare = [], []
-        target = self.workdir / f"bare-{self.kind}"
+        target = self.workdir / f"bare-{self.db_type}"
         # The bare tool runs as the archive's does: as the database's own login.
-        record = self.runtime.service.registry.database(self.kind, NAME)
+        record = self.runtime.service.registry.database(self.db_type, NAME)
         assert record is not None
         login = Login(record.login, record.password)
         for _ in range(self.iterations):
-            archive.append(timed(lambda: self.runtime.archives.archive(self.actor, self.kind, NAME)))
-            argv = self.backend.dump_command(self.tool(self.backend.dump_tool), NAME, str(target), login)
-            run = partial(run_tool, argv, self.backend.tool_env(login), timeout=self.backend.deadlines.long)
+            archive.append(timed(lambda: self.runtime.archives.archive(self.actor, self.db_type, NAME)))
+            argv = self.backend.client.dump_command(self.tool(self.backend.client.dump_tool), NAME, str(target), login)
+            run = partial(run_tool, argv, self.backend.client.tool_env(login), timeout=self.backend.deadlines.long)
             bare.append(timed(run))
             target.unlink()
         self.record("archive (dump, counts, checksum, manifest)", archive)

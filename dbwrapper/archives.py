@@ -132,14 +132,14 @@ class Archives:
         return path
 
     def _restore_tools(self, backend: Backend) -> dict[str, str]:
-        return {tool: self._tool(tool) for tool in backend.restore_tools}
+        return {tool: self._tool(tool) for tool in backend.client.restore_tools}
 
     def missing_tools(self) -> list[str]:
         """The tools the configured backends need that cannot be found (said at start)."""
         needed = {
             tool: None
             for backend in self.service.backends()
-            for tool in (backend.dump_tool, *backend.restore_tools, backend.client_tool)
+            for tool in (backend.client.dump_tool, *backend.client.restore_tools, backend.client.client_tool)
         }
         return [tool for tool in needed if find_tool(tool, self.settings.tools) is None]
 
@@ -160,8 +160,8 @@ class Archives:
         """:meth:`archive`, a trainee keeping at most their quota and ``room`` more."""
         backend, name = self.service.resolve(actor, db_type, name)
         action = "archive and drop" if drop else "archive"
-        with self.service.audited(actor, action, f"{backend.kind}:{name}") as entry:
-            backend, record = self.service.managed(actor, backend.kind, name)
+        with self.service.audited(actor, action, f"{backend.db_type}:{name}") as entry:
+            backend, record = self.service.managed(actor, backend.db_type, name)
             self.service.check_idle(backend, record)  # mid-revert it holds nothing: what it held is set aside
             owner = self.service.registry.user(record.owner)
             assert owner is not None  # a record's owner cannot be removed while it exists
@@ -172,7 +172,7 @@ class Archives:
                 self.verify(manifest)  # read back from the disk before anything is dropped
             entry.detail = manifest.id
         if drop:
-            self.service.destroy(actor, backend.kind, name)
+            self.service.destroy(actor, backend.db_type, name)
         return manifest
 
     def _kept(self, owner: User) -> int:
@@ -185,7 +185,7 @@ class Archives:
         The top is made private again every time, which also covers archives
         an earlier release left readable by others.
         """
-        folder = self.directory / backend.kind / name
+        folder = self.directory / backend.db_type / name
         for level in (self.directory, folder.parent, folder):
             level.mkdir(mode=PRIVATE_DIRECTORY, parents=True, exist_ok=True)
         self.directory.chmod(PRIVATE_DIRECTORY)
@@ -193,22 +193,22 @@ class Archives:
 
     def _dump(self, backend: Backend, record: DatabaseRecord) -> Manifest:
         name = record.name
-        tool = self._tool(backend.dump_tool)
+        tool = self._tool(backend.client.dump_tool)
         created = datetime.now(UTC)
         folder = self._folder(backend, name)
         stamp = created.strftime(STAMP)
-        path = folder / f"{stamp}{backend.archive_suffix}"
+        path = folder / f"{stamp}{backend.client.archive_suffix}"
         if path.exists():
             raise ToolFailed(f"An archive {path.name} of {name} already exists; try again.")
         # Under its final name only once it is complete, on the disk, and holds every table.
         partial = folder / f".{path.name}.partial"
         try:
-            expected = backend.dump(tool, name, str(partial), Login(record.login, record.password))
+            expected = backend.client.dump(tool, name, str(partial), Login(record.login, record.password))
             # The file reaches the disk while it is scanned: one waits on the disk,
             # the other on a core, so an archive costs little more than the bare dump.
             with ThreadPoolExecutor(max_workers=1) as syncing:
                 synced = syncing.submit(fsync_file, partial)
-                digest, found = backend.scan_archive(self._restore_tools(backend), str(partial))
+                digest, found = backend.client.scan_archive(self._restore_tools(backend), str(partial))
                 synced.result()
             if missing := expected.keys() - found.keys():
                 raise ToolFailed(f"The archive of {name} lacks the tables {', '.join(sorted(missing))}.")
@@ -221,8 +221,8 @@ class Archives:
         finally:
             partial.unlink(missing_ok=True)  # gone already once renamed
         manifest = Manifest(
-            format=MANIFEST_FORMAT, id=f"{backend.kind}/{name}/{stamp}", engine=backend.kind,
-            server_version=backend.server_version(), database=name, owner=record.owner,
+            format=MANIFEST_FORMAT, id=f"{backend.db_type}/{name}/{stamp}", engine=backend.db_type,
+            server_version=backend.catalog.server_version(), database=name, owner=record.owner,
             created_at=created.isoformat(), size_bytes=path.stat().st_size,
             sha256=digest, tables=tables, file=path.name, registry=self._registry_id(),
         )
@@ -243,7 +243,7 @@ class Archives:
         if not path.is_file():
             raise ToolFailed(f"The archive file of {manifest.id} is missing.")
         backend = self.service.engines.backend(manifest.engine)
-        digest, tables = backend.scan_archive(self._restore_tools(backend), str(path))
+        digest, tables = backend.client.scan_archive(self._restore_tools(backend), str(path))
         if digest != manifest.sha256:
             raise ToolFailed(f"The archive {manifest.id} does not match its checksum; it is damaged.")
         missing = manifest.tables.keys() - tables.keys()
@@ -322,19 +322,19 @@ class Archives:
         target = manifest.database if into is None else validate_name(into)
         named = self.service.registry.user(manifest.owner)
         owner = named if named is not None and belongs_to(manifest, named) else actor.user
-        record = self.service.registry.database(backend.kind, target)
+        record = self.service.registry.database(backend.db_type, target)
         if record is not None and into is not None:
             raise Refused(f"{target} already exists; restore into a new name, or over the original.")
         kept = None
         if record is not None:
             # What is there now, kept past the quota once: a restore is not refused for want
             # of room, but restoring again and again does not fill the disk.
-            kept = self._archive(actor, backend.kind, target, drop=False, room=1)
-        with self.service.audited(actor, "restore", f"{backend.kind}:{target}") as entry:
+            kept = self._archive(actor, backend.db_type, target, drop=False, room=1)
+        with self.service.audited(actor, "restore", f"{backend.db_type}:{target}") as entry:
             entry.detail = manifest.id
             if record is None:
-                created = self.service.create(actor, backend.kind, target, owner=owner)
-                made = self.service.registry.database(backend.kind, target)
+                created = self.service.create(actor, backend.db_type, target, owner=owner)
+                made = self.service.registry.database(backend.db_type, target)
                 if not created.changed or made is None:
                     raise Refused(
                         f"{target} exists on {backend.label} but dbwrapper does not manage it; restore "
@@ -346,7 +346,7 @@ class Archives:
                     self.service.remove(backend, made, None)
                     raise
             else:
-                backend.recreate_database(target, record.login)
+                backend.creation.recreate_database(target, record.login)
                 try:
                     self._restore(backend, manifest, record)
                 except ToolFailed as error:
@@ -358,8 +358,8 @@ class Archives:
         """Restore ``manifest``'s archive into the empty database of ``record``, as its own login."""
         path, _ = self._paths(manifest)
         login = Login(record.login, record.password)
-        backend.restore(self._restore_tools(backend), record.name, login, str(path))
-        restored = backend.table_counts(record.name, login)
+        backend.client.restore(self._restore_tools(backend), record.name, login, str(path))
+        restored = backend.catalog.table_counts(record.name, login)
         if restored != manifest.tables:
             raise ToolFailed(
                 f"{record.name} was restored from {manifest.id} but its row counts differ from the "

@@ -70,11 +70,11 @@ class ClassProvisioner:
         progress: Progress = lambda done, total, name: None,
     ) -> ClassReport:
         backend = self.check(actor, course, db_type)
-        report = ClassReport(course, backend.kind)
+        report = ClassReport(course, backend.db_type)
         for number, name in enumerate(names, start=1):
             progress(number - 1, len(names), name)
             try:
-                report.done.append(self._one(actor, name, course, backend.kind))
+                report.done.append(self._one(actor, name, course, backend.db_type))
             except DbWrapperError as error:
                 report.failed.append((name, str(error)))
         progress(len(names), len(names), "")

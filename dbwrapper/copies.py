@@ -88,10 +88,10 @@ class CourseCopies:
         server cannot copy); ``None`` if ``name`` already existed, which is then
         left as it was. On failure nothing is left behind.
         """
-        spare = self.registry.claim_spare(backend.kind, course)
+        spare = self.registry.claim_spare(backend.db_type, course)
         if spare is not None:
             try:
-                handed = backend.hand_over(as_source(spare), name, login)
+                handed = backend.creation.give_spare(as_source(spare), name, login)
             except DbWrapperError:
                 log(f"The spare {spare.name} could not be handed over; making a copy instead", failed=True)
                 self._discard(backend, spare)
@@ -110,8 +110,8 @@ class CourseCopies:
 
     def master(self, backend: Backend, course: str, sql: str) -> CourseCopy:
         """The course's master on ``backend``, made from ``sql`` the first time it is needed."""
-        with self._course_lock(backend.kind, course):
-            for copy in self.registry.copies(backend.kind, course, "master"):
+        with self._course_lock(backend.db_type, course):
+            for copy in self.registry.copies(backend.db_type, course, "master"):
                 if copy.ready:
                     return copy
             return self._make(backend, course, "master", lambda login: self._load_master(backend, login, sql))
@@ -119,13 +119,13 @@ class CourseCopies:
     def copyable(self, backend: Backend, master: CourseCopy) -> bool:
         """Whether ``master`` is copied on the server; if not, its course is loaded from SQL each time."""
         if master.name not in self._copyable:
-            self._copyable[master.name] = backend.can_copy(master.name)
+            self._copyable[master.name] = backend.creation.can_copy(master.name)
         return self._copyable[master.name]
 
     def _load_master(self, backend: Backend, login: Login, sql: str) -> None:
         backend.create_database(login.name, login)
         self.load(backend, login.name, login, sql)
-        backend.seal(login.name)
+        backend.creation.freeze_master(login.name)
 
     def load(self, backend: Backend, name: str, login: Login, sql: str) -> None:
         """Run ``sql`` in ``name`` as ``login``, with the engine's client; drop ``name`` if it fails.
@@ -135,11 +135,11 @@ class CourseCopies:
         course's SQL may come from a web upload; see :meth:`Backend.script`).
         """
         try:
-            tool = find_tool(backend.client_tool, self.engines.settings.tools)
+            tool = find_tool(backend.client.client_tool, self.engines.settings.tools)
             if tool is None:
-                raise ToolFailed(f"{backend.client_tool} was not found to load the course: install it, "
-                                 f"or set {backend.client_tool} = \"/path\" in app.conf.")
-            backend.load_sql(tool, name, login, sql)
+                raise ToolFailed(f"{backend.client.client_tool} was not found to load the course: install it, "
+                                 f"or set {backend.client.client_tool} = \"/path\" in app.conf.")
+            backend.client.load_sql(tool, name, login, sql)
         except ToolFailed:
             backend.drop_database(name, login.name, registered=True)
             raise
@@ -165,24 +165,24 @@ class CourseCopies:
             try:
                 self.drop_spent(backend)
             except Exception:
-                log(f"The pool could not drop what handouts left on {backend.kind}", failed=True)
+                log(f"The pool could not drop what handouts left on {backend.db_type}", failed=True)
             for course in courses if self.pool_size > 0 else ():
-                sql = course.sql(backend.kind)
-                if not sql or (backend.kind, course.name) in self._unloadable:
+                sql = course.sql(backend.db_type)
+                if not sql or (backend.db_type, course.name) in self._unloadable:
                     continue
                 try:
                     made += self.top_up(backend, course.name, sql)
                 except ToolFailed as error:
-                    self._unloadable.add((backend.kind, course.name))
-                    log(f"The course {course.name} does not load on {backend.kind}; no spares of it "
+                    self._unloadable.add((backend.db_type, course.name))
+                    log(f"The course {course.name} does not load on {backend.db_type}; no spares of it "
                         f"are kept: {error}")
                 except Exception:
-                    log(f"The pool could not make a spare of {course.name} on {backend.kind}", failed=True)
+                    log(f"The pool could not make a spare of {course.name} on {backend.db_type}", failed=True)
         return made
 
     def drop_spent(self, backend: Backend) -> None:
         """Drop what handouts left of their spares: done here, not while a trainee waits."""
-        for spent in self.registry.copies(backend.kind, kind="spent"):
+        for spent in self.registry.copies(backend.db_type, kind="spent"):
             self._discard(backend, spent)
 
     def top_up(
@@ -198,7 +198,7 @@ class CourseCopies:
         if not self.copyable(backend, master):
             return 0
         wanted = self.pool_size if size is None else size
-        missing = max(wanted - len(self.registry.copies(backend.kind, course, "spare")), 0)
+        missing = max(wanted - len(self.registry.copies(backend.db_type, course, "spare")), 0)
         for done in range(missing):
             progress(done, missing)
             self._make(backend, course, "spare",
@@ -209,7 +209,7 @@ class CourseCopies:
     def _make(self, backend: Backend, course: str, kind: str, build: Callable[[Login], object]) -> CourseCopy:
         """Record a copy, build it, mark it ready; on failure remove both and raise."""
         copy = self.registry.add_copy(CourseCopy(
-            backend=backend.kind, course=course, kind=kind, name=copy_name(kind),
+            backend=backend.db_type, course=course, kind=kind, name=copy_name(kind),
             password=generate_password(), ready=False,
         ))
         try:

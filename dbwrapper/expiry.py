@@ -35,18 +35,18 @@ class Expiry:
         """Move a database's expiry (``None``: make it permanent); instructors only."""
         actor.require_instructor("change when a database expires")
         backend, name = self.service.resolve(actor, db_type, name)
-        with self.service.audited(actor, "expiry", f"{backend.kind}:{name}") as entry:
-            _, record = self.service.managed(actor, backend.kind, name)
+        with self.service.audited(actor, "expiry", f"{backend.db_type}:{name}") as entry:
+            _, record = self.service.managed(actor, backend.db_type, name)
             entry.detail = expires_at.isoformat(timespec="minutes") if expires_at else "permanent"
             self.service.registry.set_expiry(record, expires_at, audit=entry)
 
     def extend(self, actor: Actor, db_type: object, name: str, by: timedelta) -> None:
         """Push an expiry back by ``by``, from now if it is already due or the database is permanent."""
         backend, name = self.service.resolve(actor, db_type, name)
-        record = self.service.registry.database(backend.kind, name)
+        record = self.service.registry.database(backend.db_type, name)
         now = datetime.now(UTC)
         start = max(record.expires_at, now) if record is not None and record.expires_at else now
-        self.set(actor, backend.kind, name, start + by)
+        self.set(actor, backend.db_type, name, start + by)
 
     def expiring(self, limit: int | None = None) -> list[DatabaseRecord]:
         """Databases that will expire, soonest first (those already due come first)."""

@@ -41,7 +41,7 @@ class Preparations:
         """
         backend, sql = self.check(actor, db_type, course, count)
         assert isinstance(count, int)
-        with self.service.audited(actor, "prepare copies", f"{backend.kind}:{course}") as entry:
+        with self.service.audited(actor, "prepare copies", f"{backend.db_type}:{course}") as entry:
             if not self.service.copies.copyable(backend, self.service.copies.master(backend, course, sql)):
                 raise Refused(f"The course {course} is loaded from its SQL on {backend.label} each time "
                               "(it holds what a copy on the server cannot carry, such as events); "
@@ -65,7 +65,7 @@ class Preparations:
         The input is checked now, so that a mistake is a 400 on the page, not a line in a log.
         """
         backend, _ = self.check(actor, db_type, course, count)
-        key = (backend.kind, course)
+        key = (backend.db_type, course)
         with self._lock:
             if key in self._running:
                 return False
@@ -73,14 +73,14 @@ class Preparations:
 
         def run() -> None:
             try:
-                self.prepare(actor, backend.kind, course, count)
+                self.prepare(actor, backend.db_type, course, count)
             except Exception:  # audited by the service; the page shows what is ready
-                log(f"Preparing copies of {course} on {backend.kind} stopped", failed=True)
+                log(f"Preparing copies of {course} on {backend.db_type} stopped", failed=True)
             finally:
                 with self._lock:
                     self._running.discard(key)
 
-        threading.Thread(target=run, name=f"prepare {backend.kind}:{course}", daemon=True).start()
+        threading.Thread(target=run, name=f"prepare {backend.db_type}:{course}", daemon=True).start()
         return True
 
     def running(self) -> set[tuple[str, str]]:

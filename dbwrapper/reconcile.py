@@ -94,7 +94,7 @@ class Reconciler:
             try:
                 self._reconcile(backend, report)
             except DbWrapperError:
-                report.unreachable.append(backend.kind)
+                report.unreachable.append(backend.db_type)
         for partial in self.archives.directory.rglob(".*.partial"):
             partial.unlink(missing_ok=True)
             report.partial_files += 1
@@ -108,59 +108,59 @@ class Reconciler:
         existing = {info.name for info in listing}
         on_server = {info.name for info in listing if info.managed} - {CONTROL_DATABASE}
         self._settle_copies(backend, existing, on_server, report)
-        for record in registry.databases(backend.kind):
+        for record in registry.databases(backend.db_type):
             if record.ready and record.name not in existing:
                 # Only its login and its snapshots are left to remove.
                 self.service.remove(backend, record, self._entry(backend, record.name, "forgotten"))
-                report.forgotten.append(f"{backend.kind}:{record.name}")
-        known = {record.name for record in registry.databases(backend.kind)}
+                report.forgotten.append(f"{backend.db_type}:{record.name}")
+        known = {record.name for record in registry.databases(backend.db_type)}
         # dbwrapper's own copies are never adopted: settled above, or still being made.
         for name in sorted(name for name in on_server - known if not name.startswith(RESERVED_PREFIX)):
             login = Login(name, generate_password())
-            backend.adopt_database(name, login)
+            backend.creation.adopt_database(name, login)
             registry.record_database(
-                backend.kind, name, self._keeper(), login.name, login.password,
+                backend.db_type, name, self._keeper(), login.name, login.password,
                 audit=self._entry(backend, name, "adopted"),
             )
-            report.adopted.append(f"{backend.kind}:{name}")
+            report.adopted.append(f"{backend.db_type}:{name}")
 
     def _settle_snapshots(self, backend: Backend, report: Report) -> None:
         """Undo reverts that did not finish; drop snapshots that were not finished or are gone."""
         registry = self.service.registry
-        for record in registry.databases(backend.kind):
+        for record in registry.databases(backend.db_type):
             for snapshot in registry.snapshots(record):
                 if snapshot.state in ("reverting", "interrupted"):
-                    backend.put_back_database(record.name, snapshot.name, record.login)
+                    backend.creation.undo_revert(record.name, snapshot.name, record.login)
                     registry.forget_snapshot(snapshot, audit=self._entry(backend, record.name, "put back"))
-                    report.put_back.append(f"{backend.kind}:{record.name}")
+                    report.put_back.append(f"{backend.db_type}:{record.name}")
                 elif snapshot.state != "ready" or not backend.exists(snapshot.name):
                     backend.drop_database(snapshot.name, registered=True)
                     registry.forget_snapshot(snapshot)
-                    report.unfinished.append(f"{backend.kind}:{snapshot.name}")
+                    report.unfinished.append(f"{backend.db_type}:{snapshot.name}")
 
     def _settle_databases(self, backend: Backend, report: Report) -> None:
         """Drop the databases a crash left half-made (recorded, never ready), with their logins."""
         registry = self.service.registry
-        for record in registry.databases(backend.kind):
+        for record in registry.databases(backend.db_type):
             if not record.ready:
                 self.service.remove(backend, record, self._entry(backend, record.name, "unfinished"))
-                report.unfinished.append(f"{backend.kind}:{record.name}")
+                report.unfinished.append(f"{backend.db_type}:{record.name}")
 
     def _settle_copies(self, backend: Backend, existing: set[str], on_server: set[str], report: Report) -> None:
         """Drop course copies that were not finished or are gone, and unnamed ones (see the module)."""
         registry = self.service.registry
-        named = {s.name for record in registry.databases(backend.kind) for s in registry.snapshots(record)}
-        for copy in registry.copies(backend.kind):
+        named = {s.name for record in registry.databases(backend.db_type) for s in registry.snapshots(record)}
+        for copy in registry.copies(backend.db_type):
             if copy.ready and copy.kind != "spent" and copy.name in existing:
                 named.add(copy.name)
                 continue
             backend.drop_database(copy.name, copy.name, registered=True)
             registry.forget_copy(copy)
             if copy.kind != "spent":  # a spent one is what a handout left, dropped as planned
-                report.unfinished.append(f"{backend.kind}:{copy.name}")
+                report.unfinished.append(f"{backend.db_type}:{copy.name}")
         for name in sorted(name for name in on_server - named if name.startswith(RESERVED_PREFIX)):
             backend.drop_database(name, name, registered=False)
-            report.unfinished.append(f"{backend.kind}:{name}")
+            report.unfinished.append(f"{backend.db_type}:{name}")
 
     def _keeper(self) -> User:
         """Who adopted databases belong to: the first instructor, or any instructor."""
@@ -172,4 +172,4 @@ class Reconciler:
 
     @staticmethod
     def _entry(backend: Backend, name: str, outcome: str) -> AuditEntry:
-        return AuditEntry.new(ACTOR, "reconcile", f"{backend.kind}:{name}", outcome=outcome)
+        return AuditEntry.new(ACTOR, "reconcile", f"{backend.db_type}:{name}", outcome=outcome)

@@ -64,7 +64,7 @@ class Credentials:
 
     @property
     def command(self) -> str:
-        return self.backend.client_command(self.name, self.login)
+        return self.backend.client.command(self.name, self.login)
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,7 @@ class DatabaseService:
     def authorize(self, actor: Actor, backend: Backend, name: str) -> DatabaseRecord | None:
         """The registry's record of ``name``; a trainee may touch only their own, and make only
         databases whose name is their own (see :meth:`name_owner`)."""
-        record = self.registry.database(backend.kind, name)
+        record = self.registry.database(backend.db_type, name)
         if actor.is_instructor:
             return record
         if record is not None and record.owner_id != actor.user.id:
@@ -170,7 +170,7 @@ class DatabaseService:
     def listing(self, actor: Actor, db_type: object) -> Listing:
         """The server's databases for an instructor; their own for a trainee."""
         backend = self.engines.backend(db_type)
-        owners = {db.name: db.owner for db in self.registry.databases(backend.kind)}
+        owners = {db.name: db.owner for db in self.registry.databases(backend.db_type)}
         # Course masters, spares and snapshots are dbwrapper's, not anybody's working databases.
         infos = [info for info in backend.list_databases() if not info.name.startswith(RESERVED_PREFIX)]
         listed = [Listed(info, owners.get(info.name)) for info in infos]
@@ -205,7 +205,7 @@ class DatabaseService:
         if owner is not None and owner.id != actor.user.id:
             actor.require_instructor("create databases for someone else")
         owner = owner or actor.user
-        with self.audited(actor, "create", f"{backend.kind}:{name}") as entry:
+        with self.audited(actor, "create", f"{backend.db_type}:{name}") as entry:
             existing = self._check_create(actor, backend, name, owner)
             if existing is not None:
                 login = Login(existing.login, existing.password)
@@ -246,7 +246,7 @@ class DatabaseService:
 
         with self.quotas.room_for(actor, owner, DATABASES, owner.quota, kept):
             return self.registry.record_database(
-                backend.kind, name, owner, name, generate_password(), None,
+                backend.db_type, name, owner, name, generate_password(), None,
                 expires_at=self._new_expiry(), course=course, ready=False,
             )
 
@@ -285,7 +285,7 @@ class DatabaseService:
         if found is None:
             known = ", ".join(c.name for c in self.registry.courses()) or "none yet"
             raise InvalidInput(f"There is no course {course!r}; the courses are: {known}.")
-        sql = found.sql(backend.kind)
+        sql = found.sql(backend.db_type)
         if not sql:
             raise InvalidInput(f"The course {course} has no content for {backend.label}.")
         return sql
@@ -298,7 +298,7 @@ class DatabaseService:
         the backend: a typo must never drop someone's data.
         """
         backend, name = self.resolve(actor, db_type, name)
-        with self.audited(actor, "destroy", f"{backend.kind}:{name}") as entry:
+        with self.audited(actor, "destroy", f"{backend.db_type}:{name}") as entry:
             if name in backend.system_databases or name == CONTROL_DATABASE:
                 raise Refused(
                     f"{name} belongs to the {backend.label} server or to dbwrapper; it is never dropped."
@@ -329,7 +329,7 @@ class DatabaseService:
         could not put back what it had set aside (``interrupted``) is put back first."""
         snapshots = self.registry.snapshots(record)
         for interrupted in (s for s in snapshots if s.state == "interrupted"):
-            backend.put_back_database(record.name, interrupted.name, record.login)
+            backend.creation.undo_revert(record.name, interrupted.name, record.login)
             self.registry.forget_snapshot(interrupted)
         states = {snapshot.state for snapshot in snapshots}
         if "reverting" in states:
@@ -375,7 +375,7 @@ class DatabaseService:
     def _outcome(
         self, backend: Backend, name: str, changed: bool, summary: str, login: Login | None = None,
     ) -> Outcome:
-        record = self.registry.database(backend.kind, name)
+        record = self.registry.database(backend.db_type, name)
         expires_at = record.expires_at if record else None
         credentials = Credentials(backend, name, login, expires_at) if login else None
         return Outcome(backend, name, changed, summary, credentials)

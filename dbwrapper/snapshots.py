@@ -73,7 +73,7 @@ class Snapshots:
         """Snapshot the database now; the snapshot and a sentence saying what happened."""
         backend, record = self.service.managed(actor, db_type, name)
         label = clean_label(label)
-        with self.service.audited(actor, "snapshot", f"{backend.kind}:{record.name}") as entry:
+        with self.service.audited(actor, "snapshot", f"{backend.db_type}:{record.name}") as entry:
             self.service.check_idle(backend, record)
             owner = self._owner(record)
             with self._room_for(actor, owner):
@@ -81,19 +81,19 @@ class Snapshots:
                     Snapshot(database_id=record.id, name=snapshot_name(), label=label, state="taking")
                 )
                 try:
-                    ended = backend.take_snapshot(record.name, snapshot.name, record.login)
+                    ended = backend.creation.take_snapshot(record.name, snapshot.name, record.login)
                 except DbWrapperError:
                     self._discard(backend, snapshot)
                     raise
             entry.detail = f"{snapshot.name} {label}".strip()
-            self.registry.set_snapshot(snapshot, "ready", backend.database_size(snapshot.name), audit=entry)
+            self.registry.set_snapshot(snapshot, "ready", backend.catalog.database_size(snapshot.name), audit=entry)
         return snapshot, f"Took a snapshot of {record.name}: {describe(snapshot)}.{ended_note(ended)}"
 
     def revert(self, actor: Actor, db_type: object, name: str | None, snapshot_id: object) -> str:
         """Give the database a snapshot's content again, keeping what it held as a new snapshot."""
         backend, record = self.service.managed(actor, db_type, name)
         chosen = self._find(record, snapshot_id)
-        with self.service.audited(actor, "revert", f"{backend.kind}:{record.name}") as entry:
+        with self.service.audited(actor, "revert", f"{backend.db_type}:{record.name}") as entry:
             entry.detail = f"to {chosen.name}"
             self.service.check_idle(backend, record)
             owner = self._owner(record)
@@ -105,18 +105,18 @@ class Snapshots:
                     label=f"before reverting to the snapshot of {chosen.taken_at:%Y-%m-%d %H:%M:%S}",
                 ))
             try:
-                ended = backend.revert_database(record.name, chosen.name, before.name, record.login)
+                ended = backend.creation.revert_database(record.name, chosen.name, before.name, record.login)
             except DbWrapperError:
                 self._after_failed_revert(backend, before)
                 raise
-            self.registry.set_snapshot(before, "ready", backend.database_size(before.name), audit=entry)
+            self.registry.set_snapshot(before, "ready", backend.catalog.database_size(before.name), audit=entry)
         return (f"Reverted {record.name} to {describe(chosen)}. What it held before is kept as the "
                 f"snapshot {describe(before)}.{ended_note(ended)}")
 
     def delete(self, actor: Actor, db_type: object, name: str | None, snapshot_id: object) -> str:
         backend, record = self.service.managed(actor, db_type, name)
         chosen = self._find(record, snapshot_id)
-        with self.service.audited(actor, "delete snapshot", f"{backend.kind}:{record.name}") as entry:
+        with self.service.audited(actor, "delete snapshot", f"{backend.db_type}:{record.name}") as entry:
             entry.detail = chosen.name
             backend.drop_database(chosen.name, registered=True)
             self.registry.forget_snapshot(chosen, audit=entry)

@@ -266,9 +266,9 @@ def rows(runtime: Runtime, look_inside) -> Callable[[str, str], dict[str, int]]:
     def count(kind: str, name: str) -> dict[str, int]:
         backend = runtime.engines.backend(kind)
         if runtime.service.registry.database(kind, name) is not None:
-            return backend.table_counts(name, login_of(runtime, kind, name))
+            return backend.catalog.table_counts(name, login_of(runtime, kind, name))
         with look_inside(kind, name) as connection:
-            return backend.count_rows(connection)
+            return backend.catalog.count_rows(connection)
 
     return count
 

@@ -106,11 +106,11 @@ def test_tables_with_any_name_a_trainee_may_choose_are_archived_and_restored(
 def _broken(runtime, tmp_path: Path, db_type: str, script: str) -> Archives:
     """Archives whose dump tool is ``script`` (with $REAL the real tool)."""
     backend = runtime.engines.backend(db_type)
-    real = find_tool(backend.dump_tool, {})
-    wrapper = tmp_path / backend.dump_tool
+    real = find_tool(backend.client.dump_tool, {})
+    wrapper = tmp_path / backend.client.dump_tool
     wrapper.write_text(f"#!/bin/sh\nREAL={real}\n{script}\n")
     wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
-    settings = replace(runtime.settings, tools={backend.dump_tool: str(wrapper)})
+    settings = replace(runtime.settings, tools={backend.client.dump_tool: str(wrapper)})
     return Archives(runtime.service, settings)
 
 
@@ -145,7 +145,7 @@ def test_rows_written_while_archiving_never_make_the_manifest_disagree_with_the_
     the manifest counts the rows the archive holds, so restoring it passes its own check."""
     backend = runtime.engines.backend(db_type)
     owner = login_of(runtime, db_type, stocked)
-    client = backend.script_command(find_tool(backend.client_tool, {}), stocked, owner)
+    client = backend.client.script_command(find_tool(backend.client.client_tool, {}), stocked, owner)
     password = {"postgres": "PGPASSWORD", "mysql": "MYSQL_PWD"}[db_type]
     # The dump tool starts a moment after the archive did, and a row arrives in between.
     insert = "INSERT INTO stock VALUES (3, 'late paper clips', 7);"
@@ -194,7 +194,7 @@ def test_rows_on_one_line_as_oracle_mysqldump_writes_them_are_counted_too(runtim
         b"CREATE TABLE `empty` (\n  `id` int NOT NULL\n) ENGINE=InnoDB;\n"
     )
     backend = runtime.engines.backend(db_type)
-    assert backend.archive_tables({}, str(dump)) == {"notes": 5, "empty": 0}
+    assert backend.client.archive_tables({}, str(dump)) == {"notes": 5, "empty": 0}
 
 
 def test_a_damaged_archive_is_refused(runtime, instructor, db_type, stocked):
@@ -222,13 +222,14 @@ def test_passwords_never_reach_a_tools_command_line(db_type):
     login = Login("some_login", owners)
     try:
         for argv in (
-            backend.dump_command("dump", "some_db", "/tmp/archive", login),
-            backend.sql_dump_command("dump", "some_db", login),
-            backend.script_command("client", "some_db", login),
+            backend.client.dump_command("dump", "some_db", "/tmp/archive", login),
+            backend.client.sql_dump_command("dump", "some_db", login),
+            backend.client.script_command("client", "some_db", login),
         ):
             assert not any(password in arg or owners in arg for arg in argv)
-        assert password in backend.tool_env().values()
-        assert owners in backend.tool_env(login).values() and password not in backend.tool_env(login).values()
+        tool_env = backend.client.tool_env
+        assert password in tool_env().values()
+        assert owners in tool_env(login).values() and password not in tool_env(login).values()
     finally:
         backend.dispose()
 
@@ -334,7 +335,7 @@ def test_a_new_trainee_with_an_old_trainees_name_gets_none_of_their_archives(run
 def test_a_failed_restore_leaves_nothing_behind(runtime, instructor, db_type, stocked, tmp_path, catalog):
     manifest = runtime.archives.archive(instructor, db_type, stocked)
     backend = runtime.engines.backend(db_type)
-    client = backend.restore_tools[-1]  # the tool that runs the SQL: psql, mysql
+    client = backend.client.restore_tools[-1]  # the tool that runs the SQL: psql, mysql
     wrapper = tmp_path / client
     wrapper.write_text('#!/bin/sh\ncat >/dev/null; echo "ERROR: out of shared memory" >&2; exit 3\n')
     wrapper.chmod(0o700)

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from dbwrapper.backends import BACKEND_CLASSES
-from dbwrapper.backends.base import Login
+from dbwrapper.backends.base import LISTING_CACHE_SECONDS, SIZE_CACHE_SECONDS, Login, SizeCache
 from dbwrapper.backends.postgresql import scram_sha_256
 
 
@@ -39,7 +39,7 @@ def test_work_inside_a_database_runs_as_its_own_login_and_leaves_no_session(
             connection.execute(text("CREATE TABLE boxes (store INTEGER, paper_clips INTEGER)"))
             connection.execute(text("INSERT INTO boxes VALUES (:store, :clips)"), {"store": 1, "clips": 50})
             assert connection.execute(text(CURRENT_USER[db_type])).scalar_one() == login.name
-        assert backend.table_counts(db_name, login) == {"boxes": 1}
+        assert backend.catalog.table_counts(db_name, login) == {"boxes": 1}
 
         assert backend.drop_database(db_name, login.name, registered=True) is True  # no session in the way
         assert db_name not in catalog(db_type)
@@ -56,7 +56,7 @@ def test_a_login_whose_owner_changed_its_password_gets_the_registrys_back(server
         backend.create_database(db_name, login)
         with backend.as_owner(db_name, login) as connection:
             connection.execute(text(CHANGE_OWN_PASSWORD[db_type]))
-        assert backend.table_counts(db_name, login) == {}
+        assert backend.catalog.table_counts(db_name, login) == {}
     finally:
         backend.drop_database(db_name, login.name, registered=True)
         backend.dispose()
@@ -129,3 +129,50 @@ def test_a_login_password_reaches_postgresql_only_as_its_scram_verifier(admin):
             connection.exec_driver_sql("DROP ROLE scram_check")
     salt = base64.b64decode(stored.split("$")[1].split(":")[1])
     assert scram_sha_256("Known-password-1", salt) == stored
+
+
+class FakeClock:
+    """A clock the test moves, so that a cache's time passes without waiting for it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_sizes_are_reused_for_a_while_and_a_new_database_is_measured_at_once():
+    clock = FakeClock()
+    cache = SizeCache(clock)
+    measured: list[set[str]] = []
+
+    def measure(names: set[str]) -> dict[str, int | None]:
+        measured.append(names)
+        return dict.fromkeys(names, 1)
+
+    assert cache.get({"a", "b"}, measure) == {"a": 1, "b": 1}
+    clock.now += SIZE_CACHE_SECONDS / 2
+    cache.get({"a", "b"}, measure)
+    cache.get({"a", "b", "c"}, measure)  # c is new: it alone is measured
+    assert measured == [{"a", "b"}, {"c"}]
+    clock.now += SIZE_CACHE_SECONDS
+    cache.get({"a"}, measure)
+    assert measured[-1] == {"a"}
+
+
+def test_a_listing_is_reused_for_a_moment_and_a_create_shows_at_once(server_url, db_type, db_name):
+    clock = FakeClock()
+    backend = BACKEND_CLASSES[db_type](server_url, clock=clock)
+    other = BACKEND_CLASSES[db_type](server_url)  # another process's service, on the same server
+    try:
+        before = {info.name for info in backend.list_databases()}
+        other.create_database(db_name)
+        assert {info.name for info in backend.list_databases()} == before  # reused
+        clock.now += LISTING_CACHE_SECONDS
+        assert db_name in {info.name for info in backend.list_databases()}
+        backend.drop_database(db_name, registered=True)
+        assert db_name not in {info.name for info in backend.list_databases()}  # its own drop shows at once
+    finally:
+        other.drop_database(db_name, registered=True)
+        backend.dispose()
+        other.dispose()

@@ -123,11 +123,11 @@ def test_every_login_the_service_makes_has_the_limit(runtime, trainee, db_type, 
     take_away_the_limit(admin[db_type], db_type, spare.name)
     login = Login(db_name, "a-password-for-the-handout")
     try:
-        assert backend.hand_over(as_source(spare), db_name, login)
+        assert backend.creation.give_spare(as_source(spare), db_name, login)
         assert limit_of(admin[db_type], db_type, db_name) == limit
         # So does a login given to a database that is adopted.
         take_away_the_limit(admin[db_type], db_type, db_name)
-        backend.adopt_database(db_name, login)
+        backend.creation.adopt_database(db_name, login)
         assert limit_of(admin[db_type], db_type, db_name) == limit
     finally:
         backend.drop_database(db_name, db_name, registered=True)

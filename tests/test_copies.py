@@ -40,9 +40,9 @@ def owners(look_inside, db_type: str, name: str) -> set[str]:
 
 def shape(look_inside, backend: Backend, name: str) -> dict[str, Any]:
     """Everything a course defines, as SQLAlchemy's inspector reads it from the catalog."""
-    with look_inside(backend.kind, name) as connection:
+    with look_inside(backend.db_type, name) as connection:
         found = inspect(connection)
-        counts = backend.count_rows(connection)
+        counts = backend.catalog.count_rows(connection)
         tables = sorted(found.get_table_names())
         return {
             "tables": {

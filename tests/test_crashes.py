@@ -59,11 +59,16 @@ sys.exit(main(sys.argv[6:]))
 """
 
 BACKEND_CLASS = {
-    "postgres": ("dbwrapper.backends.postgresql", "PostgreSQLBackend"),
-    "mysql": ("dbwrapper.backends.mysql", "MySQLBackend"),
+    "postgres": ("dbwrapper.backends.postgresql.creation", "PostgreSQLCreation"),
+    "mysql": ("dbwrapper.backends.mysql.creation", "MySQLCreation"),
+}
+#: Where each engine's logins are made (the login a create makes).
+LOGINS_CLASS = {
+    "postgres": ("dbwrapper.backends.postgresql.logins", "PostgreSQLLogins"),
+    "mysql": ("dbwrapper.backends.mysql.logins", "MySQLLogins"),
 }
 #: MySQL's views, routines and triggers are made by the functions of this module.
-MYSQL_OBJECTS = ("dbwrapper.backends", "mysqlobjects")
+MYSQL_OBJECTS = ("dbwrapper.backends.mysql", "objects")
 
 
 @pytest.fixture
@@ -158,7 +163,7 @@ def test_killed_in_the_middle_of_a_revert(runtime, crashing, db_type, db_name, c
         (db_type, "sessions ended"): (BACKEND_CLASS[db_type], "end_sessions", 0),
         ("postgres", "copy back"): (BACKEND_CLASS["postgres"], "create", 1),
         ("mysql", "copy back"): (BACKEND_CLASS["mysql"], "copy_content", 0),
-        ("postgres", "set aside"): (BACKEND_CLASS["postgres"], "set_aside", 0),
+        ("postgres", "set aside"): (BACKEND_CLASS["postgres"], "move_to_backup", 0),
         ("mysql", "set aside"): (MYSQL_OBJECTS, "make_views", 0),
     }[db_type, step]
     died = crashing(where, method, after, "snapshot", "revert", "--db-type", db_type,

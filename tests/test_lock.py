@@ -45,7 +45,7 @@ from tests.conftest import INSTRUCTOR, INSTRUCTOR_PASSWORD
 from tests.servers import free_port
 from tests.serving import Service
 from tests.test_courses import FRANCHISE
-from tests.test_crashes import BACKEND_CLASS, CRASHING
+from tests.test_crashes import BACKEND_CLASS, CRASHING, LOGINS_CLASS
 from tests.test_reconcile import logins
 
 #: ``dbwrapper reconcile``'s exit code while another process is at work on the registry.
@@ -53,11 +53,12 @@ REGISTRY_IN_USE = 7
 
 
 @contextmanager
-def held_at(monkeypatch, backend, method: str, work: Callable[[], Any]) -> Iterator[Future]:
-    """Run ``work`` on a thread of the service, held at its first call of ``backend.method``
-    for as long as the block runs; yields the work's future."""
+def held_at(monkeypatch, part, method: str, work: Callable[[], Any]) -> Iterator[Future]:
+    """Run ``work`` on a thread of the service, held at its first call of ``part.method`` (a
+    backend's part: ``backend.creation``, ``backend.client``) for as long as the block runs;
+    yields the work's future."""
     reached, resume = threading.Event(), threading.Event()
-    original = getattr(backend, method)
+    original = getattr(part, method)
 
     def held(*args: Any, **kwargs: Any) -> Any:
         if not reached.is_set():
@@ -65,7 +66,7 @@ def held_at(monkeypatch, backend, method: str, work: Callable[[], Any]) -> Itera
             resume.wait(120)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(backend, method, held)
+    monkeypatch.setattr(part, method, held)
     with ThreadPoolExecutor(max_workers=1) as thread:
         future = thread.submit(work)
         try:
@@ -103,7 +104,7 @@ def test_a_revert_half_way_loses_nothing_to_commands_beside_it(
         reverting = partial(runtime.snapshots.revert, instructor, db_type, db_name, clean.id)
         # Held once what the database holds is set aside (PostgreSQL: renamed away, so the
         # database is missing), before the snapshot is copied in.
-        with held_at(monkeypatch, backend, "copy_back", reverting) as revert:
+        with held_at(monkeypatch, backend.creation, "copy_snapshot", reverting) as revert:
             for command in (("list", "--db-type", db_type),
                             ("snapshot", "list", "--db-type", db_type, "--name", db_name),
                             ("create", "--db-type", db_type, "--name", other)):
@@ -133,7 +134,7 @@ def test_a_restore_over_the_original_half_way_keeps_its_login_beside_commands(
             connection.execute(text("DELETE FROM orders"))
         # Held once the original is dropped, before it is made again to restore into.
         restoring = partial(runtime.archives.restore, instructor, manifest.id)
-        with held_at(monkeypatch, backend, "create_database", restoring) as restore:
+        with held_at(monkeypatch, backend.creation, "create_database", restoring) as restore:
             done = cli("list", "--db-type", db_type)
             assert done.returncode == 0, done.stderr
         assert f"Restored {db_name}" in restore.result(timeout=120).summary
@@ -155,7 +156,7 @@ def test_an_archive_half_written_is_finished_beside_commands(
         backend = runtime.engines.backend(db_type)
         archiving = partial(runtime.archives.archive, instructor, db_type, db_name)
         # Held once the dump tool has written the file (under its temporary name), before it is read back.
-        with held_at(monkeypatch, backend, "scan_archive", archiving) as archive:
+        with held_at(monkeypatch, backend.client, "scan_archive", archiving) as archive:
             assert list((runtime.archives.directory / db_type / db_name).glob(".*.partial"))
             done = cli("list", "--db-type", db_type)
             assert done.returncode == 0, done.stderr
@@ -306,7 +307,7 @@ def test_a_service_started_beside_a_command_at_work_leaves_its_work_alone(
     runtime, processes, db_type, db_name, catalog
 ):
     # Stopped half-way: the database is made, and recorded as not ready yet, its login not made.
-    making = processes.stopped(BACKEND_CLASS[db_type], "create_login", "create", "--db-type", db_type,
+    making = processes.stopped(LOGINS_CLASS[db_type], "create_login", "create", "--db-type", db_type,
                                "--name", db_name)
     try:
         with processes.serving() as log:
@@ -351,7 +352,7 @@ def test_with_nothing_else_at_work_a_crash_is_settled(runtime, processes, db_typ
         with look_inside(db_type, db_name) as connection:
             connection.execute(text("DELETE FROM boxes"))  # the work since the snapshot
         # Dies once what the database holds is set aside, before the snapshot is copied in.
-        died = processes.crashed(BACKEND_CLASS[db_type], "copy_back", "snapshot", "revert", *where, number)
+        died = processes.crashed(BACKEND_CLASS[db_type], "copy_snapshot", "snapshot", "revert", *where, number)
         assert died.returncode == 9, died.stderr
 
         put_back = f"put back {db_type}:{db_name} as before a revert that did not finish"
@@ -364,7 +365,7 @@ def test_with_nothing_else_at_work_a_crash_is_settled(runtime, processes, db_typ
                 assert put_back in log.read_text()
         # The revert did not happen: the work is kept, and the snapshot is there to revert to.
         with look_inside(db_type, db_name) as connection:
-            assert backend.count_rows(connection) == {"boxes": 0}
+            assert backend.catalog.count_rows(connection) == {"boxes": 0}
         listed = processes.run("snapshot", "list", *where)
         assert '"clean"' in listed.stdout and "before reverting" not in listed.stdout
     finally:
@@ -391,7 +392,7 @@ def test_an_expiry_purge_beside_a_revert_keeps_what_the_revert_set_aside(
         runtime.expiry.set(instructor, "mysql", db_name, datetime.now(UTC) - timedelta(minutes=1))
         backend = runtime.engines.backend("mysql")
         reverting = partial(runtime.snapshots.revert, instructor, "mysql", db_name, clean.id)
-        with held_at(monkeypatch, backend, "copy_back", reverting) as revert:
+        with held_at(monkeypatch, backend.creation, "copy_snapshot", reverting) as revert:
             purged = cli("expiry", "purge")
         with suppress(DbWrapperError):
             revert.result(timeout=120)

@@ -32,9 +32,10 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from dbwrapper.accounts import Actor
-from dbwrapper.backends import mysql
 from dbwrapper.backends.base import Login
 from dbwrapper.backends.mysql import MySQLBackend
+from dbwrapper.backends.mysql import creation as mysql_creation
+from dbwrapper.backends.mysql.creation import MySQLCreation
 from dbwrapper.errors import DbWrapperError, Refused
 from tests.conftest import INSTRUCTOR, login_of
 from tests.test_copies import copies  # noqa: F401 (a fixture: a pool filled by the test, emptied after)
@@ -264,7 +265,7 @@ def test_a_table_swapped_for_a_view_while_it_is_copied_is_refused_and_runs_nothi
     trainee_engine = as_login(credentials["url"])
     plant_functions(trainee_engine, login)
     execute(trainee_engine, "CREATE TABLE bait (x INTEGER)", "INSERT INTO bait VALUES (1)")
-    read_definition = MySQLBackend._table_definition
+    read_definition = MySQLCreation._table_definition
 
     def swap_after_reading(self, connection, schema, table, target):
         definition = read_definition(self, connection, schema, table, target)
@@ -272,7 +273,7 @@ def test_a_table_swapped_for_a_view_while_it_is_copied_is_refused_and_runs_nothi
             execute(trainee_engine, "DROP TABLE bait", "CREATE SQL SECURITY INVOKER VIEW bait AS SELECT seize() AS x")
         return definition
 
-    monkeypatch.setattr(MySQLBackend, "_table_definition", swap_after_reading)
+    monkeypatch.setattr(MySQLCreation, "_table_definition", swap_after_reading)
     owner = Actor(runtime.accounts.get(alice.user_name))
     try:
         try:
@@ -399,7 +400,7 @@ def test_a_trigger_that_fires_in_a_copy_leaves_nothing_in_the_super_users_pool(r
     execute(trainee_engine, "CREATE TABLE a_witness (who VARCHAR(300))", "CREATE TABLE boxes (n INTEGER)",
             "INSERT INTO boxes VALUES (1)")
     trainee_engine.dispose()
-    run = mysql.verbatim
+    run = mysql_creation.verbatim
 
     def poisoned_after_making_boxes(connection, statement: str) -> None:
         run(connection, statement)
@@ -408,7 +409,7 @@ def test_a_trigger_that_fires_in_a_copy_leaves_nothing_in_the_super_users_pool(r
             execute(root, POISON)  # in a session of its own, not in the snapshot when it is dropped
             root.dispose()
 
-    monkeypatch.setattr(mysql, "verbatim", poisoned_after_making_boxes)
+    monkeypatch.setattr(mysql_creation, "verbatim", poisoned_after_making_boxes)
     snapshot, _ = runtime.snapshots.take(Actor(runtime.accounts.get(alice.user_name)), "mysql", name)
     fired = [who.split("@")[0] for who in fired_by(admin["mysql"], snapshot.name)]
     assert fired == [admin["mysql"].url.username]  # it did fire, in the super-user's session
@@ -431,7 +432,7 @@ def test_a_tables_own_data_directory_is_not_honoured_for_the_super_user(mysql_wi
         execute(trainee_engine, f"CREATE TABLE placed (x INTEGER) DATA DIRECTORY = '{elsewhere}'",
                 "INSERT INTO placed VALUES (7)")
         trainee_engine.dispose()
-        backend.take_snapshot(name, snapshot, name)
+        backend.creation.take_snapshot(name, snapshot, name)
 
         with backend.admin_connection() as connection:
             shown = connection.exec_driver_sql(f"SHOW CREATE TABLE `{snapshot}`.placed").one()[1]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from dbwrapper.accounts import Actor
-from dbwrapper.backends.psqlscript import FIRST_WITH_TRANSACTION_TIMEOUT
+from dbwrapper.backends.postgresql.psqlscript import FIRST_WITH_TRANSACTION_TIMEOUT
 from dbwrapper.config import Settings
 from dbwrapper.runtime import Runtime
 from dbwrapper.tools import find_tool, wheel_bin
@@ -42,16 +42,16 @@ def older(older_postgres_url: str, tmp_path: Path) -> Iterator[Runtime]:
 
 
 def _counts(runtime: Runtime, name: str) -> dict[str, int]:
-    return runtime.engines.backend("postgres").table_counts(name, login_of(runtime, "postgres", name))
+    return runtime.engines.backend("postgres").catalog.table_counts(name, login_of(runtime, "postgres", name))
 
 
 def test_an_archive_restores_on_an_older_server_with_the_default_tools(older):
     instructor = Actor(older.accounts.get(INSTRUCTOR))
     backend = older.engines.backend("postgres")
-    assert backend.server_major() < FIRST_WITH_TRANSACTION_TIMEOUT
+    assert backend.catalog.server_major() < FIRST_WITH_TRANSACTION_TIMEOUT
     older.service.create(instructor, "postgres", "course_db", course="franchise")
     manifest = older.archives.archive(instructor, "postgres", "course_db")
-    assert manifest.server_version.startswith(str(backend.server_major()))
+    assert manifest.server_version.startswith(str(backend.catalog.server_major()))
 
     older.archives.restore(instructor, manifest.id, into="course_copy")
     assert _counts(older, "course_copy") == FRANCHISE
@@ -77,4 +77,4 @@ def test_the_default_tools_are_newer_than_the_server(older):
     """What makes these tests worth running: the tools found are the wheel's, not the server's."""
     for tool in ("pg_dump", "pg_restore", "psql"):
         assert find_tool(tool, older.settings.tools) == str(wheel_bin() / tool)
-    assert older.engines.backend("postgres").server_major() < FIRST_WITH_TRANSACTION_TIMEOUT
+    assert older.engines.backend("postgres").catalog.server_major() < FIRST_WITH_TRANSACTION_TIMEOUT

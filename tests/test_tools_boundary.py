@@ -117,7 +117,8 @@ def test_archives_and_restores_run_the_tools_as_the_databases_login_with_a_minim
         connection.exec_driver_sql("CREATE TABLE boxes (n INTEGER)")
     backend = runtime.engines.backend(db_type)
     record = tmp_path / "runs.jsonl"
-    tools = {tool: str(_spy(tmp_path, tool, record)) for tool in (backend.dump_tool, *backend.restore_tools)}
+    client = backend.client
+    tools = {tool: str(_spy(tmp_path, tool, record)) for tool in (client.dump_tool, *client.restore_tools)}
     spied = Archives(runtime.service, replace(runtime.settings, tools=tools))
     copy = f"{name}_2"
     try:
@@ -129,7 +130,7 @@ def test_archives_and_restores_run_the_tools_as_the_databases_login_with_a_minim
 
     superuser_password = backend.url.password
     runs = _runs(record)
-    assert {run["tool"] for run in runs} == {backend.dump_tool, *backend.restore_tools}
+    assert {run["tool"] for run in runs} == {backend.client.dump_tool, *backend.client.restore_tools}
     for run in runs:
         env = run["env"]
         assert set(env) <= {"PATH", "LANG", "LC_ALL", "LC_CTYPE", "PGHOST", "PGPORT", "PGUSER",

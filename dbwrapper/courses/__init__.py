@@ -100,19 +100,19 @@ class Courses:
         """
         actor.require_instructor("define courses")
         backend = self.engines.backend(db_type)
-        record = self.registry.database(backend.kind, validate_name(database))
+        record = self.registry.database(backend.db_type, validate_name(database))
         if record is None or not record.ready:
             raise InvalidInput(
                 f"{database} is not a database dbwrapper manages on {backend.label}; make one "
                 "(create_my_db), prepare the course's content in it, and start the course from that."
             )
-        tool = find_tool(backend.dump_tool, self.engines.settings.tools)
+        tool = find_tool(backend.client.dump_tool, self.engines.settings.tools)
         if tool is None:
-            raise ToolFailed(f"{backend.dump_tool} was not found to read {database}: install it, "
-                             f"or set {backend.dump_tool} = \"/path\" in app.conf.")
+            raise ToolFailed(f"{backend.client.dump_tool} was not found to read {database}: install it, "
+                             f"or set {backend.client.dump_tool} = \"/path\" in app.conf.")
         login = Login(record.login, record.password)
-        backend.renew_password(login)
-        return run_tool(backend.sql_dump_command(tool, record.name, login), backend.tool_env(login),
+        backend.logins.renew_password(login)
+        return run_tool(backend.client.sql_dump_command(tool, record.name, login), backend.client.tool_env(login),
                         timeout=backend.deadlines.long)
 
     def add_samples(self) -> None:

@@ -102,7 +102,7 @@ class DBInterface(Controller):
         """Create the caller's database (with its own login, from a course if given) unless it exists."""
         actor = current_actor()
         outcome = self.service.create(actor, db_type, name, course=course)
-        return self.pages(actor).created(outcome, self.service.listing(actor, outcome.backend.kind))
+        return self.pages(actor).created(outcome, self.service.listing(actor, outcome.backend.db_type))
 
     @page(("GET", "HEAD", "POST"))
     def destroy_my_db(self, db_type: str | None = None, name: str | None = None) -> str:
@@ -110,7 +110,7 @@ class DBInterface(Controller):
         actor = current_actor()
         if cherrypy.request.method == "POST":
             outcome = self.service.destroy(actor, db_type, name)
-            return self.pages(actor).destroyed(outcome, self.service.listing(actor, outcome.backend.kind))
+            return self.pages(actor).destroyed(outcome, self.service.listing(actor, outcome.backend.db_type))
         return self.pages(actor).confirm_destroy(*self.service.check_destroy(actor, db_type, name))
 
     @page(("POST",))
@@ -192,7 +192,7 @@ class ArchivesController(Controller):
     def restore(self, archive: str = "", into: str | None = None) -> str:
         actor = current_actor()
         outcome = self.runtime.archives.restore(actor, archive, into or None)
-        return self.pages(actor).created(outcome, self.service.listing(actor, outcome.backend.kind))
+        return self.pages(actor).created(outcome, self.service.listing(actor, outcome.backend.db_type))
 
     @page(("POST",))
     def delete(self, archive: str = "") -> str:

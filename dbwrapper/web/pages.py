@@ -85,7 +85,7 @@ class Pages:
         expiring: list[DatabaseRecord], courses: list[str],
     ) -> str:
         rows = join(
-            self.templates.render("backend_row.html", kind=b.kind, label=b.label, where=b.where)
+            self.templates.render("backend_row.html", kind=b.db_type, label=b.label, where=b.where)
             for b in backends
         )
         note = self._embedded_note(embedded) if embedded else Markup()
@@ -100,7 +100,7 @@ class Pages:
             "class_form.html", csrf=self.csrf,
             course_options=join(self.templates.render("option.html", value=c, text=c) for c in courses),
             backend_options=join(
-                self.templates.render("option.html", value=b.kind, text=b.label) for b in backends
+                self.templates.render("option.html", value=b.db_type, text=b.label) for b in backends
             ),
         ) if courses else Markup()
         return self._page(
@@ -125,10 +125,10 @@ class Pages:
         assert self.actor is not None
         databases = join(self._credentials(c) for c in mine) or self.templates.render("nothing_yet.html")
         links = join(
-            self.templates.render("create_link.html", kind=b.kind, label=b.label) for b in backends
+            self.templates.render("create_link.html", kind=b.db_type, label=b.label) for b in backends
         )
         links = join([links, *(
-            self.templates.render("course_link.html", kind=b.kind, label=b.label, course=course)
+            self.templates.render("course_link.html", kind=b.db_type, label=b.label, course=course)
             for course in courses for b in backends
         )])
         return self._page(
@@ -139,8 +139,8 @@ class Pages:
     def _credentials(self, credentials: Credentials) -> Markup:
         backend = credentials.backend
         return self.templates.render(
-            "credentials.html", name=credentials.name, label=backend.label, kind=backend.kind,
-            client=CLIENTS[backend.kind], command=credentials.command,
+            "credentials.html", name=credentials.name, label=backend.label, kind=backend.db_type,
+            client=CLIENTS[backend.db_type], command=credentials.command,
             password=credentials.login.password, url=credentials.url, csrf=self.csrf,
             expires=human_expiry(credentials.expires_at),
         )
@@ -152,7 +152,7 @@ class Pages:
         rows = join(self._row(db, mine) for db in listing.databases)
         return self._page(
             "databases.html", title=f"{backend.label} databases", message=message or Markup(),
-            where=backend.where, kind=backend.kind, rows=rows,
+            where=backend.where, kind=backend.db_type, rows=rows,
         )
 
     def _row(self, db: Listed, mine: str) -> Markup:
@@ -176,7 +176,7 @@ class Pages:
 
     def confirm_destroy(self, backend: Backend, name: str) -> str:
         return self._page(
-            "confirm_destroy.html", title=f"Destroy {name}?", name=name, kind=backend.kind,
+            "confirm_destroy.html", title=f"Destroy {name}?", name=name, kind=backend.db_type,
             label=backend.label, where=backend.where,
         )
 
@@ -217,13 +217,13 @@ class Pages:
         rows = join(
             self.templates.render(
                 "snapshot_row.html", id=s.id, taken=f"{s.taken_at:%Y-%m-%d %H:%M:%S}", label=s.label,
-                size=human_size(s.size_bytes), kind=backend.kind, name=name, csrf=self.csrf,
+                size=human_size(s.size_bytes), kind=backend.db_type, name=name, csrf=self.csrf,
             )
             for s in snapshots
         ) or self.templates.render("snapshots_none.html")
         return self._page(
             "snapshots.html", title=f"Snapshots of {name}", name=name, label=backend.label,
-            kind=backend.kind, rows=rows, quota=quota,
+            kind=backend.db_type, rows=rows, quota=quota,
             message=self._message(message, "ok") if message else Markup(),
         )
 
@@ -247,7 +247,7 @@ class Pages:
         return self._page(
             "courses.html", title="Courses", rows=rows, pool_size=pool_size,
             course_options=join(self.templates.render("option.html", value=c.name, text=c.name) for c, _ in courses),
-            backend_options=join(self.templates.render("option.html", value=b.kind, text=b.label) for b in backends),
+            backend_options=join(self.templates.render("option.html", value=b.db_type, text=b.label) for b in backends),
             message=self._message(message, "ok") if message else Markup(),
         )
 

@@ -6,7 +6,7 @@ definition (``SHOW CREATE VIEW``, ``SHOW CREATE PROCEDURE``/``FUNCTION``,
 ``information_schema.TRIGGERS``); these functions make them again in another
 database from what it printed, each defined by the content's owner
 (``DEFINER=`owner`@'%'``) whoever runs the statement. The copies in
-:mod:`dbwrapper.backends.mysql` run them as the super-user, and that never
+:mod:`dbwrapper.backends.mysql.creation` run them as the super-user, and that never
 runs a trainee's code, because:
 
 * making a view, routine or trigger stores its definition and runs none of
@@ -245,8 +245,8 @@ def make_views(connection: Connection, views: Iterable[str], source: str, target
     reach, it is not; there (and only where a view was refused for it) the
     database's functions run as their invoker while the views are made, then
     as their definer again. A crash in between leaves a snapshot half-taken,
-    which is dropped, or a revert's set-aside copy while the database still has
-    its own (see MySQLBackend.put_back).
+    which is dropped, or a revert's backup while the database still has
+    its own (see MySQLCreation.restore_backup).
     """
     definer = defined_by(connection, owner)
     moved_from = f"{quote(connection, validate_name(source))}."
@@ -336,7 +336,7 @@ def drop_triggers(connection: Connection, schema: str, triggers: Iterable[Trigge
 # RENAME TABLE refuses to move a table with triggers to another database, so a move
 # drops them, renames, and makes them again; in between they exist nowhere but in this
 # process. Before they are dropped they are written into the ledger, a table in a
-# database only the super-user reaches (the set-aside copy of a revert), and put_back
+# database only the super-user reaches (a revert's backup), and restore_backup
 # makes them again from it after a crash. Rows are only ever added, and triggers are
 # dropped only after theirs is in: whatever moment a crash hits, the ledger and the
 # triggers that still exist hold them all between them.

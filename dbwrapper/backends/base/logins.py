@@ -1,0 +1,62 @@
+"""Logins and grants: each database's own login, what it may reach, and shutting it out for a while."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Connection
+
+from dbwrapper.backends.base.types import Login
+
+if TYPE_CHECKING:
+    from dbwrapper.backends.base.backend import Backend
+
+
+class BaseLogins(ABC):
+    """One server's logins; each engine makes, grants and drops them its own way.
+
+    The hooks that take a connection run on the admin connection they are
+    given, so that a workflow can make a login and grant it in one go. Names
+    come raw and are quoted where each statement is built; passwords and
+    limits are always bound parameters.
+    """
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
+    def renew_password(self, login: Login) -> None:
+        """Give ``login`` the password the registry keeps for it again (and the service shows)."""
+        backend = self.backend
+        with backend.errors.translated(f"set the password of {login.name}"), backend.admin_connection() as connection:
+            self.reset_login(connection, login)
+
+    # -- what each engine implements ------------------------------------------------
+
+    def revoke_public_access(self, connection: Connection) -> None:
+        """Close what a new login could reach beyond its own database; nothing by default."""
+
+    @abstractmethod
+    def create_login(self, connection: Connection, login: Login) -> None:
+        """Make ``login`` on the server (its password is a bound parameter)."""
+
+    @abstractmethod
+    def reset_login(self, connection: Connection, login: Login) -> None:
+        """Make ``login``, or give the existing one ``login.password``."""
+
+    @abstractmethod
+    def grant(self, connection: Connection, login: str, name: str) -> None:
+        """Give login ``login`` database ``name``, and nothing else."""
+
+    @abstractmethod
+    def drop_login(self, connection: Connection, login: str) -> None:
+        """End ``login``'s sessions and remove it from the server, if it is there."""
+
+    def lock_login(self, login: str) -> None:
+        """Keep ``login`` from opening its database until :meth:`unlock_login`, while the super-user
+        copies into it (a revert); its open sessions are ended after. Nothing by default: a
+        PostgreSQL revert makes a new database, which the super-user never enters."""
+
+    def unlock_login(self, login: str) -> None:
+        """Let ``login`` open its database again after :meth:`lock_login`; harmless if it was not
+        locked."""
