@@ -57,7 +57,7 @@ from sqlalchemy import Connection, create_engine  # noqa: E402
 
 from dbwrapper.backends import BACKEND_CLASSES  # noqa: E402
 from dbwrapper.backends.base import Backend, Login  # noqa: E402
-from dbwrapper.config import BACKEND_KINDS, DEFAULT_FIRST_INSTRUCTOR, Settings, env_var  # noqa: E402
+from dbwrapper.config import DB_TYPES, DEFAULT_FIRST_INSTRUCTOR, Settings, env_var  # noqa: E402
 from dbwrapper.passwords import generate_password  # noqa: E402
 from dbwrapper.runtime import INSTRUCTOR_PASSWORD_VARIABLE  # noqa: E402
 from dbwrapper.web.app import mount, server_config  # noqa: E402
@@ -185,7 +185,7 @@ def server_urls(stack: ExitStack) -> dict[str, str]:
     """Each kind's super-user URL: from the environment, else a throwaway server."""
     return {
         kind: os.environ.get(env_var(kind)) or stack.enter_context(SERVERS[kind]())
-        for kind in BACKEND_KINDS
+        for kind in DB_TYPES
     }
 
 
@@ -321,7 +321,7 @@ def request_rate(port: int, path: str, requests: int, threads: int) -> float:
 def measure_rates(port: int, requests: int, threads: int) -> dict[str, float]:
     """Median rate per path over interleaved rounds: trivial, each list, trivial, each list..."""
     paths = {"trivial": TRIVIAL_PATH}
-    paths.update({kind: f"/dbi/list?db_type={kind}" for kind in BACKEND_KINDS})
+    paths.update({kind: f"/dbi/list?db_type={kind}" for kind in DB_TYPES})
     request_rate(port, TRIVIAL_PATH, threads * 10, threads)  # warm-up
     rounds: dict[str, list[float]] = {key: [] for key in paths}
     for _ in range(RATE_ROUNDS):
@@ -396,7 +396,7 @@ def main() -> None:
         urls = server_urls(stack)
         stack.callback(cherrypy.engine.exit)
         port = start_service(urls)
-        timings = {kind: measure_create(port, kind, urls[kind], args.iterations) for kind in BACKEND_KINDS}
+        timings = {kind: measure_create(port, kind, urls[kind], args.iterations) for kind in DB_TYPES}
         rates = measure_rates(port, args.requests, args.threads)
     results = {
         kind: EngineResult(http, bare, bare_login, rates[kind], version)

@@ -50,7 +50,7 @@ from dbwrapper.backends.base import Backend, Login, Source  # noqa: E402
 from dbwrapper.backends.mysql.catalog import tables_and_views  # noqa: E402
 from dbwrapper.backends.mysql.creation import rename_tables  # noqa: E402
 from dbwrapper.backends.postgresql import CLONE_STRATEGY  # noqa: E402
-from dbwrapper.config import BACKEND_KINDS, DEFAULT_FIRST_INSTRUCTOR, Settings, env_var  # noqa: E402
+from dbwrapper.config import DB_TYPES, DEFAULT_FIRST_INSTRUCTOR, Settings, env_var  # noqa: E402
 from dbwrapper.copies import CourseCopies  # noqa: E402
 from dbwrapper.courses import SAMPLES  # noqa: E402
 from dbwrapper.errors import InvalidInput  # noqa: E402
@@ -116,12 +116,12 @@ class EngineBench:
 
     def __init__(self, runtime: Runtime, kind: str, iterations: int, workdir: Path) -> None:
         self.runtime = runtime
-        self.backend: Backend = runtime.engines.backend(kind)
+        self.backend: Backend = runtime.servers.backend(kind)
         self.db_type = kind
         self.iterations = iterations
         self.workdir = workdir
         self.actor = Actor(runtime.accounts.get(DEFAULT_FIRST_INSTRUCTOR), via="bench")
-        self.pool = CourseCopies(runtime.engines, pool_size=1)
+        self.pool = CourseCopies(runtime.servers, pool_size=1)
         self.results: dict[str, float] = {}
         #: The raw operations the service's are measured against run as the server's super-user.
         self.superuser = Login(self.backend.url.username or "", self.backend.url.password or "")
@@ -284,7 +284,7 @@ def course_sql(kind: str, rows: int) -> str:
 def make_runtime(stack: ExitStack, workdir: Path) -> Runtime:
     urls = {
         kind: os.environ.get(env_var(kind)) or stack.enter_context(SERVERS[kind]())
-        for kind in BACKEND_KINDS
+        for kind in DB_TYPES
     }
     settings = Settings(port=free_port(), backend_urls=urls, embedded=False, archive_dir=workdir / "archives",
                         pool_size=0, expiry_check_seconds=24 * 3600)
@@ -296,7 +296,7 @@ def make_runtime(stack: ExitStack, workdir: Path) -> Runtime:
 
 
 def add_course(runtime: Runtime, rows: int) -> dict[str, str]:
-    sql = {kind: course_sql(kind, rows) for kind in BACKEND_KINDS}
+    sql = {kind: course_sql(kind, rows) for kind in DB_TYPES}
     actor = Actor(runtime.accounts.get(DEFAULT_FIRST_INSTRUCTOR), via="bench")
     with suppress(InvalidInput):  # an earlier run on the same servers added it
         runtime.courses.add(actor, COURSE, f"franchise plus {rows} deliveries (bench)", sql)
@@ -355,7 +355,7 @@ def main() -> None:
         runtime = make_runtime(stack, workdir)
         sql = add_course(runtime, args.rows)
         results = {}
-        for kind in BACKEND_KINDS:
+        for kind in DB_TYPES:
             bench = EngineBench(runtime, kind, args.iterations, workdir)
             bench.run(sql[kind])
             results[kind] = bench.results

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from dbwrapper.engines import Engines
 from dbwrapper.errors import (
     Forbidden,
     InvalidInput,
@@ -28,6 +27,7 @@ from dbwrapper.errors import (
 from dbwrapper.names import name_owner, render_name
 from dbwrapper.passwords import generate_password
 from dbwrapper.registry import Registry, User
+from dbwrapper.servers import Servers
 
 ROLES = ("instructor", "trainee")
 USER_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
@@ -128,16 +128,16 @@ class UserRequests:
 class Accounts:
     """Adding, removing and authenticating users, recorded in the registry."""
 
-    def __init__(self, engines: Engines) -> None:
-        self.engines = engines
-        self.settings = engines.settings
+    def __init__(self, servers: Servers) -> None:
+        self.servers = servers
+        self.settings = servers.settings
         self.hasher = PasswordHasher()
         self.throttle = LoginThrottle()
         self.requests = UserRequests(self.settings.requests_per_user)
 
     @property
     def registry(self) -> Registry:
-        return self.engines.registry
+        return self.servers.registry
 
     def users(self) -> list[User]:
         return self.registry.users()

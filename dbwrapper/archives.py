@@ -242,7 +242,7 @@ class Archives:
         path, _ = self._paths(manifest)
         if not path.is_file():
             raise ToolFailed(f"The archive file of {manifest.id} is missing.")
-        backend = self.service.engines.backend(manifest.engine)
+        backend = self.service.servers.backend(manifest.engine)
         digest, tables = backend.client.scan_archive(self._restore_tools(backend), str(path))
         if digest != manifest.sha256:
             raise ToolFailed(f"The archive {manifest.id} does not match its checksum; it is damaged.")
@@ -318,7 +318,7 @@ class Archives:
         """
         manifest = self._owned(actor, archive_id)
         self.verify(manifest)
-        backend = self.service.engines.backend(manifest.engine)
+        backend = self.service.servers.backend(manifest.engine)
         target = manifest.database if into is None else validate_name(into)
         named = self.service.registry.user(manifest.owner)
         owner = named if named is not None and belongs_to(manifest, named) else actor.user

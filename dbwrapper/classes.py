@@ -85,7 +85,7 @@ class ClassProvisioner:
     def check(self, actor: Actor, course: str, db_type: str) -> Backend:
         """Refuse a whole roster up front when every row would fail the same way."""
         actor.require_instructor("provision a class")
-        backend = self.service.engines.backend(db_type)
+        backend = self.service.servers.backend(db_type)
         self.service.course_sql(course, backend)
         return backend
 

@@ -108,10 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_course.add_argument("name")
     add_course.add_argument("--description", default="")
-    for kind, label in (("postgres", "PostgreSQL"), ("mysql", "MySQL/MariaDB")):
+    for db_type, label in (("postgres", "PostgreSQL"), ("mysql", "MySQL/MariaDB")):
         source = add_course.add_mutually_exclusive_group()
-        source.add_argument(f"--{kind}-sql", type=Path, help=f"SQL the {label} databases start with")
-        source.add_argument(f"--{kind}-from", metavar="DATABASE",
+        source.add_argument(f"--{db_type}-sql", type=Path, help=f"SQL the {label} databases start with")
+        source.add_argument(f"--{db_type}-from", metavar="DATABASE",
                             help=f"a {label} database whose content, as it is now, they start with")
 
     pool = commands.add_parser("pool", help="ready copies of the courses, for handing out by renaming")
@@ -254,17 +254,17 @@ def run_course_command(args: argparse.Namespace, runtime: Runtime) -> None:
     actor = cli_actor(args, runtime)
     if args.course_command == "list":
         for course in runtime.courses.all():
-            engines = ", ".join(kind for kind in ("postgres", "mysql") if course.sql(kind))
+            engines = ", ".join(db_type for db_type in ("postgres", "mysql") if course.sql(db_type))
             print(f"  {course.name:<24} {engines:<16} {course.description}")
         return
     files: dict[str, str] = {}
-    for kind in ("postgres", "mysql"):
-        if path := getattr(args, f"{kind}_sql"):
+    for db_type in ("postgres", "mysql"):
+        if path := getattr(args, f"{db_type}_sql"):
             try:
-                files[kind] = path.read_text(encoding="utf-8")
+                files[db_type] = path.read_text(encoding="utf-8")
             except OSError as error:
                 raise InvalidInput(f"Cannot read {error.filename}: {error.strerror}.") from error
-    databases = {kind: db for kind in ("postgres", "mysql") if (db := getattr(args, f"{kind}_from"))}
+    databases = {db_type: db for db_type in ("postgres", "mysql") if (db := getattr(args, f"{db_type}_from"))}
     added = runtime.courses.add_from(actor, args.name, args.description, files, databases)
     print(f"Added the course {added.name}.")
 
@@ -283,7 +283,8 @@ def run_pool_command(args: argparse.Namespace, runtime: Runtime) -> None:
     actor = cli_actor(args, runtime)
     if args.pool_command == "list":
         for course in runtime.courses.all():
-            ready = ", ".join(f"{kind} {count}" for kind, count in runtime.courses.ready_spares(course.name).items())
+            spares = runtime.courses.ready_spares(course.name)
+            ready = ", ".join(f"{db_type} {count}" for db_type, count in spares.items())
             print(f"  {course.name:<24} ready copies: {ready or '–'}")
         return
     made = runtime.preparations.prepare(
@@ -300,7 +301,7 @@ def run_class_command(args: argparse.Namespace, runtime: Runtime) -> None:
     except OSError as error:
         raise InvalidInput(f"Cannot read the roster {args.roster}: {error.strerror}.") from error
     report = runtime.classes.provision(actor, names, args.course, args.db_type, progress_bar)
-    label = runtime.engines.backend(args.db_type).label
+    label = runtime.servers.backend(args.db_type).label
     sheet = args.sheet or Path(f"credentials-{report.course}-{report.db_type}.html")
     # It holds passwords: this user's only from the moment it exists.
     descriptor = os.open(sheet, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -338,7 +339,7 @@ def run_reconcile_command(args: argparse.Namespace, runtime: Runtime) -> None:
     # with one at work, reconciling would destroy its work in progress.
     done = runtime.reconciled
     if done is None:
-        where = runtime.engines.registry.url.render_as_string(hide_password=True)
+        where = runtime.servers.registry.url.render_as_string(hide_password=True)
         raise RegistryInUse(
             f"A dbwrapper service or command is at work on this registry ({where}), "
             "so nothing was reconciled: that could destroy its work in progress. Stop the service "

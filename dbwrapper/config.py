@@ -20,7 +20,7 @@ from cherrypy.lib.reprconf import Parser
 
 from dbwrapper.errors import InvalidInput
 
-BACKEND_KINDS = ("postgres", "mysql")
+DB_TYPES = ("postgres", "mysql")
 #: The engines' tools dbwrapper runs, each configurable in [dbwrapper] by its name.
 TOOLS = ("pg_dump", "pg_restore", "psql", "mysqldump", "mysql")
 DEFAULT_NAME_TEMPLATE = "%(user)s_%(port)s"
@@ -48,9 +48,9 @@ REQUESTS_PER_SERVER = 40
 REQUESTS_PER_USER = 8
 
 
-def env_var(kind: str) -> str:
-    """The environment variable that configures backend ``kind``."""
-    return f"DBWRAPPER_{kind.upper()}_URL"
+def env_var(db_type: str) -> str:
+    """The environment variable that configures backend ``db_type``."""
+    return f"DBWRAPPER_{db_type.upper()}_URL"
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class Settings:
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     name_template: str = DEFAULT_NAME_TEMPLATE
-    #: Super-user URL per configured backend kind; a kind absent here is not offered,
+    #: Super-user URL per configured ``db_type``; a db_type absent here is not offered,
     #: except PostgreSQL, which falls back to the embedded server when ``embedded`` is on.
     backend_urls: Mapping[str, str] = field(default_factory=dict)
     #: The registry's SQLAlchemy URL; empty means database ``dbwrapper`` on the PostgreSQL backend.
@@ -135,9 +135,9 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] = os.envi
 
     server = dict(sections.get("global", {}))
     own = sections.get("dbwrapper", {})
-    urls = {kind: own.get(f"{kind}_url") or "" for kind in BACKEND_KINDS}
-    for kind in BACKEND_KINDS:
-        urls[kind] = environ.get(env_var(kind), urls[kind])
+    urls = {db_type: own.get(f"{db_type}_url") or "" for db_type in DB_TYPES}
+    for db_type in DB_TYPES:
+        urls[db_type] = environ.get(env_var(db_type), urls[db_type])
     data_dir = environ.get("DBWRAPPER_DATA_DIR") or own.get("embedded_dir") or None
     archive_dir = environ.get("DBWRAPPER_ARCHIVE_DIR") or own.get("archive_dir") or None
 
@@ -145,7 +145,7 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] = os.envi
         host=server.pop("server.socket_host", DEFAULT_HOST),
         port=int(server.pop("server.socket_port", DEFAULT_PORT)),
         name_template=own.get("name_template", DEFAULT_NAME_TEMPLATE),
-        backend_urls={kind: url for kind, url in urls.items() if url},
+        backend_urls={db_type: url for db_type, url in urls.items() if url},
         control_url=environ.get("DBWRAPPER_CONTROL_URL") or own.get("control_url") or "",
         first_instructor=own.get("first_instructor", DEFAULT_FIRST_INSTRUCTOR),
         default_quota=int(own.get("default_quota", 1)),

@@ -31,11 +31,11 @@ from functools import partial
 from dbwrapper.accounts import generate_password
 from dbwrapper.backends import Backend
 from dbwrapper.backends.base import Login, Source
-from dbwrapper.engines import Engines
 from dbwrapper.errors import DbWrapperError
 from dbwrapper.joblog import log as job_log
 from dbwrapper.names import RESERVED_PREFIX
 from dbwrapper.registry import CourseCopy, Registry
+from dbwrapper.servers import Servers
 from dbwrapper.tools import ToolFailed, find_tool
 
 #: This job's lines in the log.
@@ -58,8 +58,8 @@ def as_source(copy: CourseCopy) -> Source:
 class CourseCopies:
     """Each course's masters and warm spares, and making a course database from them."""
 
-    def __init__(self, engines: Engines, pool_size: int = 0) -> None:
-        self.engines = engines
+    def __init__(self, servers: Servers, pool_size: int = 0) -> None:
+        self.servers = servers
         #: Spares kept ready per course and engine; 0 makes every course database a copy on the spot.
         self.pool_size = pool_size
         self._lock = threading.Lock()
@@ -72,11 +72,11 @@ class CourseCopies:
 
     @property
     def registry(self) -> Registry:
-        return self.engines.registry
+        return self.servers.registry
 
-    def _course_lock(self, kind: str, course: str) -> threading.Lock:
+    def _course_lock(self, db_type: str, course: str) -> threading.Lock:
         with self._lock:
-            return self._course_locks.setdefault((kind, course), threading.Lock())
+            return self._course_locks.setdefault((db_type, course), threading.Lock())
 
     # -- making a course database -------------------------------------------------
 
@@ -135,7 +135,7 @@ class CourseCopies:
         course's SQL may come from a web upload; see :meth:`Backend.script`).
         """
         try:
-            tool = find_tool(backend.client.client_tool, self.engines.settings.tools)
+            tool = find_tool(backend.client.client_tool, self.servers.settings.tools)
             if tool is None:
                 raise ToolFailed(f"{backend.client.client_tool} was not found to load the course: install it, "
                                  f"or set {backend.client.client_tool} = \"/path\" in app.conf.")
@@ -157,7 +157,7 @@ class CourseCopies:
         made = 0
         try:
             courses = self.registry.courses()
-            backends = [self.engines.backend(kind) for kind in self.engines.kinds]
+            backends = [self.servers.backend(db_type) for db_type in self.servers.db_types]
         except Exception:  # the registry is down: try again next time
             log("The pool could not read the registry", failed=True)
             return made

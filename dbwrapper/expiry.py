@@ -82,12 +82,12 @@ class Purger:
             log("The expiry job could not read the registry", failed=True)
             return purged
         for target in due:
-            kind, name = target.split(":", 1)
+            db_type, name = target.split(":", 1)
             try:
                 if self.archive_first:
-                    self.archives.archive(EXPIRY_ACTOR, kind, name, drop=True)
+                    self.archives.archive(EXPIRY_ACTOR, db_type, name, drop=True)
                 else:
-                    self.service.destroy(EXPIRY_ACTOR, kind, name)
+                    self.service.destroy(EXPIRY_ACTOR, db_type, name)
                 purged.append(target)
                 log(f"Purged expired database {target}")
             except Exception:  # audited by the service; keep the database, go on with the next

@@ -53,7 +53,7 @@ class Preparations:
     def check(self, actor: Actor, db_type: object, course: str, count: object) -> tuple[Backend, str]:
         """The backend and course SQL :meth:`prepare` would use, its input checked first."""
         actor.require_instructor("prepare copies of a course")
-        backend = self.service.engines.backend(db_type)
+        backend = self.service.servers.backend(db_type)
         sql = self.service.course_sql(course, backend)
         if not isinstance(count, int) or not 1 <= count <= MAX_PREPARED_COPIES:
             raise InvalidInput(f"Prepare from 1 to {MAX_PREPARED_COPIES} copies at a time.")

@@ -11,11 +11,11 @@ from dbwrapper.archives import Archives
 from dbwrapper.classes import ClassJobs, ClassProvisioner
 from dbwrapper.config import Settings
 from dbwrapper.courses import Courses
-from dbwrapper.engines import Engines
 from dbwrapper.expiry import Expiry, Purger
 from dbwrapper.preparations import Preparations
 from dbwrapper.reconcile import Reconciler, Report
 from dbwrapper.registry.lock import LOCK_CHECK_SECONDS, RegistryLock, registry_lock
+from dbwrapper.servers import Servers
 from dbwrapper.service import DatabaseService
 from dbwrapper.snapshots import Snapshots
 
@@ -24,14 +24,14 @@ INSTRUCTOR_PASSWORD_VARIABLE = "DBWRAPPER_INSTRUCTOR_PASSWORD"
 
 
 class Runtime:
-    """The engines, the registry's users and the database service of one process."""
+    """The servers, the registry's users and the database service of one process."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.engines = Engines(settings)
-        self.accounts = Accounts(self.engines)
-        self.courses = Courses(self.engines)
-        self.service = DatabaseService(self.engines)
+        self.servers = Servers(settings)
+        self.accounts = Accounts(self.servers)
+        self.courses = Courses(self.servers)
+        self.service = DatabaseService(self.servers)
         self.archives = Archives(self.service, settings)
         self.snapshots = Snapshots(self.service, settings.snapshot_quota)
         self.preparations = Preparations(self.service)
@@ -67,8 +67,8 @@ class Runtime:
             return
         self._started = True
         self.reconciled = None
-        self.engines.start()
-        self.lock = registry_lock(self.engines.registry.url, self.engines.deadlines)
+        self.servers.start()
+        self.lock = registry_lock(self.servers.registry.url, self.servers.deadlines)
         alone = self.lock.take_alone()
         if not alone:
             self.lock.share()  # before any work: waits while another process reconciles
@@ -107,5 +107,5 @@ class Runtime:
         if self.lock is not None:
             self.lock.release()
             self.lock = None
-        self.engines.stop()
+        self.servers.stop()
         self._started = False

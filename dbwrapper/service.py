@@ -19,12 +19,12 @@ from dbwrapper.backends import Backend, DatabaseInfo
 from dbwrapper.backends.base import Login
 from dbwrapper.config import CONTROL_DATABASE, Settings
 from dbwrapper.copies import CourseCopies
-from dbwrapper.engines import Engines
 from dbwrapper.errors import DatabaseBusy, DbWrapperError, Forbidden, InvalidInput, Refused
 from dbwrapper.names import RESERVED_PREFIX, name_owner, render_name, validate_user_database
 from dbwrapper.passwords import generate_password
 from dbwrapper.quotas import Quota, Quotas
 from dbwrapper.registry import AuditEntry, DatabaseRecord, Registry, User
+from dbwrapper.servers import Servers
 
 
 @dataclass(frozen=True)
@@ -88,22 +88,22 @@ DATABASES = Quota("database", "destroy one first or ask an instructor")
 class DatabaseService:
     """Create, list and destroy per-user databases on the configured backends."""
 
-    def __init__(self, engines: Engines) -> None:
-        self.engines = engines
-        self.copies = CourseCopies(engines, engines.settings.pool_size)
+    def __init__(self, servers: Servers) -> None:
+        self.servers = servers
+        self.copies = CourseCopies(servers, servers.settings.pool_size)
         self.quotas = Quotas()
 
     @property
     def settings(self) -> Settings:
-        return self.engines.settings
+        return self.servers.settings
 
     @property
     def registry(self) -> Registry:
-        return self.engines.registry
+        return self.servers.registry
 
     def backends(self) -> list[Backend]:
         """The configured backends, in a stable order."""
-        return [self.engines.backend(kind) for kind in self.engines.kinds]
+        return [self.servers.backend(db_type) for db_type in self.servers.db_types]
 
     def default_name(self, actor: Actor) -> str:
         """The actor's database name, from the configured template (``alice_7001``)."""
@@ -112,7 +112,7 @@ class DatabaseService:
     def resolve(self, actor: Actor, db_type: object, name: str | None) -> tuple[Backend, str]:
         """The backend of ``db_type`` and a valid name (the actor's own when ``None``), or a 400."""
         name = self.default_name(actor) if name is None else validate_user_database(name)
-        return self.engines.backend(db_type), name
+        return self.servers.backend(db_type), name
 
     @contextmanager
     def audited(self, actor: Actor, action: str, target: str) -> Iterator[AuditEntry]:
@@ -169,7 +169,7 @@ class DatabaseService:
 
     def listing(self, actor: Actor, db_type: object) -> Listing:
         """The server's databases for an instructor; their own for a trainee."""
-        backend = self.engines.backend(db_type)
+        backend = self.servers.backend(db_type)
         owners = {db.name: db.owner for db in self.registry.databases(backend.db_type)}
         # Course masters, spares and snapshots are dbwrapper's, not anybody's working databases.
         infos = [info for info in backend.list_databases() if not info.name.startswith(RESERVED_PREFIX)]
@@ -182,10 +182,10 @@ class DatabaseService:
         """Every database the actor owns, with how to connect."""
         return [
             Credentials(
-                self.engines.backend(db.backend), db.name, Login(db.login, db.password), db.expires_at
+                self.servers.backend(db.backend), db.name, Login(db.login, db.password), db.expires_at
             )
             for db in self.registry.databases(owner=actor.user)
-            if db.backend in self.engines.kinds and db.ready
+            if db.backend in self.servers.db_types and db.ready
         ]
 
     def create(

@@ -226,7 +226,7 @@ def as_owner(runtime: Runtime) -> Callable[[str, str], AbstractContextManager[Co
 
     @contextmanager
     def connect(kind: str, name: str) -> Iterator[Connection]:
-        with runtime.engines.backend(kind).as_owner(name, login_of(runtime, kind, name)) as connection:
+        with runtime.servers.backend(kind).as_owner(name, login_of(runtime, kind, name)) as connection:
             with connection.begin():
                 yield connection
 
@@ -264,7 +264,7 @@ def rows(runtime: Runtime, look_inside) -> Callable[[str, str], dict[str, int]]:
     managed database (as a restore checks them), else by the tests' own super-user (snapshots)."""
 
     def count(kind: str, name: str) -> dict[str, int]:
-        backend = runtime.engines.backend(kind)
+        backend = runtime.servers.backend(kind)
         if runtime.service.registry.database(kind, name) is not None:
             return backend.catalog.table_counts(name, login_of(runtime, kind, name))
         with look_inside(kind, name) as connection:

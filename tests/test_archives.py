@@ -37,7 +37,7 @@ def stocked(runtime, instructor, db_type, db_name, as_owner):
 
 
 def boxes(runtime, db_type, name) -> int:
-    backend = runtime.engines.backend(db_type)
+    backend = runtime.servers.backend(db_type)
     with backend.as_owner(name, login_of(runtime, db_type, name)) as connection:
         return connection.execute(text("SELECT sum(boxes) FROM stock")).scalar_one()
 
@@ -105,7 +105,7 @@ def test_tables_with_any_name_a_trainee_may_choose_are_archived_and_restored(
 
 def _broken(runtime, tmp_path: Path, db_type: str, script: str) -> Archives:
     """Archives whose dump tool is ``script`` (with $REAL the real tool)."""
-    backend = runtime.engines.backend(db_type)
+    backend = runtime.servers.backend(db_type)
     real = find_tool(backend.client.dump_tool, {})
     wrapper = tmp_path / backend.client.dump_tool
     wrapper.write_text(f"#!/bin/sh\nREAL={real}\n{script}\n")
@@ -143,7 +143,7 @@ def test_rows_written_while_archiving_never_make_the_manifest_disagree_with_the_
 ):
     """A trainee keeps working while their database is archived (expiry does not ask them):
     the manifest counts the rows the archive holds, so restoring it passes its own check."""
-    backend = runtime.engines.backend(db_type)
+    backend = runtime.servers.backend(db_type)
     owner = login_of(runtime, db_type, stocked)
     client = backend.client.script_command(find_tool(backend.client.client_tool, {}), stocked, owner)
     password = {"postgres": "PGPASSWORD", "mysql": "MYSQL_PWD"}[db_type]
@@ -193,7 +193,7 @@ def test_rows_on_one_line_as_oracle_mysqldump_writes_them_are_counted_too(runtim
         b"INSERT INTO `notes` VALUES (5,'\\n;');\n"
         b"CREATE TABLE `empty` (\n  `id` int NOT NULL\n) ENGINE=InnoDB;\n"
     )
-    backend = runtime.engines.backend(db_type)
+    backend = runtime.servers.backend(db_type)
     assert backend.client.archive_tables({}, str(dump)) == {"notes": 5, "empty": 0}
 
 
@@ -334,7 +334,7 @@ def test_a_new_trainee_with_an_old_trainees_name_gets_none_of_their_archives(run
 
 def test_a_failed_restore_leaves_nothing_behind(runtime, instructor, db_type, stocked, tmp_path, catalog):
     manifest = runtime.archives.archive(instructor, db_type, stocked)
-    backend = runtime.engines.backend(db_type)
+    backend = runtime.servers.backend(db_type)
     client = backend.client.restore_tools[-1]  # the tool that runs the SQL: psql, mysql
     wrapper = tmp_path / client
     wrapper.write_text('#!/bin/sh\ncat >/dev/null; echo "ERROR: out of shared memory" >&2; exit 3\n')

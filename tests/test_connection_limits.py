@@ -103,13 +103,13 @@ def test_the_service_works_on_a_database_whose_login_holds_connections(runtime, 
             manifest = runtime.archives.archive(Actor(runtime.accounts.get(owner)), db_type, name)
             assert manifest.tables == {"boxes": 2}
             assert rows(db_type, name) == {"boxes": 2}
-            assert name in {info.name for info in runtime.engines.backend(db_type).list_databases(fresh=True)}
+            assert name in {info.name for info in runtime.servers.backend(db_type).list_databases(fresh=True)}
     finally:
         engine.dispose()
 
 
 def test_every_login_the_service_makes_has_the_limit(runtime, trainee, db_type, copies, admin, db_name):
-    backend = runtime.engines.backend(db_type)
+    backend = runtime.servers.backend(db_type)
     limit = {runtime.settings.login_connection_limit}
     shown = trainee_database(trainee, db_type)
     assert limit_of(admin[db_type], db_type, make_url(shown["url"]).username) == limit

@@ -67,14 +67,14 @@ def shape(look_inside, backend: Backend, name: str) -> dict[str, Any]:
 @pytest.fixture
 def copies(runtime) -> Iterator[CourseCopies]:
     """A pool of one spare per course, filled by the test itself and emptied afterwards."""
-    yield CourseCopies(runtime.engines, pool_size=1)
+    yield CourseCopies(runtime.servers, pool_size=1)
     for spare in [*runtime.service.registry.copies(kind="spare"), *runtime.service.registry.copies(kind="spent")]:
-        runtime.engines.backend(spare.backend).drop_database(spare.name, spare.name, registered=True)
+        runtime.servers.backend(spare.backend).drop_database(spare.name, spare.name, registered=True)
         runtime.service.registry.forget_copy(spare)
 
 
 def franchise_master(runtime, db_type: str) -> CourseCopy:
-    backend = runtime.engines.backend(db_type)
+    backend = runtime.servers.backend(db_type)
     return runtime.service.copies.master(backend, "franchise", runtime.service.course_sql("franchise", backend))
 
 
@@ -87,7 +87,7 @@ def how_made(runtime, db_type: str, name: str) -> str:
 def test_a_course_database_is_a_server_side_copy_identical_to_the_master(
     runtime, db_type, db_name, instructor, look_inside, rows
 ):
-    backend = runtime.engines.backend(db_type)
+    backend = runtime.servers.backend(db_type)
     master = franchise_master(runtime, db_type)
     runtime.service.create(instructor, db_type, db_name, course="franchise")
 
@@ -100,7 +100,7 @@ def test_a_course_database_is_a_server_side_copy_identical_to_the_master(
 def test_a_spare_from_the_pool_is_handed_over_by_renaming_it(
     runtime, db_type, trainee, copies, catalog, look_inside
 ):
-    backend = runtime.engines.backend(db_type)
+    backend = runtime.servers.backend(db_type)
     master = franchise_master(runtime, db_type)
     copies.top_up(backend, "franchise", runtime.service.course_sql("franchise", backend))
     (spare,) = runtime.service.registry.copies(db_type, "franchise", "spare")
@@ -137,7 +137,7 @@ def test_a_handout_never_takes_over_an_account_named_like_the_trainees_database(
     spare's role to it, MySQL makes it. A role or account of that name that is someone
     else's makes the handout a 409, as it makes a copy one (tests/test_isolation.py), and
     that account stays as it was."""
-    backend = runtime.engines.backend(db_type)
+    backend = runtime.servers.backend(db_type)
     copies.top_up(backend, "franchise", runtime.service.course_sql("franchise", backend))
     alice = trainee()
     name = f"{alice.user_name}_ops"
@@ -159,7 +159,7 @@ def test_an_empty_pool_falls_back_to_a_copy(runtime, db_type, db_name, instructo
 
 
 def test_copies_are_nobodys_working_databases(runtime, db_type, browser, copies):
-    backend = runtime.engines.backend(db_type)
+    backend = runtime.servers.backend(db_type)
     master = franchise_master(runtime, db_type)
     listed = browser.get("/dbi/list", params={"db_type": db_type})
     assert master.name not in listed.text
@@ -187,7 +187,7 @@ def test_mysql_loads_a_course_with_an_event_from_its_sql(runtime, db_name, instr
 
 
 def test_reconciling_drops_copies_a_crash_left_unfinished(runtime, db_type, catalog):
-    backend = runtime.engines.backend(db_type)
+    backend = runtime.servers.backend(db_type)
     registry = runtime.service.registry
     # A spare recorded and made, but the process died before marking it ready ...
     half = registry.add_copy(CourseCopy(backend=db_type, course="franchise", kind="spare",

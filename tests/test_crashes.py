@@ -51,7 +51,7 @@ if sys.argv[6:] == ["reconcile"]:
     from dbwrapper.config import load_settings
     from dbwrapper.runtime import Runtime
     runtime = Runtime(load_settings())
-    runtime.engines.start()
+    runtime.servers.start()
     runtime.reconciler.run()
     sys.exit(0)
 from dbwrapper.cli import main
@@ -102,7 +102,7 @@ def crashing(server_urls, runtime):
 
 def assert_registry_matches_servers(runtime, db_type):
     """Every ready record has its database; every marked database is recorded or dbwrapper's own."""
-    backend = runtime.engines.backend(db_type)
+    backend = runtime.servers.backend(db_type)
     on_server = {info.name: info for info in backend.list_databases(fresh=True)}
     registry = runtime.service.registry
     for record in registry.databases(db_type):
@@ -192,7 +192,7 @@ def test_killed_while_a_reverts_triggers_are_off(runtime, crashing, db_name, ste
     nothing is lost: triggers, routines and views are the database's own again."""
     instructor = Actor(runtime.accounts.get(INSTRUCTOR))
     runtime.service.create(instructor, "mysql", db_name, course="franchise")
-    backend = runtime.engines.backend("mysql")
+    backend = runtime.servers.backend("mysql")
     record = runtime.service.registry.database("mysql", db_name)
     owner = as_login(backend.database_url(db_name, Login(record.login, record.password)).render_as_string(False))
     execute(owner, *ROUTINES_AND_TRIGGERS)

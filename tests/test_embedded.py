@@ -91,8 +91,8 @@ def test_with_no_postgres_url_an_embedded_server_serves(data_dir, capsys, monkey
     runtime = Runtime(Settings(backend_urls={}, embedded_dir=data_dir, embedded_port=free_port()))
     runtime.start()
     try:
-        assert runtime.engines.kinds == ["postgres"]
-        assert runtime.engines.embedded.data_dir == data_dir.resolve()
+        assert runtime.servers.db_types == ["postgres"]
+        assert runtime.servers.embedded.data_dir == data_dir.resolve()
         assert "instructor 'cwcuser' was created with password" in capsys.readouterr().out
         instructor = Actor(runtime.accounts.get("cwcuser"))
         outcome = runtime.service.create(instructor, "postgres")

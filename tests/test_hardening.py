@@ -120,7 +120,7 @@ def test_a_database_whose_owner_removed_its_marker_is_destroyed_all_the_same(tra
     name = f"{alice.user_name}_{runtime.settings.port}"
     with as_owner(db_type, name) as connection:
         connection.exec_driver_sql(UNMARK[db_type].format(name=name))
-    listed = next(db for db in runtime.engines.backend(db_type).list_databases(fresh=True) if db.name == name)
+    listed = next(db for db in runtime.servers.backend(db_type).list_databases(fresh=True) if db.name == name)
     assert listed.managed is False  # the marker is gone indeed
 
     done = alice.post("/dbi/destroy_my_db", data={"db_type": db_type, "name": name})
@@ -145,7 +145,7 @@ def test_the_expiry_job_purges_a_database_whose_marker_was_removed(trainee, runt
 def test_a_database_destroyed_while_it_is_being_made_is_not_reported_made(runtime, db_type, db_name,
                                                                           catalog, monkeypatch):
     instructor = Actor(runtime.accounts.get(INSTRUCTOR))
-    backend = runtime.engines.backend(db_type)
+    backend = runtime.servers.backend(db_type)
     make = backend.create_database
 
     def made_then_destroyed(*args, **kwargs):  # another instructor's destroy, at that moment

@@ -338,7 +338,7 @@ def test_a_table_placed_elsewhere_lands_in_the_mysql_servers_own_directory(brows
         assert tablespaces(admin, tables) == {table: f"./{table}.ibd" for table in tables}
         assert list(elsewhere.iterdir()) == []
     finally:
-        backend = runtime.engines.backend("mysql")
+        backend = runtime.servers.backend("mysql")
         for copy in runtime.service.registry.copies("mysql", course):
             backend.drop_database(copy.name, copy.name, registered=True)
             runtime.service.registry.forget_copy(copy)
@@ -357,13 +357,13 @@ def test_a_mysql_server_that_lets_logins_place_files_is_named_at_every_start(
     capsys.readouterr()
     other.start()
     try:
-        server = other.engines.backend("mysql").server
+        server = other.servers.backend("mysql").server
     finally:
         other.stop()
     said = capsys.readouterr().out
     assert f"dbwrapper: the {server} has symbolic links on (have_symlink = YES)" in said, said
     assert "Start it with --skip-symbolic-links" in said
-    assert runtime.engines.backend("mysql").cautions() == []
+    assert runtime.servers.backend("mysql").cautions() == []
 
 
 def test_destroying_a_database_leaves_no_login_behind(two_trainees, db_type, admin):

@@ -98,7 +98,7 @@ def test_a_revert_half_way_loses_nothing_to_commands_beside_it(
     other = f"{db_name}_2"
     try:
         clean, _ = runtime.snapshots.take(instructor, db_type, db_name, "clean")
-        backend = runtime.engines.backend(db_type)
+        backend = runtime.servers.backend(db_type)
         with as_owner(db_type, db_name) as connection:
             connection.execute(text("DELETE FROM orders"))  # the work since the snapshot
         reverting = partial(runtime.snapshots.revert, instructor, db_type, db_name, clean.id)
@@ -129,7 +129,7 @@ def test_a_restore_over_the_original_half_way_keeps_its_login_beside_commands(
     runtime.service.create(instructor, db_type, db_name, course="franchise")
     try:
         manifest = runtime.archives.archive(instructor, db_type, db_name)
-        backend = runtime.engines.backend(db_type)
+        backend = runtime.servers.backend(db_type)
         with as_owner(db_type, db_name) as connection:
             connection.execute(text("DELETE FROM orders"))
         # Held once the original is dropped, before it is made again to restore into.
@@ -153,7 +153,7 @@ def test_an_archive_half_written_is_finished_beside_commands(
     instructor = Actor(runtime.accounts.get(INSTRUCTOR))
     runtime.service.create(instructor, db_type, db_name, course="franchise")
     try:
-        backend = runtime.engines.backend(db_type)
+        backend = runtime.servers.backend(db_type)
         archiving = partial(runtime.archives.archive, instructor, db_type, db_name)
         # Held once the dump tool has written the file (under its temporary name), before it is read back.
         with held_at(monkeypatch, backend.client, "scan_archive", archiving) as archive:
@@ -339,7 +339,7 @@ def test_a_service_started_beside_a_command_at_work_leaves_its_work_alone(
 def test_with_nothing_else_at_work_a_crash_is_settled(runtime, processes, db_type, db_name, settler, look_inside):
     made = processes.run("create", "--db-type", db_type, "--name", db_name)
     assert made.returncode == 0, made.stderr
-    backend = runtime.engines.backend(db_type)
+    backend = runtime.servers.backend(db_type)
     try:
         with look_inside(db_type, db_name) as connection:  # the registry is the other process's
             connection.execute(text("CREATE TABLE boxes (n INTEGER)"))
@@ -390,7 +390,7 @@ def test_an_expiry_purge_beside_a_revert_keeps_what_the_revert_set_aside(
             connection.exec_driver_sql("CREATE TABLE notes (line TEXT)")
             connection.exec_driver_sql("INSERT INTO notes VALUES ('a morning of work')")
         runtime.expiry.set(instructor, "mysql", db_name, datetime.now(UTC) - timedelta(minutes=1))
-        backend = runtime.engines.backend("mysql")
+        backend = runtime.servers.backend("mysql")
         reverting = partial(runtime.snapshots.revert, instructor, "mysql", db_name, clean.id)
         with held_at(monkeypatch, backend.creation, "copy_snapshot", reverting) as revert:
             purged = cli("expiry", "purge")

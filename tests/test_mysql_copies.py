@@ -161,7 +161,7 @@ def how_made(runtime, name: str) -> str:
 
 def test_the_super_users_session_runs_one_statement_per_query(runtime):
     """What a copy runs is one statement the server printed; text in it cannot add another."""
-    with runtime.engines.backend("mysql").admin_connection() as connection:
+    with runtime.servers.backend("mysql").admin_connection() as connection:
         with pytest.raises(DBAPIError) as refused:
             connection.exec_driver_sql("SELECT 1; SELECT 2")
     assert refused.value.orig.args[0] == ER_PARSE_ERROR
@@ -377,7 +377,7 @@ def test_a_revert_never_fires_a_trainees_trigger_in_the_super_users_session(runt
     with as_owner("mysql", name) as connection:
         connection.exec_driver_sql("DROP TABLE boxes")  # the exercise went wrong: revert
 
-    backend = runtime.engines.backend("mysql")
+    backend = runtime.servers.backend("mysql")
     with planting(backend.database_url(name, login_of(runtime, "mysql", name)), POISON) as planted:
         reverted = alice.post("/snapshots/revert", data={**where, "snapshot": snapshot.id})
         assert reverted.status_code == 200, reverted.text
@@ -413,7 +413,7 @@ def test_a_trigger_that_fires_in_a_copy_leaves_nothing_in_the_super_users_pool(r
     snapshot, _ = runtime.snapshots.take(Actor(runtime.accounts.get(alice.user_name)), "mysql", name)
     fired = [who.split("@")[0] for who in fired_by(admin["mysql"], snapshot.name)]
     assert fired == [admin["mysql"].url.username]  # it did fire, in the super-user's session
-    assert set(select_limits_of_the_pool(runtime.engines.backend("mysql"))) <= {NO_SELECT_LIMIT}
+    assert set(select_limits_of_the_pool(runtime.servers.backend("mysql"))) <= {NO_SELECT_LIMIT}
 
 
 def test_a_tables_own_data_directory_is_not_honoured_for_the_super_user(mysql_with_symbolic_links, tmp_path):
@@ -521,7 +521,7 @@ def test_a_server_that_quotes_names_with_double_quotes_by_default_copies_all_the
     """A server may give every session ANSI_QUOTES (``sql_mode = ANSI`` in its options), and
     then prints tables and views with double quotes too, which the copies do not read: the
     super-user's sessions leave it out, and a snapshot is the database whole."""
-    backend = runtime.engines.backend("mysql")
+    backend = runtime.servers.backend("mysql")
     alice, _, name = course_database(trainee, "mysql")
     ((default,),) = execute(admin["mysql"], "SELECT @@GLOBAL.sql_mode")
     try:
@@ -599,11 +599,11 @@ def test_a_revert_brings_back_the_triggers_and_routines_of_the_snapshot_and_keep
 def test_a_course_with_triggers_and_routines_is_copied_on_the_server_and_pooled(runtime, trainee, copies):
     instructor = Actor(runtime.accounts.get(INSTRUCTOR))
     course = f"triggered_{uuid.uuid4().hex[:8]}"
-    sql = runtime.service.course_sql("franchise", runtime.engines.backend("mysql")) + "".join(
+    sql = runtime.service.course_sql("franchise", runtime.servers.backend("mysql")) + "".join(
         f"{statement};\n" for statement in ROUTINES_AND_TRIGGERS
     )
     runtime.courses.add(instructor, course, "", {"mysql": sql})
-    backend = runtime.engines.backend("mysql")
+    backend = runtime.servers.backend("mysql")
     assert copies.top_up(backend, course, sql) == 1  # a ready copy, from the master on the server
 
     for expected in ("pool", "copy"):  # the spare first, then a copy made on the spot

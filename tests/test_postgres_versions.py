@@ -42,12 +42,12 @@ def older(older_postgres_url: str, tmp_path: Path) -> Iterator[Runtime]:
 
 
 def _counts(runtime: Runtime, name: str) -> dict[str, int]:
-    return runtime.engines.backend("postgres").catalog.table_counts(name, login_of(runtime, "postgres", name))
+    return runtime.servers.backend("postgres").catalog.table_counts(name, login_of(runtime, "postgres", name))
 
 
 def test_an_archive_restores_on_an_older_server_with_the_default_tools(older):
     instructor = Actor(older.accounts.get(INSTRUCTOR))
-    backend = older.engines.backend("postgres")
+    backend = older.servers.backend("postgres")
     assert backend.catalog.server_major() < FIRST_WITH_TRANSACTION_TIMEOUT
     older.service.create(instructor, "postgres", "course_db", course="franchise")
     manifest = older.archives.archive(instructor, "postgres", "course_db")
@@ -77,4 +77,4 @@ def test_the_default_tools_are_newer_than_the_server(older):
     """What makes these tests worth running: the tools found are the wheel's, not the server's."""
     for tool in ("pg_dump", "pg_restore", "psql"):
         assert find_tool(tool, older.settings.tools) == str(wheel_bin() / tool)
-    assert older.engines.backend("postgres").catalog.server_major() < FIRST_WITH_TRANSACTION_TIMEOUT
+    assert older.servers.backend("postgres").catalog.server_major() < FIRST_WITH_TRANSACTION_TIMEOUT

@@ -25,7 +25,7 @@ def logins(admin, db_type, name) -> int:
 
 
 def test_a_database_made_but_never_recorded_is_adopted_not_dropped(runtime, db_type, db_name, catalog):
-    backend = runtime.engines.backend(db_type)
+    backend = runtime.servers.backend(db_type)
     backend.create_database(db_name)  # as if the service died before recording it
 
     report = runtime.reconciler.run()
@@ -108,7 +108,7 @@ def test_two_services_on_one_server_leave_each_others_databases_alone(
         other.stop()
     assert db_name in catalog(db_type)
     record = runtime.service.registry.database(db_type, db_name)
-    url = runtime.engines.backend(db_type).database_url(db_name)
+    url = runtime.servers.backend(db_type).database_url(db_name)
     engine = create_engine(url.set(username=record.login, password=record.password))
     with engine.connect() as connection:  # its login's password was not reset by the other service
         assert connection.execute(text("SELECT 1")).scalar_one() == 1

@@ -104,7 +104,7 @@ def test_snapshots_count_against_a_quota_but_a_revert_is_never_refused(runtime, 
     # Deleting makes room again, and drops the snapshot's database.
     said = snapshots.delete(alice, db_type, name, first.id)
     assert "Deleted the snapshot" in said
-    assert not runtime.engines.backend(db_type).exists(first.name)
+    assert not runtime.servers.backend(db_type).exists(first.name)
 
 
 def test_snapshots_are_their_owners_alone(runtime, db_type, trainee):

@@ -170,8 +170,8 @@ def test_a_course_made_from_the_database_and_its_copies_never_run_its_code(trapp
     runtime.courses.add_from(instructor, course, "", {}, {"postgres": name})
     assert not escalated()
 
-    backend = runtime.engines.backend("postgres")
-    pool = CourseCopies(runtime.engines, pool_size=1)
+    backend = runtime.servers.backend("postgres")
+    pool = CourseCopies(runtime.servers, pool_size=1)
     made = runtime.service.create(instructor, "postgres", db_name, course=course)  # a copy of the master
     try:
         assert pool.top_up(backend, course, runtime.service.course_sql(course, backend)) == 1

@@ -115,7 +115,7 @@ def test_archives_and_restores_run_the_tools_as_the_databases_login_with_a_minim
     runtime.service.create(instructor, db_type, name)
     with as_owner(db_type, name) as connection:
         connection.exec_driver_sql("CREATE TABLE boxes (n INTEGER)")
-    backend = runtime.engines.backend(db_type)
+    backend = runtime.servers.backend(db_type)
     record = tmp_path / "runs.jsonl"
     client = backend.client
     tools = {tool: str(_spy(tmp_path, tool, record)) for tool in (client.dump_tool, *client.restore_tools)}

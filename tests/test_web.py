@@ -167,7 +167,7 @@ def test_head_requests_are_answered_without_a_body(browser, db_type, base_url):
 
 def test_the_registry_remembers_each_databases_owner(browser, db_type, db_name, runtime):
     browser.get("/dbi/create_my_db", params={"db_type": db_type, "name": db_name})
-    with runtime.engines.registry.session() as session:
+    with runtime.servers.registry.session() as session:
         record = session.scalar(select(ManagedDatabase).where(ManagedDatabase.name == db_name))
         assert record.owner.name == "cwcuser"  # the ORM model, read directly
         assert record.backend == db_type

@@ -16,10 +16,10 @@ from pathlib import Path
 
 from dbwrapper.accounts import Actor
 from dbwrapper.backends.base import Login
-from dbwrapper.engines import Engines
 from dbwrapper.errors import InvalidInput
 from dbwrapper.names import validate_name
 from dbwrapper.registry import AuditEntry, Course, Registry
+from dbwrapper.servers import Servers
 from dbwrapper.tools import ToolFailed, find_tool, run_tool
 
 SAMPLES = Path(__file__).resolve().parent
@@ -44,12 +44,12 @@ def sample_courses() -> list[Course]:
 class Courses:
     """The registry's courses, and adding new ones (instructors only)."""
 
-    def __init__(self, engines: Engines) -> None:
-        self.engines = engines
+    def __init__(self, servers: Servers) -> None:
+        self.servers = servers
 
     @property
     def registry(self) -> Registry:
-        return self.engines.registry
+        return self.servers.registry
 
     def all(self) -> list[Course]:
         return self.registry.courses()
@@ -77,15 +77,15 @@ class Courses:
         actor.require_instructor("define courses")
         if both := sorted(files.keys() & databases.keys()):
             raise InvalidInput(f"Give {', '.join(both)} either SQL or a database to start from, not both.")
-        sql = {**files, **{kind: self.content_of(actor, kind, db) for kind, db in databases.items()}}
+        sql = {**files, **{db_type: self.content_of(actor, db_type, db) for db_type, db in databases.items()}}
         return self.add(actor, name, description, sql)
 
     def ready_spares(self, course: str) -> dict[str, int]:
         """How many ready copies the pool holds of ``course``, per engine it has content for."""
         found = self.registry.course(course)
         return {
-            kind: sum(1 for copy in self.registry.copies(kind, course, "spare") if copy.ready)
-            for kind in self.engines.kinds if found is not None and found.sql(kind)
+            db_type: sum(1 for copy in self.registry.copies(db_type, course, "spare") if copy.ready)
+            for db_type in self.servers.db_types if found is not None and found.sql(db_type)
         }
 
     def content_of(self, actor: Actor, db_type: object, database: str) -> str:
@@ -99,14 +99,14 @@ class Courses:
         every trainee.
         """
         actor.require_instructor("define courses")
-        backend = self.engines.backend(db_type)
+        backend = self.servers.backend(db_type)
         record = self.registry.database(backend.db_type, validate_name(database))
         if record is None or not record.ready:
             raise InvalidInput(
                 f"{database} is not a database dbwrapper manages on {backend.label}; make one "
                 "(create_my_db), prepare the course's content in it, and start the course from that."
             )
-        tool = find_tool(backend.client.dump_tool, self.engines.settings.tools)
+        tool = find_tool(backend.client.dump_tool, self.servers.settings.tools)
         if tool is None:
             raise ToolFailed(f"{backend.client.dump_tool} was not found to read {database}: install it, "
                              f"or set {backend.client.dump_tool} = \"/path\" in app.conf.")

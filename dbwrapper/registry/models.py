@@ -118,9 +118,9 @@ class Course(Base):
     mysql_sql: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
-    def sql(self, kind: str) -> str | None:
-        """The course's SQL for backend ``kind``, or ``None`` when it has none for that engine."""
-        return {"postgres": self.postgres_sql, "mysql": self.mysql_sql}.get(kind)
+    def sql(self, db_type: str) -> str | None:
+        """The course's SQL for ``db_type``, or ``None`` when it has none for it."""
+        return {"postgres": self.postgres_sql, "mysql": self.mysql_sql}.get(db_type)
 
 
 class CourseCopy(Base):

@@ -1,1 +1,1 @@
-"""The CherryPy web layer: controllers, pages and the engines plugin."""
+"""The CherryPy web layer: controllers, pages and the runtime plugin."""

@@ -222,9 +222,10 @@ class CoursesController(Controller):
         mysql_sql: Any = None, mysql_from: str = "",
     ) -> str:
         actor = self.instructor("manage courses")
-        files = {kind: uploaded_text(upload) for kind, upload in (("postgres", postgres_sql), ("mysql", mysql_sql))
+        uploads = (("postgres", postgres_sql), ("mysql", mysql_sql))
+        files = {db_type: uploaded_text(upload) for db_type, upload in uploads
                  if upload is not None and getattr(upload, "filename", None)}
-        databases = {kind: db for kind, db in (("postgres", postgres_from), ("mysql", mysql_from)) if db}
+        databases = {db_type: db for db_type, db in (("postgres", postgres_from), ("mysql", mysql_from)) if db}
         course = self.runtime.courses.add_from(actor, name, description, files, databases)
         return self._page(actor, f"Added the course {course.name}; its copies are made in the background.")
 
@@ -304,7 +305,7 @@ class ClassesController(Controller):
         found = self.runtime.class_jobs.get(current_actor(), job)
         if found.report is None:
             raise InvalidInput("That class is not provisioned yet.")
-        label = self.service.engines.backend(found.db_type).label
+        label = self.service.servers.backend(found.db_type).label
         return credentials_sheet(self.templates, found.report, label)
 
 
@@ -327,7 +328,7 @@ class Root(Controller):
         backends = self.service.backends()
         default_name = self.service.default_name(actor)
         if actor.is_instructor:
-            embedded = self.service.engines.embedded
+            embedded = self.service.servers.embedded
             expiring = self.runtime.expiry.expiring(limit=EXPIRING_SHOWN)
             courses = [course.name for course in self.runtime.courses.all()]
             return self.pages(actor).instructor_home(backends, default_name, embedded, expiring, courses)

@@ -233,8 +233,8 @@ class Pages:
     ) -> str:
         def servers(course: Course, spares: dict[str, int]) -> str:
             return ", ".join(
-                f"{kind} ({ready}{', preparing more' if (kind, course.name) in preparing else ''})"
-                for kind, ready in spares.items()
+                f"{db_type} ({ready}{', preparing more' if (db_type, course.name) in preparing else ''})"
+                for db_type, ready in spares.items()
             ) or "–"
 
         rows = join(

@@ -1,4 +1,4 @@
-"""Start and stop the runtime (engines, registry) with the CherryPy engine, never per request."""
+"""Start and stop the runtime (servers, registry) with the CherryPy engine, never per request."""
 
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ class RuntimePlugin(SimplePlugin):
         if self.runtime.reconciled is None:
             self.bus.log("Another dbwrapper process is at work on this registry: reconciling, "
                          "which could destroy its work in progress, waits for a start with none at work.")
-        for kind in self.runtime.engines.kinds:
-            self.bus.log(f"Backend {kind}: {self.runtime.engines.backend(kind).where}")
+        for db_type in self.runtime.servers.db_types:
+            self.bus.log(f"Backend {db_type}: {self.runtime.servers.backend(db_type).where}")
 
     # Open the backends before the HTTP server (priority 75) starts taking requests.
     start.priority = 60  # type: ignore[attr-defined]

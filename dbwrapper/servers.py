@@ -1,7 +1,7 @@
-"""The process-wide set of backends, the registry, and their SQLAlchemy engines.
+"""The database servers of one process: a backend per configured server, and the registry.
 
 SQLAlchemy's advice is one engine per database URL, held for the life of the
-process. :class:`Engines` is that holder: it opens one :class:`Backend` per
+process. :class:`Servers` is that holder: it opens one :class:`Backend` per
 configured server when the service starts (starting the embedded PostgreSQL
 if no PostgreSQL server is configured), opens the registry in its control
 database (migrating it to the latest schema), and disposes of them all when
@@ -16,7 +16,7 @@ from __future__ import annotations
 from sqlalchemy.engine import URL
 
 from dbwrapper.backends import BACKEND_CLASSES, Backend, open_backend
-from dbwrapper.config import BACKEND_KINDS, CONTROL_DATABASE, Settings
+from dbwrapper.config import CONTROL_DATABASE, DB_TYPES, Settings
 from dbwrapper.db import Deadlines
 from dbwrapper.embedded import EmbeddedPostgres
 from dbwrapper.errors import InvalidInput, UnknownBackend
@@ -24,7 +24,7 @@ from dbwrapper.gates import Gates
 from dbwrapper.registry import Registry
 
 
-class Engines:
+class Servers:
     """Every configured backend, by ``db_type``."""
 
     def __init__(self, settings: Settings) -> None:
@@ -41,8 +41,8 @@ class Engines:
             return
         urls: dict[str, str | URL] = dict(self.settings.backend_urls)
         # Parse every URL before starting anything, so a typo fails fast.
-        for kind, url in urls.items():
-            BACKEND_CLASSES[kind].normalize_url(url)
+        for db_type, url in urls.items():
+            BACKEND_CLASSES[db_type].normalize_url(url)
         client_urls: dict[str, URL] = {}
         if "postgres" not in urls and self.settings.embedded:
             # It listens beyond this machine when the service does, for trainees' own machines.
@@ -53,11 +53,11 @@ class Engines:
             urls["postgres"], client_urls["postgres"] = self._embedded.url, self._embedded.client_url
         limit = self.settings.login_connection_limit
         self._backends = {
-            kind: open_backend(
-                kind, urls[kind], client_urls.get(kind), login_connection_limit=limit,
+            db_type: open_backend(
+                db_type, urls[db_type], client_urls.get(db_type), login_connection_limit=limit,
                 deadlines=self.deadlines, gates=self.gates,
             )
-            for kind in BACKEND_KINDS if kind in urls
+            for db_type in DB_TYPES if db_type in urls
         }
         self._registry = Registry(self._control_url(), self.deadlines, self.gates)
         self._registry.upgrade()
@@ -82,7 +82,7 @@ class Engines:
     @property
     def registry(self) -> Registry:
         """The registry; only after :meth:`start`."""
-        assert self._registry is not None, "Engines.start() has not run"
+        assert self._registry is not None, "Servers.start() has not run"
         return self._registry
 
     def stop(self) -> None:
@@ -98,7 +98,7 @@ class Engines:
             self._embedded = None
 
     @property
-    def kinds(self) -> list[str]:
+    def db_types(self) -> list[str]:
         """The ``db_type`` values this process offers."""
         return list(self._backends)
 
@@ -110,5 +110,5 @@ class Engines:
     def backend(self, db_type: object) -> Backend:
         """The backend for ``db_type``; a clear 400 for anything else."""
         if not isinstance(db_type, str) or db_type not in self._backends:
-            raise UnknownBackend(db_type, self.kinds)
+            raise UnknownBackend(db_type, self.db_types)
         return self._backends[db_type]
