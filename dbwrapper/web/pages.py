@@ -7,45 +7,21 @@ the session's CSRF token.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from markupsafe import Markup
 
 from dbwrapper.accounts import Actor
 from dbwrapper.archives import Manifest
 from dbwrapper.backends import Backend
-from dbwrapper.classes import ClassJob, ClassReport
+from dbwrapper.classes import ClassJob
 from dbwrapper.embedded import EmbeddedPostgres
+from dbwrapper.formatting import Templates, human_expiry, human_size
 from dbwrapper.registry import AuditEntry, Course, DatabaseRecord, Snapshot, User
 from dbwrapper.service import Credentials, Listed, Listing, Outcome
-from dbwrapper.web.render import Markup, Templates, join
 
-_UNITS = ("bytes", "kB", "MB", "GB", "TB")
 CLIENTS = {"postgres": "psql", "mysql": "mysql"}
 
-
-def human_expiry(moment: datetime | None, now: datetime | None = None) -> str:
-    """``2026-12-10 23:30 UTC (in 14 days)``; ``never`` for a permanent database."""
-    if moment is None:
-        return "never (permanent)"
-    left = moment - (now or datetime.now(UTC))
-    if left.total_seconds() <= 0:
-        when = "due now"
-    elif left.days >= 1:
-        when = f"in {left.days} day{'s' if left.days != 1 else ''}"
-    else:
-        when = f"in {max(1, int(left.total_seconds() // 3600))} h"
-    return f"{moment:%Y-%m-%d %H:%M} UTC ({when})"
-
-
-def human_size(size: int | None) -> str:
-    """``8192`` → ``8.0 kB``; ``None`` (the server would not say) → ``–``."""
-    if size is None:
-        return "–"
-    value = float(size)
-    for unit in _UNITS:
-        if value < 1024 or unit == _UNITS[-1]:
-            return f"{size} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")  # pragma: no cover
+#: Fragments one after the other; a part that is not :class:`Markup` is escaped.
+join = Markup("").join
 
 
 class Pages:
@@ -282,25 +258,6 @@ class Pages:
         )
         return self._page("audit.html", title="Audit log", rows=rows, count=len(entries))
 
-    def error(self, status: Markup, message: Markup) -> str:
+    def error(self, status: str, message: str) -> str:
         return self._page("error.html", title=status, message=message)
 
-
-def credentials_sheet(templates: Templates, report: ClassReport, label: str) -> str:
-    """A printable page with one card per provisioned trainee, and the rows that failed."""
-    cards = join(
-        templates.render(
-            "sheet_card.html", user=done.user, password=done.password or "unchanged",
-            database=done.credentials.name if done.credentials else "–",
-            db_password=done.credentials.login.password if done.credentials else "–",
-            command=done.credentials.command if done.credentials else "",
-            url=done.credentials.url if done.credentials else "",
-        )
-        for done in report.done
-    )
-    failures = join(
-        templates.render("sheet_failure.html", user=user, reason=reason) for user, reason in report.failed
-    )
-    return templates.render(
-        "credentials_sheet.html", course=report.course, label=label, cards=cards, failures=failures
-    )
