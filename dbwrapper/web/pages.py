@@ -7,6 +7,8 @@ the session's CSRF token.
 
 from __future__ import annotations
 
+import re
+
 from markupsafe import Markup
 
 from dbwrapper.accounts import Actor
@@ -14,11 +16,17 @@ from dbwrapper.archives import Manifest
 from dbwrapper.backends import Backend
 from dbwrapper.classes import ClassJob
 from dbwrapper.embedded import EmbeddedPostgres
-from dbwrapper.formatting import Templates, human_expiry, human_size
+from dbwrapper.formatting import Templates, human_expiry, human_size, template
 from dbwrapper.registry import AuditEntry, Course, DatabaseRecord, Snapshot, User
 from dbwrapper.service import Credentials, Listed, Listing, Outcome
 
 CLIENTS = {"postgres": "psql", "mysql": "mysql"}
+
+# Every form that changes something carries the session's CSRF token (web/auth.py checks it).
+# The field is written here once and put after the opening tag of every POST form of a page;
+# values on a page are escaped, so such a tag can only come from a template.
+POST_FORM = re.compile(r'<form method="post"[^>]*>')
+CSRF_FIELD = template('<input type="hidden" name="csrf_token" value="%(csrf)s">')
 
 #: Fragments one after the other; a part that is not :class:`Markup` is escaped.
 join = Markup("").join
@@ -38,10 +46,12 @@ class Pages:
             links = self.templates.render("instructor_links.html") if self.actor.is_instructor else Markup()
             account = self.templates.render(
                 "account.html", name=self.actor.name, role=self.actor.user.role,
-                instructor_links=links, csrf=self.csrf,
+                instructor_links=links,
             )
-        body = self.templates.render(template, title=title, csrf=self.csrf, **values)
-        return self.templates.render("layout.html", title=title, account=account, body=body)
+        body = self.templates.render(template, title=title, **values)
+        page = self.templates.render("layout.html", title=title, account=account, body=body)
+        field = CSRF_FIELD % {"csrf": self.csrf}
+        return POST_FORM.sub(lambda form: f"{form[0]}{field}", page)
 
     def _message(self, text: str, kind: str = "info") -> Markup:
         return self.templates.render("message.html", kind=kind, text=text)
@@ -68,12 +78,12 @@ class Pages:
         expiry_rows = join(
             self.templates.render(
                 "expiry_row.html", kind=db.backend, name=db.name, owner=db.owner,
-                expires=human_expiry(db.expires_at), csrf=self.csrf,
+                expires=human_expiry(db.expires_at),
             )
             for db in expiring
         ) or self.templates.render("expiry_none.html")
         class_form = self.templates.render(
-            "class_form.html", csrf=self.csrf,
+            "class_form.html",
             course_options=join(self.templates.render("option.html", value=c, text=c) for c in courses),
             backend_options=join(
                 self.templates.render("option.html", value=b.kind, text=b.label) for b in backends
@@ -117,7 +127,7 @@ class Pages:
         return self.templates.render(
             "credentials.html", name=credentials.name, label=backend.label, kind=backend.kind,
             client=CLIENTS[backend.kind], command=credentials.command,
-            password=credentials.login.password, url=credentials.url, csrf=self.csrf,
+            password=credentials.login.password, url=credentials.url,
             expires=human_expiry(credentials.expires_at),
         )
 
@@ -164,7 +174,7 @@ class Pages:
         rows = join(
             self.templates.render(
                 "user_row.html", name=user.name, role=user.role, quota=user.quota,
-                databases=", ".join(owned) or "–", csrf=self.csrf,
+                databases=", ".join(owned) or "–",
             )
             for user, owned in users
         )
@@ -177,7 +187,7 @@ class Pages:
         rows = join(
             self.templates.render(
                 "archive_row.html", id=m.id, owner=m.owner, size=human_size(m.size_bytes),
-                database=m.database, csrf=self.csrf,
+                database=m.database,
                 tables=", ".join(f"{table} ({rows})" for table, rows in sorted(m.tables.items())) or "–",
             )
             for m in manifests
@@ -193,7 +203,7 @@ class Pages:
         rows = join(
             self.templates.render(
                 "snapshot_row.html", id=s.id, taken=f"{s.taken_at:%Y-%m-%d %H:%M:%S}", label=s.label,
-                size=human_size(s.size_bytes), kind=backend.kind, name=name, csrf=self.csrf,
+                size=human_size(s.size_bytes), kind=backend.kind, name=name,
             )
             for s in snapshots
         ) or self.templates.render("snapshots_none.html")
