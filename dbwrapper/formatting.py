@@ -95,6 +95,9 @@ class Templates:
         return self._templates[name] % values
 
 
+SHEET_FAILURE = template('<p class="failed"><strong>%(user)s</strong> was not provisioned: %(reason)s</p>')
+
+
 def credentials_sheet(templates: Templates, report: ClassReport, label: str) -> Markup:
     """A printable page with one card per provisioned trainee, and the rows that failed."""
     cards = Markup("").join(
@@ -107,9 +110,7 @@ def credentials_sheet(templates: Templates, report: ClassReport, label: str) -> 
         )
         for done in report.done
     )
-    failures = Markup("").join(
-        templates.render("sheet_failure.html", user=user, reason=reason) for user, reason in report.failed
-    )
+    failures = Markup("").join(SHEET_FAILURE % {"user": user, "reason": reason} for user, reason in report.failed)
     return templates.render(
         "credentials_sheet.html", course=report.course, label=label, cards=cards, failures=failures
     )

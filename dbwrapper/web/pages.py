@@ -2,7 +2,9 @@
 
 A :class:`Pages` is made per request for the user asking (or nobody, on the
 login page), so the layout can show who is logged in and every form can carry
-the session's CSRF token.
+the session's CSRF token. Templates are filled by markupsafe (see
+:mod:`dbwrapper.formatting`): a value is escaped unless it is :class:`Markup`,
+which is what a rendered template or fragment is.
 """
 
 from __future__ import annotations
@@ -28,6 +30,25 @@ CLIENTS = {"postgres": "psql", "mysql": "mysql"}
 POST_FORM = re.compile(r'<form method="post"[^>]*>')
 CSRF_FIELD = template('<input type="hidden" name="csrf_token" value="%(csrf)s">')
 
+# One-line fragments, beside the code that uses them.
+MESSAGE = template('<p class="message %(kind)s">%(text)s</p>')
+OPTION = template('<option value="%(value)s">%(text)s</option>')
+BADGE = Markup('<span class="badge">dbwrapper</span>')
+INSTRUCTOR_LINKS = Markup(
+    '<a href="/users/">Users</a>\n<a href="/courses/">Courses</a>\n'
+    '<a href="/archives/">Archives</a>\n<a href="/audit">Audit log</a>'
+)
+NO_EXPIRY = Markup('<tr><td colspan="4">No database is set to expire.</td></tr>')
+NO_SNAPSHOTS = Markup('<tr><td colspan="5">No snapshots yet.</td></tr>')
+NO_DATABASE = Markup('<p class="message info">You have no database yet.</p>')
+CREATE_LINK = template('<a class="button" href="/dbi/create_my_db?db_type=%(kind)s">Create my %(label)s database</a>')
+COURSE_LINK = template(
+    '<a class="button" href="/dbi/create_my_db?db_type=%(kind)s&amp;course=%(course)s">'
+    "%(label)s database for the %(course)s course</a>"
+)
+CLASS_ROW = template('<tr class="%(row_class)s"><td><code>%(user)s</code></td><td>%(note)s</td></tr>')
+
+
 #: Fragments one after the other; a part that is not :class:`Markup` is escaped.
 join = Markup("").join
 
@@ -43,10 +64,9 @@ class Pages:
     def _page(self, template: str, *, title: str, **values: object) -> str:
         account = Markup()
         if self.actor is not None:
-            links = self.templates.render("instructor_links.html") if self.actor.is_instructor else Markup()
             account = self.templates.render(
                 "account.html", name=self.actor.name, role=self.actor.user.role,
-                instructor_links=links,
+                instructor_links=INSTRUCTOR_LINKS if self.actor.is_instructor else Markup(),
             )
         body = self.templates.render(template, title=title, **values)
         page = self.templates.render("layout.html", title=title, account=account, body=body)
@@ -54,7 +74,7 @@ class Pages:
         return POST_FORM.sub(lambda form: f"{form[0]}{field}", page)
 
     def _message(self, text: str, kind: str = "info") -> Markup:
-        return self.templates.render("message.html", kind=kind, text=text)
+        return MESSAGE % {"kind": kind, "text": text}
 
     # -- logging in ---------------------------------------------------------------
 
@@ -81,18 +101,20 @@ class Pages:
                 expires=human_expiry(db.expires_at),
             )
             for db in expiring
-        ) or self.templates.render("expiry_none.html")
+        ) or NO_EXPIRY
         class_form = self.templates.render(
             "class_form.html",
-            course_options=join(self.templates.render("option.html", value=c, text=c) for c in courses),
-            backend_options=join(
-                self.templates.render("option.html", value=b.kind, text=b.label) for b in backends
-            ),
+            course_options=join(OPTION % {"value": c, "text": c} for c in courses),
+            backend_options=self._backend_options(backends),
         ) if courses else Markup()
         return self._page(
             "index.html", title="Databases for trainees", default_name=default_name,
             backend_rows=rows, embedded_note=note, expiry_rows=expiry_rows, class_form=class_form,
         )
+
+    @staticmethod
+    def _backend_options(backends: list[Backend]) -> Markup:
+        return join(OPTION % {"value": b.kind, "text": b.label} for b in backends)
 
     def _embedded_note(self, embedded: EmbeddedPostgres) -> Markup:
         client = embedded.client_url
@@ -109,14 +131,12 @@ class Pages:
         self, backends: list[Backend], mine: list[Credentials], default_name: str, courses: list[str]
     ) -> str:
         assert self.actor is not None
-        databases = join(self._credentials(c) for c in mine) or self.templates.render("nothing_yet.html")
-        links = join(
-            self.templates.render("create_link.html", kind=b.kind, label=b.label) for b in backends
-        )
-        links = join([links, *(
-            self.templates.render("course_link.html", kind=b.kind, label=b.label, course=course)
-            for course in courses for b in backends
-        )])
+        databases = join(self._credentials(c) for c in mine) or NO_DATABASE
+        links = join([
+            *(CREATE_LINK % {"kind": b.kind, "label": b.label} for b in backends),
+            *(COURSE_LINK % {"kind": b.kind, "label": b.label, "course": course}
+              for course in courses for b in backends),
+        ])
         return self._page(
             "trainee_home.html", title=f"{self.actor.name}'s databases", databases=databases,
             create_links=links, quota=self.actor.user.quota, default_name=default_name,
@@ -142,10 +162,9 @@ class Pages:
         )
 
     def _row(self, db: Listed, mine: str) -> Markup:
-        badge = self.templates.render("badge.html", text="dbwrapper") if db.info.managed else Markup()
         return self.templates.render(
             "database_row.html", row_class="mine" if db.name == mine else "", name=db.name,
-            owner=db.owner or "", size=human_size(db.info.size_bytes), badge=badge,
+            owner=db.owner or "", size=human_size(db.info.size_bytes), badge=BADGE if db.info.managed else Markup(),
         )
 
     def created(self, outcome: Outcome) -> str:
@@ -186,8 +205,7 @@ class Pages:
     def archives(self, manifests: list[Manifest], quota: int, message: str | None = None) -> str:
         rows = join(
             self.templates.render(
-                "archive_row.html", id=m.id, owner=m.owner, size=human_size(m.size_bytes),
-                database=m.database,
+                "archive_row.html", id=m.id, owner=m.owner, size=human_size(m.size_bytes), database=m.database,
                 tables=", ".join(f"{table} ({rows})" for table, rows in sorted(m.tables.items())) or "–",
             )
             for m in manifests
@@ -206,7 +224,7 @@ class Pages:
                 size=human_size(s.size_bytes), kind=backend.kind, name=name,
             )
             for s in snapshots
-        ) or self.templates.render("snapshots_none.html")
+        ) or NO_SNAPSHOTS
         return self._page(
             "snapshots.html", title=f"Snapshots of {name}", name=name, label=backend.label,
             kind=backend.kind, rows=rows, quota=quota,
@@ -232,8 +250,8 @@ class Pages:
         )
         return self._page(
             "courses.html", title="Courses", rows=rows, pool_size=pool_size,
-            course_options=join(self.templates.render("option.html", value=c.name, text=c.name) for c, _ in courses),
-            backend_options=join(self.templates.render("option.html", value=b.kind, text=b.label) for b in backends),
+            course_options=join(OPTION % {"value": c.name, "text": c.name} for c, _ in courses),
+            backend_options=self._backend_options(backends),
             message=self._message(message, "ok") if message else Markup(),
         )
 
@@ -243,12 +261,10 @@ class Pages:
             outcome = self._message(f"The provisioning stopped: {job.error}", "error")
         elif job.report is not None:
             report = job.report
-            rows = join(
-                [*(self.templates.render("class_row.html", row_class="", user=d.user, note=d.note)
-                   for d in report.done),
-                 *(self.templates.render("class_row.html", row_class="failed", user=user, note=reason)
-                   for user, reason in report.failed)]
-            )
+            rows = join([
+                *(CLASS_ROW % {"row_class": "", "user": d.user, "note": d.note} for d in report.done),
+                *(CLASS_ROW % {"row_class": "failed", "user": user, "note": reason} for user, reason in report.failed),
+            ])
             outcome = self.templates.render(
                 "class_report.html", kind="error" if report.failed else "ok", rows=rows, job=job.id,
                 summary=f"{len(report.done)} provisioned, {len(report.failed)} failed.",
@@ -270,4 +286,3 @@ class Pages:
 
     def error(self, status: str, message: str) -> str:
         return self._page("error.html", title=status, message=message)
-
