@@ -21,11 +21,10 @@ from dbwrapper.accounts import ROLES, Actor
 from dbwrapper.classes import read_roster
 from dbwrapper.config import load_settings
 from dbwrapper.errors import DbWrapperError, InvalidInput, Refused, RegistryInUse
+from dbwrapper.formatting import Templates, credentials_sheet, human_expiry, human_size
 from dbwrapper.runtime import Runtime
 from dbwrapper.service import Credentials, Listing, Outcome
 from dbwrapper.snapshots import describe
-from dbwrapper.web.pages import credentials_sheet, human_expiry, human_size
-from dbwrapper.web.render import Templates
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import cherrypy
@@ -9,12 +10,12 @@ from cherrypy.process.plugins import Monitor
 
 from dbwrapper.config import Settings
 from dbwrapper.errors import DbWrapperError, InvalidInput
+from dbwrapper.formatting import Templates
 from dbwrapper.runtime import Runtime
 from dbwrapper.web.auth import SECURITY_HEADERS, install_tools
 from dbwrapper.web.controllers import Root
 from dbwrapper.web.pages import Pages
 from dbwrapper.web.plugin import RuntimePlugin
-from dbwrapper.web.render import Markup, Templates
 
 #: Minutes a login lasts without being used.
 SESSION_MINUTES = 8 * 60
@@ -58,10 +59,10 @@ def mount(settings: Settings, runtime: Runtime | None = None) -> Runtime:
 
     def error_page(status: str, message: str, traceback: str, version: str) -> str:
         # The traceback stays in the server log; a page shows only the message.
-        # CherryPy has already HTML-escaped status and message (quote=False, which
-        # is safe in element text), so they go in as they are, not escaped twice.
+        # CherryPy has HTML-escaped status and message for its own page; ours escapes
+        # whatever it shows, so they go in as the text they were, not escaped twice.
         actor = getattr(cherrypy.serving.request, "actor", None)
-        return Pages(templates, actor, "").error(Markup(status), Markup(message))
+        return Pages(templates, actor, "").error(html.unescape(status), html.unescape(message))
 
     def unexpected_error() -> None:
         # CherryPy has already logged the traceback; the page says where to look.

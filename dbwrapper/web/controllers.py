@@ -18,10 +18,10 @@ import cherrypy
 from dbwrapper.accounts import Accounts, Actor
 from dbwrapper.classes import read_roster
 from dbwrapper.errors import DbWrapperError, InvalidInput, NotLoggedIn
+from dbwrapper.formatting import Templates, credentials_sheet
 from dbwrapper.runtime import Runtime
 from dbwrapper.web.auth import csrf_token, current_actor, log_in, log_out, safe_next
-from dbwrapper.web.pages import Pages, credentials_sheet
-from dbwrapper.web.render import Templates
+from dbwrapper.web.pages import Pages
 
 #: How far "+7 days" moves an expiry, and how many expiring databases the home page shows.
 EXTENSION = timedelta(days=7)

@@ -2,50 +2,55 @@
 
 A :class:`Pages` is made per request for the user asking (or nobody, on the
 login page), so the layout can show who is logged in and every form can carry
-the session's CSRF token.
+the session's CSRF token. Templates are filled by markupsafe (see
+:mod:`dbwrapper.formatting`): a value is escaped unless it is :class:`Markup`,
+which is what a rendered template or fragment is.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+
+from markupsafe import Markup
 
 from dbwrapper.accounts import Actor
 from dbwrapper.archives import Manifest
 from dbwrapper.backends import Backend
-from dbwrapper.classes import ClassJob, ClassReport
+from dbwrapper.classes import ClassJob
 from dbwrapper.embedded import EmbeddedPostgres
+from dbwrapper.formatting import Templates, human_expiry, human_size, template
 from dbwrapper.registry import AuditEntry, Course, DatabaseRecord, Snapshot, User
 from dbwrapper.service import Credentials, Listed, Listing, Outcome
-from dbwrapper.web.render import Markup, Templates, join
 
-_UNITS = ("bytes", "kB", "MB", "GB", "TB")
 CLIENTS = {"postgres": "psql", "mysql": "mysql"}
 
+# Every form that changes something carries the session's CSRF token (web/auth.py checks it).
+# The field is written here once and put after the opening tag of every POST form of a page;
+# values on a page are escaped, so such a tag can only come from a template.
+POST_FORM = re.compile(r'<form method="post"[^>]*>')
+CSRF_FIELD = template('<input type="hidden" name="csrf_token" value="%(csrf)s">')
 
-def human_expiry(moment: datetime | None, now: datetime | None = None) -> str:
-    """``2026-12-10 23:30 UTC (in 14 days)``; ``never`` for a permanent database."""
-    if moment is None:
-        return "never (permanent)"
-    left = moment - (now or datetime.now(UTC))
-    if left.total_seconds() <= 0:
-        when = "due now"
-    elif left.days >= 1:
-        when = f"in {left.days} day{'s' if left.days != 1 else ''}"
-    else:
-        when = f"in {max(1, int(left.total_seconds() // 3600))} h"
-    return f"{moment:%Y-%m-%d %H:%M} UTC ({when})"
+# One-line fragments, beside the code that uses them.
+MESSAGE = template('<p class="message %(kind)s">%(text)s</p>')
+OPTION = template('<option value="%(value)s">%(text)s</option>')
+BADGE = Markup('<span class="badge">dbwrapper</span>')
+INSTRUCTOR_LINKS = Markup(
+    '<a href="/users/">Users</a>\n<a href="/courses/">Courses</a>\n'
+    '<a href="/archives/">Archives</a>\n<a href="/audit">Audit log</a>'
+)
+NO_EXPIRY = Markup('<tr><td colspan="4">No database is set to expire.</td></tr>')
+NO_SNAPSHOTS = Markup('<tr><td colspan="5">No snapshots yet.</td></tr>')
+NO_DATABASE = Markup('<p class="message info">You have no database yet.</p>')
+CREATE_LINK = template('<a class="button" href="/dbi/create_my_db?db_type=%(kind)s">Create my %(label)s database</a>')
+COURSE_LINK = template(
+    '<a class="button" href="/dbi/create_my_db?db_type=%(kind)s&amp;course=%(course)s">'
+    "%(label)s database for the %(course)s course</a>"
+)
+CLASS_ROW = template('<tr class="%(row_class)s"><td><code>%(user)s</code></td><td>%(note)s</td></tr>')
 
 
-def human_size(size: int | None) -> str:
-    """``8192`` → ``8.0 kB``; ``None`` (the server would not say) → ``–``."""
-    if size is None:
-        return "–"
-    value = float(size)
-    for unit in _UNITS:
-        if value < 1024 or unit == _UNITS[-1]:
-            return f"{size} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")  # pragma: no cover
+#: Fragments one after the other; a part that is not :class:`Markup` is escaped.
+join = Markup("").join
 
 
 class Pages:
@@ -59,16 +64,17 @@ class Pages:
     def _page(self, template: str, *, title: str, **values: object) -> str:
         account = Markup()
         if self.actor is not None:
-            links = self.templates.render("instructor_links.html") if self.actor.is_instructor else Markup()
             account = self.templates.render(
                 "account.html", name=self.actor.name, role=self.actor.user.role,
-                instructor_links=links, csrf=self.csrf,
+                instructor_links=INSTRUCTOR_LINKS if self.actor.is_instructor else Markup(),
             )
-        body = self.templates.render(template, title=title, csrf=self.csrf, **values)
-        return self.templates.render("layout.html", title=title, account=account, body=body)
+        body = self.templates.render(template, title=title, **values)
+        page = self.templates.render("layout.html", title=title, account=account, body=body)
+        field = CSRF_FIELD % {"csrf": self.csrf}
+        return POST_FORM.sub(lambda form: f"{form[0]}{field}", page)
 
     def _message(self, text: str, kind: str = "info") -> Markup:
-        return self.templates.render("message.html", kind=kind, text=text)
+        return MESSAGE % {"kind": kind, "text": text}
 
     # -- logging in ---------------------------------------------------------------
 
@@ -92,21 +98,23 @@ class Pages:
         expiry_rows = join(
             self.templates.render(
                 "expiry_row.html", kind=db.backend, name=db.name, owner=db.owner,
-                expires=human_expiry(db.expires_at), csrf=self.csrf,
+                expires=human_expiry(db.expires_at),
             )
             for db in expiring
-        ) or self.templates.render("expiry_none.html")
+        ) or NO_EXPIRY
         class_form = self.templates.render(
-            "class_form.html", csrf=self.csrf,
-            course_options=join(self.templates.render("option.html", value=c, text=c) for c in courses),
-            backend_options=join(
-                self.templates.render("option.html", value=b.db_type, text=b.label) for b in backends
-            ),
+            "class_form.html",
+            course_options=join(OPTION % {"value": c, "text": c} for c in courses),
+            backend_options=self._backend_options(backends),
         ) if courses else Markup()
         return self._page(
             "index.html", title="Databases for trainees", default_name=default_name,
             backend_rows=rows, embedded_note=note, expiry_rows=expiry_rows, class_form=class_form,
         )
+
+    @staticmethod
+    def _backend_options(backends: list[Backend]) -> Markup:
+        return join(OPTION % {"value": b.db_type, "text": b.label} for b in backends)
 
     def _embedded_note(self, embedded: EmbeddedPostgres) -> Markup:
         client = embedded.client_url
@@ -123,14 +131,12 @@ class Pages:
         self, backends: list[Backend], mine: list[Credentials], default_name: str, courses: list[str]
     ) -> str:
         assert self.actor is not None
-        databases = join(self._credentials(c) for c in mine) or self.templates.render("nothing_yet.html")
-        links = join(
-            self.templates.render("create_link.html", kind=b.db_type, label=b.label) for b in backends
-        )
-        links = join([links, *(
-            self.templates.render("course_link.html", kind=b.db_type, label=b.label, course=course)
-            for course in courses for b in backends
-        )])
+        databases = join(self._credentials(c) for c in mine) or NO_DATABASE
+        links = join([
+            *(CREATE_LINK % {"kind": b.db_type, "label": b.label} for b in backends),
+            *(COURSE_LINK % {"kind": b.db_type, "label": b.label, "course": course}
+              for course in courses for b in backends),
+        ])
         return self._page(
             "trainee_home.html", title=f"{self.actor.name}'s databases", databases=databases,
             create_links=links, quota=self.actor.user.quota, default_name=default_name,
@@ -141,7 +147,7 @@ class Pages:
         return self.templates.render(
             "credentials.html", name=credentials.name, label=backend.label, kind=backend.db_type,
             client=CLIENTS[backend.db_type], command=credentials.command,
-            password=credentials.login.password, url=credentials.url, csrf=self.csrf,
+            password=credentials.login.password, url=credentials.url,
             expires=human_expiry(credentials.expires_at),
         )
 
@@ -156,10 +162,9 @@ class Pages:
         )
 
     def _row(self, db: Listed, mine: str) -> Markup:
-        badge = self.templates.render("badge.html", text="dbwrapper") if db.info.managed else Markup()
         return self.templates.render(
             "database_row.html", row_class="mine" if db.name == mine else "", name=db.name,
-            owner=db.owner or "", size=human_size(db.info.size_bytes), badge=badge,
+            owner=db.owner or "", size=human_size(db.info.size_bytes), badge=BADGE if db.info.managed else Markup(),
         )
 
     def created(self, outcome: Outcome, listing: Listing) -> str:
@@ -188,7 +193,7 @@ class Pages:
         rows = join(
             self.templates.render(
                 "user_row.html", name=user.name, role=user.role, quota=user.quota,
-                databases=", ".join(owned) or "–", csrf=self.csrf,
+                databases=", ".join(owned) or "–",
             )
             for user, owned in users
         )
@@ -200,8 +205,7 @@ class Pages:
     def archives(self, manifests: list[Manifest], quota: int, message: str | None = None) -> str:
         rows = join(
             self.templates.render(
-                "archive_row.html", id=m.id, owner=m.owner, size=human_size(m.size_bytes),
-                database=m.database, csrf=self.csrf,
+                "archive_row.html", id=m.id, owner=m.owner, size=human_size(m.size_bytes), database=m.database,
                 tables=", ".join(f"{table} ({rows})" for table, rows in sorted(m.tables.items())) or "–",
             )
             for m in manifests
@@ -217,10 +221,10 @@ class Pages:
         rows = join(
             self.templates.render(
                 "snapshot_row.html", id=s.id, taken=f"{s.taken_at:%Y-%m-%d %H:%M:%S}", label=s.label,
-                size=human_size(s.size_bytes), kind=backend.db_type, name=name, csrf=self.csrf,
+                size=human_size(s.size_bytes), kind=backend.db_type, name=name,
             )
             for s in snapshots
-        ) or self.templates.render("snapshots_none.html")
+        ) or NO_SNAPSHOTS
         return self._page(
             "snapshots.html", title=f"Snapshots of {name}", name=name, label=backend.label,
             kind=backend.db_type, rows=rows, quota=quota,
@@ -246,8 +250,8 @@ class Pages:
         )
         return self._page(
             "courses.html", title="Courses", rows=rows, pool_size=pool_size,
-            course_options=join(self.templates.render("option.html", value=c.name, text=c.name) for c, _ in courses),
-            backend_options=join(self.templates.render("option.html", value=b.db_type, text=b.label) for b in backends),
+            course_options=join(OPTION % {"value": c.name, "text": c.name} for c, _ in courses),
+            backend_options=self._backend_options(backends),
             message=self._message(message, "ok") if message else Markup(),
         )
 
@@ -257,12 +261,10 @@ class Pages:
             outcome = self._message(f"The provisioning stopped: {job.error}", "error")
         elif job.report is not None:
             report = job.report
-            rows = join(
-                [*(self.templates.render("class_row.html", row_class="", user=d.user, note=d.note)
-                   for d in report.done),
-                 *(self.templates.render("class_row.html", row_class="failed", user=user, note=reason)
-                   for user, reason in report.failed)]
-            )
+            rows = join([
+                *(CLASS_ROW % {"row_class": "", "user": d.user, "note": d.note} for d in report.done),
+                *(CLASS_ROW % {"row_class": "failed", "user": user, "note": reason} for user, reason in report.failed),
+            ])
             outcome = self.templates.render(
                 "class_report.html", kind="error" if report.failed else "ok", rows=rows, job=job.id,
                 summary=f"{len(report.done)} provisioned, {len(report.failed)} failed.",
@@ -282,25 +284,5 @@ class Pages:
         )
         return self._page("audit.html", title="Audit log", rows=rows, count=len(entries))
 
-    def error(self, status: Markup, message: Markup) -> str:
+    def error(self, status: str, message: str) -> str:
         return self._page("error.html", title=status, message=message)
-
-
-def credentials_sheet(templates: Templates, report: ClassReport, label: str) -> str:
-    """A printable page with one card per provisioned trainee, and the rows that failed."""
-    cards = join(
-        templates.render(
-            "sheet_card.html", user=done.user, password=done.password or "unchanged",
-            database=done.credentials.name if done.credentials else "–",
-            db_password=done.credentials.login.password if done.credentials else "–",
-            command=done.credentials.command if done.credentials else "",
-            url=done.credentials.url if done.credentials else "",
-        )
-        for done in report.done
-    )
-    failures = join(
-        templates.render("sheet_failure.html", user=user, reason=reason) for user, reason in report.failed
-    )
-    return templates.render(
-        "credentials_sheet.html", course=report.course, label=label, cards=cards, failures=failures
-    )

@@ -1,0 +1,116 @@
+"""What the command line and the pages both show: sizes, expiry times, the credentials sheet.
+
+Pages are plain ``%(name)s`` HTML templates, filled by markupsafe:
+``Markup(template) % values`` escapes every value (quotes too) unless it is
+already :class:`~markupsafe.Markup`, and ``Markup("").join(parts)`` escapes every
+part that is not. So HTML built from a template stays marked as HTML, and
+nothing is escaped by hand or twice.
+
+In a template only ``%(name)s`` is a placeholder; every other ``%`` is a
+percent sign (``width: 100%``), never a format character that would fail the
+page. A ``%(`` that is not a placeholder is a mistake, refused when the
+templates are read.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+from markupsafe import Markup
+
+from dbwrapper.classes import ClassReport
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+_UNITS = ("bytes", "kB", "MB", "GB", "TB")
+
+#: A ``%`` that does not start a ``%(name)s``, and a ``%(`` that is not one.
+_LITERAL_PERCENT = re.compile(r"%(?!\([a-z_]+\)s)")
+_BAD_PLACEHOLDER = re.compile(r"%\((?![a-z_]+\)s)")
+
+
+def human_expiry(moment: datetime | None, now: datetime | None = None) -> str:
+    """``2026-12-10 23:30 UTC (in 14 days)``; ``never`` for a permanent database."""
+    if moment is None:
+        return "never (permanent)"
+    left = moment - (now or datetime.now(UTC))
+    if left.total_seconds() <= 0:
+        when = "due now"
+    elif left.days >= 1:
+        when = f"in {left.days} day{'s' if left.days != 1 else ''}"
+    else:
+        when = f"in {max(1, int(left.total_seconds() // 3600))} h"
+    return f"{moment:%Y-%m-%d %H:%M} UTC ({when})"
+
+
+def human_size(size: int | None) -> str:
+    """``8192`` → ``8.0 kB``; ``None`` (the server would not say) → ``–``."""
+    if size is None:
+        return "–"
+    value = float(size)
+    for unit in _UNITS:
+        if value < 1024 or unit == _UNITS[-1]:
+            return f"{size} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def template(text: str, where: str = "a template") -> Markup:
+    """``text`` ready for ``% values``: its ``%(name)s`` are holes, its other ``%`` text.
+
+    Raises :class:`ValueError` for a ``%(`` that opens no ``%(name)s`` (say
+    ``%(quota)d``), naming ``where`` and the line.
+    """
+    if bad := _BAD_PLACEHOLDER.search(text):
+        line = text.count("\n", 0, bad.start()) + 1
+        found = text[bad.start():bad.start() + 20]
+        raise ValueError(f"{where}, line {line}: only %(name)s placeholders are filled, not {found!r}")
+    return Markup(_LITERAL_PERCENT.sub("%%", text))
+
+
+def templates_dir() -> Path:
+    """Where the templates are: inside the installed package, or at the top of a checkout."""
+    installed = PACKAGE_DIR / "templates"
+    return installed if installed.is_dir() else PACKAGE_DIR.parent / "templates"
+
+
+class Templates:
+    """The templates of one directory, read once at start-up."""
+
+    def __init__(self, directory: Path | None = None) -> None:
+        self.directory = directory or templates_dir()
+        self._templates = {
+            path.name: template(path.read_text(encoding="utf-8"), str(path))
+            for path in self.directory.glob("*.html")
+        }
+
+    @property
+    def static_dir(self) -> Path:
+        """The stylesheet and other files served as they are under ``/static``."""
+        return self.directory / "static"
+
+    def render(self, name: str, /, **values: object) -> Markup:
+        """Fill the template ``name``; every value is escaped unless it is :class:`Markup`."""
+        return self._templates[name] % values
+
+
+SHEET_FAILURE = template('<p class="failed"><strong>%(user)s</strong> was not provisioned: %(reason)s</p>')
+
+
+def credentials_sheet(templates: Templates, report: ClassReport, label: str) -> Markup:
+    """A printable page with one card per provisioned trainee, and the rows that failed."""
+    cards = Markup("").join(
+        templates.render(
+            "sheet_card.html", user=done.user, password=done.password or "unchanged",
+            database=done.credentials.name if done.credentials else "–",
+            db_password=done.credentials.login.password if done.credentials else "–",
+            command=done.credentials.command if done.credentials else "",
+            url=done.credentials.url if done.credentials else "",
+        )
+        for done in report.done
+    )
+    failures = Markup("").join(SHEET_FAILURE % {"user": user, "reason": reason} for user, reason in report.failed)
+    return templates.render(
+        "credentials_sheet.html", course=report.course, label=label, cards=cards, failures=failures
+    )

@@ -1,0 +1,167 @@
+"""Pages: every value escaped once, a ``%`` anywhere harmless, every POST form with its CSRF token.
+
+The templates are ``%(name)s`` files filled by markupsafe (``dbwrapper/formatting.py``).
+Database names cannot hold markup, quotes or ``%``; what users type elsewhere can: a
+course's description, a snapshot's label, a user name that is refused, a roster's line.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+from markupsafe import Markup, escape
+
+from dbwrapper.classes import ClassReport
+from dbwrapper.formatting import Templates, credentials_sheet
+
+#: Markup, both quotes, a lone ``%``, and what ``%`` formatting would read as a placeholder.
+NASTY = """<script>alert("x")</script> 'q' 100% %(user)s %s"""
+SHOWN = str(escape(NASTY))
+
+
+def shows_nasty_escaped(html: str) -> bool:
+    """The page shows NASTY as text: escaped, never as markup, never formatted again."""
+    return SHOWN in html and "<script>" not in html
+
+
+def test_what_nasty_looks_like_on_a_page():
+    assert SHOWN == "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &#39;q&#39; 100% %(user)s %s"
+
+
+# -- the templates, without a server ------------------------------------------------------------
+
+
+def test_a_literal_percent_in_a_template_is_text_and_a_value_is_formatted_once(tmp_path):
+    (tmp_path / "page.html").write_text("<style>p { width: 100% }</style>\n<p>%(value)s, 5%</p>\n")
+    page = Templates(tmp_path).render("page.html", value=NASTY)
+    assert page == f"<style>p {{ width: 100% }}</style>\n<p>{SHOWN}, 5%</p>\n"
+
+
+def test_a_placeholder_other_than_name_s_is_refused_when_the_templates_are_read(tmp_path):
+    (tmp_path / "page.html").write_text("<p>fine</p>\n<p>%(quota)d left</p>\n")
+    with pytest.raises(ValueError, match=r"page\.html, line 2: only %\(name\)s placeholders .*%\(quota\)d"):
+        Templates(tmp_path)
+
+
+def test_the_shipped_templates_write_no_csrf_field_of_their_own():
+    templates = Templates()
+    assert not [path.name for path in templates.directory.glob("*.html") if "csrf" in path.read_text()]
+
+
+def test_markup_goes_in_as_it_is_and_text_is_escaped_once(tmp_path):
+    (tmp_path / "outer.html").write_text("<div>%(inner)s|%(text)s</div>")
+    (tmp_path / "inner.html").write_text("<b>%(text)s</b>")
+    templates = Templates(tmp_path)
+    inner = templates.render("inner.html", text="a & b")
+    assert isinstance(inner, Markup)
+    outer = templates.render("outer.html", inner=inner, text="<i>&amp;</i>")
+    assert outer == "<div><b>a &amp; b</b>|&lt;i&gt;&amp;amp;&lt;/i&gt;</div>"
+
+
+def test_the_credentials_sheet_escapes_a_failed_roster_line():
+    report = ClassReport("franchise", "postgres", failed=[(NASTY, f"{NASTY} is not a valid user name")])
+    sheet = credentials_sheet(Templates(), report, "PostgreSQL")
+    assert shows_nasty_escaped(sheet) and f"{SHOWN} is not a valid user name" in sheet
+
+
+def test_the_command_line_formats_without_the_web_layer():
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, dbwrapper.cli; print(sorted(m for m in sys.modules if 'dbwrapper' in m))"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    assert "dbwrapper.formatting" in loaded and "dbwrapper.web" not in loaded
+
+
+# -- real pages ------------------------------------------------------------------------------
+
+
+def post_forms_and_tokens(html: str) -> tuple[int, list[str]]:
+    forms = re.findall(r'<form method="post"[^>]*>(<input type="hidden" name="csrf_token" value="([^"]*)">)?', html)
+    return len(forms), [token for field, token in forms if field]
+
+
+def test_every_post_form_of_every_page_carries_the_sessions_token(browser, trainee, db_type):
+    alice = trainee()
+    made = alice.get("/dbi/create_my_db", params={"db_type": db_type})
+    assert made.status_code == 200
+    name = re.search(r'name="name" value="([a-z0-9_]+)"', made.text)[1]
+    pages = {
+        "trainee's new database": (alice, made.text),
+        "trainee's home": (alice, alice.get("/").text),
+        "confirm destroy": (alice, alice.get("/dbi/destroy_my_db", params={"db_type": db_type, "name": name}).text),
+        "snapshots": (alice, alice.get("/snapshots/", params={"db_type": db_type, "name": name}).text),
+        "instructor's home": (browser, browser.get("/").text),
+        "users": (browser, browser.get("/users/").text),
+        "courses": (browser, browser.get("/courses/").text),
+        "archives": (browser, browser.get("/archives/").text),
+    }
+    for what, (session, html) in pages.items():
+        forms, tokens = post_forms_and_tokens(html)
+        assert forms >= 1, what
+        assert tokens == [session.csrf] * forms, what
+    with type(browser)(browser.base_url) as anonymous:
+        login = anonymous.get("/login").text
+        assert post_forms_and_tokens(login) == (1, [anonymous.csrf]) and anonymous.csrf
+
+
+def test_an_unknown_user_name_shows_escaped_on_the_error_page(browser):
+    # The error reaches the page through CherryPy's error handling, which formats with % too.
+    refused = browser.post("/users/remove", data={"name": NASTY})
+    assert refused.status_code == 400
+    assert f"There is no user named {escape(repr(NASTY))}." in refused.text and "<script>" not in refused.text
+
+
+def test_an_unknown_value_in_a_query_shows_escaped(browser):
+    refused = browser.get("/dbi/list", params={"db_type": NASTY})
+    assert refused.status_code == 400
+    assert escape(repr(NASTY)) in refused.text and "<script>" not in refused.text
+
+
+def test_a_failed_login_as_anyone_shows_escaped_in_the_audit_log(browser, anonymous):
+    name = f"""<i>"{uuid.uuid4().hex[:4]}"</i> 'q' 5% %(user)s"""  # the log keeps 32 characters of it
+    assert anonymous.log_in(name, "wrong").status_code == 401
+    audit = browser.get("/audit")
+    assert audit.status_code == 200
+    assert escape(name) in audit.text and "<i>" not in audit.text
+
+
+def test_a_snapshot_label_shows_escaped(trainee):
+    alice = trainee()
+    made = alice.get("/dbi/create_my_db", params={"db_type": "postgres"})
+    name = re.search(r'name="name" value="([a-z0-9_]+)"', made.text)[1]
+    taken = alice.post("/snapshots/take", data={"db_type": "postgres", "name": name, "label": NASTY})
+    assert taken.status_code == 200, taken.text
+    assert shows_nasty_escaped(taken.text)
+    assert shows_nasty_escaped(alice.get("/snapshots/", params={"db_type": "postgres", "name": name}).text)
+
+
+def test_a_course_description_shows_escaped(browser):
+    course = f"t_{uuid.uuid4().hex[:8]}"
+    added = browser.post("/courses/add", data={"name": course, "description": NASTY},
+                         files={"postgres_sql": ("c.sql", b"CREATE TABLE boxes (n INTEGER);\n")})
+    assert added.status_code == 200, added.text
+    assert shows_nasty_escaped(added.text)
+    assert shows_nasty_escaped(browser.get("/courses/").text)
+
+
+def test_a_roster_line_shows_escaped_on_the_class_pages(browser):
+    started = browser.post(
+        "/classes/provision", data={"course": "franchise", "db_type": "postgres"},
+        files={"roster": ("roster.csv", f"name\n{NASTY}\n", "text/csv")},
+    )
+    assert started.status_code == 200, started.text
+    status_url = started.url.removeprefix(browser.base_url)
+    deadline = time.monotonic() + 60
+    page = started
+    while "provisioned," not in page.text and time.monotonic() < deadline:
+        time.sleep(0.2)
+        page = browser.get(status_url)
+    assert "0 provisioned, 1 failed." in page.text
+    assert shows_nasty_escaped(page.text)
+    sheet = browser.get(status_url.replace("/status", "/sheet"))
+    assert sheet.status_code == 200 and shows_nasty_escaped(sheet.text)
