@@ -253,8 +253,8 @@ def run_course_command(args: argparse.Namespace, runtime: Runtime) -> None:
     actor = cli_actor(args, runtime)
     if args.course_command == "list":
         for course in runtime.courses.all():
-            engines = ", ".join(db_type for db_type in ("postgres", "mysql") if course.sql(db_type))
-            print(f"  {course.name:<24} {engines:<16} {course.description}")
+            offered = ", ".join(db_type for db_type in ("postgres", "mysql") if course.sql(db_type))
+            print(f"  {course.name:<24} {offered:<16} {course.description}")
         return
     files: dict[str, str] = {}
     for db_type in ("postgres", "mysql"):
