@@ -206,7 +206,7 @@ class Accounts:
         self.registry.refresh()  # another process may have given them a database a moment ago
         owned = self.registry.databases(owner=user)
         if owned or self.registry.owns_any(user):
-            names = ", ".join(f"{db.name} ({db.backend})" for db in owned)
+            names = ", ".join(f"{db.name} ({db.db_type})" for db in owned)
             raise Refused(f"{name} still owns {names}; destroy those first.")
         instructors = [u for u in self.registry.users() if u.role == "instructor"]
         if user.role == "instructor" and len(instructors) == 1:

@@ -239,7 +239,7 @@ def run_expiry_command(args: argparse.Namespace, runtime: Runtime) -> None:
     actor = cli_actor(args, runtime)
     if args.expiry_command == "list":
         for db in runtime.expiry.expiring():
-            print(f"  {db.backend}:{db.name:<40} {db.owner:<16} {human_expiry(db.expires_at)}")
+            print(f"  {db.db_type}:{db.name:<40} {db.owner:<16} {human_expiry(db.expires_at)}")
     elif args.expiry_command == "set":
         expires_at = None if args.permanent else datetime.now(UTC) + timedelta(days=args.days)
         runtime.expiry.set(actor, args.db_type, args.name, expires_at)

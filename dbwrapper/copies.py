@@ -209,7 +209,7 @@ class CourseCopies:
     def _make(self, backend: Backend, course: str, kind: str, build: Callable[[Login], object]) -> CourseCopy:
         """Record a copy, build it, mark it ready; on failure remove both and raise."""
         copy = self.registry.add_copy(CourseCopy(
-            backend=backend.db_type, course=course, kind=kind, name=copy_name(kind),
+            db_type=backend.db_type, course=course, kind=kind, name=copy_name(kind),
             password=generate_password(), ready=False,
         ))
         try:

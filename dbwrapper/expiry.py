@@ -69,7 +69,7 @@ class Purger:
         """``backend:name`` of every database past its expiry."""
         now = now or datetime.now(UTC)
         return [
-            f"{db.backend}:{db.name}" for db in self.expiry.expiring()
+            f"{db.db_type}:{db.name}" for db in self.expiry.expiring()
             if db.expires_at is not None and db.expires_at <= now
         ]
 

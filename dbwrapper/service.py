@@ -182,10 +182,10 @@ class DatabaseService:
         """Every database the actor owns, with how to connect."""
         return [
             Credentials(
-                self.servers.backend(db.backend), db.name, Login(db.login, db.password), db.expires_at
+                self.servers.backend(db.db_type), db.name, Login(db.login, db.password), db.expires_at
             )
             for db in self.registry.databases(owner=actor.user)
-            if db.backend in self.servers.db_types and db.ready
+            if db.db_type in self.servers.db_types and db.ready
         ]
 
     def create(

@@ -479,7 +479,7 @@ def trainee(base_url: str, runtime: Runtime) -> Iterator[Callable[..., Browser]]
         if user is None:  # a test removed them itself
             continue
         for db in runtime.accounts.registry.databases(owner=user):
-            runtime.service.destroy(instructor, db.backend, db.name)
+            runtime.service.destroy(instructor, db.db_type, db.name)
         runtime.accounts.remove(name, by="tests")
         session.close()
 

@@ -33,7 +33,7 @@ def roster(tmp_path, runtime):
         if user is None:
             continue
         for db in runtime.accounts.registry.databases(owner=user):
-            runtime.service.destroy(instructor, db.backend, db.name)
+            runtime.service.destroy(instructor, db.db_type, db.name)
         runtime.accounts.remove(name, by="tests")
 
 
@@ -103,7 +103,7 @@ def test_an_instructor_provisions_a_class_from_the_page_and_watches_it(browser, 
             user = runtime.accounts.registry.user(name)
             if user is not None:
                 for db in runtime.accounts.registry.databases(owner=user):
-                    runtime.service.destroy(instructor, db.backend, db.name)
+                    runtime.service.destroy(instructor, db.db_type, db.name)
                 runtime.accounts.remove(name, by="tests")
 
 

@@ -70,7 +70,7 @@ def copies(runtime) -> Iterator[CourseCopies]:
     """A pool of one spare per course, filled by the test itself and emptied afterwards."""
     yield CourseCopies(runtime.servers, pool_size=1)
     for spare in [*runtime.service.registry.copies(kind="spare"), *runtime.service.registry.copies(kind="spent")]:
-        runtime.servers.backend(spare.backend).drop_database(spare.name, spare.name, registered=True)
+        runtime.servers.backend(spare.db_type).drop_database(spare.name, spare.name, registered=True)
         runtime.service.registry.forget_copy(spare)
 
 
@@ -191,7 +191,7 @@ def test_reconciling_drops_copies_a_crash_left_unfinished(runtime, db_type, cata
     backend = runtime.servers.backend(db_type)
     registry = runtime.service.registry
     # A spare recorded and made, but the process died before marking it ready ...
-    half = registry.add_copy(CourseCopy(backend=db_type, course="franchise", kind="spare",
+    half = registry.add_copy(CourseCopy(db_type=db_type, course="franchise", kind="spare",
                                         name=copy_name("spare"), password="x" * 20, ready=False))
     backend.create_database(half.name)
     # ... and a spare claimed for a handout that never finished: no row names it.

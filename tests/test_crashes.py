@@ -273,5 +273,5 @@ def test_accounts_of_a_class_that_crashed_get_passwords_someone_sees(runtime, cr
         runtime.service.registry.refresh()
         for name in names:
             for db in runtime.service.registry.databases(owner=runtime.accounts.get(name)):
-                runtime.service.destroy(instructor, db.backend, db.name)
+                runtime.service.destroy(instructor, db.db_type, db.name)
             runtime.accounts.remove(name, by="tests")

@@ -44,7 +44,7 @@ def user(runtime, base_url) -> Iterator[Callable[[str], Browser]]:
     for name in made:
         found = runtime.accounts.registry.user(name)
         for db in runtime.accounts.registry.databases(owner=found) if found else ():
-            runtime.service.destroy(instructor, db.backend, db.name)
+            runtime.service.destroy(instructor, db.db_type, db.name)
         if found:
             runtime.accounts.remove(name, by="tests")
 

@@ -170,4 +170,4 @@ def test_the_registry_remembers_each_databases_owner(browser, db_type, db_name, 
     with runtime.servers.registry.session() as session:
         record = session.scalar(select(ManagedDatabase).where(ManagedDatabase.name == db_name))
         assert record.owner.name == "cwcuser"  # the ORM model, read directly
-        assert record.backend == db_type
+        assert record.db_type == db_type

@@ -11,11 +11,11 @@ from dbwrapper.registry.models import CourseCopy
 class CopyRecords(Store):
     """The pool's masters and spares; never cached, as the pool's refill and handouts race."""
 
-    def copies(self, backend: str | None = None, course: str | None = None, kind: str | None = None,
+    def copies(self, db_type: str | None = None, course: str | None = None, kind: str | None = None,
                ) -> list[CourseCopy]:
         """Course copies, oldest first; never cached, as the pool's refill and handouts race."""
         query = select(CourseCopy).order_by(CourseCopy.id)
-        for column, value in ((CourseCopy.backend, backend), (CourseCopy.course, course),
+        for column, value in ((CourseCopy.db_type, db_type), (CourseCopy.course, course),
                               (CourseCopy.kind, kind)):
             if value is not None:
                 query = query.where(column == value)
@@ -37,7 +37,7 @@ class CopyRecords(Store):
         with self.session() as session:
             session.execute(delete(CourseCopy).where(CourseCopy.id == copy.id))
 
-    def claim_spare(self, backend: str, course: str) -> CourseCopy | None:
+    def claim_spare(self, db_type: str, course: str) -> CourseCopy | None:
         """Take a ready spare out of the pool, or ``None``; two callers never get the same one.
 
         The claim marks the row ``spent`` in one statement: whoever changes it owns the
@@ -45,7 +45,7 @@ class CopyRecords(Store):
         login) is dropped later by the pool's job (:meth:`CourseCopies.refill`),
         not while a trainee waits.
         """
-        for spare in self.copies(backend, course, "spare"):
+        for spare in self.copies(db_type, course, "spare"):
             if spare.ready and self._change_kind(spare, "spare", "spent"):
                 return spare
         return None

@@ -19,7 +19,7 @@ class DatabaseRecord:
     """A managed database as the registry knows it; plain data, safe to share between threads."""
 
     id: int
-    backend: str
+    db_type: str
     name: str
     owner_id: int
     owner: str
@@ -31,7 +31,7 @@ class DatabaseRecord:
 
 
 def _by_place(record: DatabaseRecord) -> tuple[str, str]:
-    return record.backend, record.name
+    return record.db_type, record.name
 
 
 class DatabaseRecords(Store):
@@ -41,12 +41,12 @@ class DatabaseRecords(Store):
         def load() -> list[DatabaseRecord]:
             query = (
                 select(
-                    ManagedDatabase.id, ManagedDatabase.backend, ManagedDatabase.name,
+                    ManagedDatabase.id, ManagedDatabase.db_type, ManagedDatabase.name,
                     ManagedDatabase.owner_id, User.name, ManagedDatabase.login, ManagedDatabase.password,
                     ManagedDatabase.expires_at, ManagedDatabase.ready,
                 )
                 .join(User)
-                .order_by(ManagedDatabase.backend, ManagedDatabase.name)
+                .order_by(ManagedDatabase.db_type, ManagedDatabase.name)
             )
             with self.session() as session:
                 return [DatabaseRecord(*row[:-2], as_utc(row[-2]), row[-1]) for row in session.execute(query)]
@@ -60,18 +60,18 @@ class DatabaseRecords(Store):
             if cached is not None:
                 self._cache[("databases",)] = (cached[0], sorted(change(cached[1]), key=_by_place))
 
-    def databases(self, backend: str | None = None, owner: User | None = None) -> list[DatabaseRecord]:
-        """Managed databases with their owners, by backend and name."""
+    def databases(self, db_type: str | None = None, owner: User | None = None) -> list[DatabaseRecord]:
+        """Managed databases with their owners, by ``db_type`` and name."""
         return [
             db for db in self._all_databases()
-            if (backend is None or db.backend == backend) and (owner is None or db.owner_id == owner.id)
+            if (db_type is None or db.db_type == db_type) and (owner is None or db.owner_id == owner.id)
         ]
 
-    def database(self, backend: str, name: str) -> DatabaseRecord | None:
-        return next((db for db in self._all_databases() if (db.backend, db.name) == (backend, name)), None)
+    def database(self, db_type: str, name: str) -> DatabaseRecord | None:
+        return next((db for db in self._all_databases() if (db.db_type, db.name) == (db_type, name)), None)
 
     def record_database(
-        self, backend: str, name: str, owner: User, login: str, password: str, audit: AuditEntry | None,
+        self, db_type: str, name: str, owner: User, login: str, password: str, audit: AuditEntry | None,
         expires_at: datetime | None = None, course: str | None = None, *, ready: bool = True,
     ) -> DatabaseRecord | None:
         """Record a database, and the audit entry saying so, in one transaction.
@@ -81,7 +81,7 @@ class DatabaseRecords(Store):
         someone else is making it.
         """
         row = ManagedDatabase(
-            backend=backend, name=name, owner_id=owner.id, login=login, password=password,
+            db_type=db_type, name=name, owner_id=owner.id, login=login, password=password,
             expires_at=expires_at, course=course, ready=ready,
         )
         try:
@@ -89,7 +89,7 @@ class DatabaseRecords(Store):
                 session.add_all([row, audit] if audit else [row])
                 session.flush()
                 record = DatabaseRecord(
-                    row.id, backend, name, owner.id, owner.name, login, password, expires_at, ready
+                    row.id, db_type, name, owner.id, owner.name, login, password, expires_at, ready
                 )
         except IntegrityError:
             return None

@@ -57,7 +57,8 @@ class ManagedDatabase(Base):
     __table_args__ = (UniqueConstraint("backend", "name"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    backend: Mapped[str] = mapped_column(String(16))
+    #: ``postgres`` or ``mysql`` (a column still named ``backend``, as migration 0001 made it).
+    db_type: Mapped[str] = mapped_column("backend", String(16))
     name: Mapped[str] = mapped_column(String(64))
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     #: The database's own login (a PostgreSQL role or a MySQL user) and its password.
@@ -139,7 +140,8 @@ class CourseCopy(Base):
     __table_args__ = (UniqueConstraint("backend", "name"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    backend: Mapped[str] = mapped_column(String(16))
+    #: ``postgres`` or ``mysql`` (a column still named ``backend``, as migration 0001 made it).
+    db_type: Mapped[str] = mapped_column("backend", String(16))
     course: Mapped[str] = mapped_column(String(32))
     kind: Mapped[str] = mapped_column(String(8))
     name: Mapped[str] = mapped_column(String(64))

@@ -142,7 +142,7 @@ class UsersController(Controller):
 
     def _page(self, actor: Actor, message: str | None = None) -> str:
         users = [
-            (user, [f"{db.name} ({db.backend})" for db in self.accounts.registry.databases(owner=user)])
+            (user, [f"{db.name} ({db.db_type})" for db in self.accounts.registry.databases(owner=user)])
             for user in self.accounts.users()
         ]
         return self.pages(actor).users(users, self.runtime.settings.default_quota, message)

@@ -41,9 +41,11 @@ INSTRUCTOR_LINKS = Markup(
 NO_EXPIRY = Markup('<tr><td colspan="4">No database is set to expire.</td></tr>')
 NO_SNAPSHOTS = Markup('<tr><td colspan="5">No snapshots yet.</td></tr>')
 NO_DATABASE = Markup('<p class="message info">You have no database yet.</p>')
-CREATE_LINK = template('<a class="button" href="/dbi/create_my_db?db_type=%(kind)s">Create my %(label)s database</a>')
+CREATE_LINK = template(
+    '<a class="button" href="/dbi/create_my_db?db_type=%(db_type)s">Create my %(label)s database</a>'
+)
 COURSE_LINK = template(
-    '<a class="button" href="/dbi/create_my_db?db_type=%(kind)s&amp;course=%(course)s">'
+    '<a class="button" href="/dbi/create_my_db?db_type=%(db_type)s&amp;course=%(course)s">'
     "%(label)s database for the %(course)s course</a>"
 )
 CLASS_ROW = template('<tr class="%(row_class)s"><td><code>%(user)s</code></td><td>%(note)s</td></tr>')
@@ -91,13 +93,13 @@ class Pages:
         expiring: list[DatabaseRecord], courses: list[str],
     ) -> str:
         rows = join(
-            self.templates.render("backend_row.html", kind=b.db_type, label=b.label, where=b.where)
+            self.templates.render("backend_row.html", db_type=b.db_type, label=b.label, where=b.where)
             for b in backends
         )
         note = self._embedded_note(embedded) if embedded else Markup()
         expiry_rows = join(
             self.templates.render(
-                "expiry_row.html", kind=db.backend, name=db.name, owner=db.owner,
+                "expiry_row.html", db_type=db.db_type, name=db.name, owner=db.owner,
                 expires=human_expiry(db.expires_at),
             )
             for db in expiring
@@ -133,8 +135,8 @@ class Pages:
         assert self.actor is not None
         databases = join(self._credentials(c) for c in mine) or NO_DATABASE
         links = join([
-            *(CREATE_LINK % {"kind": b.db_type, "label": b.label} for b in backends),
-            *(COURSE_LINK % {"kind": b.db_type, "label": b.label, "course": course}
+            *(CREATE_LINK % {"db_type": b.db_type, "label": b.label} for b in backends),
+            *(COURSE_LINK % {"db_type": b.db_type, "label": b.label, "course": course}
               for course in courses for b in backends),
         ])
         return self._page(
@@ -145,7 +147,7 @@ class Pages:
     def _credentials(self, credentials: Credentials) -> Markup:
         backend = credentials.backend
         return self.templates.render(
-            "credentials.html", name=credentials.name, label=backend.label, kind=backend.db_type,
+            "credentials.html", name=credentials.name, label=backend.label, db_type=backend.db_type,
             client=CLIENTS[backend.db_type], command=credentials.command,
             password=credentials.login.password, url=credentials.url,
             expires=human_expiry(credentials.expires_at),
@@ -158,7 +160,7 @@ class Pages:
         rows = join(self._row(db, mine) for db in listing.databases)
         return self._page(
             "databases.html", title=f"{backend.label} databases", message=message or Markup(),
-            where=backend.where, kind=backend.db_type, rows=rows,
+            where=backend.where, db_type=backend.db_type, rows=rows,
         )
 
     def _row(self, db: Listed, mine: str) -> Markup:
@@ -181,7 +183,7 @@ class Pages:
 
     def confirm_destroy(self, backend: Backend, name: str) -> str:
         return self._page(
-            "confirm_destroy.html", title=f"Destroy {name}?", name=name, kind=backend.db_type,
+            "confirm_destroy.html", title=f"Destroy {name}?", name=name, db_type=backend.db_type,
             label=backend.label, where=backend.where,
         )
 
@@ -221,13 +223,13 @@ class Pages:
         rows = join(
             self.templates.render(
                 "snapshot_row.html", id=s.id, taken=f"{s.taken_at:%Y-%m-%d %H:%M:%S}", label=s.label,
-                size=human_size(s.size_bytes), kind=backend.db_type, name=name,
+                size=human_size(s.size_bytes), db_type=backend.db_type, name=name,
             )
             for s in snapshots
         ) or NO_SNAPSHOTS
         return self._page(
             "snapshots.html", title=f"Snapshots of {name}", name=name, label=backend.label,
-            kind=backend.db_type, rows=rows, quota=quota,
+            db_type=backend.db_type, rows=rows, quota=quota,
             message=self._message(message, "ok") if message else Markup(),
         )
 
