@@ -177,10 +177,12 @@ def print_credentials(credentials: Credentials) -> None:
     print(f"SQLAlchemy URL: {credentials.url}")
 
 
-def report(outcome: Outcome) -> None:
+def report(outcome: Outcome, listing: Listing) -> None:
+    """What a create, destroy or restore did, how to connect, and the server's databases after."""
     print(outcome.summary)
     if outcome.credentials is not None:
         print_credentials(outcome.credentials)
+    print_listing(listing, mine=outcome.name)
 
 
 def cli_actor(args: argparse.Namespace, runtime: Runtime) -> Actor:
@@ -195,10 +197,12 @@ def run_database_command(args: argparse.Namespace, runtime: Runtime) -> None:
     service = runtime.service
     if args.command == "list":
         print_listing(service.listing(actor, args.db_type))
-    elif args.command == "create":
-        report(service.create(actor, args.db_type, args.name, course=args.course))
     else:
-        report(service.destroy(actor, args.db_type, args.name))
+        if args.command == "create":
+            outcome = service.create(actor, args.db_type, args.name, course=args.course)
+        else:
+            outcome = service.destroy(actor, args.db_type, args.name)
+        report(outcome, service.listing(actor, outcome.backend.db_type))
 
 
 def run_archive_command(args: argparse.Namespace, runtime: Runtime) -> None:
@@ -216,7 +220,8 @@ def run_archive_command(args: argparse.Namespace, runtime: Runtime) -> None:
     elif args.archive_command == "delete":
         print(f"Deleted the archive {archives.delete(actor, args.archive).id}.")
     else:
-        report(archives.restore(actor, args.archive, args.into))
+        outcome = archives.restore(actor, args.archive, args.into)
+        report(outcome, runtime.service.listing(actor, outcome.backend.db_type))
 
 
 def run_snapshot_command(args: argparse.Namespace, runtime: Runtime) -> None:

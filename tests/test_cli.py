@@ -8,6 +8,8 @@ def test_create_list_destroy_on_the_command_line(cli, db_type, db_name, catalog)
     assert created.returncode == 0, created.stderr
     assert f"Created {db_name}" in created.stdout
     assert "Connect with: " in created.stdout
+    # Then the server's databases, this one marked.
+    assert any(db_name in line and "<- this one" in line for line in created.stdout.splitlines())
     assert db_name in catalog(db_type)
 
     again = cli("create", "--db-type", db_type, "--name", db_name)
