@@ -458,8 +458,11 @@ def browser(base_url: str) -> Iterator[Browser]:
 
 
 @pytest.fixture
-def trainee(base_url: str, runtime: Runtime) -> Iterator[Callable[..., Browser]]:
-    """``trainee(quota=1)``: a new trainee account, logged in; removed afterwards with its databases."""
+def trainee(
+    base_url: str, runtime: Runtime, catalog: Callable[[str], set[str]],
+) -> Iterator[Callable[..., Browser]]:
+    """``trainee(quota=1)``: a new trainee account, logged in; removed afterwards with its databases,
+    through the service, which is then checked to have left none of them on the servers."""
     made: list[tuple[str, Browser]] = []
 
     def make(quota: int = 1) -> Browser:
@@ -478,8 +481,11 @@ def trainee(base_url: str, runtime: Runtime) -> Iterator[Callable[..., Browser]]
         user = runtime.accounts.registry.user(name)
         if user is None:  # a test removed them itself
             continue
-        for db in runtime.accounts.registry.databases(owner=user):
+        owned = runtime.accounts.registry.databases(owner=user)
+        for db in owned:
             runtime.service.destroy(instructor, db.db_type, db.name)
+        left = [f"{db.db_type}:{db.name}" for db in owned if db.name in catalog(db.db_type)]
+        assert left == [], f"the service's destroy left {left} on the servers"
         runtime.accounts.remove(name, by="tests")
         session.close()
 
