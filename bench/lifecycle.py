@@ -56,7 +56,7 @@ from dbwrapper.courses import SAMPLES  # noqa: E402
 from dbwrapper.errors import InvalidInput  # noqa: E402
 from dbwrapper.passwords import generate_password  # noqa: E402
 from dbwrapper.runtime import Runtime  # noqa: E402
-from dbwrapper.tools import find_tool, run_tool  # noqa: E402
+from dbwrapper.tools import find_tool, run_tool, tool_environment  # noqa: E402
 from tests.servers import SERVERS, free_port  # noqa: E402
 
 COURSE = "bench_lifecycle"
@@ -206,7 +206,7 @@ class EngineBench:
     def restore_from_dump(self, master: str, dump: Path) -> None:
         """What provisioning would cost without dbwrapper's copies: the content replayed from a dump."""
         self.backend.create_database(NAME)
-        env = {**os.environ, **self.backend.client.tool_env()}
+        env = tool_environment(self.backend.client.tool_env())  # the tools' minimal environment
         if self.db_type == "postgres":
             subprocess.run([self.tool("pg_restore"), "--no-owner", f"--dbname={NAME}", str(dump)],
                            env=env, check=True)

@@ -9,7 +9,6 @@ environment (PGPASSWORD, MYSQL_PWD), never on the command line.
 
 from __future__ import annotations
 
-import os
 import shlex
 import shutil
 import subprocess
@@ -27,6 +26,7 @@ from sqlalchemy.engine import make_url
 from dbwrapper.accounts import Actor
 from dbwrapper.config import CONTROL_DATABASE, Settings
 from dbwrapper.runtime import Runtime
+from dbwrapper.tools import tool_environment
 from tests.conftest import INSTRUCTOR, login_of
 from tests.servers import free_port
 
@@ -68,7 +68,8 @@ def run_as(
 ) -> subprocess.CompletedProcess[str]:
     """Run ``sql`` with the client, logged in with ``credentials``, against ``database``."""
     url = make_url(credentials["url"])
-    env = {**os.environ}
+    # The trainee's own shell would hold more, but never the service's super-user URLs.
+    env = tool_environment({})
     if db_type == "postgres":
         env["PGPASSWORD"] = credentials["password"]
         command = [client(db_type), "-h", "127.0.0.1", "-p", str(url.port), "-U", url.username,
@@ -203,7 +204,7 @@ def test_an_anonymous_user_does_not_shadow_the_trainees_login(trainee, admin, ho
             result = subprocess.run(
                 [client("mysql"), "-S", socket, "-u", url.username, "--batch", "--skip-column-names",
                  url.database, "-e", "SELECT CURRENT_USER()"],
-                env={**os.environ, "MYSQL_PWD": shown["password"]}, capture_output=True, text=True, timeout=60,
+                env=tool_environment({"MYSQL_PWD": shown["password"]}), capture_output=True, text=True, timeout=60,
             )
         else:
             result = run_as("mysql", shown, url.database, "SELECT CURRENT_USER()")

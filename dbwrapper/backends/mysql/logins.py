@@ -21,6 +21,7 @@ login is named like its database: the service names it so.)
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Literal
 
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
@@ -128,8 +129,8 @@ class MySQLLogins(BaseLogins):
     def unlock_login(self, login: str) -> None:
         self._set_account_lock(login, "UNLOCK")
 
-    def _set_account_lock(self, login: str, how: str) -> None:
-        """ACCOUNT LOCK or UNLOCK (``how``, a constant) on every row of ``login``'s."""
+    def _set_account_lock(self, login: str, how: Literal["LOCK", "UNLOCK"]) -> None:
+        """ACCOUNT LOCK or UNLOCK (``how``, one of the two keywords) on every row of ``login``'s."""
         with self.backend.admin_connection() as connection:
             locked, params = accounts(login, self._own_hosts(connection, login))
             if locked:
