@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -440,6 +441,25 @@ class Browser(requests.Session):
     def log_in(self, name: str, password: str) -> requests.Response:
         self.get("/login")
         return self.post("/login", data={"name": name, "password": password})
+
+    def provision_class(
+        self, roster: str, *, db_type: str, within: float,
+    ) -> tuple[requests.Response, requests.Response, str]:
+        """Send ``roster`` (CSV text) to the Classes page for the franchise course, and follow
+        its progress page for at most ``within`` seconds: the first answer, the last status
+        page, and the status page's path."""
+        started = self.post(
+            "/classes/provision", data={"course": "franchise", "db_type": db_type},
+            files={"roster": ("roster.csv", roster, "text/csv")},
+        )
+        assert started.status_code == 200, started.text
+        status_url = started.url.removeprefix(self.base_url)
+        deadline = time.monotonic() + within
+        page = started
+        while "provisioned," not in page.text and time.monotonic() < deadline:
+            time.sleep(0.2)
+            page = self.get(status_url)
+        return started, page, status_url
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import time
 import uuid
 
 import pytest
@@ -150,17 +149,7 @@ def test_a_course_description_shows_escaped(browser):
 
 
 def test_a_roster_line_shows_escaped_on_the_class_pages(browser):
-    started = browser.post(
-        "/classes/provision", data={"course": "franchise", "db_type": "postgres"},
-        files={"roster": ("roster.csv", f"name\n{NASTY}\n", "text/csv")},
-    )
-    assert started.status_code == 200, started.text
-    status_url = started.url.removeprefix(browser.base_url)
-    deadline = time.monotonic() + 60
-    page = started
-    while "provisioned," not in page.text and time.monotonic() < deadline:
-        time.sleep(0.2)
-        page = browser.get(status_url)
+    _, page, status_url = browser.provision_class(f"name\n{NASTY}\n", db_type="postgres", within=60)
     assert "0 provisioned, 1 failed." in page.text
     assert shows_nasty_escaped(page.text)
     sheet = browser.get(status_url.replace("/status", "/sheet"))
