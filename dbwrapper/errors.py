@@ -22,6 +22,12 @@ class InvalidInput(DbWrapperError):
     exit_code = 2
 
 
+class NotFound(InvalidInput):
+    """What the request names does not exist, or is not the asker's to see."""
+
+    http_status = 404
+
+
 class UnknownBackend(InvalidInput):
     """The ``db_type`` names no configured backend."""
 
