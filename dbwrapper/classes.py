@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import csv
 import io
-import secrets
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 from dbwrapper.accounts import Accounts, Actor
 from dbwrapper.backends import Backend
@@ -24,25 +24,85 @@ from dbwrapper.service import Credentials, DatabaseService
 HEADERS = {"name", "user", "username", "trainee"}
 MAX_ROSTER = 500
 
+#: ``progress(done, total, name)``: told before each row (``name``) and at the end.
 Progress = Callable[[int, int, str], None]
+
+
+def _unheard(done: int, total: int, name: str) -> None:
+    """The progress nobody follows."""
+
+
+@dataclass(frozen=True)
+class Access:
+    """How a trainee connects to their database, as plain text: a report read back from the
+    registry (another process may have made it) prints its sheet without asking a server."""
+
+    database: str
+    login: str
+    login_password: str
+    url: str
+    command: str
+    #: When the expiry job purges it; ``None``: never.
+    expires_at: datetime | None
+
+    @classmethod
+    def of(cls, credentials: Credentials) -> Access:
+        return cls(credentials.name, credentials.login.name, credentials.login.password, credentials.url,
+                   credentials.command, credentials.expires_at)
 
 
 @dataclass(frozen=True)
 class Provisioned:
-    """One trainee's result: their account password if it was made now, and their database."""
+    """One trainee's result: their account password if it was made now, and their database
+    (``access`` is ``None`` when its login's password is not known here)."""
 
     user: str
     password: str | None
-    credentials: Credentials | None
+    access: Access | None
     note: str
+
+    def to_json(self) -> dict[str, Any]:
+        access = self.access
+        return {
+            "user": self.user, "password": self.password,
+            "database": access.database if access else None, "login": access.login if access else None,
+            "login_password": access.login_password if access else None,
+            "url": access.url if access else None, "command": access.command if access else None,
+            "expires_at": access.expires_at.isoformat() if access and access.expires_at else None,
+            "note": self.note,
+        }
+
+    @classmethod
+    def from_json(cls, row: dict[str, Any]) -> Provisioned:
+        access = None
+        if row["database"] is not None:
+            expires_at = datetime.fromisoformat(row["expires_at"]) if row["expires_at"] else None
+            access = Access(row["database"], row["login"], row["login_password"], row["url"], row["command"],
+                            expires_at)
+        return cls(row["user"], row["password"], access, row["note"])
 
 
 @dataclass
 class ClassReport:
+    """What provisioning a class made, row by row; as JSON, an operation's result."""
+
     course: str
     db_type: str
     done: list[Provisioned] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "course": self.course, "db_type": self.db_type, "done": [done.to_json() for done in self.done],
+            "failed": [{"user": user, "reason": reason} for user, reason in self.failed],
+        }
+
+    @classmethod
+    def from_json(cls, report: dict[str, Any]) -> ClassReport:
+        return cls(
+            report["course"], report["db_type"], [Provisioned.from_json(row) for row in report["done"]],
+            [(row["user"], row["reason"]) for row in report["failed"]],
+        )
 
 
 def read_roster(text: str) -> list[str]:
@@ -66,21 +126,29 @@ class ClassProvisioner:
         self.accounts = accounts
 
     def provision(
-        self, actor: Actor, names: list[str], course: str, db_type: str,
-        progress: Progress = lambda done, total, name: None,
+        self, actor: Actor, names: list[str], course: str, db_type: str, progress: Progress = _unheard,
     ) -> ClassReport:
         backend = self.check(actor, course, db_type)
         report = ClassReport(course, backend.db_type)
+        self.fill(actor, names, report, progress)
+        self.hand_out(report)
+        return report
+
+    def fill(self, actor: Actor, names: list[str], report: ClassReport, progress: Progress = _unheard) -> None:
+        """Provision ``names`` into ``report``, once :meth:`check` passed, telling ``progress``
+        before each row. An exception from ``progress`` (the operation was cancelled) stops
+        it between rows, and ``report`` holds what was done."""
         for number, name in enumerate(names, start=1):
             progress(number - 1, len(names), name)
             try:
-                report.done.append(self._one(actor, name, course, backend.db_type))
+                report.done.append(self._one(actor, name, report.course, report.db_type))
             except DbWrapperError as error:
                 report.failed.append((name, str(error)))
         progress(len(names), len(names), "")
-        # The report carries the new passwords to the sheet: from now on they are handed out.
+
+    def hand_out(self, report: ClassReport) -> None:
+        """The report carries its new passwords to a sheet: from now on they are handed out."""
         self.accounts.registry.mark_passwords_shown([done.user for done in report.done if done.password])
-        return report
 
     def check(self, actor: Actor, course: str, db_type: str) -> Backend:
         """Refuse a whole roster up front when every row would fail the same way."""
@@ -103,62 +171,5 @@ class ClassProvisioner:
         database = self.service.default_name(Actor(user))
         outcome = self.service.create(actor, db_type, database, owner=user, course=course)
         note = ("new" if outcome.changed else "already there; unchanged") + account
-        return Provisioned(name, password, outcome.credentials, note)
-
-
-@dataclass
-class ClassJob:
-    """A class being provisioned in the background, as its progress page shows it."""
-
-    id: str
-    course: str
-    db_type: str
-    total: int
-    done: int = 0
-    current: str = ""
-    report: ClassReport | None = None
-    error: str | None = None
-
-    @property
-    def finished(self) -> bool:
-        return self.report is not None or self.error is not None
-
-
-class ClassJobs:
-    """Runs provisionings in background threads, so the page can show their progress.
-
-    Jobs live in this process's memory: a restart forgets them (what they made stays,
-    and running the roster again finishes the rest, making nothing twice).
-    """
-
-    def __init__(self, provisioner: ClassProvisioner) -> None:
-        self.provisioner = provisioner
-        self._jobs: dict[str, ClassJob] = {}
-        self._lock = threading.Lock()
-
-    def start(self, actor: Actor, names: list[str], course: str, db_type: str) -> ClassJob:
-        self.provisioner.check(actor, course, db_type)  # a bad course or server is a 400 now
-        job = ClassJob(secrets.token_urlsafe(9), course, db_type, len(names))
-        with self._lock:
-            self._jobs[job.id] = job
-
-        def progress(done: int, total: int, name: str) -> None:
-            job.done, job.current = done, name
-
-        def run() -> None:
-            try:
-                job.report = self.provisioner.provision(actor, names, course, db_type, progress)
-            except Exception as error:  # the page must say it ended, whatever happened
-                job.error = str(error) or type(error).__name__
-
-        threading.Thread(target=run, name=f"class {job.id}", daemon=True).start()
-        return job
-
-    def get(self, actor: Actor, job_id: object) -> ClassJob:
-        actor.require_instructor("follow a class provisioning")
-        job = self._jobs.get(job_id) if isinstance(job_id, str) else None
-        if job is None:
-            raise InvalidInput(
-                "There is no such provisioning (they are forgotten when the service restarts)."
-            )
-        return job
+        access = Access.of(outcome.credentials) if outcome.credentials else None
+        return Provisioned(name, password, access, note)

@@ -103,10 +103,10 @@ def credentials_sheet(templates: Templates, report: ClassReport, label: str) -> 
     cards = Markup("").join(
         templates.render(
             "sheet_card.html", user=done.user, password=done.password or "unchanged",
-            database=done.credentials.name if done.credentials else "–",
-            db_password=done.credentials.login.password if done.credentials else "–",
-            command=done.credentials.command if done.credentials else "",
-            url=done.credentials.url if done.credentials else "",
+            database=done.access.database if done.access else "–",
+            db_password=done.access.login_password if done.access else "–",
+            command=done.access.command if done.access else "",
+            url=done.access.url if done.access else "",
         )
         for done in report.done
     )

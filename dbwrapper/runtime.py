@@ -8,10 +8,11 @@ from cherrypy.process.plugins import BackgroundTask
 
 from dbwrapper.accounts import Accounts
 from dbwrapper.archives import Archives
-from dbwrapper.classes import ClassJobs, ClassProvisioner
+from dbwrapper.classes import ClassProvisioner
 from dbwrapper.config import Settings
 from dbwrapper.courses import Courses
 from dbwrapper.expiry import Expiry, Purger
+from dbwrapper.operations import HEARTBEAT_SECONDS, Operations
 from dbwrapper.preparations import Preparations
 from dbwrapper.reconcile import Reconciler, Report
 from dbwrapper.registry.lock import LOCK_CHECK_SECONDS, RegistryLock, registry_lock
@@ -39,12 +40,13 @@ class Runtime:
         self.purger = Purger(self.service, self.expiry, self.archives, archive_first=settings.archive_on_expiry)
         self.reconciler = Reconciler(self.service, self.accounts, self.archives)
         self.classes = ClassProvisioner(self.service, self.accounts)
-        self.class_jobs = ClassJobs(self.classes)
+        self.operations = Operations(self.servers, self.classes, self.preparations)
         #: The registry's lock, held shared from :meth:`start` to :meth:`stop`.
         self.lock: RegistryLock | None = None
         #: What reconciling at the start did; ``None`` if another process was at work.
         self.reconciled: Report | None = None
         self._keeper: BackgroundTask | None = None
+        self._heartbeat: BackgroundTask | None = None
         self._started = False
 
     def start(self) -> None:
@@ -91,6 +93,10 @@ class Runtime:
                 flush=True,
             )
         if alone:
+            # Every other process ended, and with it what it was at work on.
+            for operation in self.operations.interrupt_all():
+                print(f"  dbwrapper: the {operation.kind} operation {operation.id} on {operation.target} "
+                      f"was {operation.error}.", flush=True)
             self.reconciled = self.reconciler.run()
             for line in self.reconciled.lines():
                 print(f"  dbwrapper: reconciled the registry with the servers: {line}.", flush=True)
@@ -99,11 +105,18 @@ class Runtime:
         self._keeper = BackgroundTask(LOCK_CHECK_SECONDS, self.lock.keep)
         self._keeper.name = "dbwrapper registry lock"
         self._keeper.start()
+        self._heartbeat = BackgroundTask(HEARTBEAT_SECONDS, self.operations.beat)
+        self._heartbeat.name = "dbwrapper operations heartbeat"
+        self._heartbeat.start()
 
     def stop(self) -> None:
         if self._keeper is not None:
             self._keeper.cancel()
             self._keeper = None
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            self._heartbeat = None
+            self.operations.stop()
         if self.lock is not None:
             self.lock.release()
             self.lock = None

@@ -262,7 +262,7 @@ def test_an_instructor_prepares_copies_from_the_courses_page(browser, trainee, r
     assert started.status_code == 200, started.text
     assert f"Preparing 2 ready copies of franchise on {db_type}" in started.text
     deadline = time.monotonic() + 60
-    while runtime.preparations.running() and time.monotonic() < deadline:
+    while runtime.operations.preparing() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert f"{db_type} (2)" in browser.get("/courses/").text
 

@@ -19,6 +19,7 @@ from dbwrapper.accounts import Accounts, Actor
 from dbwrapper.classes import read_roster
 from dbwrapper.errors import DbWrapperError, InvalidInput, NotLoggedIn
 from dbwrapper.formatting import Templates, credentials_sheet
+from dbwrapper.registry.models import Operation
 from dbwrapper.runtime import Runtime
 from dbwrapper.web.auth import csrf_token, current_actor, log_in, log_out, safe_next
 from dbwrapper.web.pages import Pages
@@ -208,7 +209,7 @@ class CoursesController(Controller):
         courses = self.runtime.courses
         found = [(course, courses.ready_spares(course.name)) for course in courses.all()]
         return self.pages(actor).courses(
-            found, self.service.backends(), self.runtime.preparations.running(), self.runtime.settings.pool_size,
+            found, self.service.backends(), self.runtime.operations.preparing(), self.runtime.settings.pool_size,
             message,
         )
 
@@ -234,7 +235,8 @@ class CoursesController(Controller):
         """Prepare ready copies before a class, in the background; the page shows them grow."""
         actor = self.instructor("manage courses")
         wanted = whole_number(count, "The number of copies")
-        if self.runtime.preparations.start(actor, db_type, course, wanted):
+        _, started = self.runtime.operations.start_preparation(actor, db_type, course, wanted)
+        if started:
             said = f"Preparing {wanted} ready copies of {course} on {db_type}; reload to see them grow."
         else:
             said = f"Copies of {course} on {db_type} are being prepared already; nothing was changed."
@@ -287,26 +289,38 @@ class ClassesController(Controller):
         actor = current_actor()
         if roster is None or not hasattr(roster, "file"):
             raise InvalidInput("Choose a roster file (CSV, one trainee user name per row).")
-        job = self.runtime.class_jobs.start(actor, read_roster(uploaded_text(roster)), course, db_type)
-        raise cherrypy.HTTPRedirect(f"/classes/status?job={job.id}", 303)
+        operation = self.runtime.operations.start_class(actor, read_roster(uploaded_text(roster)), course, db_type)
+        raise cherrypy.HTTPRedirect(f"/classes/status?job={operation.id}", 303)
+
+    def _class(self, job: str) -> tuple[Actor, Operation]:
+        """The instructor asking, and the class operation ``job``, from any process."""
+        actor = self.instructor("follow a class provisioning")
+        return actor, self.runtime.operations.get(actor, job, kind="class")
 
     @page()
     def status(self, job: str = "") -> str:
         """The progress bar; the page reloads itself every second until the class is done."""
-        actor = current_actor()
-        found = self.runtime.class_jobs.get(actor, job)
-        if not found.finished:
+        actor, found = self._class(job)
+        if found.state == "running":
             cherrypy.response.headers["Refresh"] = "1"
-        return self.pages(actor).class_status(found)
+        return self.pages(actor).class_status(found, self.runtime.operations.class_report(found))
+
+    @page(("POST",))
+    def cancel(self, job: str = "") -> str:
+        """Stop the class after the trainee at work; what was made stays, on the sheet."""
+        actor, found = self._class(job)
+        self.runtime.operations.cancel(actor, found.id)
+        raise cherrypy.HTTPRedirect(f"/classes/status?job={found.id}", 303)
 
     @page()
     def sheet(self, job: str = "") -> str:
-        """The printable credentials sheet of a finished class."""
-        found = self.runtime.class_jobs.get(current_actor(), job)
-        if found.report is None:
+        """The printable credentials sheet of a class that ended (cut short: what it made)."""
+        _, found = self._class(job)
+        report = self.runtime.operations.class_report(found)
+        if report is None:
             raise InvalidInput("That class is not provisioned yet.")
-        label = self.service.servers.backend(found.db_type).label
-        return credentials_sheet(self.templates, found.report, label)
+        label = self.service.servers.backend(report.db_type).label
+        return credentials_sheet(self.templates, report, label)
 
 
 class Root(Controller):

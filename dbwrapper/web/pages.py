@@ -16,10 +16,11 @@ from markupsafe import Markup
 from dbwrapper.accounts import Actor
 from dbwrapper.archives import Manifest
 from dbwrapper.backends import Backend
-from dbwrapper.classes import ClassJob
+from dbwrapper.classes import ClassReport
 from dbwrapper.embedded import EmbeddedPostgres
 from dbwrapper.formatting import Templates, human_expiry, human_size, template
 from dbwrapper.registry import AuditEntry, Course, DatabaseRecord, Snapshot, User
+from dbwrapper.registry.models import Operation
 from dbwrapper.service import Credentials, Listed, Listing, Outcome
 
 CLIENTS = {"postgres": "psql", "mysql": "mysql"}
@@ -49,6 +50,17 @@ COURSE_LINK = template(
     "%(label)s database for the %(course)s course</a>"
 )
 CLASS_ROW = template('<tr class="%(row_class)s"><td><code>%(user)s</code></td><td>%(note)s</td></tr>')
+CANCEL_CLASS = template(
+    '<form method="post" action="/classes/cancel" class="inline"><input type="hidden" name="job" value="%(job)s">'
+    '<button type="submit">Cancel the rest</button></form>'
+)
+#: What the class page says of a class that did not end well, or is being stopped.
+CLASS_ENDINGS = {
+    "failed": ("The provisioning stopped: {error}", "error"),
+    "cancelled": ("The provisioning was {error}; what was made stays.", "error"),
+    "interrupted": ("The provisioning was {error}. What was made stays: provision the same roster "
+                    "again to finish it, nothing is made twice.", "error"),
+}
 
 
 #: Fragments one after the other; a part that is not :class:`Markup` is escaped.
@@ -257,23 +269,31 @@ class Pages:
             message=self._message(message, "ok") if message else Markup(),
         )
 
-    def class_status(self, job: ClassJob) -> str:
-        outcome = Markup()
-        if job.error is not None:
-            outcome = self._message(f"The provisioning stopped: {job.error}", "error")
-        elif job.report is not None:
-            report = job.report
+    def class_status(self, operation: Operation, report: ClassReport | None) -> str:
+        """A class's progress, from its operation's record; once it ended, its report (what
+        it made, if it was cut short), and how it ended if not well."""
+        running = operation.state == "running"
+        ending, cancel = Markup(), Markup()
+        if operation.state in CLASS_ENDINGS:
+            text, kind = CLASS_ENDINGS[operation.state]
+            ending = self._message(text.format(error=operation.error), kind)
+        elif running and operation.cancel_requested:
+            ending = self._message("Cancelling: the trainee at work is the last one.", "info")
+        elif running:
+            cancel = CANCEL_CLASS % {"job": operation.id}
+        if report is not None:
             rows = join([
                 *(CLASS_ROW % {"row_class": "", "user": d.user, "note": d.note} for d in report.done),
                 *(CLASS_ROW % {"row_class": "failed", "user": user, "note": reason} for user, reason in report.failed),
             ])
-            outcome = self.templates.render(
-                "class_report.html", kind="error" if report.failed else "ok", rows=rows, job=job.id,
+            ending += self.templates.render(
+                "class_report.html", kind="error" if report.failed else "ok", rows=rows, job=operation.id,
                 summary=f"{len(report.done)} provisioned, {len(report.failed)} failed.",
             )
+        db_type, _, course = operation.target.partition(":")
         return self._page(
-            "class_status.html", title=f"Class for {job.course} on {job.db_type}", done=job.done,
-            total=job.total, current=job.current if not job.finished else "", outcome=outcome,
+            "class_status.html", title=f"Class for {course} on {db_type}", done=operation.done,
+            total=operation.total, current=operation.current if running else "", outcome=ending, cancel=cancel,
         )
 
     def audit(self, entries: list[AuditEntry]) -> str:
