@@ -8,7 +8,9 @@ Argon2id; generated ones are shown once and never stored in clear.
 
 from __future__ import annotations
 
+import hashlib
 import re
+import secrets
 import threading
 import time
 from collections import defaultdict, deque
@@ -20,6 +22,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from dbwrapper.errors import (
     Forbidden,
     InvalidInput,
+    NotFound,
     NotLoggedIn,
     Refused,
     TooManyAttempts,
@@ -27,6 +30,7 @@ from dbwrapper.errors import (
 from dbwrapper.names import name_owner, render_name
 from dbwrapper.passwords import generate_password
 from dbwrapper.registry import Registry, User
+from dbwrapper.registry.models import ApiToken
 from dbwrapper.servers import Servers
 
 ROLES = ("instructor", "trainee")
@@ -37,6 +41,11 @@ MIN_PASSWORD_LENGTH = 10
 FAILURES_PER_NAME = 5
 FAILURES_PER_ADDRESS = 50
 FAILURE_WINDOW_SECONDS = 300
+
+#: An API token: a prefix that tells it apart in a script or a leak report, then 32 random bytes.
+TOKEN_PREFIX = "dbw_"
+TOKEN = re.compile(r"dbw_[A-Za-z0-9_-]{43}")
+TOKEN_NAME_LENGTH = 64
 
 
 @dataclass(frozen=True)
@@ -240,6 +249,55 @@ class Accounts:
         self.registry.audit(f"{name} ({address})", "login", name, "ok")
         return user
 
+    # -- API tokens -------------------------------------------------------------------
+
+    def _token_holder(self, actor: Actor, user_name: str, action: str) -> User:
+        """The user whose tokens ``actor`` asks about: a trainee's own only (refused before
+        the name is looked up, so that a trainee learns nothing of other users)."""
+        if not actor.is_instructor and user_name != actor.name:
+            raise Forbidden(f"A trainee may {action} their own API tokens only.")
+        return self.get(user_name)
+
+    def create_token(self, actor: Actor, user_name: str, token_name: str) -> tuple[ApiToken, str]:
+        """A new API token for ``user_name``, and its secret, which is shown this once:
+        the registry keeps only its SHA-256.
+
+        A token cannot make tokens (``actor.via == "api"``): a leaked token could mint
+        its own replacement, and revoking it would not shut its holder out.
+        """
+        if actor.via == "api":
+            raise Forbidden("An API token cannot make API tokens; log in to make one.")
+        user = self._token_holder(actor, user_name, "make")
+        if not (
+            isinstance(token_name, str) and 0 < len(token_name) <= TOKEN_NAME_LENGTH
+            and token_name.isprintable() and token_name.strip()
+        ):
+            raise InvalidInput(f"A token's name is 1 to {TOKEN_NAME_LENGTH} printable characters.")
+        secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        token = self.registry.add_token(user, token_name, token_digest(secret))
+        self.registry.audit(actor.label, "token create", user.name, "ok", f"token {token.id} ({token_name})")
+        return token, secret
+
+    def tokens(self, actor: Actor, user_name: str) -> list[ApiToken]:
+        return self.registry.tokens(self._token_holder(actor, user_name, "list"))
+
+    def revoke_token(self, actor: Actor, user_name: str, token_id: int) -> ApiToken:
+        """Delete one of ``user_name``'s tokens; it stops working with the next request."""
+        user = self._token_holder(actor, user_name, "revoke")
+        token = self.registry.remove_token(user, token_id)
+        if token is None:
+            raise NotFound(f"{user.name} has no API token {token_id}.")
+        self.registry.audit(actor.label, "token revoke", user.name, "ok", f"token {token.id} ({token.name})")
+        return token
+
+    def authenticate_token(self, secret: str) -> User:
+        """The user holding the token ``secret``; one message for a malformed token and an
+        unknown one. Found by its hash, so no secret is ever compared (nor kept)."""
+        user = self.registry.token_user(token_digest(secret)) if TOKEN.fullmatch(secret) else None
+        if user is None:
+            raise NotLoggedIn("This API token is not valid: it is mistyped, revoked or was never made.")
+        return user
+
     def bootstrap(self, environ_password: str | None) -> str | None:
         """Make the first instructor if there is none; returns the password to show once."""
         if self.registry.has_instructor():
@@ -248,3 +306,9 @@ class Accounts:
             self.settings.first_instructor, "instructor", environ_password or None, by="first start"
         )
         return None if environ_password else password
+
+
+def token_digest(secret: str) -> str:
+    """What the registry keeps of a token: a token is 32 random bytes, so a plain SHA-256
+    is as strong as a slow hash would be, and costs nothing per request."""
+    return hashlib.sha256(secret.encode()).hexdigest()

@@ -151,6 +151,17 @@ def build_parser() -> argparse.ArgumentParser:
     remove.add_argument("name")
     password = user.add_parser("set-password", parents=[common], help="set a new generated password")
     password.add_argument("name")
+
+    token = commands.add_parser("token", help="personal API tokens, for scripts").add_subparsers(
+        dest="token_command", required=True, metavar="ACTION"
+    )
+    make_token = token.add_parser("create", parents=[acting], help="make a token for a user (shown once)")
+    make_token.add_argument("user")
+    make_token.add_argument("--name", required=True, help="what the token is for (1 to 64 characters)")
+    token.add_parser("list", parents=[acting], help="list a user's tokens").add_argument("user")
+    revoke = token.add_parser("revoke", parents=[acting], help="revoke a user's token; it stops working at once")
+    revoke.add_argument("user")
+    revoke.add_argument("id", type=int, help="the token's id, as 'token list' shows it")
     return parser
 
 
@@ -338,6 +349,21 @@ def run_user_command(args: argparse.Namespace, runtime: Runtime) -> None:
         print(f"New password for {args.name}: {accounts.set_password(args.name, by=who)}")
 
 
+def run_token_command(args: argparse.Namespace, runtime: Runtime) -> None:
+    actor = cli_actor(args, runtime)
+    accounts = runtime.accounts
+    if args.token_command == "create":
+        token, secret = accounts.create_token(actor, args.user, args.name)
+        print(f"Made token {token.id} ({token.name}) for {args.user}; shown this once, only its hash is kept:")
+        print(secret)
+    elif args.token_command == "list":
+        for found in accounts.tokens(actor, args.user):
+            used = f"{found.last_used_at:%Y-%m-%d %H:%M} UTC" if found.last_used_at else "never"
+            print(f"  {found.id:>5}  {found.name:<64}  made {found.created_at:%Y-%m-%d %H:%M} UTC  last used {used}")
+    else:
+        print(f"Revoked token {args.id} ({accounts.revoke_token(actor, args.user, args.id).name}) of {args.user}.")
+
+
 def run_reconcile_command(args: argparse.Namespace, runtime: Runtime) -> None:
     # Starting reconciled already, if no other process was at work on the registry;
     # with one at work, reconciling would destroy its work in progress.
@@ -356,6 +382,7 @@ def run_reconcile_command(args: argparse.Namespace, runtime: Runtime) -> None:
 #: Each command's handler; create, destroy and list are run_database_command's.
 COMMANDS: dict[str, Callable[[argparse.Namespace, Runtime], None]] = {
     "user": run_user_command,
+    "token": run_token_command,
     "archive": run_archive_command,
     "snapshot": run_snapshot_command,
     "expiry": run_expiry_command,

@@ -7,12 +7,13 @@ from dbwrapper.registry.base import READ_CACHE_SECONDS, Store, as_utc
 from dbwrapper.registry.copies import CopyRecords
 from dbwrapper.registry.databases import DatabaseRecord, DatabaseRecords
 from dbwrapper.registry.operations import OperationRecords
+from dbwrapper.registry.tokens import TokenRecords
 from dbwrapper.registry.users import UserRecords
 
 __all__ = ["READ_CACHE_SECONDS", "DatabaseRecord", "Registry", "Store", "as_utc"]
 
 
-class Registry(UserRecords, DatabaseRecords, CopyRecords, AuditLog, OperationRecords):
+class Registry(UserRecords, DatabaseRecords, CopyRecords, AuditLog, OperationRecords, TokenRecords):
     """The control database: who may log in, which databases exist for whom, what happened.
 
     One class per kind of record, all on one :class:`~dbwrapper.registry.base.Store`.

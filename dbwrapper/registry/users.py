@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from dbwrapper.errors import InvalidInput
 from dbwrapper.registry.base import Store
-from dbwrapper.registry.models import AuditEntry, Course, ManagedDatabase, User
+from dbwrapper.registry.models import ApiToken, AuditEntry, Course, ManagedDatabase, User
 
 
 class UserRecords(Store):
@@ -49,7 +49,10 @@ class UserRecords(Store):
         return user
 
     def remove_user(self, user: User) -> None:
+        """Remove ``user`` and their API tokens. The tokens go explicitly, in the same
+        transaction: SQLite enforces no ``ON DELETE CASCADE`` unless foreign keys are on."""
         with self._changing_users() as session:
+            session.execute(delete(ApiToken).where(ApiToken.user_id == user.id))
             session.delete(session.get(User, user.id))
 
     def set_password_hash(self, user: User, password_hash: str, *, shown: bool = True) -> None:

@@ -1,8 +1,11 @@
 """Logins, sessions and CSRF as CherryPy tools, switched on per path in the app's config.
 
 * ``tools.dbw_login``: every handler under it needs a logged-in user; anyone
-  else is sent to the login page, and back to where they were going after.
-* ``tools.dbw_csrf``: every POST must carry the session's ``csrf_token``.
+  else is sent to the login page, and back to where they were going after. A
+  request with ``Authorization: Bearer <token>`` is logged in by its API token
+  instead (a bad token is a 401), and has no session: see :func:`bearer_actor`.
+* ``tools.dbw_csrf``: every POST must carry the session's ``csrf_token``, unless
+  it came with a token: no cookie logged it in, so there is nothing to forge.
 * ``tools.dbw_samesite``: the session cookie is ``SameSite=Strict`` (CherryPy's
   session tool sets ``HttpOnly`` but knows no SameSite). Strict, not Lax:
   ``GET /dbi/create_my_db`` creates (the seed's URL), and Lax would send the
@@ -19,9 +22,10 @@ from functools import partial
 from urllib.parse import urlencode
 
 import cherrypy
+from cherrypy.lib import sessions
 
 from dbwrapper.accounts import Accounts, Actor
-from dbwrapper.errors import DbWrapperError
+from dbwrapper.errors import DbWrapperError, NotLoggedIn
 from dbwrapper.registry import User
 
 #: A path on this site (see safe_next): printable ASCII (0x21-0x7e) without backslashes.
@@ -42,7 +46,10 @@ CSRF_FIELD = "csrf_token"
 
 
 def csrf_token() -> str:
-    """The session's token, made on first use; every form carries it."""
+    """The session's token, made on first use; every form carries it. A request that came
+    with an API token has no session, and its forms need none (see ``check_csrf``)."""
+    if getattr(cherrypy.serving.request, "bearer", False):
+        return ""
     session = cherrypy.session
     token = session.get(SESSION_CSRF)
     if token is None:
@@ -76,14 +83,68 @@ def safe_next(target: object) -> str:
     return "/"
 
 
+def bearer_secret() -> str | None:
+    """The token of this request's ``Authorization: Bearer`` header; ``None`` without one."""
+    scheme, _, secret = cherrypy.serving.request.headers.get("Authorization", "").partition(" ")
+    return secret.strip() if scheme.lower() == "bearer" else None
+
+
+def bearer_actor(accounts: Accounts) -> Actor | None:
+    """Who this request's API token acts as (its user, with their role), or ``None`` for a
+    request without one; :class:`NotLoggedIn` for a token that is not valid.
+
+    The request is marked ``bearer``, so that ``check_csrf`` lets its POSTs through:
+    a browser never adds this header by itself, so another site cannot send it.
+    """
+    secret = bearer_secret()
+    if secret is None:
+        return None
+    actor = Actor(accounts.authenticate_token(secret), via="api")
+    cherrypy.serving.request.bearer = True
+    return actor
+
+
+def without_session() -> None:
+    """Take the session tool off a request that came with a token: a hook for
+    ``on_start_resource``, which runs once every tool of the request is set up, before any
+    of them runs (``tools.dbw_login`` attaches it; a path without that tool may attach it too).
+
+    CherryPy's ``sessions.init`` makes a session, and sets its cookie, for every request
+    it runs on; a script's requests would each leave one behind. So its hooks are
+    removed, and the request has no ``cherrypy.session``.
+    """
+    if bearer_secret() is None:
+        return
+    hooks = cherrypy.serving.request.hooks
+    session_hooks = (sessions.init, sessions.save, sessions.close, cherrypy.tools.sessions._lock_session)
+    for point in hooks:
+        hooks[point] = [hook for hook in hooks[point] if hook.callback not in session_hooks]
+
+
+class LoginTool(cherrypy.Tool):
+    """``tools.dbw_login``: ``require_login`` before the handler, and no session for a
+    request that came with a token (see :func:`without_session`)."""
+
+    def _setup(self) -> None:
+        super()._setup()
+        cherrypy.serving.request.hooks.attach("on_start_resource", without_session)
+
+
 def install_tools(accounts: Accounts) -> None:
     """Register the tools on ``cherrypy.tools``; the app's config switches them on."""
 
+    def session_user() -> User | None:
+        name = cherrypy.session.get(SESSION_USER)
+        return accounts.registry.user(name) if name else None
+
     def require_login() -> None:
         request = cherrypy.serving.request
-        name = cherrypy.session.get(SESSION_USER)
         try:
-            user = accounts.registry.user(name) if name else None
+            actor = bearer_actor(accounts)
+            user = actor.user if actor else session_user()
+        except NotLoggedIn as error:  # a script is told so, not sent to a login page
+            cherrypy.serving.response.headers["WWW-Authenticate"] = 'Bearer realm="dbwrapper"'
+            raise cherrypy.HTTPError(401, str(error)) from None
         except DbWrapperError as error:  # the registry is down or hung: a 503 naming it
             raise cherrypy.HTTPError(error.http_status, str(error)) from None
         if user is None:
@@ -91,7 +152,7 @@ def install_tools(accounts: Accounts) -> None:
             if request.method != "GET":
                 target = "/"  # a form posted after the session ended is not replayed
             raise cherrypy.HTTPRedirect("/login?" + urlencode({"next": target}), 303)
-        request.actor = Actor(user)
+        request.actor = actor or Actor(user)
         if request.actor.is_instructor:
             return  # instructors act for the whole class, and hold its servers already
         try:
@@ -104,7 +165,9 @@ def install_tools(accounts: Accounts) -> None:
         request = cherrypy.serving.request
         if request.method in ("GET", "HEAD"):
             return
-        sent = request.params.pop(CSRF_FIELD, None)
+        sent = request.params.pop(CSRF_FIELD, None)  # popped either way: no handler takes it
+        if getattr(request, "bearer", False):
+            return
         expected = cherrypy.session.get(SESSION_CSRF)
         if not isinstance(sent, str) or not expected or not hmac.compare_digest(sent, expected):
             raise cherrypy.HTTPError(
@@ -120,7 +183,7 @@ def install_tools(accounts: Accounts) -> None:
     def security_headers() -> None:
         cherrypy.serving.response.headers.update(SECURITY_HEADERS)
 
-    cherrypy.tools.dbw_login = cherrypy.Tool("before_handler", require_login, priority=55)
+    cherrypy.tools.dbw_login = LoginTool("before_handler", require_login, priority=55)
     cherrypy.tools.dbw_headers = cherrypy.Tool("before_finalize", security_headers)
     cherrypy.tools.dbw_csrf = cherrypy.Tool("before_handler", check_csrf, priority=60)
     cherrypy.tools.dbw_samesite = cherrypy.Tool("before_finalize", samesite)

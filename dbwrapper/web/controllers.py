@@ -172,6 +172,31 @@ class UsersController(Controller):
         return self._page(actor, f"New password for {name}: {password} (shown once).")
 
 
+class AccountController(Controller):
+    """``/account/``: the logged-in user's own API tokens, for scripts (``Authorization: Bearer``)."""
+
+    def _page(self, actor: Actor, message: str | None = None, secret: str | None = None) -> str:
+        tokens = self.runtime.accounts.tokens(actor, actor.name)
+        return self.pages(actor).account(tokens, cherrypy.request.base, message, secret)
+
+    @page()
+    def index(self) -> str:
+        return self._page(current_actor())
+
+    @page(("POST",))
+    def create_token(self, name: str = "") -> str:
+        """Make a token; its secret is on this answer and never again."""
+        actor = current_actor()
+        token, secret = self.runtime.accounts.create_token(actor, actor.name, name)
+        return self._page(actor, f"Made the token {token.name}.", secret)
+
+    @page(("POST",))
+    def revoke_token(self, token: str = "") -> str:
+        actor = current_actor()
+        revoked = self.runtime.accounts.revoke_token(actor, actor.name, whole_number(token, "Token"))
+        return self._page(actor, f"Revoked the token {revoked.name}; it no longer works.")
+
+
 class ArchivesController(Controller):
     """``/archives/``: archive databases to disk and restore them (owners and instructors)."""
 
@@ -330,6 +355,7 @@ class Root(Controller):
         super().__init__(runtime, templates)
         self.dbi = DBInterface(runtime, templates)
         self.users = UsersController(runtime, templates)
+        self.account = AccountController(runtime, templates)
         self.archives = ArchivesController(runtime, templates)
         self.snapshots = SnapshotsController(runtime, templates)
         self.courses = CoursesController(runtime, templates)

@@ -20,7 +20,7 @@ from dbwrapper.classes import ClassReport
 from dbwrapper.embedded import EmbeddedPostgres
 from dbwrapper.formatting import Templates, human_expiry, human_size, template
 from dbwrapper.registry import AuditEntry, Course, DatabaseRecord, Snapshot, User
-from dbwrapper.registry.models import Operation
+from dbwrapper.registry.models import ApiToken, Operation
 from dbwrapper.service import Credentials, Listed, Listing, Outcome
 
 CLIENTS = {"postgres": "psql", "mysql": "mysql"}
@@ -41,6 +41,7 @@ INSTRUCTOR_LINKS = Markup(
 )
 NO_EXPIRY = Markup('<tr><td colspan="4">No database is set to expire.</td></tr>')
 NO_SNAPSHOTS = Markup('<tr><td colspan="5">No snapshots yet.</td></tr>')
+NO_TOKENS = Markup('<tr><td colspan="4">No API tokens yet.</td></tr>')
 NO_DATABASE = Markup('<p class="message info">You have no database yet.</p>')
 CREATE_LINK = template(
     '<a class="button" href="/dbi/create_my_db?db_type=%(db_type)s">Create my %(label)s database</a>'
@@ -197,6 +198,30 @@ class Pages:
         return self._page(
             "confirm_destroy.html", title=f"Destroy {name}?", name=name, db_type=backend.db_type,
             label=backend.label, where=backend.where,
+        )
+
+    # -- the user's own account ------------------------------------------------------------
+
+    def account(
+        self, tokens: list[ApiToken], base_url: str, message: str | None = None, secret: str | None = None
+    ) -> str:
+        """The user's API tokens; a token just made (``secret``) is shown this once."""
+        rows = join(
+            self.templates.render(
+                "token_row.html", id=t.id, name=t.name, created=f"{t.created_at:%Y-%m-%d %H:%M:%S}",
+                last_used=f"{t.last_used_at:%Y-%m-%d %H:%M:%S}" if t.last_used_at else "never",
+            )
+            for t in tokens
+        ) or NO_TOKENS
+        def example(token: str) -> str:
+            return f'curl -H "Authorization: Bearer {token}" {base_url}/api/v1/databases'
+
+        shown = Markup()
+        if secret:
+            shown = self.templates.render("token_secret.html", secret=secret, example=example(secret))
+        return self._page(
+            "account_tokens.html", title="API tokens", rows=rows, secret=shown, example=example("<token>"),
+            message=self._message(message, "ok") if message else Markup(),
         )
 
     # -- instructors' pages ---------------------------------------------------------------
