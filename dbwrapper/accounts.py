@@ -12,9 +12,9 @@ import hashlib
 import re
 import secrets
 import threading
-import time
-from collections import defaultdict, deque
+from collections import defaultdict
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -74,44 +74,52 @@ class Actor:
 
 
 class LoginThrottle:
-    """Counts recent failed logins per user name and per address; refuses past the limits."""
+    """Counts recent failed logins per user name and per address; refuses past the limits.
 
-    def __init__(self) -> None:
-        self._failures: dict[str, deque[float]] = defaultdict(deque)
-        self._lock = threading.Lock()
+    The failures are rows in the registry, so that every process serving it counts them
+    together: a sixth guess on another process is refused as on this one.
+    """
 
-    def _recent(self, key: str, now: float) -> int:
-        failures = self._failures[key]
-        while failures and now - failures[0] > FAILURE_WINDOW_SECONDS:
-            failures.popleft()
-        return len(failures)
+    def __init__(self, servers: Servers) -> None:
+        self.servers = servers
+
+    @staticmethod
+    def _keys(name: str, address: str) -> list[str]:
+        # Cut to fit their column: a user's name has at most 32 characters, an address fewer than 64.
+        return [f"name:{name[:32]}", f"address:{address[:64]}"]
+
+    @staticmethod
+    def _window_start() -> datetime:
+        return datetime.now(UTC) - timedelta(seconds=FAILURE_WINDOW_SECONDS)
 
     def check(self, name: str, address: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            if (
-                self._recent(f"name:{name}", now) >= FAILURES_PER_NAME
-                or self._recent(f"address:{address}", now) >= FAILURES_PER_ADDRESS
-            ):
-                raise TooManyAttempts(
-                    "Too many failed logins; wait a few minutes before trying again."
-                )
+        by_name, by_address = keys = self._keys(name, address)
+        recent = self.servers.registry.login_failures(keys, self._window_start())
+        if recent.get(by_name, 0) >= FAILURES_PER_NAME or recent.get(by_address, 0) >= FAILURES_PER_ADDRESS:
+            raise TooManyAttempts(
+                "Too many failed logins; wait a few minutes before trying again."
+            )
 
     def failed(self, name: str, address: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            self._failures[f"name:{name}"].append(now)
-            self._failures[f"address:{address}"].append(now)
+        self.servers.registry.record_login_failure(self._keys(name, address), datetime.now(UTC))
+
+    def prune(self) -> int:
+        """Forget the failures that no longer count (older than the window); how many."""
+        return self.servers.registry.prune_login_failures(self._window_start())
 
 
 class UserRequests:
-    """How many requests each trainee has at work at once: at most ``limit``.
+    """How many requests each trainee has at work at once, in this process: at most ``limit``.
 
     A database server's gate (:mod:`dbwrapper.gates`) admits a bounded number
     of requests, shared by every user of that server; one trainee's programs,
     logged in many times over, must not fill it alone and leave the class
     with 503s. Past the limit, that trainee alone gets a 429. Instructors, who
     act for the whole class (and could destroy it anyway), have no such limit.
+
+    Unlike sessions and failed logins, this count stays in each process's memory:
+    the gates it protects are this process's own, so another ``dbwrapper serve``
+    on the same registry lets the trainee have ``limit`` more at work in its own.
     """
 
     def __init__(self, limit: int) -> None:
@@ -141,7 +149,7 @@ class Accounts:
         self.servers = servers
         self.settings = servers.settings
         self.hasher = PasswordHasher()
-        self.throttle = LoginThrottle()
+        self.throttle = LoginThrottle(servers)
         self.requests = UserRequests(self.settings.requests_per_user)
 
     @property

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 from cherrypy.process.plugins import BackgroundTask
 
@@ -15,6 +17,7 @@ from dbwrapper.expiry import Expiry, Purger
 from dbwrapper.operations import HEARTBEAT_SECONDS, Operations
 from dbwrapper.preparations import Preparations
 from dbwrapper.reconcile import Reconciler, Report
+from dbwrapper.registry.joblock import ExclusiveJob, job_lock
 from dbwrapper.registry.lock import LOCK_CHECK_SECONDS, RegistryLock, registry_lock
 from dbwrapper.servers import Servers
 from dbwrapper.service import DatabaseService
@@ -22,6 +25,12 @@ from dbwrapper.snapshots import Snapshots
 
 #: Sets the first instructor's password instead of generating one.
 INSTRUCTOR_PASSWORD_VARIABLE = "DBWRAPPER_INSTRUCTOR_PASSWORD"
+#: How often expired web sessions and failed logins past the throttle's window are forgotten
+#: (CherryPy's own session clean-up runs every five minutes too).
+LOGINS_PRUNE_SECONDS = 300.0
+
+#: A periodic job: its name (which names its lock), the seconds between runs, what runs.
+Job = tuple[str, float, Callable[[], object]]
 
 
 class Runtime:
@@ -46,6 +55,7 @@ class Runtime:
         #: What reconciling at the start did; ``None`` if another process was at work.
         self.reconciled: Report | None = None
         self._keeper: BackgroundTask | None = None
+        self._exclusive_jobs: list[ExclusiveJob] = []  # whose locks' sessions stop() closes
         self._heartbeat: BackgroundTask | None = None
         self._started = False
 
@@ -109,6 +119,27 @@ class Runtime:
         self._heartbeat.name = "dbwrapper operations heartbeat"
         self._heartbeat.start()
 
+    def jobs(self) -> list[Job]:
+        """The periodic jobs, which the web service runs each in one process at a time
+        (:meth:`exclusive`); a job is one line here."""
+        return [
+            ("expiry", self.settings.expiry_check_seconds, self.purger.run_once),
+            ("pool", self.settings.pool_check_seconds, self.service.copies.refill),
+            ("logins", LOGINS_PRUNE_SECONDS, self.forget_stale_logins),
+        ]
+
+    def exclusive(self, name: str, job: Callable[[], object]) -> ExclusiveJob:
+        """``job``, run only while no other process on this registry runs job ``name``; it
+        never raises (see :class:`~dbwrapper.registry.joblock.ExclusiveJob`)."""
+        exclusive = ExclusiveJob(name, job, lambda: job_lock(self.servers.registry.url, self.servers.deadlines, name))
+        self._exclusive_jobs.append(exclusive)
+        return exclusive
+
+    def forget_stale_logins(self) -> None:
+        """Forget web sessions past their expiry, and failed logins the throttle no longer counts."""
+        self.servers.registry.prune_web_sessions(datetime.now(UTC))
+        self.accounts.throttle.prune()
+
     def stop(self) -> None:
         if self._keeper is not None:
             self._keeper.cancel()
@@ -117,6 +148,8 @@ class Runtime:
             self._heartbeat.cancel()
             self._heartbeat = None
             self.operations.stop()
+        for job in self._exclusive_jobs:
+            job.stop()
         if self.lock is not None:
             self.lock.release()
             self.lock = None

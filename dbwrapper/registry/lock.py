@@ -122,6 +122,19 @@ class RegistryLock(ABC):
             self._held = self._wanted = self.exclusive = False
             self._close()
 
+    def let_go(self) -> None:
+        """Give up what :meth:`take_alone` took, at once, keeping the session for the next
+        attempt (a job lock's, :mod:`dbwrapper.registry.joblock`). Never raises: a session
+        that fails is dropped, which frees the lock too."""
+        with self._guard:
+            try:
+                if self._held:
+                    self._unlock()
+            except BackendUnavailable:
+                self._close()
+            finally:
+                self._held = self.exclusive = False
+
     @abstractmethod
     def _try(self, *, exclusive: bool) -> bool:
         """Take the lock in this mode without waiting, giving up an exclusive hold for a
@@ -135,12 +148,18 @@ class RegistryLock(ABC):
     def _close(self) -> None:
         """Drop what holds the lock, which releases it."""
 
+    @abstractmethod
+    def _unlock(self) -> None:
+        """Release the lock at once."""
+
 
 class AdvisoryLock(RegistryLock):
-    """A PostgreSQL registry's lock: advisory lock :data:`ADVISORY_KEY`, held by one session."""
+    """A PostgreSQL registry's lock: advisory lock ``key`` (the registry's own,
+    :data:`ADVISORY_KEY`, unless another is given), held by one session."""
 
-    def __init__(self, url: URL, deadlines: Deadlines) -> None:
+    def __init__(self, url: URL, deadlines: Deadlines, key: int = ADVISORY_KEY) -> None:
         super().__init__(url.render_as_string(hide_password=True))
+        self._key = key
         # Its own engine without a pool: the lock lives exactly as long as this one session.
         # Every call has a deadline, and the session's keepalives find a server gone while
         # it idles, so that the check never hangs (nor the process's stop, which waits for it).
@@ -155,7 +174,7 @@ class AdvisoryLock(RegistryLock):
         try:
             if self._connection is None:
                 self._connection = self._engine.connect()
-            found = self._connection.execute(text(f"SELECT pg_catalog.{function}(:key)"), {"key": ADVISORY_KEY})
+            found = self._connection.execute(text(f"SELECT pg_catalog.{function}(:key)"), {"key": self._key})
             return bool(found.scalar_one())
         except DBAPIError as error:
             raise BackendUnavailable(
@@ -172,6 +191,10 @@ class AdvisoryLock(RegistryLock):
         if taken and self.exclusive:
             self._ask("pg_advisory_unlock")
         return taken
+
+    def _unlock(self) -> None:
+        # A closed session's locks are freed only once its server process has gone; this is now.
+        self._ask("pg_advisory_unlock")
 
     def _still_held(self) -> bool:
         if self._connection is None:
@@ -225,15 +248,24 @@ class FileLock(RegistryLock):
         if fd is not None:
             os.close(fd)
 
+    def _unlock(self) -> None:
+        # Closing is unlocking; the next attempt opens the file by its name again.
+        self._close()
+
 
 def registry_lock(url: URL, deadlines: Deadlines) -> RegistryLock:
     """The lock of the registry at ``url``, whose calls keep ``deadlines``."""
-    backend = url.get_backend_name()
-    if backend == "postgresql":
+    if url.get_backend_name() == "postgresql":
         return AdvisoryLock(url, deadlines)
-    if backend == "sqlite" and url.database not in (None, "", ":memory:"):
-        return FileLock(Path(f"{url.database}.lock"))
+    return FileLock(lock_file(url))
+
+
+def lock_file(url: URL) -> Path:
+    """The lock file of a registry that is not on PostgreSQL: beside a SQLite file, else in
+    the service's data directory."""
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        return Path(f"{url.database}.lock")
     # Named by where the registry is, so that two registries never share a lock file.
     place = url.render_as_string(hide_password=True)
     digest = hashlib.sha256(place.encode()).hexdigest()[:16]
-    return FileLock(service_data_dir() / "locks" / f"registry-{digest}.lock")
+    return service_data_dir() / "locks" / f"registry-{digest}.lock"

@@ -16,6 +16,7 @@ from dbwrapper.web.auth import SECURITY_HEADERS, install_tools
 from dbwrapper.web.controllers import Root
 from dbwrapper.web.pages import Pages
 from dbwrapper.web.plugin import RuntimePlugin
+from dbwrapper.web.sessions import RegistrySession
 
 #: Minutes a login lasts without being used.
 SESSION_MINUTES = 8 * 60
@@ -44,16 +45,10 @@ def mount(settings: Settings, runtime: Runtime | None = None) -> Runtime:
     """Mount the application at ``/`` and subscribe its runtime to the CherryPy engine."""
     runtime = runtime or Runtime(settings)
     RuntimePlugin(cherrypy.engine, runtime).subscribe()
-    # The expiry job; Monitor quits on an exception, which run_once never raises.
-    Monitor(
-        cherrypy.engine, runtime.purger.run_once, frequency=settings.expiry_check_seconds,
-        name="dbwrapper expiry",
-    ).subscribe()
-    # The warm pool's refill; refill() never raises either.
-    Monitor(
-        cherrypy.engine, runtime.service.copies.refill, frequency=settings.pool_check_seconds,
-        name="dbwrapper pool",
-    ).subscribe()
+    # The periodic jobs, each in one process at a time. Monitor quits on an exception,
+    # which an exclusive job never raises.
+    for name, seconds, job in runtime.jobs():
+        Monitor(cherrypy.engine, runtime.exclusive(name, job), frequency=seconds, name=f"dbwrapper {name}").subscribe()
     install_tools(runtime.accounts)
     templates = Templates()
 
@@ -80,6 +75,10 @@ def mount(settings: Settings, runtime: Runtime | None = None) -> Runtime:
             "tools.sessions.on": True,
             "tools.sessions.httponly": True,
             "tools.sessions.timeout": SESSION_MINUTES,
+            # In the registry, so that every process serving it knows every login.
+            "tools.sessions.storage_class": RegistrySession,
+            "tools.sessions.servers": runtime.servers,
+            "tools.sessions.clean_freq": 0,  # the "logins" job prunes them, in one process
             "tools.dbw_samesite.on": True,
             "tools.dbw_headers.on": True,
             "tools.dbw_csrf.on": True,

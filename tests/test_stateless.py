@@ -1,0 +1,269 @@
+"""Any number of ``dbwrapper serve`` processes on one registry behave as one service.
+
+A class may be served by two processes behind one address (or two addresses, one per
+room): a browser's requests then reach either. So nothing a request depends on lives in
+one process's memory. Sessions and failed logins are rows in the registry, and each
+periodic job (the expiry job, the pool's refill, pruning sessions) runs in one process at
+a time, under a job lock of its own.
+
+These tests run two ``dbwrapper serve`` processes, on two ports, on a registry of their
+own on the test PostgreSQL server, and use them as a browser would.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.pool import NullPool
+
+from dbwrapper.accounts import FAILURES_PER_NAME
+from dbwrapper.db import Deadlines
+from dbwrapper.registry.joblock import ExclusiveJob, job_lock
+from dbwrapper.registry.lock import RegistryLock, registry_lock
+from tests.conftest import INSTRUCTOR, INSTRUCTOR_PASSWORD, Browser, fresh_name
+from tests.serving import Service, serve
+
+#: The session cookie CherryPy sets.
+SESSION_COOKIE = "session_id"
+#: Both processes look for expired databases this often, so that their runs overlap.
+EXPIRY_CHECK_SECONDS = 0.2
+#: Databases made due at once for the expiry job.
+DUE_DATABASES = 8
+#: How long the expiry job may take to purge them all.
+PURGE_SECONDS = 90
+
+pytestmark = pytest.mark.backend("postgres")
+
+
+# -- a registry of their own, and two processes on it ---------------------------------------
+
+
+def new_registry(admin: Engine, server_url: str) -> tuple[str, str]:
+    """A database for a registry on the test PostgreSQL server, and its URL."""
+    name = f"t_registry_{uuid.uuid4().hex[:8]}"
+    # By hand, as an operator makes one: a registry's database is none the service manages.
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = make_url(server_url).set(drivername="postgresql+psycopg2", database=name)
+    return name, url.render_as_string(hide_password=False)
+
+
+def drop_registry(admin: Engine, name: str) -> None:
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def registry_url(admin: dict[str, Engine], server_urls: dict[str, str]) -> Iterator[str]:
+    """A fresh registry's URL (a database of its own), dropped afterwards."""
+    name, url = new_registry(admin["postgres"], server_urls["postgres"])
+    yield url
+    drop_registry(admin["postgres"], name)
+
+
+@dataclass
+class Pair:
+    """Two ``dbwrapper serve`` processes on one registry, and that registry's database."""
+
+    one: Service
+    other: Service
+    registry: Engine
+
+    def logs(self) -> str:
+        return self.one.log.read_text() + self.other.log.read_text()
+
+
+@pytest.fixture(scope="module")
+def pair(admin: dict[str, Engine], server_urls: dict[str, str], tmp_path_factory) -> Iterator[Pair]:
+    """Two processes serving PostgreSQL databases from one fresh registry; both run the expiry
+    job every :data:`EXPIRY_CHECK_SECONDS`."""
+    name, url = new_registry(admin["postgres"], server_urls["postgres"])
+    conf = f"expiry_check_seconds = {EXPIRY_CHECK_SECONDS}\npool_size = 0\n"
+    backends = {"postgres": server_urls["postgres"]}
+    registry = create_engine(url, poolclass=NullPool)
+    try:
+        with ExitStack() as running:
+            one, other = (
+                running.enter_context(serve(tmp_path_factory.mktemp(label), backends, url, conf))
+                for label in ("one", "other")
+            )
+            yield Pair(one, other, registry)
+    finally:
+        registry.dispose()
+        drop_registry(admin["postgres"], name)
+
+
+def on(service: Service, browser: Browser) -> Browser:
+    """A browser on ``service`` holding ``browser``'s session cookie: the same browser, its
+    next request reaching the other process."""
+    moved = Browser(service.base)
+    moved.cookies.set(SESSION_COOKIE, browser.cookies[SESSION_COOKIE])
+    moved.csrf = browser.csrf
+    return moved
+
+
+def logged_in(browser: Browser) -> bool:
+    home = browser.get("/", allow_redirects=False)
+    return home.status_code == 200 and "Log out" in home.text
+
+
+# -- sessions --------------------------------------------------------------------------------
+
+
+def test_a_login_on_one_process_is_a_login_on_the_other(pair):
+    with Browser(pair.one.base) as browser:
+        assert browser.log_in(INSTRUCTOR, INSTRUCTOR_PASSWORD).status_code == 200
+        with on(pair.other, browser) as moved:
+            home = moved.get("/", allow_redirects=False)
+            assert home.status_code == 200, home.text
+            assert "Log out" in home.text and INSTRUCTOR in home.text
+            # The session's CSRF token, which the page on the first process gave, is good here too.
+            done = moved.post("/users/add", data={"name": f"u{uuid.uuid4().hex[:8]}", "role": "trainee"})
+            assert done.status_code == 200 and "shown once" in done.text, done.text
+
+
+def test_a_logout_on_one_process_ends_the_session_on_the_other(pair):
+    with Browser(pair.one.base) as browser:
+        assert browser.log_in(INSTRUCTOR, INSTRUCTOR_PASSWORD).status_code == 200
+        with on(pair.other, browser) as moved:
+            assert logged_in(moved)
+            moved.post("/logout")
+        assert not logged_in(browser)  # the old cookie, on the first process: sent to log in
+        assert browser.get("/").url.startswith(f"{pair.one.base}/login")
+
+
+def test_sessions_are_kept_as_json_never_pickled(pair):
+    with Browser(pair.one.base) as browser:
+        assert browser.log_in(INSTRUCTOR, INSTRUCTOR_PASSWORD).status_code == 200
+        with pair.registry.connect() as connection:
+            data = connection.execute(
+                text("SELECT data FROM web_sessions WHERE id = :id"), {"id": browser.cookies[SESSION_COOKIE]}
+            ).scalar_one()
+    assert re.fullmatch(r'\{"csrf": "[\w-]+", "user": "cwcuser"\}', data), data
+
+
+# -- failed logins ---------------------------------------------------------------------------
+
+
+def test_failed_logins_are_counted_across_processes(pair):
+    with pair.one.browser() as instructor:
+        added = instructor.post("/users/add", data={"name": (name := f"u{uuid.uuid4().hex[:8]}"), "role": "trainee"})
+        password = re.search(r"with password (\S+) \(shown once\)", added.text).group(1)  # type: ignore[union-attr]
+    with Browser(pair.one.base) as one, Browser(pair.other.base) as other:
+        one.get("/login")
+        other.get("/login")
+        guesses = [one, other] * FAILURES_PER_NAME
+        statuses = [browser.post("/login", data={"name": name, "password": "wrong-password"}).status_code
+                    for browser in guesses[:FAILURES_PER_NAME]]
+        assert statuses == [401] * FAILURES_PER_NAME  # 3 on one process, 2 on the other
+        sixth = guesses[FAILURES_PER_NAME]
+        assert sixth is other
+        assert sixth.post("/login", data={"name": name, "password": "wrong-password"}).status_code == 429
+        # Even the right password waits out the window, on either process.
+        assert one.post("/login", data={"name": name, "password": password}).status_code == 429
+
+
+# -- the periodic jobs -----------------------------------------------------------------------
+
+
+def purged_lines(logs: str) -> Counter[str]:
+    """How many times the logs say each database was purged."""
+    return Counter(re.findall(r"Purged expired database (\S+)", logs))
+
+
+@pytest.fixture
+def due_names(pair, admin: dict[str, Engine]) -> Iterator[list[str]]:
+    """Names for the expiry test's databases; any the job left are dropped afterwards."""
+    names = [fresh_name() for _ in range(DUE_DATABASES)]
+    yield names
+    with admin["postgres"].connect() as connection:
+        for name in names:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            connection.exec_driver_sql(f'DROP ROLE IF EXISTS "{name}"')
+
+
+def test_the_expiry_job_purges_each_database_in_one_process_only(pair, due_names, catalog):
+    with pair.one.browser() as instructor:
+        for name in due_names:
+            made = instructor.get("/dbi/create_my_db", params={"db_type": "postgres", "name": name})
+            assert made.status_code == 200, made.text
+    # All due at once, as if their week had passed: both processes' next runs find them all.
+    with pair.registry.begin() as connection:
+        connection.execute(
+            text("UPDATE managed_databases SET expires_at = now() - interval '1 minute' WHERE name = ANY(:names)"),
+            {"names": due_names},
+        )
+    deadline = time.monotonic() + PURGE_SECONDS
+    while set(due_names) & catalog("postgres") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not set(due_names) & catalog("postgres"), pair.logs()
+    time.sleep(10 * EXPIRY_CHECK_SECONDS)  # a second purge, if any, would have begun by now
+
+    # Without the job lock both processes would take up each database: one purges it, the
+    # other fails (or archives it a second time) and says so.
+    targets = [f"postgres:{name}" for name in due_names]
+    assert purged_lines(pair.logs()) == Counter(targets), pair.logs()
+    assert "could not purge" not in pair.logs()
+    with pair.registry.connect() as connection:
+        entries = [tuple(row) for row in connection.execute(
+            text("SELECT target, action, outcome FROM audit_log WHERE actor = 'dbwrapper (expiry)'")
+        )]
+    # Each archived and dropped once (the drop is audited of its own), and nothing failed.
+    once = [(target, action, "ok") for target in targets for action in ("archive and drop", "destroy")]
+    assert Counter(entries) == Counter(once), entries
+
+
+# -- the job lock itself ---------------------------------------------------------------------
+
+
+@pytest.fixture(params=["postgres registry", "sqlite registry"])
+def lock_url(request, tmp_path: Path) -> URL:
+    """A registry's URL for each kind of job lock: an advisory lock (PostgreSQL) and a lock
+    file beside the registry's own (SQLite)."""
+    if request.param == "sqlite registry":
+        return make_url(f"sqlite:///{tmp_path / 'registry.sqlite'}")
+    return make_url(request.getfixturevalue("registry_url"))
+
+
+def test_a_job_lock_has_one_holder_at_a_time(lock_url: URL):
+    first, second = (job_lock(lock_url, Deadlines(), "expiry") for _ in range(2))
+    assert first.take_alone()
+    assert not second.take_alone()  # held: the second holder is refused, and does not wait
+    # Another job's lock, and the registry lock every process holds, are other locks.
+    pool, registry = job_lock(lock_url, Deadlines(), "pool"), registry_lock(lock_url, Deadlines())
+    assert pool.take_alone()
+    registry.share()
+    first.let_go()  # its run is over
+    assert second.take_alone()  # free again: the next holder gets it
+    for lock in (first, second, pool, registry):
+        lock.release()
+
+
+def test_an_exclusive_job_does_nothing_while_another_process_runs_it(lock_url: URL):
+    runs: list[int] = []
+
+    def make_lock() -> RegistryLock:
+        return job_lock(lock_url, Deadlines(), "expiry")
+
+    job = ExclusiveJob("expiry", lambda: runs.append(1), make_lock)
+    elsewhere = make_lock()  # as another process's run of the job holds it
+    assert elsewhere.take_alone()
+    job()
+    assert runs == []
+    elsewhere.let_go()
+    job()
+    job()  # each run lets the lock go when it ends
+    assert runs == [1, 1]
+    assert elsewhere.take_alone()
+    elsewhere.release()
+    job.stop()
