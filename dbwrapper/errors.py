@@ -16,10 +16,15 @@ class DbWrapperError(Exception):
 
 
 class InvalidInput(DbWrapperError):
-    """The request itself is wrong (a bad name, a missing parameter)."""
+    """The request itself is wrong (a bad name, a missing parameter); ``field`` names the
+    parameter when one is to blame, for the API's problem details."""
 
     http_status = 400
     exit_code = 2
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class NotFound(InvalidInput):
@@ -33,7 +38,7 @@ class UnknownBackend(InvalidInput):
 
     def __init__(self, db_type: object, configured: list[str]) -> None:
         valid = ", ".join(configured) if configured else "none are configured"
-        super().__init__(f"Unknown or unconfigured db_type {db_type!r}; valid values: {valid}.")
+        super().__init__(f"Unknown or unconfigured db_type {db_type!r}; valid values: {valid}.", "db_type")
         self.configured = configured
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import select
 
 from dbwrapper.registry.base import Store
@@ -20,6 +22,29 @@ class AuditLog(Store):
         with self.session() as session:
             session.add(entry)
 
-    def audit_entries(self, limit: int = 200) -> list[AuditEntry]:
+    def audit_entries(
+        self, limit: int = 200, *, actor: str | None = None, target: str | None = None, action: str | None = None,
+        since: datetime | None = None, until: datetime | None = None, before_id: int | None = None,
+    ) -> list[AuditEntry]:
+        """The newest entries first, filtered; ``before_id`` pages on from the last one seen.
+
+        ``actor`` is a user name (entries say ``alice (web)``); ``target`` matches a
+        whole target (``postgres:alice_7001``) or a name in it (``alice_7001``).
+        """
+        query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
+        if actor is not None:
+            by_name = AuditEntry.actor.startswith(f"{actor} (", autoescape=True)
+            query = query.where((AuditEntry.actor == actor) | by_name)
+        if target is not None:
+            by_database = AuditEntry.target.endswith(f":{target}", autoescape=True)
+            query = query.where((AuditEntry.target == target) | by_database)
+        if action is not None:
+            query = query.where(AuditEntry.action == action)
+        if since is not None:
+            query = query.where(AuditEntry.at >= since)
+        if until is not None:
+            query = query.where(AuditEntry.at < until)
+        if before_id is not None:
+            query = query.where(AuditEntry.id < before_id)
         with self.session() as session:
-            return list(session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)))
+            return list(session.scalars(query))

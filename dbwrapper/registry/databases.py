@@ -28,6 +28,9 @@ class DatabaseRecord:
     expires_at: datetime | None = None
     #: ``False`` while it is being made: recorded first, so a crash leaves a record of it.
     ready: bool = True
+    #: The course it started from, and when it was recorded (what the API shows of it).
+    course: str | None = None
+    created_at: datetime | None = None
 
 
 def _by_place(record: DatabaseRecord) -> tuple[str, str]:
@@ -43,13 +46,15 @@ class DatabaseRecords(Store):
                 select(
                     ManagedDatabase.id, ManagedDatabase.db_type, ManagedDatabase.name,
                     ManagedDatabase.owner_id, User.name, ManagedDatabase.login, ManagedDatabase.password,
-                    ManagedDatabase.expires_at, ManagedDatabase.ready,
+                    ManagedDatabase.expires_at, ManagedDatabase.ready, ManagedDatabase.course,
+                    ManagedDatabase.created_at,
                 )
                 .join(User)
                 .order_by(ManagedDatabase.db_type, ManagedDatabase.name)
             )
             with self.session() as session:
-                return [DatabaseRecord(*row[:-2], as_utc(row[-2]), row[-1]) for row in session.execute(query)]
+                return [DatabaseRecord(*row[:7], as_utc(row[7]), row[8], row[9], as_utc(row[10]))
+                        for row in session.execute(query)]
 
         return self._cached(("databases",), load)
 
@@ -89,7 +94,8 @@ class DatabaseRecords(Store):
                 session.add_all([row, audit] if audit else [row])
                 session.flush()
                 record = DatabaseRecord(
-                    row.id, db_type, name, owner.id, owner.name, login, password, expires_at, ready
+                    row.id, db_type, name, owner.id, owner.name, login, password, expires_at, ready, course,
+                    as_utc(row.created_at),
                 )
         except IntegrityError:
             return None
