@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+import uuid
 
 import pytest
 from markupsafe import escape
@@ -67,7 +68,7 @@ def test_the_next_parameter_cannot_lead_off_the_site(anonymous):
 
 
 def test_repeated_failed_logins_are_throttled(base_url, runtime):
-    name = "throttled_user"
+    name = f"throttled_{uuid.uuid4().hex[:8]}"  # failures are counted in the registry: a name of this run's
     _, password = runtime.accounts.add(name, "trainee", by="tests")
     try:
         with Browser(base_url) as browser:
