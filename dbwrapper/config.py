@@ -100,6 +100,10 @@ class Settings:
     requests_per_server: int = REQUESTS_PER_SERVER
     #: How many requests one trainee may have at work at once (past it, a 429 for them).
     requests_per_user: int = REQUESTS_PER_USER
+    #: How long the API keeps the first response to a request with an Idempotency-Key.
+    idempotency_hours: float = 24
+    #: The most operations one ``POST /api/v1/batch`` may carry.
+    batch_limit: int = 100
     #: Start an embedded PostgreSQL when no PostgreSQL URL is configured.
     embedded: bool = True
     #: Where the embedded PostgreSQL keeps its data; ``None`` means the per-user default.
@@ -164,6 +168,8 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] = os.envi
         lifetime_hours=float(own.get("lifetime_hours", 14 * 24)),
         archive_on_expiry=bool(own.get("archive_on_expiry", True)),
         expiry_check_seconds=float(own.get("expiry_check_seconds", 60)),
+        idempotency_hours=positive(own, "idempotency_hours", 24),
+        batch_limit=int(positive(own, "batch_limit", 100)),
         embedded_dir=Path(data_dir).expanduser() if data_dir else None,
         embedded_port=int(own.get("embedded_port", DEFAULT_EMBEDDED_PORT)),
         server_config=server,

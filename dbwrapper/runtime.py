@@ -25,8 +25,8 @@ from dbwrapper.snapshots import Snapshots
 
 #: Sets the first instructor's password instead of generating one.
 INSTRUCTOR_PASSWORD_VARIABLE = "DBWRAPPER_INSTRUCTOR_PASSWORD"
-#: How often expired web sessions and failed logins past the throttle's window are forgotten
-#: (CherryPy's own session clean-up runs every five minutes too).
+#: How often expired web sessions, failed logins past the throttle's window and idempotency
+#: keys past their time are forgotten (CherryPy's own session clean-up runs every five minutes too).
 LOGINS_PRUNE_SECONDS = 300.0
 
 #: A periodic job: its name (which names its lock), the seconds between runs, what runs.
@@ -126,6 +126,7 @@ class Runtime:
             ("expiry", self.settings.expiry_check_seconds, self.purger.run_once),
             ("pool", self.settings.pool_check_seconds, self.service.copies.refill),
             ("logins", LOGINS_PRUNE_SECONDS, self.forget_stale_logins),
+            ("keys", LOGINS_PRUNE_SECONDS, self.forget_expired_keys),
         ]
 
     def exclusive(self, name: str, job: Callable[[], object]) -> ExclusiveJob:
@@ -139,6 +140,10 @@ class Runtime:
         """Forget web sessions past their expiry, and failed logins the throttle no longer counts."""
         self.servers.registry.prune_web_sessions(datetime.now(UTC))
         self.accounts.throttle.prune()
+
+    def forget_expired_keys(self) -> None:
+        """Forget the API's idempotency keys past their time (see :mod:`dbwrapper.api.idempotency`)."""
+        self.servers.registry.prune_keys(datetime.now(UTC))
 
     def stop(self) -> None:
         if self._keeper is not None:

@@ -6,6 +6,7 @@ from dbwrapper.registry.audit import AuditLog
 from dbwrapper.registry.base import READ_CACHE_SECONDS, Store, as_utc
 from dbwrapper.registry.copies import CopyRecords
 from dbwrapper.registry.databases import DatabaseRecord, DatabaseRecords
+from dbwrapper.registry.idempotency import IdempotencyRecords
 from dbwrapper.registry.login_failures import LoginFailureRecords
 from dbwrapper.registry.operations import OperationRecords
 from dbwrapper.registry.sessions import SessionRecords
@@ -16,7 +17,7 @@ __all__ = ["READ_CACHE_SECONDS", "DatabaseRecord", "Registry", "Store", "as_utc"
 
 
 class Registry(UserRecords, DatabaseRecords, CopyRecords, AuditLog, OperationRecords, TokenRecords,
-               SessionRecords, LoginFailureRecords):
+               SessionRecords, LoginFailureRecords, IdempotencyRecords):
     """The control database: who may log in, which databases exist for whom, what happened.
 
     One class per kind of record, all on one :class:`~dbwrapper.registry.base.Store`.

@@ -12,6 +12,7 @@ from dbwrapper.config import Settings
 from dbwrapper.errors import DbWrapperError, InvalidInput
 from dbwrapper.formatting import Templates
 from dbwrapper.runtime import Runtime
+from dbwrapper.web.api import api_config, install_api_tools
 from dbwrapper.web.auth import SECURITY_HEADERS, install_tools
 from dbwrapper.web.controllers import Root
 from dbwrapper.web.pages import Pages
@@ -50,6 +51,7 @@ def mount(settings: Settings, runtime: Runtime | None = None) -> Runtime:
     for name, seconds, job in runtime.jobs():
         Monitor(cherrypy.engine, runtime.exclusive(name, job), frequency=seconds, name=f"dbwrapper {name}").subscribe()
     install_tools(runtime.accounts)
+    install_api_tools()
     templates = Templates()
 
     def error_page(status: str, message: str, traceback: str, version: str) -> str:
@@ -95,6 +97,7 @@ def mount(settings: Settings, runtime: Runtime | None = None) -> Runtime:
             "tools.dbw_headers.on": False,
         },
     }
+    config.update(api_config())
     for path, section in settings.app_config.items():
         config.setdefault(path, {}).update(section)
     cherrypy.tree.mount(Root(runtime, templates), "/", config)

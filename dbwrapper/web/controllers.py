@@ -21,6 +21,7 @@ from dbwrapper.errors import DbWrapperError, InvalidInput, NotLoggedIn
 from dbwrapper.formatting import Templates, credentials_sheet
 from dbwrapper.registry.models import Operation
 from dbwrapper.runtime import Runtime
+from dbwrapper.web.api import ApiPages
 from dbwrapper.web.auth import csrf_token, current_actor, log_in, log_out, safe_next
 from dbwrapper.web.pages import Pages
 
@@ -360,6 +361,7 @@ class Root(Controller):
         self.snapshots = SnapshotsController(runtime, templates)
         self.courses = CoursesController(runtime, templates)
         self.classes = ClassesController(runtime, templates)
+        self.api = ApiPages(runtime, templates)
 
     @page()
     def index(self) -> str:
@@ -374,7 +376,7 @@ class Root(Controller):
             return self.pages(actor).instructor_home(backends, default_name, embedded, expiring, courses)
         courses = [course.name for course in self.runtime.courses.all()]
         mine = self.service.my_databases(actor)
-        return self.pages(actor).trainee_home(backends, mine, default_name, courses)
+        return self.pages(actor).trainee_home(backends, mine, default_name, courses, cherrypy.request.base)
 
     @page(("GET", "HEAD", "POST"))
     def login(self, name: str = "", password: str = "", next: str = "/") -> str:

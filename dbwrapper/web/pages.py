@@ -14,6 +14,7 @@ import re
 from markupsafe import Markup
 
 from dbwrapper.accounts import Actor
+from dbwrapper.api.routing import PREFIX, Route
 from dbwrapper.archives import Manifest
 from dbwrapper.backends import Backend
 from dbwrapper.classes import ClassReport
@@ -143,8 +144,10 @@ class Pages:
         )
 
     def trainee_home(
-        self, backends: list[Backend], mine: list[Credentials], default_name: str, courses: list[str]
+        self, backends: list[Backend], mine: list[Credentials], default_name: str, courses: list[str], base: str,
     ) -> str:
+        """A trainee's databases, how to make more, and the same from a script (``base``: the
+        service's address as the browser reached it)."""
         assert self.actor is not None
         databases = join(self._credentials(c) for c in mine) or NO_DATABASE
         links = join([
@@ -154,7 +157,9 @@ class Pages:
         ])
         return self._page(
             "trainee_home.html", title=f"{self.actor.name}'s databases", databases=databases,
-            create_links=links, quota=self.actor.user.quota, default_name=default_name,
+            create_links=links, quota=self.actor.user.quota, default_name=default_name, base=base,
+            first_db_type=backends[0].db_type if backends else "postgres",
+            first_label=backends[0].label if backends else "",
         )
 
     def _credentials(self, credentials: Credentials) -> Markup:
@@ -333,3 +338,14 @@ class Pages:
 
     def error(self, status: str, message: str) -> str:
         return self._page("error.html", title=status, message=message)
+
+    # -- the API ------------------------------------------------------------------
+
+    def api(self, routes: list[Route], base: str) -> str:
+        """The JSON API for a person: how to use it, and every path."""
+        rows = join(
+            self.templates.render("api_row.html", method=route.method, path=PREFIX + route.pattern,
+                                  summary=route.summary)
+            for route in routes
+        )
+        return self._page("api.html", title="The JSON API", rows=rows, base=base)

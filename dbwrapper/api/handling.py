@@ -1,0 +1,102 @@
+"""Answering a :class:`~dbwrapper.api.routing.Call`: find its route, check its preconditions,
+act once per idempotency key, and turn every error into a problem.
+
+Every resource carries an ``ETag``: a hash of what its ``GET`` answers, so it
+changes with every change. ``If-None-Match`` on a ``GET`` answers 304 when
+nothing changed; ``If-Match`` on ``PATCH`` and ``DELETE`` makes a request that
+acts on what the client no longer sees a 412 (the seed's "Last time I
+contacted you, you had seventy boxes").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from dbwrapper.api.idempotency import HEADER as IDEMPOTENCY_KEY
+from dbwrapper.api.idempotency import Idempotency
+from dbwrapper.api.problems import Problem
+from dbwrapper.api.routing import Call, Reply, Route, Router
+from dbwrapper.errors import DbWrapperError
+
+if TYPE_CHECKING:
+    from dbwrapper.runtime import Runtime
+
+#: Methods that act, and so may carry an ``Idempotency-Key`` (the draft's POST and PATCH).
+ACTING = ("POST", "PATCH")
+#: Methods whose ``If-Match`` is checked against the resource as it is now.
+CONDITIONAL = ("PATCH", "DELETE")
+
+
+def etag_of(body: Any) -> str:
+    """A strong validator: the hash of the representation."""
+    text = json.dumps(body, sort_keys=True, default=str, separators=(",", ":"))
+    return '"' + hashlib.sha256(text.encode()).hexdigest()[:32] + '"'
+
+
+def listed_tags(header: str) -> set[str]:
+    """The entity tags an ``If-Match`` or ``If-None-Match`` lists (weak ones compared as strong)."""
+    return {tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()}
+
+
+def problem_reply(problem: Problem) -> Reply:
+    return Reply(problem.status, problem.body(), dict(problem.headers))
+
+
+class Api:
+    """The API of one runtime: its routes, its idempotency keys, and how a call is answered."""
+
+    def __init__(self, runtime: Runtime, routes: list[Route]) -> None:
+        self.runtime = runtime
+        self.router = Router(routes)
+
+    @cached_property
+    def idempotency(self) -> Idempotency:
+        """Made on first use: the registry exists only once the runtime has started."""
+        return Idempotency(self.runtime.servers.registry, self.runtime.settings.idempotency_hours)
+
+    def handle(self, call: Call) -> Reply:
+        """The answer to ``call``; never raises for anything a request can cause."""
+        try:
+            route, params = self.router.find(call.method, call.path)
+            key = call.header(IDEMPOTENCY_KEY)
+            if call.method in ACTING and key is not None:
+                return self.idempotency.once(call, key, lambda: self._answer(route, params, call))
+            return self._answer(route, params, call)
+        except Problem as problem:
+            return problem_reply(problem)
+        except DbWrapperError as error:  # the registry itself failed (a 503 naming it)
+            return problem_reply(Problem.of(error))
+
+    def _answer(self, route: Route, params: dict[str, str], call: Call) -> Reply:
+        try:
+            if call.method in CONDITIONAL and (wanted := call.header("If-Match")) is not None:
+                self._check_current(call, wanted)
+            reply = route.handler(self, call, **params)
+        except Problem as problem:
+            return problem_reply(problem)
+        except DbWrapperError as error:
+            return problem_reply(Problem.of(error))
+        if call.method in ("GET", "HEAD") and reply.status == 200:
+            etag = reply.headers["ETag"] = etag_of(reply.body)
+            if (known := call.header("If-None-Match")) is not None and (
+                known.strip() == "*" or etag in listed_tags(known)
+            ):
+                return Reply(304, None, {"ETag": etag})
+        return reply
+
+    def _check_current(self, call: Call, wanted: str) -> None:
+        """Refuse (412) a change to a resource that is no longer what the client last saw."""
+        found = self.router.item_route(call.path)
+        if found is None:
+            return
+        route, params = found
+        current = route.handler(self, Call(call.actor, "GET", call.path), **params)
+        if current.status != 200:
+            raise Problem(current.status, current.body.get("detail", "") if isinstance(current.body, dict) else "")
+        etag = etag_of(current.body)
+        if wanted.strip() != "*" and etag not in listed_tags(wanted):
+            raise Problem(412, f"{call.path} has changed since you last read it (it is now {etag}); "
+                               "read it again and decide.", {"etag": etag})
