@@ -59,7 +59,7 @@ from dbwrapper.backends import BACKEND_CLASSES  # noqa: E402
 from dbwrapper.backends.base import Backend, Login  # noqa: E402
 from dbwrapper.config import DB_TYPES, DEFAULT_FIRST_INSTRUCTOR, Settings, env_var  # noqa: E402
 from dbwrapper.passwords import generate_password  # noqa: E402
-from dbwrapper.runtime import INSTRUCTOR_PASSWORD_VARIABLE  # noqa: E402
+from dbwrapper.runtime import INSTRUCTOR_PASSWORD_VARIABLE, Runtime  # noqa: E402
 from dbwrapper.web.app import mount, server_config  # noqa: E402
 from tests.servers import SERVERS, free_port  # noqa: E402
 
@@ -189,8 +189,8 @@ def server_urls(stack: ExitStack) -> dict[str, str]:
     }
 
 
-def start_service(urls: dict[str, str]) -> int:
-    """Start dbwrapper plus the trivial handler on a free port; return the port.
+def start_service(urls: dict[str, str]) -> tuple[int, Runtime]:
+    """Start dbwrapper plus the trivial handler on a free port; return the port and the runtime.
 
     A new registry makes the first instructor with the bench's password (and
     prints no generated one); a registry an earlier run left on an existing
@@ -209,7 +209,7 @@ def start_service(urls: dict[str, str]) -> int:
     if cherrypy.engine.state != cherrypy.engine.states.STARTED:
         raise RuntimeError("The CherryPy engine did not start; see the log above.")
     runtime.accounts.set_password(INSTRUCTOR, INSTRUCTOR_PASSWORD, by="bench")
-    return settings.port
+    return settings.port, runtime
 
 
 # -- create and drop --------------------------------------------------------------
@@ -395,7 +395,7 @@ def main() -> None:
     with ExitStack() as stack:
         urls = server_urls(stack)
         stack.callback(cherrypy.engine.exit)
-        port = start_service(urls)
+        port, _ = start_service(urls)
         timings = {kind: measure_create(port, kind, urls[kind], args.iterations) for kind in DB_TYPES}
         rates = measure_rates(port, args.requests, args.threads)
     results = {
