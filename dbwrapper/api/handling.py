@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from dbwrapper.api.idempotency import HEADER as IDEMPOTENCY_KEY
 from dbwrapper.api.idempotency import Idempotency
 from dbwrapper.api.problems import Problem
-from dbwrapper.api.routing import Call, Reply, Route, Router
+from dbwrapper.api.routing import PREFIX, Call, Reply, Route, Router
 from dbwrapper.errors import DbWrapperError
 
 if TYPE_CHECKING:
@@ -98,5 +98,5 @@ class Api:
             raise Problem(current.status, current.body.get("detail", "") if isinstance(current.body, dict) else "")
         etag = etag_of(current.body)
         if wanted.strip() != "*" and etag not in listed_tags(wanted):
-            raise Problem(412, f"{call.path} has changed since you last read it (it is now {etag}); "
+            raise Problem(412, f"{PREFIX}{call.path} has changed since you last read it (it is now {etag}); "
                                "read it again and decide.", {"etag": etag})

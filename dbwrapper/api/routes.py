@@ -39,7 +39,7 @@ PUBLIC = {"/", "/openapi.json", "/problems"}
 
 ROUTES: list[Route] = [
     Route("GET", "/", index, "Where every collection is", response="Index"),
-    Route("GET", "/openapi.json", openapi, "This document"),
+    Route("GET", "/openapi.json", openapi, "The OpenAPI 3.1 document of this API"),
     Route("GET", "/problems", problems, "The kinds of problem an error may be", response="ProblemKinds"),
     *databases.ROUTES, *people.ROUTES, *classroom.ROUTES, *batch.ROUTES,
 ]
