@@ -5,6 +5,10 @@ the command line does and what a page does cannot drift apart. Whoever runs
 the command line already holds the servers' super-user URLs, so it acts as an
 instructor (the first instructor unless ``--as`` names another user); the
 audit log records it as coming from the command line.
+
+With ``--server`` (or ``DBWRAPPER_SERVER``) the same commands go to a service's
+JSON API instead, as the user whose API token it is (:mod:`dbwrapper.remote_commands`);
+they print with the same functions, so both say the same thing.
 """
 
 from __future__ import annotations
@@ -18,19 +22,33 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from dbwrapper.accounts import ROLES, Actor
-from dbwrapper.classes import read_roster
+from dbwrapper.classes import ClassReport, read_roster
 from dbwrapper.config import load_settings
 from dbwrapper.errors import DbWrapperError, InvalidInput, Refused, RegistryInUse
 from dbwrapper.formatting import Templates, credentials_sheet, human_expiry, human_size
+from dbwrapper.registry import User
+from dbwrapper.registry.models import ApiToken, Snapshot
 from dbwrapper.runtime import Runtime
-from dbwrapper.service import Credentials, Listing, Outcome
+from dbwrapper.service import Credentials, Listed, Listing, Outcome
 from dbwrapper.snapshots import describe
+
+#: The environment variables that send the commands to a service, as ``--server`` and ``--token`` do.
+SERVER_VARIABLE = "DBWRAPPER_SERVER"
+TOKEN_VARIABLE = "DBWRAPPER_TOKEN"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dbwrapper",
         description="A real database for every trainee, on PostgreSQL or MySQL/MariaDB.",
+    )
+    parser.add_argument(
+        "--server", metavar="URL", help=f"run the command on this dbwrapper service, through its API "
+        f"(default: ${SERVER_VARIABLE}; without either, here, with the servers' super-user URLs)",
+    )
+    parser.add_argument(
+        "--token", help=f"the API token to use with --server; prefer ${TOKEN_VARIABLE}, as a command "
+        "line is visible to every user of this machine",
     )
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -166,10 +184,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def print_listing(listing: Listing, mine: str | None = None) -> None:
+    print_databases(listing.backend.label, listing.backend.where, listing.databases, mine)
+
+
+def print_databases(label: str, where: str, databases: Sequence[Listed], mine: str | None = None) -> None:
     """A plain table: name, size, owner, and whether this service created it."""
-    print(f"Databases on {listing.backend.label} ({listing.backend.where}):")
-    width = max((len(db.name) for db in listing.databases), default=8)
-    for db in listing.databases:
+    print(f"Databases on {label} ({where}):")
+    width = max((len(db.name) for db in databases), default=8)
+    for db in databases:
         marks = " ".join(
             mark
             for mark, on in (
@@ -183,9 +205,13 @@ def print_listing(listing: Listing, mine: str | None = None) -> None:
 
 
 def print_credentials(credentials: Credentials) -> None:
-    print(f"Connect with:   {credentials.command}")
-    print(f"Password:       {credentials.login.password}")
-    print(f"SQLAlchemy URL: {credentials.url}")
+    print_connection(credentials.command, credentials.login.password, credentials.url)
+
+
+def print_connection(command: str, password: str, url: str) -> None:
+    print(f"Connect with:   {command}")
+    print(f"Password:       {password}")
+    print(f"SQLAlchemy URL: {url}")
 
 
 def report(outcome: Outcome, listing: Listing) -> None:
@@ -221,18 +247,25 @@ def run_archive_command(args: argparse.Namespace, runtime: Runtime) -> None:
     archives = runtime.archives
     if args.archive_command == "create":
         manifest = archives.archive(actor, args.db_type, args.name, drop=args.drop)
-        print(f"Archived {manifest.database} as {manifest.id} ({human_size(manifest.size_bytes)}; "
-              f"all {len(manifest.tables)} tables in it).")
-        if args.drop:
-            print(f"Dropped {manifest.database}.")
+        print_archived(manifest.database, manifest.id, manifest.size_bytes, len(manifest.tables), args.drop)
     elif args.archive_command == "list":
         for manifest in archives.list(actor):
-            print(f"  {manifest.id:<56} {manifest.owner:<16} {human_size(manifest.size_bytes):>10}")
+            print_archive(manifest.id, manifest.owner, manifest.size_bytes)
     elif args.archive_command == "delete":
         print(f"Deleted the archive {archives.delete(actor, args.archive).id}.")
     else:
         outcome = archives.restore(actor, args.archive, args.into)
         report(outcome, runtime.service.listing(actor, outcome.backend.db_type))
+
+
+def print_archived(database: str, archive_id: str, size_bytes: int, tables: int, dropped: bool) -> None:
+    print(f"Archived {database} as {archive_id} ({human_size(size_bytes)}; all {tables} tables in it).")
+    if dropped:
+        print(f"Dropped {database}.")
+
+
+def print_archive(archive_id: str, owner: str, size_bytes: int) -> None:
+    print(f"  {archive_id:<56} {owner:<16} {human_size(size_bytes):>10}")
 
 
 def run_snapshot_command(args: argparse.Namespace, runtime: Runtime) -> None:
@@ -242,22 +275,26 @@ def run_snapshot_command(args: argparse.Namespace, runtime: Runtime) -> None:
         print(snapshots.take(actor, args.db_type, args.name, args.label)[1])
     elif args.snapshot_command == "list":
         _, record, found = snapshots.list(actor, args.db_type, args.name)
-        print(f"Snapshots of {record.name}:" if found else f"{record.name} has no snapshots.")
-        for snapshot in found:
-            print(f"  {snapshot.id:>5}  {describe(snapshot):<60} {human_size(snapshot.size_bytes):>10}")
+        print_snapshots(record.name, found)
     elif args.snapshot_command == "revert":
         print(snapshots.revert(actor, args.db_type, args.name, args.snapshot))
     else:
         print(snapshots.delete(actor, args.db_type, args.name, args.snapshot))
 
 
+def print_snapshots(database: str, found: Sequence[Snapshot]) -> None:
+    print(f"Snapshots of {database}:" if found else f"{database} has no snapshots.")
+    for snapshot in found:
+        print(f"  {snapshot.id:>5}  {describe(snapshot):<60} {human_size(snapshot.size_bytes):>10}")
+
+
 def run_expiry_command(args: argparse.Namespace, runtime: Runtime) -> None:
     actor = cli_actor(args, runtime)
     if args.expiry_command == "list":
         for db in runtime.expiry.expiring():
-            print(f"  {db.db_type}:{db.name:<40} {db.owner:<16} {human_expiry(db.expires_at)}")
+            print_expiring(db.db_type, db.name, db.owner, db.expires_at)
     elif args.expiry_command == "set":
-        expires_at = None if args.permanent else datetime.now(UTC) + timedelta(days=args.days)
+        expires_at = new_expiry(args)
         runtime.expiry.set(actor, args.db_type, args.name, expires_at)
         print(f"{args.name} now expires: {human_expiry(expires_at)}")
     else:
@@ -265,13 +302,29 @@ def run_expiry_command(args: argparse.Namespace, runtime: Runtime) -> None:
         print(f"Purged {', '.join(purged)}." if purged else "Nothing was purged.")
 
 
+def new_expiry(args: argparse.Namespace) -> datetime | None:
+    """When ``expiry set`` asks for: ``--days`` from now, or never (``--permanent``)."""
+    return None if args.permanent else datetime.now(UTC) + timedelta(days=args.days)
+
+
+def print_expiring(db_type: str, name: str, owner: str, expires_at: datetime | None) -> None:
+    print(f"  {db_type}:{name:<40} {owner:<16} {human_expiry(expires_at)}")
+
+
 def run_course_command(args: argparse.Namespace, runtime: Runtime) -> None:
     actor = cli_actor(args, runtime)
     if args.course_command == "list":
         for course in runtime.courses.all():
-            offered = ", ".join(db_type for db_type in ("postgres", "mysql") if course.sql(db_type))
-            print(f"  {course.name:<24} {offered:<16} {course.description}")
+            print_course(course.name, [db_type for db_type in ("postgres", "mysql") if course.sql(db_type)],
+                         course.description)
         return
+    databases = {db_type: db for db_type in ("postgres", "mysql") if (db := getattr(args, f"{db_type}_from"))}
+    added = runtime.courses.add_from(actor, args.name, args.description, course_files(args), databases)
+    print(f"Added the course {added.name}.")
+
+
+def course_files(args: argparse.Namespace) -> dict[str, str]:
+    """The SQL of ``course add --postgres-sql/--mysql-sql``, by engine."""
     files: dict[str, str] = {}
     for db_type in ("postgres", "mysql"):
         if path := getattr(args, f"{db_type}_sql"):
@@ -279,9 +332,11 @@ def run_course_command(args: argparse.Namespace, runtime: Runtime) -> None:
                 files[db_type] = path.read_text(encoding="utf-8")
             except OSError as error:
                 raise InvalidInput(f"Cannot read {error.filename}: {error.strerror}.") from error
-    databases = {db_type: db for db_type in ("postgres", "mysql") if (db := getattr(args, f"{db_type}_from"))}
-    added = runtime.courses.add_from(actor, args.name, args.description, files, databases)
-    print(f"Added the course {added.name}.")
+    return files
+
+
+def print_course(name: str, offered: Sequence[str], description: str) -> None:
+    print(f"  {name:<24} {', '.join(offered):<16} {description}")
 
 
 def progress_bar(done: int, total: int, name: str) -> None:
@@ -298,26 +353,41 @@ def run_pool_command(args: argparse.Namespace, runtime: Runtime) -> None:
     actor = cli_actor(args, runtime)
     if args.pool_command == "list":
         for course in runtime.courses.all():
-            spares = runtime.courses.ready_spares(course.name)
-            ready = ", ".join(f"{db_type} {count}" for db_type, count in spares.items())
-            print(f"  {course.name:<24} ready copies: {ready or '–'}")
+            print_pool(course.name, runtime.courses.ready_spares(course.name))
         return
     made = runtime.preparations.prepare(
         actor, args.db_type, args.course, args.count,
         lambda done, total: progress_bar(done, total, args.course),
     )
+    print_made(made, args)
+
+
+def print_pool(course: str, spares: dict[str, int]) -> None:
+    ready = ", ".join(f"{db_type} {count}" for db_type, count in spares.items())
+    print(f"  {course:<24} ready copies: {ready or '–'}")
+
+
+def print_made(made: int, args: argparse.Namespace) -> None:
     print(f"Made {made} copies of {args.course}; at least {args.count} are ready on {args.db_type}.")
 
 
 def run_class_command(args: argparse.Namespace, runtime: Runtime) -> None:
     actor = cli_actor(args, runtime)
+    report = runtime.classes.provision(actor, roster_names(args.roster), args.course, args.db_type, progress_bar)
+    write_class_report(report, runtime.servers.backend(args.db_type).label, args.sheet)
+
+
+def roster_names(roster: Path) -> list[str]:
     try:
-        names = read_roster(args.roster.read_text(encoding="utf-8"))
+        return read_roster(roster.read_text(encoding="utf-8"))
     except OSError as error:
-        raise InvalidInput(f"Cannot read the roster {args.roster}: {error.strerror}.") from error
-    report = runtime.classes.provision(actor, names, args.course, args.db_type, progress_bar)
-    label = runtime.servers.backend(args.db_type).label
-    sheet = args.sheet or Path(f"credentials-{report.course}-{report.db_type}.html")
+        raise InvalidInput(f"Cannot read the roster {roster}: {error.strerror}.") from error
+
+
+def write_class_report(report: ClassReport, label: str, sheet: Path | None) -> None:
+    """The credentials sheet (``sheet``, or a name of its own), then a line per row of the
+    roster; :class:`Refused` if a row failed."""
+    sheet = sheet or Path(f"credentials-{report.course}-{report.db_type}.html")
     # It holds passwords: this user's only from the moment it exists.
     descriptor = os.open(sheet, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w", encoding="utf-8") as written:
@@ -337,16 +407,22 @@ def run_user_command(args: argparse.Namespace, runtime: Runtime) -> None:
     who = f"{getpass.getuser()} (cli)"
     if args.user_command == "list":
         for user in accounts.users():
-            owned = len(accounts.registry.databases(owner=user))
-            print(f"  {user.name:<32} {user.role:<10} quota {user.quota:<3} owns {owned}")
+            print_user(user, len(accounts.registry.databases(owner=user)))
     elif args.user_command == "add":
-        user, password = accounts.add(args.name, args.role, quota=args.quota, by=who)
-        print(f"Added {user.role} {user.name}; password: {password}")
+        print_added(*accounts.add(args.name, args.role, quota=args.quota, by=who))
     elif args.user_command == "remove":
         accounts.remove(args.name, by=who)
         print(f"Removed {args.name}.")
     else:
         print(f"New password for {args.name}: {accounts.set_password(args.name, by=who)}")
+
+
+def print_added(user: User, password: str) -> None:
+    print(f"Added {user.role} {user.name}; password: {password}")
+
+
+def print_user(user: User, owned: int) -> None:
+    print(f"  {user.name:<32} {user.role:<10} quota {user.quota:<3} owns {owned}")
 
 
 def run_token_command(args: argparse.Namespace, runtime: Runtime) -> None:
@@ -358,10 +434,18 @@ def run_token_command(args: argparse.Namespace, runtime: Runtime) -> None:
         print(secret)
     elif args.token_command == "list":
         for found in accounts.tokens(actor, args.user):
-            used = f"{found.last_used_at:%Y-%m-%d %H:%M} UTC" if found.last_used_at else "never"
-            print(f"  {found.id:>5}  {found.name:<64}  made {found.created_at:%Y-%m-%d %H:%M} UTC  last used {used}")
+            print_token(found)
     else:
-        print(f"Revoked token {args.id} ({accounts.revoke_token(actor, args.user, args.id).name}) of {args.user}.")
+        print_revoked(accounts.revoke_token(actor, args.user, args.id), args)
+
+
+def print_token(token: ApiToken) -> None:
+    used = f"{token.last_used_at:%Y-%m-%d %H:%M} UTC" if token.last_used_at else "never"
+    print(f"  {token.id:>5}  {token.name:<64}  made {token.created_at:%Y-%m-%d %H:%M} UTC  last used {used}")
+
+
+def print_revoked(token: ApiToken, args: argparse.Namespace) -> None:
+    print(f"Revoked token {args.id} ({token.name}) of {args.user}.")
 
 
 def run_reconcile_command(args: argparse.Namespace, runtime: Runtime) -> None:
@@ -396,6 +480,12 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Runtime], None]] = {
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.server or os.environ.get(SERVER_VARIABLE):
+            # Imported here: it prints with this module's functions, and a local command needs no HTTP.
+            from dbwrapper.remote_commands import run_remote
+
+            run_remote(args)
+            return 0
         settings = load_settings(args.config)
         if args.command == "serve":
             from dbwrapper.web.app import serve
