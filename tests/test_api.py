@@ -106,6 +106,11 @@ def test_a_bad_field_is_a_400_that_names_it(api):
     assert answer.status_code == 400 and answer.json()["field"] == "db_type"
     typo = api.post("/databases", json={"db_type": "postgres", "nmae": "x"})
     assert typo.status_code == 400 and typo.json()["field"] == "nmae"
+    query = api.get("/databases?db_tpye=postgres")
+    assert query.status_code == 400 and query.json()["field"] == "db_tpye"
+    assert api.post("/batch", json=[1, 2]).status_code == 400
+    csv = api.post("/databases", data="postgres\n", headers={"Content-Type": "text/csv"})
+    assert csv.status_code == 415
 
 
 def test_a_trainee_may_not_read_what_is_an_instructors(trainee_api):

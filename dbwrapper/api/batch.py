@@ -56,7 +56,7 @@ def run_batch(api: Api, call: Call) -> Reply:
     body = call.fields()
     entries = body.get("operations")
     limit = api.runtime.settings.batch_limit
-    if set(body) - {"operations"} or not isinstance(entries, list) or not 1 <= len(entries) <= limit:
+    if not isinstance(entries, list) or not 1 <= len(entries) <= limit:
         raise Problem(400, f"A batch is {{\"operations\": [...]}} with 1 to {limit} operations.",
                       {"field": "operations"})
     operations = [read_operation(number, entry) for number, entry in enumerate(entries)]

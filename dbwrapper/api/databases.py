@@ -82,7 +82,6 @@ def get_database(api: Api, call: Call, db_type: str, name: str) -> Reply:
 
 def create_database(api: Api, call: Call) -> Reply:
     body = call.fields()
-    fields.known(body, {"db_type", "name", "course", "owner"})
     owner_name = fields.text(body, "owner", None)
     owner = api.runtime.accounts.get(owner_name) if owner_name is not None else None
     outcome = api.runtime.service.create(
@@ -97,7 +96,6 @@ def create_database(api: Api, call: Call) -> Reply:
 def update_database(api: Api, call: Call, db_type: str, name: str) -> Reply:
     """Move the expiry (``expires_at``, ``null``: keep it for ever); instructors only."""
     body = call.fields()
-    fields.known(body, {"expires_at"})
     if "expires_at" not in body:
         raise InvalidInput("Give expires_at (a time, or null to keep it for ever).", "expires_at")
     when = None if body["expires_at"] is None else fields.moment(body["expires_at"], "expires_at")
@@ -145,7 +143,6 @@ def get_snapshot(api: Api, call: Call, db_type: str, name: str, snapshot: str) -
 
 def take_snapshot(api: Api, call: Call, db_type: str, name: str) -> Reply:
     body = call.fields()
-    fields.known(body, {"label"})
     label = fields.text(body, "label", "")
     backend, record = managed(api, call, db_type, name)  # a wrong name is a 404 now, not a failed operation
     snapshots = api.runtime.snapshots
@@ -160,7 +157,6 @@ def take_snapshot(api: Api, call: Call, db_type: str, name: str) -> Reply:
 
 
 def revert_snapshot(api: Api, call: Call, db_type: str, name: str, snapshot: str) -> Reply:
-    fields.known(call.fields(), set())
     backend, record, chosen = find_snapshot(api, call, db_type, name, snapshot)
     snapshots = api.runtime.snapshots
 
@@ -214,7 +210,6 @@ def get_archive(api: Api, call: Call, db_type: str, name: str, stamp: str) -> Re
 def create_archive(api: Api, call: Call) -> Reply:
     """Archive a database to disk (``drop``: then drop it, once the archive is verified)."""
     body = call.fields()
-    fields.known(body, {"db_type", "name", "drop"})
     drop = fields.flag(body, "drop")
     backend, record = managed(api, call, fields.text(body, "db_type"), fields.text(body, "name", None))
     archives = api.runtime.archives
@@ -230,7 +225,6 @@ def create_archive(api: Api, call: Call) -> Reply:
 
 def restore_archive(api: Api, call: Call, db_type: str, name: str, stamp: str) -> Reply:
     body = call.fields()
-    fields.known(body, {"into"})
     into = fields.text(body, "into", None)
     manifest = find_archive(api, call, db_type, name, stamp)
     archives = api.runtime.archives

@@ -15,10 +15,12 @@ import json
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from dbwrapper.api import fields
 from dbwrapper.api.idempotency import HEADER as IDEMPOTENCY_KEY
 from dbwrapper.api.idempotency import Idempotency
 from dbwrapper.api.problems import Problem
 from dbwrapper.api.routing import PREFIX, Call, Reply, Route, Router
+from dbwrapper.api.schemas import SCHEMAS
 from dbwrapper.errors import DbWrapperError
 
 if TYPE_CHECKING:
@@ -72,6 +74,8 @@ class Api:
 
     def _answer(self, route: Route, params: dict[str, str], call: Call) -> Reply:
         try:
+            fields.known(call.query, set(route.query))
+            self._check_body(route, call)
             if call.method in CONDITIONAL and (wanted := call.header("If-Match")) is not None:
                 self._check_current(call, wanted)
             reply = route.handler(self, call, **params)
@@ -86,6 +90,15 @@ class Api:
             ):
                 return Reply(304, None, {"ETag": etag})
         return reply
+
+    @staticmethod
+    def _check_body(route: Route, call: Call) -> None:
+        """Refuse a body of the wrong type, or with members its schema does not have (the
+        OpenAPI document is the one list of them)."""
+        if call.content_type == "text/csv" and not route.csv:
+            raise Problem(415, f"{PREFIX}{call.path} takes JSON, not CSV.")
+        if route.request is not None and call.body is not None and not isinstance(call.body, str):
+            fields.known(call.fields(), set(SCHEMAS[route.request].get("properties", {})))
 
     def _check_current(self, call: Call, wanted: str) -> None:
         """Refuse (412) a change to a resource that is no longer what the client last saw."""
