@@ -22,9 +22,9 @@ from urllib.request import Request, urlopen
 
 import dbwrapper
 from dbwrapper import errors
+from dbwrapper.api.routing import PREFIX
 from dbwrapper.errors import DbWrapperError, InvalidInput, NotLoggedIn
 
-PREFIX = "/api/v1"
 #: Seconds a request may take before it counts as a failed connection.
 TIMEOUT_SECONDS = 30
 #: How long an operation is followed before the command gives up on it (it goes on at the service).
