@@ -234,6 +234,20 @@ def as_owner(runtime: Runtime) -> Callable[[str, str], AbstractContextManager[Co
     return connect
 
 
+def remove_users(runtime: Runtime, names: list[str]) -> None:
+    """Remove the users a test made (a class's trainees, made perhaps by another process), with
+    their databases, through the service."""
+    runtime.accounts.registry.refresh()
+    instructor = Actor(runtime.accounts.get(INSTRUCTOR), via="tests")
+    for name in names:
+        user = runtime.accounts.registry.user(name)
+        if user is None:
+            continue
+        for db in runtime.accounts.registry.databases(owner=user):
+            runtime.service.destroy(instructor, db.db_type, db.name)
+        runtime.accounts.remove(name, by="tests")
+
+
 def login_of(runtime: Runtime, db_type: str, name: str) -> Login:
     """The login the registry keeps for a managed database."""
     record = runtime.service.registry.database(db_type, name)

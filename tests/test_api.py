@@ -17,7 +17,7 @@ from dbwrapper.api.idempotency import Idempotency
 from dbwrapper.api.problems import Problem
 from dbwrapper.api.routing import Call, Reply
 from dbwrapper.runtime import Runtime
-from tests.conftest import INSTRUCTOR, audit_of
+from tests.conftest import INSTRUCTOR, audit_of, remove_users
 
 PROBLEM = "application/problem+json"
 
@@ -287,14 +287,7 @@ def test_a_class_from_a_json_roster_is_an_operation_with_every_trainees_credenti
         assert sorted(row["user"] for row in done["result"]["done"]) == sorted(names)
         assert api.get(f"/classes/{done['id']}").json()["id"] == done["id"]
     finally:
-        instructor = Actor(runtime.accounts.get(INSTRUCTOR), via="tests")
-        for name in names:
-            user = runtime.accounts.registry.user(name)
-            if user is None:
-                continue
-            for db in runtime.accounts.registry.databases(owner=user):
-                runtime.service.destroy(instructor, db.db_type, db.name)
-            runtime.accounts.remove(name, by="tests")
+        remove_users(runtime, names)
 
 
 def test_a_csv_roster_needs_its_course_and_server_in_the_query(api):

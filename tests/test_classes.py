@@ -6,10 +6,9 @@ import uuid
 
 import pytest
 
-from dbwrapper.accounts import Actor
 from dbwrapper.classes import read_roster
 from dbwrapper.errors import InvalidInput
-from tests.conftest import INSTRUCTOR
+from tests.conftest import remove_users
 
 
 def test_a_roster_is_the_first_column_without_header_blanks_or_repeats():
@@ -25,15 +24,7 @@ def roster(tmp_path, runtime):
     path = tmp_path / "roster.csv"
     path.write_text("name\n" + "\n".join([*names, "Not-A-Name"]) + "\n")
     yield path, names
-    runtime.accounts.registry.refresh()  # the command line made these in another process
-    instructor = Actor(runtime.accounts.get(INSTRUCTOR))
-    for name in names:
-        user = runtime.accounts.registry.user(name)
-        if user is None:
-            continue
-        for db in runtime.accounts.registry.databases(owner=user):
-            runtime.service.destroy(instructor, db.db_type, db.name)
-        runtime.accounts.remove(name, by="tests")
+    remove_users(runtime, names)  # the command line made them, in another process
 
 
 def test_a_class_is_provisioned_from_a_roster_and_a_bad_row_does_not_stop_it(
@@ -87,14 +78,7 @@ def test_an_instructor_provisions_a_class_from_the_page_and_watches_it(browser, 
         assert refused.status_code == 403
         assert runtime.accounts.registry.user("mallory_1") is None
     finally:
-        runtime.accounts.registry.refresh()
-        instructor = Actor(runtime.accounts.get(INSTRUCTOR))
-        for name in names:
-            user = runtime.accounts.registry.user(name)
-            if user is not None:
-                for db in runtime.accounts.registry.databases(owner=user):
-                    runtime.service.destroy(instructor, db.db_type, db.name)
-                runtime.accounts.remove(name, by="tests")
+        remove_users(runtime, names)
 
 
 def test_an_unknown_course_refuses_the_whole_roster_before_making_anyone(cli, roster, db_type, runtime):
