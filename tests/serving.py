@@ -24,6 +24,9 @@ from tests.servers import free_port
 
 #: How messages name each engine.
 LABELS = {"postgres": "PostgreSQL", "mysql": "MySQL/MariaDB"}
+#: The checkout under test, which the service must run, whatever the environment's own
+#: installation of dbwrapper points to.
+PROJECT = Path(__file__).resolve().parents[1]
 #: Seconds ``dbwrapper serve`` may take to start (it loads nothing big) and to stop.
 START_SECONDS = 60
 STOP_SECONDS = 60
@@ -70,6 +73,7 @@ def serve(tmp_path: Path, backend_urls: Mapping[str, str], control_url: str, con
     env |= {f"DBWRAPPER_{kind.upper()}_URL": url for kind, url in backend_urls.items()}
     env |= {"DBWRAPPER_CONTROL_URL": control_url, "DBWRAPPER_ARCHIVE_DIR": str(tmp_path / "archives")}
     env[INSTRUCTOR_PASSWORD_VARIABLE] = INSTRUCTOR_PASSWORD
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT), env.get("PYTHONPATH")]))
     port = free_port()
     log = tmp_path / "serve.log"
     with log.open("w") as output:
