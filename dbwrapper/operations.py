@@ -23,7 +23,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
-from uuid import uuid4
 
 from dbwrapper.accounts import Actor
 from dbwrapper.classes import ClassProvisioner, ClassReport
@@ -86,12 +85,12 @@ class Operations:
     """This process's operations: it starts them, runs them in threads and keeps their
     heartbeat; it reports anyone's, from the registry."""
 
-    def __init__(self, servers: Servers, classes: ClassProvisioner, preparations: Preparations) -> None:
+    def __init__(self, servers: Servers, classes: ClassProvisioner, preparations: Preparations, process: str) -> None:
         self.servers = servers
         self.classes = classes
         self.preparations = preparations
-        #: This process, as its operations' records name it.
-        self.process = uuid4().hex
+        #: This process, as its operations' records name it (see :mod:`dbwrapper.settle`).
+        self.process = process
         # Two requests of this process asking for the same preparation start one.
         self._starting = threading.Lock()
 

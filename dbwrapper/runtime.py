@@ -17,10 +17,11 @@ from dbwrapper.expiry import Expiry, Purger
 from dbwrapper.operations import HEARTBEAT_SECONDS, Operations
 from dbwrapper.preparations import Preparations
 from dbwrapper.reconcile import Reconciler, Report
-from dbwrapper.registry.joblock import ExclusiveJob, job_lock
+from dbwrapper.registry.joblock import ExclusiveJob, job_lock, new_process_id, process_lock
 from dbwrapper.registry.lock import LOCK_CHECK_SECONDS, RegistryLock, registry_lock
 from dbwrapper.servers import Servers
 from dbwrapper.service import DatabaseService
+from dbwrapper.settle import SETTLE_SECONDS, Settler
 from dbwrapper.snapshots import Snapshots
 
 #: Sets the first instructor's password instead of generating one.
@@ -38,10 +39,12 @@ class Runtime:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        #: This process, as the records of its work in progress name it.
+        self.process = new_process_id()
         self.servers = Servers(settings)
         self.accounts = Accounts(self.servers)
         self.courses = Courses(self.servers)
-        self.service = DatabaseService(self.servers)
+        self.service = DatabaseService(self.servers, self.process)
         self.archives = Archives(self.service, settings)
         self.snapshots = Snapshots(self.service, settings.snapshot_quota)
         self.preparations = Preparations(self.service)
@@ -49,9 +52,13 @@ class Runtime:
         self.purger = Purger(self.service, self.expiry, self.archives, archive_first=settings.archive_on_expiry)
         self.reconciler = Reconciler(self.service, self.accounts, self.archives)
         self.classes = ClassProvisioner(self.service, self.accounts)
-        self.operations = Operations(self.servers, self.classes, self.preparations)
+        self.operations = Operations(self.servers, self.classes, self.preparations, self.process)
+        self.settler = Settler(self.service)
         #: The registry's lock, held shared from :meth:`start` to :meth:`stop`.
         self.lock: RegistryLock | None = None
+        #: This process's own lock, held shared from :meth:`start` to :meth:`stop`: while it
+        #: is held, no other process settles this one's work (see :mod:`dbwrapper.settle`).
+        self.process_lock: RegistryLock | None = None
         #: What reconciling at the start did; ``None`` if another process was at work.
         self.reconciled: Report | None = None
         self._keeper: BackgroundTask | None = None
@@ -84,6 +91,8 @@ class Runtime:
         alone = self.lock.take_alone()
         if not alone:
             self.lock.share()  # before any work: waits while another process reconciles
+        self.process_lock = process_lock(self.servers.registry.url, self.servers.deadlines, self.process)
+        self.process_lock.share()  # before any work: nothing this process records is settled while it lives
         for tool in self.archives.missing_tools():
             print(
                 f"  dbwrapper: archives need {tool}, which was not found: install it or set "
@@ -111,8 +120,8 @@ class Runtime:
             for line in self.reconciled.lines():
                 print(f"  dbwrapper: reconciled the registry with the servers: {line}.", flush=True)
             self.lock.share()
-        # A registry that restarts ends the lock's session: this takes it again.
-        self._keeper = BackgroundTask(LOCK_CHECK_SECONDS, self.lock.keep)
+        # A registry that restarts ends the locks' sessions: this takes them again.
+        self._keeper = BackgroundTask(LOCK_CHECK_SECONDS, self._keep_locks)
         self._keeper.name = "dbwrapper registry lock"
         self._keeper.start()
         self._heartbeat = BackgroundTask(HEARTBEAT_SECONDS, self.operations.beat)
@@ -127,7 +136,14 @@ class Runtime:
             ("pool", self.settings.pool_check_seconds, self.service.copies.refill),
             ("logins", LOGINS_PRUNE_SECONDS, self.forget_stale_logins),
             ("keys", LOGINS_PRUNE_SECONDS, self.forget_expired_keys),
+            ("settle", SETTLE_SECONDS, self.settler.run),
         ]
+
+    def _keep_locks(self) -> None:
+        """Take the registry's lock and this process's own again if their sessions ended."""
+        for lock in (self.lock, self.process_lock):
+            if lock is not None:
+                lock.keep()
 
     def exclusive(self, name: str, job: Callable[[], object]) -> ExclusiveJob:
         """``job``, run only while no other process on this registry runs job ``name``; it
@@ -155,6 +171,9 @@ class Runtime:
             self.operations.stop()
         for job in self._exclusive_jobs:
             job.stop()
+        if self.process_lock is not None:
+            self.process_lock.forget()  # this process's id is never used again
+            self.process_lock = None
         if self.lock is not None:
             self.lock.release()
             self.lock = None

@@ -88,8 +88,11 @@ DATABASES = Quota("database", "destroy one first or ask an instructor")
 class DatabaseService:
     """Create, list and destroy per-user databases on the configured backends."""
 
-    def __init__(self, servers: Servers) -> None:
+    def __init__(self, servers: Servers, process: str) -> None:
         self.servers = servers
+        #: This process, as the records of the databases it is making name it, so that once
+        #: it has ended another process can settle what it left (see :mod:`dbwrapper.settle`).
+        self.process = process
         self.copies = CourseCopies(servers, servers.settings.pool_size)
         self.quotas = Quotas()
 
@@ -238,8 +241,9 @@ class DatabaseService:
         """Record ``name`` as being made for ``owner``, within their quota, with a new login;
         ``None`` if another request claimed it first.
 
-        Recorded before it is made: a crash while making it leaves a record that
-        reconciling finds, never a half-made database that nobody knows of.
+        Recorded before it is made, naming this process: a crash while making it leaves a
+        record that another process settles once this one has ended (or reconciling finds),
+        never a half-made database that nobody knows of.
         """
         def kept() -> int:
             return len(self.registry.databases(owner=owner))
@@ -247,7 +251,7 @@ class DatabaseService:
         with self.quotas.room_for(actor, owner, DATABASES, owner.quota, kept):
             return self.registry.record_database(
                 backend.db_type, name, owner, name, generate_password(), None,
-                expires_at=self._new_expiry(), course=course, ready=False,
+                expires_at=self._new_expiry(), course=course, ready=False, process=self.process,
             )
 
     def _build(self, backend: Backend, claim: DatabaseRecord, course: str | None, sql: str | None) -> str | None:

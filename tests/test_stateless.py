@@ -13,11 +13,12 @@ own on the test PostgreSQL server, and use them as a browser would.
 from __future__ import annotations
 
 import re
+import signal
 import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,10 +29,13 @@ from sqlalchemy.pool import NullPool
 
 from dbwrapper.accounts import FAILURES_PER_NAME
 from dbwrapper.db import Deadlines
-from dbwrapper.registry.joblock import ExclusiveJob, job_lock
-from dbwrapper.registry.lock import RegistryLock, registry_lock
+from dbwrapper.registry.joblock import ExclusiveJob, job_lock, new_process_id, process_ended, process_lock
+from dbwrapper.registry.lock import FileLock, RegistryLock, registry_lock
+from dbwrapper.settle import ACTOR as SETTLE_ACTOR
+from dbwrapper.settle import SETTLE_SECONDS
 from tests.conftest import INSTRUCTOR, INSTRUCTOR_PASSWORD, Browser, fresh_name
 from tests.serving import Service, serve
+from tests.test_tokens import make_token, with_token
 
 #: The session cookie CherryPy sets.
 SESSION_COOKIE = "session_id"
@@ -83,12 +87,10 @@ class Pair:
         return self.one.log.read_text() + self.other.log.read_text()
 
 
-@pytest.fixture(scope="module")
-def pair(admin: dict[str, Engine], server_urls: dict[str, str], tmp_path_factory) -> Iterator[Pair]:
-    """Two processes serving PostgreSQL databases from one fresh registry; both run the expiry
-    job every :data:`EXPIRY_CHECK_SECONDS`."""
+@contextmanager
+def two_services(admin: dict[str, Engine], server_urls: dict[str, str], tmp_path_factory, conf: str) -> Iterator[Pair]:
+    """Two processes serving PostgreSQL databases from one fresh registry, with ``conf``."""
     name, url = new_registry(admin["postgres"], server_urls["postgres"])
-    conf = f"expiry_check_seconds = {EXPIRY_CHECK_SECONDS}\npool_size = 0\n"
     backends = {"postgres": server_urls["postgres"]}
     registry = create_engine(url, poolclass=NullPool)
     try:
@@ -101,6 +103,15 @@ def pair(admin: dict[str, Engine], server_urls: dict[str, str], tmp_path_factory
     finally:
         registry.dispose()
         drop_registry(admin["postgres"], name)
+
+
+@pytest.fixture(scope="module")
+def pair(admin: dict[str, Engine], server_urls: dict[str, str], tmp_path_factory) -> Iterator[Pair]:
+    """Two processes on one fresh registry; both run the expiry job every
+    :data:`EXPIRY_CHECK_SECONDS`."""
+    conf = f"expiry_check_seconds = {EXPIRY_CHECK_SECONDS}\npool_size = 0\n"
+    with two_services(admin, server_urls, tmp_path_factory, conf) as both:
+        yield both
 
 
 def on(service: Service, browser: Browser) -> Browser:
@@ -267,3 +278,228 @@ def test_an_exclusive_job_does_nothing_while_another_process_runs_it(lock_url: U
     assert elsewhere.take_alone()
     elsewhere.release()
     job.stop()
+
+
+# -- a process that ends mid-work ------------------------------------------------------------
+
+#: Trainees in the class whose process is killed half-way.
+ROSTER = 12
+#: How long the other process may take to report the class interrupted, and to settle what it
+#: left: the heartbeat goes stale in 10 s, and a process's lock must be found free for 10 s.
+SETTLE_WITHIN = 60
+#: How long a class of :data:`ROSTER` may take on one process.
+CLASS_WITHIN = 180
+#: Both processes name a trainee's database alike (by default the name carries the port).
+SAME_NAMES = 'name_template = "%(user)s_class"\n'
+#: The registry's records of databases being made.
+CLAIMS = "SELECT name, process FROM managed_databases WHERE NOT ready AND name = ANY(:names)"
+
+
+def process_of(service: Service) -> str:
+    """The id a ``dbwrapper serve`` goes by in the registry's records, which it logs at its start."""
+    found = re.search(r"This is process ([0-9a-f]{24}) on the registry", service.log.read_text())
+    assert found, service.log.read_text()
+    return found.group(1)
+
+
+def claims(pair: Pair, names: list[str]) -> dict[str, str]:
+    """The not-ready records among databases ``names``, with the process each names."""
+    with pair.registry.connect() as connection:
+        return dict(connection.execute(text(CLAIMS), {"names": names}).all())
+
+
+def settled_entries(pair: Pair) -> dict[str, str]:
+    """What the settle job audited, by target: its detail."""
+    with pair.registry.connect() as connection:
+        return dict(connection.execute(text(
+            "SELECT target, detail FROM audit_log WHERE actor = :actor AND outcome = 'settled'"
+        ), {"actor": SETTLE_ACTOR}).all())
+
+
+def marked_unknown(pair: Pair, admin: dict[str, Engine]) -> set[str]:
+    """Databases on the server carrying this registry's marker that the registry does not know."""
+    with pair.registry.connect() as connection:
+        instance = connection.execute(text("SELECT uuid FROM instance")).scalar_one()
+        known = set(connection.execute(text(
+            "SELECT name FROM managed_databases UNION SELECT name FROM course_copies")).scalars())
+    with admin["postgres"].connect() as connection:
+        marked = set(connection.execute(text(
+            "SELECT datname FROM pg_catalog.pg_database "
+            "WHERE pg_catalog.shobj_description(oid, 'pg_database') = :marker"
+        ), {"marker": f"created by dbwrapper {instance}"}).scalars())
+    return marked - known
+
+
+def wait_for(check, within: float, pause: float = 0.2):
+    """``check()``'s first true answer within ``within`` seconds, or its last false one."""
+    deadline = time.monotonic() + within
+    while not (found := check()) and time.monotonic() < deadline:
+        time.sleep(pause)
+    return found
+
+
+def drop_what_it_made(pair: Pair, admin: dict[str, Engine]) -> None:
+    """Drop every database and login the registry records or its marker names: they are on
+    the shared test server, which outlives the registry."""
+    with pair.registry.connect() as connection:
+        made = set(connection.execute(text(
+            "SELECT name FROM managed_databases UNION SELECT name FROM course_copies")).scalars())
+    with admin["postgres"].connect() as connection:
+        for name in sorted(made | marked_unknown(pair, admin)):
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            connection.exec_driver_sql(f'DROP ROLE IF EXISTS "{name}"')
+
+
+@pytest.fixture
+def doomed(admin: dict[str, Engine], server_urls: dict[str, str], tmp_path_factory) -> Iterator[Pair]:
+    """Two processes of their own, the first of which the test kills; what they made is dropped."""
+    with two_services(admin, server_urls, tmp_path_factory, f"pool_size = 0\n{SAME_NAMES}") as both:
+        try:
+            yield both
+        finally:
+            drop_what_it_made(both, admin)
+
+
+def test_a_class_whose_process_dies_is_interrupted_and_settled_by_the_other(doomed: Pair, admin, catalog):
+    one, other = doomed.one, doomed.other
+    trainees = [f"k{uuid.uuid4().hex[:6]}_{i}" for i in range(ROSTER)]
+    databases = [f"{name}_class" for name in trainees]
+    with one.browser() as instructor:
+        token = make_token(instructor, "settle")
+    roster = {"course": "franchise", "db_type": "postgres", "trainees": trainees}
+    started = with_token(one.base, "POST", "/api/v1/classes", token, json=roster)
+    assert started.status_code == 202, started.text
+    path = started.headers["Location"]
+
+    # Watched from the other process, killed once it is part-way and a database is being made.
+    seen: list[int] = []
+    deadline = time.monotonic() + CLASS_WITHIN
+    while time.monotonic() < deadline:
+        progress = with_token(other.base, "GET", path, token).json()["progress"]
+        seen.append(progress["done"])
+        if progress["done"] >= 2 and claims(doomed, databases):
+            one.process.kill()
+            one.process.wait()
+            break
+        assert progress["done"] < ROSTER, "the class ended before it could be killed half-way"
+        time.sleep(0.01)
+    assert one.process.returncode == -9 and 2 <= seen[-1] < ROSTER, seen
+    left = claims(doomed, databases)
+    assert left, "nothing was being made when it was killed"
+    with doomed.registry.connect() as connection:
+        dead = connection.execute(text("SELECT process FROM operations")).scalar_one()
+    assert set(left.values()) == {dead} == {process_of(one)}
+
+    def interrupted() -> dict | None:
+        found = with_token(other.base, "GET", path, token).json()
+        return found if found["state"] == "interrupted" else None
+
+    report = wait_for(interrupted, SETTLE_WITHIN)
+    assert report, with_token(other.base, "GET", path, token).json()
+    done = report["progress"]["done"]
+    assert seen[-1] <= done < ROSTER and f"interrupted after {done} of {ROSTER}" in report["error"], report
+
+    # Once the settle job has run, nothing half-made is left: not in the registry, not on the server.
+    assert wait_for(lambda: not claims(doomed, databases), SETTLE_WITHIN), doomed.logs()
+    settled = settled_entries(doomed)
+    assert {f"postgres:{name}" for name in left} <= set(settled), settled
+    assert all(f"process {dead}, which ended" in settled[f"postgres:{name}"] for name in left), settled
+    with doomed.registry.connect() as connection:
+        kept = dict(connection.execute(text(
+            "SELECT name, id FROM managed_databases WHERE name = ANY(:names) AND ready"
+        ), {"names": databases}).all())
+    assert len(kept) >= 2 and not set(left) & set(kept), (kept, left)
+    assert set(databases) & catalog("postgres") == set(kept)
+    assert not marked_unknown(doomed, admin)
+    with admin["postgres"].connect() as connection:
+        logins = set(connection.execute(text("SELECT rolname FROM pg_catalog.pg_roles")).scalars())
+    assert not set(left) & logins
+
+    # The same roster again, on the other process: it finishes, and makes nothing twice.
+    again = with_token(other.base, "POST", "/api/v1/classes", token, json=roster)
+    assert again.status_code == 202, again.text
+
+    def ended() -> dict | None:
+        found = with_token(other.base, "GET", again.headers["Location"], token).json()
+        return found if found["state"] != "running" else None
+
+    finished = wait_for(ended, CLASS_WITHIN)
+    assert finished and finished["state"] == "succeeded", finished
+    rows = {row["user"]: row["note"] for row in finished["result"]["done"]}
+    assert set(rows) == set(trainees) and not finished["result"]["failed"], finished["result"]
+    unchanged = {f"{user}_class" for user, note in rows.items() if note.startswith("already there")}
+    assert unchanged == set(kept), rows
+    with doomed.registry.connect() as connection:
+        now = dict(connection.execute(text(
+            "SELECT name, id FROM managed_databases WHERE name = ANY(:names) AND ready"
+        ), {"names": databases}).all())
+    assert set(now) == set(databases) and all(now[name] == kept[name] for name in kept)
+    assert set(databases) <= catalog("postgres") and not marked_unknown(doomed, admin)
+
+
+# -- a live process's work is never settled ---------------------------------------------------
+
+
+@pytest.fixture
+def claim(pair: Pair, admin: dict[str, Engine]):
+    """``claim(process)``: a database being made by ``process``, recorded as ``_claim`` records it,
+    on the server with its login; dropped afterwards."""
+    made: list[str] = []
+
+    def record(process: str) -> str:
+        made.append(name := fresh_name())
+        with admin["postgres"].connect() as connection:
+            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+            connection.exec_driver_sql(f'CREATE ROLE "{name}" LOGIN')
+        with pair.registry.begin() as connection:
+            connection.execute(text(
+                "INSERT INTO managed_databases (backend, name, owner_id, login, password, created_at, ready, process) "
+                "SELECT 'postgres', :name, id, :name, 'unused', now(), false, :process FROM users WHERE name = :owner"
+            ), {"name": name, "process": process, "owner": INSTRUCTOR})
+        return name
+
+    yield record
+    with pair.registry.begin() as connection:
+        connection.execute(text("DELETE FROM managed_databases WHERE name = ANY(:names)"), {"names": made})
+    with admin["postgres"].connect() as connection:
+        for name in made:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            connection.exec_driver_sql(f'DROP ROLE IF EXISTS "{name}"')
+
+
+def assert_only_the_ended_claim_is_settled(pair: Pair, claim, live: str, catalog) -> None:
+    """A claim of process ``live`` outlives a claim of a process that ended, which the settle
+    job settles (so it ran), and two runs more."""
+    alive, ended = claim(live), claim(new_process_id())
+    assert wait_for(lambda: f"postgres:{ended}" in settled_entries(pair), SETTLE_WITHIN), pair.logs()
+    time.sleep(2 * SETTLE_SECONDS)
+    assert claims(pair, [alive, ended]) == {alive: live}
+    assert alive in catalog("postgres") and ended not in catalog("postgres")
+    assert f"postgres:{alive}" not in settled_entries(pair)
+
+
+def test_the_settle_job_leaves_a_live_processs_claim_alone(pair, claim, catalog):
+    assert_only_the_ended_claim_is_settled(pair, claim, process_of(pair.other), catalog)
+
+
+def test_a_frozen_process_counts_as_alive(pair, claim, catalog):
+    frozen = pair.one.process
+    frozen.send_signal(signal.SIGSTOP)  # its sessions stay open: its lock is held, its work is not settled
+    try:
+        assert_only_the_ended_claim_is_settled(pair, claim, process_of(pair.one), catalog)
+    finally:
+        frozen.send_signal(signal.SIGCONT)
+    with pair.one.browser() as thawed:
+        assert thawed.get("/").status_code == 200
+
+
+def test_a_process_lock_is_free_only_once_its_process_ended(lock_url: URL):
+    process = new_process_id()
+    held = process_lock(lock_url, Deadlines(), process)
+    held.share()  # as a process holds its own, from its start to its stop
+    assert not process_ended(lock_url, Deadlines(), process)
+    assert not process_ended(lock_url, Deadlines(), process)  # asking takes nothing from it
+    held.forget()
+    assert process_ended(lock_url, Deadlines(), process)
+    if isinstance(held, FileLock):
+        assert not held.path.exists()  # an ended process's lock file is removed

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import ColumnElement, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from dbwrapper.errors import Refused
@@ -31,6 +31,9 @@ class DatabaseRecord:
     #: The course it started from, and when it was recorded (what the API shows of it).
     course: str | None = None
     created_at: datetime | None = None
+    #: The process that recorded it, which makes it while it is not ready (see
+    #: :mod:`dbwrapper.settle`); ``None`` on records older than that.
+    process: str | None = None
 
 
 def _by_place(record: DatabaseRecord) -> tuple[str, str]:
@@ -40,23 +43,25 @@ def _by_place(record: DatabaseRecord) -> tuple[str, str]:
 class DatabaseRecords(Store):
     """Which databases exist for whom (cached for every listing), and their snapshots."""
 
-    def _all_databases(self) -> list[DatabaseRecord]:
-        def load() -> list[DatabaseRecord]:
-            query = (
-                select(
-                    ManagedDatabase.id, ManagedDatabase.db_type, ManagedDatabase.name,
-                    ManagedDatabase.owner_id, User.name, ManagedDatabase.login, ManagedDatabase.password,
-                    ManagedDatabase.expires_at, ManagedDatabase.ready, ManagedDatabase.course,
-                    ManagedDatabase.created_at,
-                )
-                .join(User)
-                .order_by(ManagedDatabase.db_type, ManagedDatabase.name)
+    def _load_databases(self, *where: ColumnElement[bool]) -> list[DatabaseRecord]:
+        """The records that match ``where``, read now, by ``db_type`` and name."""
+        query = (
+            select(
+                ManagedDatabase.id, ManagedDatabase.db_type, ManagedDatabase.name,
+                ManagedDatabase.owner_id, User.name, ManagedDatabase.login, ManagedDatabase.password,
+                ManagedDatabase.expires_at, ManagedDatabase.ready, ManagedDatabase.course,
+                ManagedDatabase.created_at, ManagedDatabase.process,
             )
-            with self.session() as session:
-                return [DatabaseRecord(*row[:7], as_utc(row[7]), row[8], row[9], as_utc(row[10]))
-                        for row in session.execute(query)]
+            .join(User)
+            .where(*where)
+            .order_by(ManagedDatabase.db_type, ManagedDatabase.name)
+        )
+        with self.session() as session:
+            return [DatabaseRecord(*row[:7], as_utc(row[7]), row[8], row[9], as_utc(row[10]), row[11])
+                    for row in session.execute(query)]
 
-        return self._cached(("databases",), load)
+    def _all_databases(self) -> list[DatabaseRecord]:
+        return self._cached(("databases",), self._load_databases)
 
     def _update_databases(self, change: Callable[[list[DatabaseRecord]], list[DatabaseRecord]]) -> None:
         """Apply this process's committed change to the cached records instead of reloading them."""
@@ -75,19 +80,25 @@ class DatabaseRecords(Store):
     def database(self, db_type: str, name: str) -> DatabaseRecord | None:
         return next((db for db in self._all_databases() if (db.db_type, db.name) == (db_type, name)), None)
 
+    def claims(self) -> list[DatabaseRecord]:
+        """The databases being made (not ready) by a process that named itself, read now,
+        not from the cache: another process's claims, to settle once it has ended."""
+        return self._load_databases(ManagedDatabase.ready.is_(False), ManagedDatabase.process.is_not(None))
+
     def record_database(
         self, db_type: str, name: str, owner: User, login: str, password: str, audit: AuditEntry | None,
         expires_at: datetime | None = None, course: str | None = None, *, ready: bool = True,
+        process: str | None = None,
     ) -> DatabaseRecord | None:
         """Record a database, and the audit entry saying so, in one transaction.
 
         ``ready=False`` records one about to be made, before it exists (see
-        :meth:`mark_database_ready`). ``None`` if that name is recorded already:
-        someone else is making it.
+        :meth:`mark_database_ready`), by ``process``. ``None`` if that name is
+        recorded already: someone else is making it.
         """
         row = ManagedDatabase(
             db_type=db_type, name=name, owner_id=owner.id, login=login, password=password,
-            expires_at=expires_at, course=course, ready=ready,
+            expires_at=expires_at, course=course, ready=ready, process=process,
         )
         try:
             with self.session() as session:
@@ -95,7 +106,7 @@ class DatabaseRecords(Store):
                 session.flush()
                 record = DatabaseRecord(
                     row.id, db_type, name, owner.id, owner.name, login, password, expires_at, ready, course,
-                    as_utc(row.created_at),
+                    as_utc(row.created_at), process,
                 )
         except IntegrityError:
             return None

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import secrets
 from collections.abc import Callable
 from functools import partial
 
@@ -46,6 +47,27 @@ def job_lock(url: URL, deadlines: Deadlines, name: str) -> RegistryLock:
         return AdvisoryLock(url, deadlines, job_key(name))
     registry_file = lock_file(url)
     return FileLock(registry_file.with_name(f"{registry_file.stem}.{name}.lock"))
+
+
+def new_process_id() -> str:
+    """A new id for a process: 24 hex digits, unique, short enough to name its lock."""
+    return secrets.token_hex(12)
+
+
+def process_lock(url: URL, deadlines: Deadlines, process: str) -> RegistryLock:
+    """The lock process ``process`` holds from its start to its stop, shared: whoever can
+    take it exclusively knows that process has ended (see :mod:`dbwrapper.settle`)."""
+    return job_lock(url, deadlines, f"process-{process}")
+
+
+def process_ended(url: URL, deadlines: Deadlines, process: str) -> bool:
+    """Whether process ``process`` has ended: its lock can be taken. Taken, it is forgotten
+    at once (its lock file removed): an ended process never comes back."""
+    lock = process_lock(url, deadlines, process)
+    try:
+        return lock.take_alone()
+    finally:
+        lock.forget()
 
 
 class ExclusiveJob:

@@ -122,6 +122,16 @@ class RegistryLock(ABC):
             self._held = self._wanted = self.exclusive = False
             self._close()
 
+    def forget(self) -> None:
+        """Let go of the lock for good, removing what names it (a lock file) if this holder
+        held it: for a lock nobody takes again, a process's own once that process has ended
+        (:func:`~dbwrapper.registry.joblock.process_lock`)."""
+        with self._guard:
+            if self._held:
+                self._remove_name()
+        self.let_go()  # at once: a closed session's locks are freed only once its server process has gone
+        self.release()
+
     def let_go(self) -> None:
         """Give up what :meth:`take_alone` took, at once, keeping the session for the next
         attempt (a job lock's, :mod:`dbwrapper.registry.joblock`). Never raises: a session
@@ -151,6 +161,9 @@ class RegistryLock(ABC):
     @abstractmethod
     def _unlock(self) -> None:
         """Release the lock at once."""
+
+    def _remove_name(self) -> None:
+        """Remove what names the lock, while holding it; an advisory lock's key is only a number."""
 
 
 class AdvisoryLock(RegistryLock):
@@ -251,6 +264,11 @@ class FileLock(RegistryLock):
     def _unlock(self) -> None:
         # Closing is unlocking; the next attempt opens the file by its name again.
         self._close()
+
+    def _remove_name(self) -> None:
+        # Removed before it is closed: whoever opened it meanwhile takes the lock on the
+        # removed file once this one lets go, and knows its holder ended all the same.
+        self.path.unlink(missing_ok=True)
 
 
 def registry_lock(url: URL, deadlines: Deadlines) -> RegistryLock:

@@ -74,6 +74,10 @@ class ManagedDatabase(Base):
     #: ``False`` from just before it is made until it is complete: a crash in between
     #: leaves this record, and reconciling removes what was half-made.
     ready: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: The process that recorded it (see :mod:`dbwrapper.settle`): once that process has
+    #: ended, a record still not ready is what it left half-made. ``None`` on records made
+    #: before migration 0010, which only reconciling settles.
+    process: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
     owner: Mapped[User] = relationship(back_populates="databases")
 

@@ -95,6 +95,11 @@ class OperationRecords(Store):
                 .values(heartbeat_at=_now())
             )
 
+    def running_processes(self) -> set[str]:
+        """The processes at work on running operations."""
+        with self.session() as session:
+            return set(session.scalars(select(Operation.process).where(Operation.state == RUNNING).distinct()))
+
     def interrupt_operations(
         self, *, process: str | None = None, silent_for: timedelta | None = None,
     ) -> list[Operation]:

@@ -20,6 +20,8 @@ class RuntimePlugin(SimplePlugin):
         # Alone on the registry, what a crash left half-done is settled before it takes
         # requests again; beside another process at work, it would be that one's work.
         self.runtime.start()
+        # The registry's records of work in progress, and the settle job's audit, name it so.
+        self.bus.log(f"This is process {self.runtime.process} on the registry.")
         if self.runtime.reconciled is None:
             self.bus.log("Another dbwrapper process is at work on this registry: reconciling, "
                          "which could destroy its work in progress, waits for a start with none at work.")
