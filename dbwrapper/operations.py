@@ -30,6 +30,7 @@ from dbwrapper.errors import DbWrapperError, NotFound
 from dbwrapper.joblog import log as job_log
 from dbwrapper.preparations import Preparations
 from dbwrapper.registry import Registry
+from dbwrapper.registry.base import as_utc
 from dbwrapper.registry.models import Operation
 from dbwrapper.registry.operations import RUNNING
 from dbwrapper.servers import Servers
@@ -236,7 +237,8 @@ class Operations:
             if started_by not in (None, actor.name):
                 return []
             started_by = actor.name
-        return self._found(started_by=started_by, state=state, kind=kind, limit=min(max(limit, 1), LISTED))
+        found = self._found(started_by=started_by, state=state, kind=kind, limit=min(max(limit, 1), LISTED))
+        return [operation for operation in found if self._visible(actor, operation)]
 
     def _found(self, **filters: Any) -> builtins.list[Operation]:
         """The registry's operations, the stale among them recorded as interrupted first."""
@@ -248,7 +250,14 @@ class Operations:
 
     @staticmethod
     def _visible(actor: Actor, operation: Operation) -> bool:
-        return actor.is_instructor or operation.started_by == actor.name
+        """Instructors see every operation; a trainee those they started. Names are reused (a
+        trainee removed after one course, another of the same name in the next): an operation
+        older than the account is someone else's."""
+        if actor.is_instructor:
+            return True
+        started, joined = as_utc(operation.created_at), as_utc(actor.user.created_at)
+        newer = started is None or joined is None or started >= joined
+        return operation.started_by == actor.name and newer
 
     @staticmethod
     def _stale(operation: Operation) -> bool:

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from dbwrapper.accounts import Actor
-from dbwrapper.api.idempotency import Idempotency
+from dbwrapper.api.idempotency import Idempotency, fingerprint
 from dbwrapper.api.problems import Problem
 from dbwrapper.api.routing import Call, Reply
 from dbwrapper.runtime import Runtime
@@ -313,7 +313,8 @@ def test_the_openapi_document_is_valid_and_public(base_url):
 
 def test_a_key_is_kept_for_its_time_then_pruned_and_a_retry_at_work_is_a_409(runtime, instructor):
     now = [datetime.now(UTC)]
-    keys = Idempotency(runtime.servers.registry, hours=1, clock=lambda: now[0])
+    keys = Idempotency(runtime.servers.registry, 1, runtime.process, ended=lambda process: False,
+                       clock=lambda: now[0])
     call = Call(instructor, "POST", "/databases", body={"db_type": "postgres"})
     acted: list[int] = []
 
@@ -336,3 +337,111 @@ def test_a_key_is_kept_for_its_time_then_pruned_and_a_retry_at_work_is_a_409(run
     now[0] += timedelta(hours=2)
     assert keys.prune() >= 2
     assert keys.once(call, sent, act).body == {"acted": 3}  # its time was up: a new request
+
+
+def test_a_key_left_at_work_by_a_process_that_ended_is_taken_over_and_never_while_it_lives(runtime, instructor):
+    call = Call(instructor, "POST", "/databases", body={"db_type": "postgres"})
+    sent = str(uuid.uuid4())
+    expires = datetime.now(UTC) + timedelta(hours=1)
+    runtime.servers.registry.claim_key(instructor.user.id, sent, fingerprint(call), expires, "otherprocess")
+
+    def act() -> Reply:
+        return Reply(201, {"acted": True})
+
+    alive = Idempotency(runtime.servers.registry, 1, runtime.process, ended=lambda process: False)
+    with pytest.raises(Problem) as at_work:
+        alive.once(call, sent, act)
+    assert at_work.value.status == 409
+    ended = Idempotency(runtime.servers.registry, 1, runtime.process, ended=lambda process: process == "otherprocess")
+    assert ended.once(call, sent, act).body == {"acted": True}
+
+
+# -- what an adversarial review found -----------------------------------------------------------
+
+
+def test_a_secret_shown_once_is_not_kept_for_a_replay(api, runtime):
+    name = f"sec{uuid.uuid4().hex[:8]}"
+    sent = key()
+    try:
+        first = api.post("/users", json={"name": name}, headers=sent)
+        assert first.status_code == 201 and first.json()["password"]
+        again = api.post("/users", json={"name": name}, headers=sent)
+        assert again.headers["Idempotent-Replayed"] == "true" and again.json()["password"] is None
+        kept = runtime.servers.registry.idempotency_record(api_user(runtime).id, sent["Idempotency-Key"])
+        assert kept is not None and first.json()["password"] not in (kept.body or "")
+    finally:
+        remove_users(runtime, [name])
+
+
+def api_user(runtime: Runtime) -> Any:
+    return runtime.accounts.get(INSTRUCTOR)
+
+
+def test_a_batch_sent_twice_does_not_drop_what_it_made_again(trainee_api, db_type, catalog):
+    made = trainee_api.post("/databases", json={"db_type": db_type}).json()
+    operations = [
+        {"method": "DELETE", "path": made["links"]["self"], "headers": {"Idempotency-Key": str(uuid.uuid4())}},
+        {"method": "POST", "path": "/api/v1/databases", "body": {"db_type": db_type},
+         "headers": {"Idempotency-Key": str(uuid.uuid4())}},
+    ]
+    for _ in range(2):
+        statuses = [r["status"] for r in trainee_api.post("/batch", json={"operations": operations}).json()["results"]]
+        assert statuses == [204, 201]
+    assert made["name"] in catalog(db_type)  # the second DELETE was a replay: it dropped nothing
+
+
+def test_a_bug_in_one_operation_of_a_batch_is_its_own_500(runtime, instructor):
+    from dbwrapper.api import batch
+    from dbwrapper.api.handling import Api
+    from dbwrapper.api.routing import Route
+
+    def boom(api: Api, call: Call) -> Reply:
+        raise RuntimeError("a bug")
+
+    def fine(api: Api, call: Call) -> Reply:
+        return Reply(200, {"fine": True})
+
+    api = Api(runtime, [Route("GET", "/boom", boom, "a bug"), Route("GET", "/fine", fine, "fine"), *batch.ROUTES])
+    operations = [{"method": "GET", "path": "/api/v1/boom"}, {"method": "GET", "path": "/api/v1/fine"}]
+    reply = api.handle(Call(instructor, "POST", "/batch", body={"operations": operations}))
+    assert [result["status"] for result in reply.body["results"]] == [500, 200]
+    assert "server log" in reply.body["results"][0]["body"]["detail"]
+
+
+def test_text_no_database_can_hold_and_odd_numbers_are_400s_not_500s(api, trainee_api):
+    assert api.get("/courses/a%00").status_code == 400
+    assert trainee_api.post("/databases", json={"db_type": "postgres", "course": "a\u0000"}).status_code == 400
+    assert trainee_api.delete("/me/tokens/%C2%B2").status_code == 404
+    assert api.get("/audit?limit=%C2%B2").status_code == 400
+    far = trainee_api.patch("/databases/postgres/x", json={"expires_at": "0001-01-01T00:00:00+14:00"})
+    assert far.status_code == 400 and far.json()["field"] == "expires_at"
+    deep = trainee_api.post("/databases", data=b"[" * 200_000, headers={"Content-Type": "application/json"})
+    assert deep.status_code == 400
+    huge = trainee_api.post("/databases", data=b" " * (5 * 2**20), headers={"Content-Type": "application/json"})
+    assert huge.status_code == 413
+
+
+def test_if_match_is_strong_and_holds_for_actions_too(trainee_api, db_type):
+    made = trainee_api.post("/databases", json={"db_type": db_type}).json()
+    path = made["links"]["self"].removeprefix("/api/v1")
+    etag = trainee_api.get(path).headers["ETag"]
+    assert trainee_api.delete(path, headers={"If-Match": f"W/{etag}"}).status_code == 412
+    stale = trainee_api.post(path + "/snapshots", json={}, headers={"If-Match": '"stale"'})
+    assert stale.status_code == 412
+    assert trainee_api.get(path + "/snapshots").json()["snapshots"] == []
+    # A POST to a collection compares the collection; an action (revert) the item it acts on.
+    listed = trainee_api.get(path + "/snapshots").headers["ETag"]
+    current = trainee_api.follow(trainee_api.post(path + "/snapshots", json={}, headers={"If-Match": listed}))
+    assert current["state"] == "succeeded"
+    snapshot = current["result"]["snapshot"]["links"]
+    revert = snapshot["revert"].removeprefix("/api/v1")
+    assert trainee_api.post(revert, json={}, headers={"If-Match": etag}).status_code == 412
+    seen = trainee_api.get(snapshot["self"].removeprefix("/api/v1")).headers["ETag"]
+    assert trainee_api.follow(trainee_api.post(revert, json={}, headers={"If-Match": seen}))["state"] == "succeeded"
+
+
+def test_a_trainee_learns_neither_who_exists_nor_the_servers_super_user(trainee_api):
+    for owner in ("nosuchuser", INSTRUCTOR):
+        answer = trainee_api.post("/databases", json={"db_type": "postgres", "owner": owner})
+        assert answer.status_code == 403
+    assert all(server["where"] is None for server in trainee_api.get("/servers").json()["servers"])

@@ -83,6 +83,8 @@ def get_database(api: Api, call: Call, db_type: str, name: str) -> Reply:
 def create_database(api: Api, call: Call) -> Reply:
     body = call.fields()
     owner_name = fields.text(body, "owner", None)
+    if owner_name not in (None, call.actor.name):  # before the name is looked up: it says who exists
+        call.actor.require_instructor("create databases for someone else")
     owner = api.runtime.accounts.get(owner_name) if owner_name is not None else None
     outcome = api.runtime.service.create(
         call.actor, fields.text(body, "db_type"), fields.text(body, "name", None), owner=owner,
@@ -246,18 +248,22 @@ def delete_archive(api: Api, call: Call, db_type: str, name: str, stamp: str) ->
 # -- servers -----------------------------------------------------------------------------------
 
 
-def server_json(backend: Backend) -> dict[str, Any]:
-    """A server and whether it answers now (its gate and deadlines bound the asking)."""
+def server_json(call: Call, backend: Backend) -> dict[str, Any]:
+    """A server and whether it answers now (its gate and deadlines bound the asking). Where it
+    is, and why it does not answer, name its super-user: for instructors only."""
     try:
         version, health, detail = backend.catalog.server_version(), "up", None
     except DbWrapperError as error:
         version, health, detail = None, "unavailable", str(error)
-    return {"db_type": backend.db_type, "label": backend.label, "where": backend.where, "version": version,
+    if not call.actor.is_instructor:
+        detail = detail and f"The {backend.label} server does not answer now; try again in a few seconds."
+    return {"db_type": backend.db_type, "label": backend.label,
+            "where": backend.where if call.actor.is_instructor else None, "version": version,
             "health": health, "detail": detail, "links": {"self": f"{PREFIX}/servers/{backend.db_type}"}}
 
 
 def list_servers(api: Api, call: Call) -> Reply:
-    return ok({"servers": [server_json(backend) for backend in api.runtime.service.backends()]})
+    return ok({"servers": [server_json(call, backend) for backend in api.runtime.service.backends()]})
 
 
 def get_server(api: Api, call: Call, db_type: str) -> Reply:
@@ -265,7 +271,7 @@ def get_server(api: Api, call: Call, db_type: str) -> Reply:
         backend = api.runtime.service.servers.backend(db_type)
     except DbWrapperError as error:
         raise NotFound(str(error)) from None
-    return ok(server_json(backend))
+    return ok(server_json(call, backend))
 
 
 DB = "/databases/{db_type}/{name}"

@@ -48,16 +48,40 @@ def flag(fields: Mapping[str, Any], name: str) -> bool:
     return value
 
 
+def plain_text(value: Any, where: str) -> None:
+    """Refuse text no database can hold and no name can have: NUL, or half of a surrogate pair
+    (JSON can say both; PostgreSQL refuses the one, UTF-8 the other)."""
+    if isinstance(value, str):
+        if "\x00" in value or any("\ud800" <= char <= "\udfff" for char in value):
+            raise InvalidInput(f"{where} holds a NUL character or half of a surrogate pair; send plain text.")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            plain_text(key, where)
+            plain_text(item, where)
+    elif isinstance(value, list):
+        for item in value:
+            plain_text(item, where)
+
+
+def whole(value: str | None, name: str, default: int | None) -> Any:
+    """A query parameter that is a whole number (ASCII digits: ``"²".isdigit()`` is true)."""
+    if value is None:
+        return default
+    if not (value.isascii() and value.isdigit()):
+        raise InvalidInput(f"{name} is a whole number, not {value!r}.", name)
+    return int(value)
+
+
 def moment(value: Any, name: str) -> datetime:
     """An ISO 8601 time with its zone (``2026-12-08T09:00:00Z``), as UTC."""
     try:
         parsed = datetime.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
-        parsed = None
-    if parsed is None or parsed.tzinfo is None:
-        raise InvalidInput(f"{name} is an ISO 8601 time with its zone, such as 2026-12-08T09:00:00Z; "
-                           f"not {value!r}.", name)
-    return parsed.astimezone(UTC)
+        if parsed is not None and parsed.tzinfo is not None:
+            return parsed.astimezone(UTC)
+    except (ValueError, OverflowError):  # year 1 at +14:00 is before year 1 in UTC
+        pass
+    raise InvalidInput(f"{name} is an ISO 8601 time with its zone, such as 2026-12-08T09:00:00Z; not {value!r}.",
+                       name)
 
 
 def iso(value: datetime | None) -> str | None:

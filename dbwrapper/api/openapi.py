@@ -5,14 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 import dbwrapper
+from dbwrapper.api.handling import ACTING, CONDITIONAL
 from dbwrapper.api.idempotency import HEADER as IDEMPOTENCY_KEY
 from dbwrapper.api.idempotency import REPLAYED
 from dbwrapper.api.problems import KINDS, PROBLEM_TYPE
 from dbwrapper.api.routing import PREFIX, Route
 from dbwrapper.api.schemas import SCHEMAS, ref
 
-#: What any route may answer: who you are, the service's limits, its servers.
-COMMON_ERRORS = (400, 401, 429, 503)
+#: What any route may answer: who you are, the service's limits, its servers, a bug.
+COMMON_ERRORS = (400, 401, 429, 500, 503)
+#: What every acting route may answer besides: a session without its CSRF token (403), a
+#: changed resource (412), a key in use (409) or reused (422), a body too big or not JSON.
+ACTING_ERRORS = (403, 409, 412, 413, 415, 422)
 DESCRIPTIONS = {
     200: "OK", 201: "Created (200 when it existed already: nothing was changed)",
     202: "Accepted: follow the operation",
@@ -20,11 +24,11 @@ DESCRIPTIONS = {
     400: "The request is wrong; `field` names what",
     401: "No valid session or token", 403: "Not yours to do", 404: "No such resource (or not yours to see)",
     405: "Not a method of this path (see Allow)", 409: "In conflict with what is there or at work",
-    412: "Changed since the ETag you sent in If-Match", 415: "Send JSON",
+    412: "Changed since the ETag you sent in If-Match", 413: "The body is too big", 415: "Send JSON",
     422: "Idempotency-Key reused for another request",
-    429: "Too many at once; wait Retry-After seconds", 503: "A database server is unavailable; the detail names it",
+    429: "Too many at once; wait Retry-After seconds", 500: "A bug; the server log has the details",
+    503: "A database server is unavailable; the detail names it",
 }
-ACTING = ("POST", "PATCH")
 
 
 def header(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -52,7 +56,7 @@ def operation(route: Route) -> dict[str, Any]:
         parameters.append({"name": IDEMPOTENCY_KEY, "in": "header", "required": False,
                            "schema": {"type": "string", "minLength": 1, "maxLength": 255},
                            "description": "Retries with the same key get the first answer, without acting again"})
-    if route.method in ("PATCH", "DELETE"):
+    if route.method in CONDITIONAL:
         parameters.append({"name": "If-Match", "in": "header", "required": False, "schema": {"type": "string"},
                            "description": "Act only if the resource's ETag is still this one (else 412)"})
     if route.method == "GET":
@@ -77,7 +81,7 @@ def operation(route: Route) -> dict[str, Any]:
         responses["304"] = {"description": DESCRIPTIONS[304]}
     errors = set(COMMON_ERRORS) | set(route.errors)
     if route.method in ACTING:
-        errors |= {409, 415, 422}
+        errors |= set(ACTING_ERRORS)
     for status in sorted(errors):
         responses[str(status)] = problem(status)
     document: dict[str, Any] = {

@@ -55,7 +55,7 @@ def create_token(api: Api, call: Call) -> Reply:
 
 
 def delete_token(api: Api, call: Call, token: str) -> Reply:
-    if not token.isdigit():
+    if not (token.isascii() and token.isdigit()):
         raise NotFound(f"There is no token {token}.")
     api.runtime.accounts.revoke_token(call.actor, call.actor.name, int(token))
     return gone()
@@ -120,10 +120,10 @@ def list_audit(api: Api, call: Call) -> Reply:
     """A page of the audit log, newest first; ``links.next`` is the page after it."""
     call.actor.require_instructor("read the audit log")
     query = dict(call.query)
-    limit = whole(query.get("limit"), "limit", AUDIT_PAGE_DEFAULT)
+    limit = fields.whole(query.get("limit"), "limit", AUDIT_PAGE_DEFAULT)
     if not 1 <= limit <= AUDIT_PAGE_MAX:
         raise InvalidInput(f"limit is from 1 to {AUDIT_PAGE_MAX}.", "limit")
-    before = whole(query.get("before"), "before", None)
+    before = fields.whole(query.get("before"), "before", None)
     entries = api.runtime.accounts.registry.audit_entries(
         limit, actor=query.get("user"), target=query.get("target"), action=query.get("action"),
         since=fields.moment(query["since"], "since") if "since" in query else None,
@@ -133,15 +133,6 @@ def list_audit(api: Api, call: Call) -> Reply:
     if len(entries) == limit:
         following = f"{PREFIX}/audit?" + urlencode({**query, "before": entries[-1].id})
     return ok({"entries": [audit_json(e) for e in entries], "links": {"next": following}})
-
-
-def whole(value: str | None, name: str, default: int | None) -> Any:
-    """A query parameter that is a whole number."""
-    if value is None:
-        return default
-    if not value.isdigit():
-        raise InvalidInput(f"{name} is a whole number, not {value!r}.", name)
-    return int(value)
 
 
 ROUTES = [

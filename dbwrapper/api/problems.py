@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
-from dbwrapper.errors import DbWrapperError, TooManyAttempts
+from dbwrapper.errors import DatabaseBusy, DbWrapperError, TooManyAttempts
 
 PROBLEM_TYPE = "application/problem+json"
 #: Where a problem's ``type`` points: the API's own description of its kinds.
@@ -56,7 +56,9 @@ class Problem(Exception):
         extra: dict[str, Any] = {}
         if field_name := getattr(error, "field", None):
             extra["field"] = field_name
-        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if isinstance(error, TooManyAttempts) else {}
+        # Both pass: another request is at work. A retry (with the same Idempotency-Key) is welcome.
+        passing = isinstance(error, TooManyAttempts | DatabaseBusy)
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if passing else {}
         return cls(error.http_status, str(error), extra, headers)
 
     def body(self) -> dict[str, Any]:

@@ -8,6 +8,8 @@ from typing import Any
 
 TEXT: dict[str, Any] = {"type": "string"}
 TIME: dict[str, Any] = {"type": ["string", "null"], "format": "date-time"}
+#: A secret in the first answer only; ``null`` when the answer is replayed for its Idempotency-Key.
+SHOWN_ONCE: dict[str, Any] = {"type": ["string", "null"]}
 LINKS: dict[str, Any] = {"type": "object", "additionalProperties": {"type": ["string", "null"]}}
 
 
@@ -57,8 +59,9 @@ ARCHIVE = obj(
     server_version=TEXT, links=LINKS,
 )
 SERVER = obj(["db_type", "label", "where", "version", "health", "detail", "links"], db_type=TEXT, label=TEXT,
-             where=TEXT, version={"type": ["string", "null"]}, health={"type": "string", "enum": ["up", "unavailable"]},
-             detail={"type": ["string", "null"]}, links=LINKS)
+             where={"type": ["string", "null"]}, version={"type": ["string", "null"]},
+             health={"type": "string", "enum": ["up", "unavailable"]}, detail={"type": ["string", "null"]},
+             links=LINKS)
 COURSE = obj(["name", "description", "db_types", "ready_copies", "links"], name=TEXT, description=TEXT,
              db_types={"type": "array", "items": TEXT},
              ready_copies={"type": "object", "additionalProperties": {"type": "integer"}}, links=LINKS)
@@ -122,11 +125,11 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                          quota={"type": "integer", "minimum": 0, "maximum": 100},
                          password={"type": "string", "minLength": 10}),
     "UserUpdate": closed(["password"], password={"type": ["string", "null"], "minLength": 10}),
-    "NewUser": {"allOf": [ref("User"), obj(["password"], password=TEXT)]},
+    "NewUser": {"allOf": [ref("User"), obj(["password"], password=SHOWN_ONCE)]},
     "Token": TOKEN,
     "TokenList": listing("tokens", "Token"),
     "TokenCreate": closed(["name"], name={"type": "string", "minLength": 1, "maxLength": 64}),
-    "NewToken": {"allOf": [ref("Token"), obj(["token"], token=TEXT)]},
+    "NewToken": {"allOf": [ref("Token"), obj(["token"], token=SHOWN_ONCE)]},
     "AuditEntry": AUDIT_ENTRY,
     "AuditPage": obj(["entries", "links"], entries={"type": "array", "items": ref("AuditEntry")}, links=LINKS),
     "Batch": closed(["operations"], operations={"type": "array", "items": BATCH_OPERATION, "minItems": 1}),

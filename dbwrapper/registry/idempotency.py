@@ -15,11 +15,14 @@ from dbwrapper.registry.models import IdempotencyRecord
 class IdempotencyRecords(Store):
     """One row per (user, key): the request's fingerprint, and its response once there is one."""
 
-    def claim_key(self, user_id: int, key: str, fingerprint: str, expires_at: datetime) -> IdempotencyRecord | None:
-        """Record that a request with this key is at work; ``None`` if the key has a row already."""
+    def claim_key(
+        self, user_id: int, key: str, fingerprint: str, expires_at: datetime, process: str,
+    ) -> IdempotencyRecord | None:
+        """Record that a request with this key is at work in ``process``; ``None`` if the key
+        has a row already."""
         record = IdempotencyRecord(
-            user_id=user_id, key=key, fingerprint=fingerprint, status=None, body=None, headers="{}",
-            expires_at=expires_at,
+            user_id=user_id, key=key, fingerprint=fingerprint, status=None, process=process, body=None,
+            headers="{}", expires_at=expires_at,
         )
         try:
             with self.session() as session:

@@ -198,8 +198,9 @@ class IdempotencyRecord(Base):
     """The first response to a request sent with an ``Idempotency-Key``, for its retries.
 
     ``status`` is ``None`` while the first request is still at work (a retry then
-    is a 409); ``fingerprint`` is a hash of the request, so that the same key
-    with another request is told apart (a 422).
+    is a 409, unless ``process``, the one at work on it, has ended); ``fingerprint``
+    is a hash of the request, so that the same key with another request is told
+    apart (a 422).
     """
 
     __tablename__ = "idempotency_keys"
@@ -210,6 +211,8 @@ class IdempotencyRecord(Base):
     key: Mapped[str] = mapped_column(String(255))
     fingerprint: Mapped[str] = mapped_column(String(64))
     status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    #: The process answering the first request (until it has answered).
+    process: Mapped[str | None] = mapped_column(String(32), nullable=True)
     #: The response's JSON body and its headers (``Location``, ``ETag``) as JSON.
     body: Mapped[str | None] = mapped_column(Text, nullable=True)
     headers: Mapped[str] = mapped_column(Text, default="{}")

@@ -22,7 +22,7 @@ from typing import Any
 import cherrypy
 
 from dbwrapper.accounts import Actor
-from dbwrapper.api.handling import Api, problem_reply
+from dbwrapper.api.handling import INTERNAL_ERROR, Api, problem_reply
 from dbwrapper.api.problems import PROBLEM_TYPE, Problem
 from dbwrapper.api.routes import PUBLIC, ROUTES
 from dbwrapper.api.routing import PREFIX, Call, Reply
@@ -40,21 +40,29 @@ CSRF_HEADER = "X-CSRF-Token"
 #: The request headers a call carries on to the API.
 READ_HEADERS = ("Idempotency-Key", "If-Match", "If-None-Match")
 BODY_TYPES = ["application/json", "text/csv"]
+#: The largest body the API reads: a batch of a hundred operations, a course's SQL.
+MAX_BODY_BYTES = 4 * 2**20
 SAFE = ("GET", "HEAD")
 ASK_FOR_TOKEN = 'Bearer realm="dbwrapper"'
 
 
 def read_body(entity: Any) -> None:
-    """``tools.json_in``'s processor: a JSON document, or the text of a CSV roster."""
-    raw = entity.fp.read()
+    """``tools.json_in``'s processor: a JSON document, or the text of a CSV roster, of at most
+    :data:`MAX_BODY_BYTES` (it is read before anyone is asked who they are)."""
+    if entity.length is not None and entity.length > MAX_BODY_BYTES:
+        raise cherrypy.HTTPError(413, f"A request body is at most {MAX_BODY_BYTES // 2**20} MiB.")
+    raw = entity.fp.read(MAX_BODY_BYTES + 1)
+    if len(raw) > MAX_BODY_BYTES:
+        raise cherrypy.HTTPError(413, f"A request body is at most {MAX_BODY_BYTES // 2**20} MiB.")
     request = cherrypy.serving.request
     request.api_type = entity.content_type.value
     try:
         text = raw.decode("utf-8")
         request.api_body = text if request.api_type == "text/csv" else json.loads(text)
-    except ValueError as error:  # UnicodeDecodeError and JSONDecodeError both are
+    except (ValueError, RecursionError) as error:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         what = "UTF-8 text" if isinstance(error, UnicodeError) else "valid JSON"
-        raise cherrypy.HTTPError(400, f"The body is not {what}: {error}.") from None
+        where = f": {error}" if isinstance(error, json.JSONDecodeError) else ""
+        raise cherrypy.HTTPError(400, f"The body is not {what}{where}.") from None
 
 
 def write_reply(*args: Any, **kwargs: Any) -> bytes:
@@ -84,8 +92,7 @@ def unexpected_problem() -> None:
     response = cherrypy.serving.response
     response.status = 500
     response.headers["Content-Type"] = PROBLEM_TYPE
-    response.body = json.dumps(Problem(500, "Something went wrong inside dbwrapper; the details are in the "
-                                            "server log.").body()).encode()
+    response.body = json.dumps(Problem(500, INTERNAL_ERROR).body()).encode()
 
 
 class ApiController:
@@ -163,6 +170,7 @@ def api_config() -> dict[str, dict[str, Any]]:
     """The API's sections of the application's config."""
     return {
         "/api": {
+            "tools.trailing_slash.missing": False,  # /api is the page too, not a 301 to it
             "error_page.default": problem_page,
             "request.error_response": unexpected_problem,
             "tools.dbw_login.on": False,
