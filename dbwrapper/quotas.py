@@ -1,16 +1,18 @@
 """How many databases, snapshots and archives a trainee may keep: one rule for all three.
 
 A quota is checked and then used under its owner's lock, so that two requests
-at once cannot both pass it. Instructors have none. Where work must keep one
-more than the quota (what a revert or a restore replaces is kept, once),
-``room`` says so; doing it again and again still cannot fill the server.
+at once cannot both pass it: this process's lock, and the registry's, which
+every process serving it shares (:meth:`~dbwrapper.registry.users.UserRecords.holding`).
+Instructors have none. Where work must keep one more than the quota (what a
+revert or a restore replaces is kept, once), ``room`` says so; doing it again
+and again still cannot fill the server.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 
 from dbwrapper.accounts import Actor
@@ -39,11 +41,13 @@ class Quota:
 
 
 class Quotas:
-    """The per-user locks under which quotas are checked and used, in this process."""
+    """The per-user locks under which quotas are checked and used: this process's, then
+    ``across``, the lock every process shares."""
 
-    def __init__(self) -> None:
+    def __init__(self, across: Callable[[User], AbstractContextManager[None]]) -> None:
         self._locks: dict[int, threading.Lock] = {}
         self._guard = threading.Lock()
+        self._across = across
 
     @contextmanager
     def room_for(
@@ -53,7 +57,9 @@ class Quotas:
         of ``quota``'s kind, counted by ``kept``, and while the block makes one more."""
         with self._guard:
             lock = self._locks.setdefault(owner.id, threading.Lock())
-        with lock:
-            if not actor.is_instructor:
-                quota.check(owner, kept(), limit, room)
+        if actor.is_instructor:  # no quota: nothing to count, nothing to wait for
+            yield
+            return
+        with lock, self._across(owner):
+            quota.check(owner, kept(), limit, room)
             yield

@@ -94,7 +94,7 @@ class DatabaseService:
         #: it has ended another process can settle what it left (see :mod:`dbwrapper.settle`).
         self.process = process
         self.copies = CourseCopies(servers, servers.settings.pool_size)
-        self.quotas = Quotas()
+        self.quotas = Quotas(lambda user: self.registry.holding(user))
 
     @property
     def settings(self) -> Settings:
@@ -246,7 +246,7 @@ class DatabaseService:
         never a half-made database that nobody knows of.
         """
         def kept() -> int:
-            return len(self.registry.databases(owner=owner))
+            return self.registry.databases_owned(owner)  # not the cache: another process may have made one
 
         with self.quotas.room_for(actor, owner, DATABASES, owner.quota, kept):
             return self.registry.record_database(

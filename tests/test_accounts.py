@@ -10,7 +10,10 @@ import uuid
 import pytest
 from markupsafe import escape
 
+from dbwrapper.accounts import Actor
+from dbwrapper.errors import Refused
 from dbwrapper.registry.store import READ_CACHE_SECONDS
+from dbwrapper.service import DatabaseService
 from tests.conftest import INSTRUCTOR, INSTRUCTOR_PASSWORD, Browser, audit_rows
 
 
@@ -194,3 +197,39 @@ def test_a_quota_that_is_not_one_number_is_a_400(browser, runtime):
         assert refused.status_code == 400, quota
         assert escape(said) in refused.text
     assert runtime.accounts.registry.user("quota_twice") is None
+
+
+def test_two_processes_cannot_pass_a_quota_together(trainee, db_type, runtime, monkeypatch):
+    """Each process has its own locks; the registry's lock of the user is what they share. Two
+    services (as two processes have) count the trainee's databases at once, slowly: one makes
+    the database, the other is refused."""
+    alice = trainee(quota=1)
+    owner = runtime.accounts.get(alice.user_name)
+    actor = Actor(owner)
+    services = [runtime.service, DatabaseService(runtime.servers, "anotherprocess")]
+    counted = runtime.servers.registry.databases_owned
+
+    def slowly(user):
+        found = counted(user)
+        time.sleep(0.5)  # wide enough for the other process to count too, were it let in
+        return found
+
+    monkeypatch.setattr(runtime.servers.registry, "databases_owned", slowly)
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def create(service: DatabaseService, name: str) -> None:
+        barrier.wait()
+        try:
+            outcomes.append("made" if service.create(actor, db_type, name).changed else "unchanged")
+        except Refused:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=create, args=(service, f"{alice.user_name}_p{i}"))
+               for i, service in enumerate(services)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["made", "refused"]
+    assert runtime.servers.registry.databases_owned(owner) == 1

@@ -2,20 +2,68 @@
 
 from __future__ import annotations
 
+import hashlib
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from dbwrapper.errors import InvalidInput
+from dbwrapper.errors import DatabaseBusy, InvalidInput
 from dbwrapper.registry.base import Store
 from dbwrapper.registry.models import ApiToken, AuditEntry, Course, ManagedDatabase, User
+
+#: How long a request waits for another process's work under the same user's lock.
+USER_LOCK_WAIT_SECONDS = 10.0
+USER_LOCK_POLL_SECONDS = 0.05
+#: The lock each engine takes without waiting, and gives back (PostgreSQL's goes with its
+#: transaction; MySQL's named lock is its session's, so it is let go explicitly).
+TRY_LOCK = {
+    "postgresql": ("SELECT pg_catalog.pg_try_advisory_xact_lock(:key)", None),
+    "mysql": ("SELECT GET_LOCK(:name, 0)", "SELECT RELEASE_LOCK(:name)"),
+}
 
 
 class UserRecords(Store):
     """Who may log in, as what; and the courses instructors defined."""
+
+    @contextmanager
+    def holding(self, user: User) -> Iterator[None]:
+        """Hold ``user``'s lock in the registry, across every process that serves it, while the
+        block runs: what a quota counts and what it then makes are one step for them all.
+
+        On PostgreSQL an advisory lock of the block's transaction, on MySQL a named lock; a
+        SQLite registry is one machine's and its writers take turns anyway (this process's
+        own lock, in :mod:`dbwrapper.quotas`, keeps its requests in order). Another process
+        that holds it longer than :data:`USER_LOCK_WAIT_SECONDS` (a long snapshot of the same
+        user's) makes this one a 409 to retry, never a wait without end.
+        """
+        statements = TRY_LOCK.get(self.engine.dialect.name)
+        if statements is None:
+            yield
+            return
+        take, give_back = statements
+        digest = hashlib.sha256(f"dbwrapper user {user.id}".encode()).digest()
+        values = {"key": int.from_bytes(digest[:8], "big", signed=True), "name": f"dbwrapper_user_{user.id}"}
+        with self.session() as session:
+            deadline = time.monotonic() + USER_LOCK_WAIT_SECONDS
+            while not session.execute(text(take), values).scalar_one():
+                if time.monotonic() > deadline:
+                    raise DatabaseBusy(f"Another request of {user.name}'s is making something they keep; "
+                                       "try again once it ends.")
+                time.sleep(USER_LOCK_POLL_SECONDS)
+            try:
+                yield
+            finally:
+                if give_back is not None:
+                    session.execute(text(give_back), values)
+
+    def databases_owned(self, user: User) -> int:
+        """How many databases ``user`` owns, asked of the registry now (never the cache)."""
+        with self.session() as session:
+            return session.scalar(select(func.count()).where(ManagedDatabase.owner_id == user.id)) or 0
 
     @contextmanager
     def _changing_users(self) -> Iterator[Session]:
