@@ -53,6 +53,12 @@ LOCK_WAIT_SECONDS = 60.0
 LOCK_POLL_SECONDS = 0.2
 #: How long the lock's session waits for an unanswered packet before the session fails.
 SESSION_TIMEOUT_MS = 10_000
+#: The advisory-lock functions the registry lock calls, as whole statements: constants, the
+#: key bound as a value.
+ADVISORY_CALLS = {
+    function: text(f"SELECT pg_catalog.{function}(:key)")
+    for function in ("pg_try_advisory_lock", "pg_try_advisory_lock_shared", "pg_advisory_unlock")
+}
 #: The advisory lock's key in the registry's database: b"dbwrappr" as a number.
 ADVISORY_KEY = int.from_bytes(b"dbwrappr", "big")
 
@@ -184,10 +190,11 @@ class AdvisoryLock(RegistryLock):
         self._connection: Connection | None = None
 
     def _ask(self, function: str) -> bool:
+        """Call one of :data:`ADVISORY_CALLS` on the lock's session, with its key bound."""
         try:
             if self._connection is None:
                 self._connection = self._engine.connect()
-            found = self._connection.execute(text(f"SELECT pg_catalog.{function}(:key)"), {"key": self._key})
+            found = self._connection.execute(ADVISORY_CALLS[function], {"key": self._key})
             return bool(found.scalar_one())
         except DBAPIError as error:
             raise BackendUnavailable(
