@@ -14,9 +14,7 @@ session's CSRF token as ``X-CSRF-Token``.
 
 from __future__ import annotations
 
-import hmac
 import json
-from functools import partial
 from typing import Any
 
 import cherrypy
@@ -30,7 +28,7 @@ from dbwrapper.errors import DbWrapperError, NotLoggedIn
 from dbwrapper.formatting import Templates
 from dbwrapper.registry import User
 from dbwrapper.runtime import Runtime
-from dbwrapper.web.auth import SESSION_CSRF, SESSION_USER, bearer_actor, without_session
+from dbwrapper.web.auth import bearer_actor, bound_requests, csrf_matches, session_user, without_session
 from dbwrapper.web.pages import Pages
 
 #: Who a public route (the API's own description) is answered for.
@@ -131,22 +129,16 @@ class ApiController:
             raise Problem(401, str(error)) from None
         if actor is None:
             actor = self._session_actor(method)
-        if not actor.is_instructor:  # a trainee's requests at once are bounded, as on the pages
-            self.accounts.requests.enter(actor.name)
-            cherrypy.serving.request.hooks.attach("on_end_request", partial(self.accounts.requests.leave, actor.name))
+        bound_requests(self.accounts, actor)  # a trainee's requests at once, as on the pages
         return actor
 
     def _session_actor(self, method: str) -> Actor:
-        name = cherrypy.session.get(SESSION_USER)
-        user = self.accounts.registry.user(name) if name else None
+        user = session_user(self.accounts)
         if user is None:
             raise Problem(401, "Log in first: send Authorization: Bearer <token> (make one on your account page), "
                                "or the pages' session cookie.")
-        if method not in SAFE:
-            sent = cherrypy.serving.request.headers.get(CSRF_HEADER, "")
-            expected = cherrypy.session.get(SESSION_CSRF) or ""
-            if not expected or not hmac.compare_digest(sent, expected):
-                raise Problem(403, f"With the session cookie, send its CSRF token as {CSRF_HEADER} (or use a token).")
+        if method not in SAFE and not csrf_matches(cherrypy.serving.request.headers.get(CSRF_HEADER)):
+            raise Problem(403, f"With the session cookie, send its CSRF token as {CSRF_HEADER} (or use a token).")
         return Actor(user)
 
 

@@ -130,18 +130,36 @@ class LoginTool(cherrypy.Tool):
         cherrypy.serving.request.hooks.attach("on_start_resource", without_session)
 
 
+def session_user(accounts: Accounts) -> User | None:
+    """The user this request's session is logged in as, if any."""
+    name = cherrypy.session.get(SESSION_USER)
+    return accounts.registry.user(name) if name else None
+
+
+def csrf_matches(sent: object) -> bool:
+    """Whether ``sent`` is this session's CSRF token (compared in constant time)."""
+    expected = cherrypy.session.get(SESSION_CSRF)
+    return isinstance(sent, str) and bool(expected) and hmac.compare_digest(sent, expected)
+
+
+def bound_requests(accounts: Accounts, actor: Actor) -> None:
+    """Count this request among the trainee's at work until it ends (a 429 past their bound,
+    raised as :class:`~dbwrapper.errors.TooManyAttempts`); instructors, who act for the whole
+    class, have none."""
+    if actor.is_instructor:
+        return
+    accounts.requests.enter(actor.name)
+    cherrypy.serving.request.hooks.attach("on_end_request", partial(accounts.requests.leave, actor.name))
+
+
 def install_tools(accounts: Accounts) -> None:
     """Register the tools on ``cherrypy.tools``; the app's config switches them on."""
-
-    def session_user() -> User | None:
-        name = cherrypy.session.get(SESSION_USER)
-        return accounts.registry.user(name) if name else None
 
     def require_login() -> None:
         request = cherrypy.serving.request
         try:
             actor = bearer_actor(accounts)
-            user = actor.user if actor else session_user()
+            user = actor.user if actor else session_user(accounts)
         except NotLoggedIn as error:  # a script is told so, not sent to a login page
             cherrypy.serving.response.headers["WWW-Authenticate"] = 'Bearer realm="dbwrapper"'
             raise cherrypy.HTTPError(401, str(error)) from None
@@ -153,13 +171,10 @@ def install_tools(accounts: Accounts) -> None:
                 target = "/"  # a form posted after the session ended is not replayed
             raise cherrypy.HTTPRedirect("/login?" + urlencode({"next": target}), 303)
         request.actor = actor or Actor(user)
-        if request.actor.is_instructor:
-            return  # instructors act for the whole class, and hold its servers already
         try:
-            accounts.requests.enter(user.name)
+            bound_requests(accounts, request.actor)
         except DbWrapperError as error:  # too many of this trainee's requests at work already
             raise cherrypy.HTTPError(error.http_status, str(error)) from None
-        request.hooks.attach("on_end_request", partial(accounts.requests.leave, user.name))
 
     def check_csrf() -> None:
         request = cherrypy.serving.request
@@ -168,8 +183,7 @@ def install_tools(accounts: Accounts) -> None:
         sent = request.params.pop(CSRF_FIELD, None)  # popped either way: no handler takes it
         if getattr(request, "bearer", False):
             return
-        expected = cherrypy.session.get(SESSION_CSRF)
-        if not isinstance(sent, str) or not expected or not hmac.compare_digest(sent, expected):
+        if not csrf_matches(sent):
             raise cherrypy.HTTPError(
                 403, "This form has expired or did not come from dbwrapper; reload the page and try again."
             )
