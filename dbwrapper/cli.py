@@ -187,9 +187,10 @@ def print_listing(listing: Listing, mine: str | None = None) -> None:
     print_databases(listing.backend.label, listing.backend.where, listing.databases, mine)
 
 
-def print_databases(label: str, where: str, databases: Sequence[Listed], mine: str | None = None) -> None:
-    """A plain table: name, size, owner, and whether this service created it."""
-    print(f"Databases on {label} ({where}):")
+def print_databases(label: str, where: str | None, databases: Sequence[Listed], mine: str | None = None) -> None:
+    """A plain table: name, size, owner, and whether this service created it; ``where`` the
+    server is, when the asker may know (the API tells instructors only)."""
+    print(f"Databases on {label} ({where}):" if where else f"Databases on {label}:")
     width = max((len(db.name) for db in databases), default=8)
     for db in databases:
         marks = " ".join(
