@@ -15,7 +15,7 @@ templates are read.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from markupsafe import Markup
@@ -35,12 +35,14 @@ def human_expiry(moment: datetime | None, now: datetime | None = None) -> str:
     if moment is None:
         return "never (permanent)"
     left = moment - (now or datetime.now(UTC))
+    # Rounded, not truncated: a database made for 14 days a second ago expires "in 14 days".
+    days, hours = round(left / timedelta(days=1)), round(left / timedelta(hours=1))
     if left.total_seconds() <= 0:
         when = "due now"
-    elif left.days >= 1:
-        when = f"in {left.days} day{'s' if left.days != 1 else ''}"
+    elif days >= 1:
+        when = f"in {days} day{'s' if days != 1 else ''}"
     else:
-        when = f"in {max(1, int(left.total_seconds() // 3600))} h"
+        when = f"in {max(1, hours)} h"
     return f"{moment:%Y-%m-%d %H:%M} UTC ({when})"
 
 

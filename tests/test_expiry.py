@@ -65,6 +65,7 @@ def test_a_permanent_database_is_never_purged(runtime, browser, db_type, db_name
     _make_due(runtime, db_type, db_name)
     done = browser.post("/dbi/expiry", data={"db_type": db_type, "name": db_name, "change": "permanent"})
     assert done.status_code == 200
+    assert f"{db_name} is now permanent" in done.text
     assert runtime.service.registry.database(db_type, db_name).expires_at is None
     runtime.purger.run_once()
     assert db_name in catalog(db_type)
@@ -77,7 +78,9 @@ def test_instructors_see_what_expires_next_and_extend_it(runtime, browser, train
     assert f"<code>{db_name}</code>" in home.split("Expiring next", 1)[1]
     assert "(due now)" in home
 
-    browser.post("/dbi/expiry", data={"db_type": db_type, "name": db_name, "change": "extend"})
+    extended = browser.post("/dbi/expiry", data={"db_type": db_type, "name": db_name, "change": "extend"})
+    assert "(in 7 days)" in extended.text.split("Expiring next", 1)[0]
+    assert "(in 7 days)" not in browser.get("/").text.split("Expiring next", 1)[0], "said once"
     expires = runtime.service.registry.database(db_type, db_name).expires_at
     assert timedelta(days=6, hours=23) < expires - datetime.now(UTC) <= timedelta(days=7)
 

@@ -18,11 +18,12 @@ import cherrypy
 from dbwrapper.accounts import Accounts, Actor
 from dbwrapper.classes import read_roster
 from dbwrapper.errors import DbWrapperError, InvalidInput, NotLoggedIn
-from dbwrapper.formatting import Templates, credentials_sheet
+from dbwrapper.formatting import Templates, credentials_sheet, human_expiry
 from dbwrapper.registry.models import Operation
 from dbwrapper.runtime import Runtime
 from dbwrapper.web.api import ApiPages
 from dbwrapper.web.auth import csrf_token, current_actor, log_in, log_out, safe_next
+from dbwrapper.web.messages import redirect, told
 from dbwrapper.web.pages import Pages
 
 #: How far "+7 days" moves an expiry, and how many expiring databases the home page shows.
@@ -76,7 +77,7 @@ class Controller:
         self.templates = templates
 
     def pages(self, actor: Actor | None = None) -> Pages:
-        return Pages(self.templates, actor, csrf_token())
+        return Pages(self.templates, actor, csrf_token(), told())
 
     @staticmethod
     def instructor(action: str) -> Actor:
@@ -123,9 +124,12 @@ class DBInterface(Controller):
             raise InvalidInput(f"Unknown change {change!r}; valid: {', '.join(EXPIRY_CHANGES)}.")
         if change == "extend":
             self.runtime.expiry.extend(actor, db_type, name, EXTENSION)
+            record = self.service.registry.database(self.service.resolve(actor, db_type, name)[0].db_type, name)
+            said = f"{name} now expires {human_expiry(record.expires_at if record else None)}."
         else:
             self.runtime.expiry.set(actor, db_type, name, None)
-        raise cherrypy.HTTPRedirect("/", 303)
+            said = f"{name} is now permanent: it never expires."
+        redirect("/", said)
 
     @page()
     def list(self, db_type: str | None = None) -> str:

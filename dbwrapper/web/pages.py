@@ -23,6 +23,7 @@ from dbwrapper.formatting import Templates, human_expiry, human_size, template
 from dbwrapper.registry import AuditEntry, Course, DatabaseRecord, Snapshot, User
 from dbwrapper.registry.models import ApiToken, Operation
 from dbwrapper.service import Credentials, Listed, Listing, Outcome
+from dbwrapper.web.messages import Kind
 
 CLIENTS = {"postgres": "psql", "mysql": "mysql"}
 
@@ -72,10 +73,13 @@ join = Markup("").join
 class Pages:
     """The pages one request can answer with."""
 
-    def __init__(self, templates: Templates, actor: Actor | None, csrf: str) -> None:
+    def __init__(
+        self, templates: Templates, actor: Actor | None, csrf: str, told: list[tuple[Kind, str]] | None = None
+    ) -> None:
         self.templates = templates
         self.actor = actor
         self.csrf = csrf
+        self.told = told or []
 
     def _page(self, template: str, *, title: str, **values: object) -> str:
         account = Markup()
@@ -85,11 +89,12 @@ class Pages:
                 instructor_links=INSTRUCTOR_LINKS if self.actor.is_instructor else Markup(),
             )
         body = self.templates.render(template, title=title, **values)
-        page = self.templates.render("layout.html", title=title, account=account, body=body)
+        messages = join(self._message(text, kind) for kind, text in self.told)
+        page = self.templates.render("layout.html", title=title, account=account, messages=messages, body=body)
         field = CSRF_FIELD % {"csrf": self.csrf}
         return POST_FORM.sub(lambda form: f"{form[0]}{field}", page)
 
-    def _message(self, text: str, kind: str = "info") -> Markup:
+    def _message(self, text: str, kind: Kind = "info") -> Markup:
         return MESSAGE % {"kind": kind, "text": text}
 
     # -- logging in ---------------------------------------------------------------
