@@ -58,7 +58,7 @@ CANCEL_CLASS = template(
     '<button type="submit">Cancel the rest</button></form>'
 )
 #: What the class page says of a class that did not end well, or is being stopped.
-CLASS_ENDINGS = {
+CLASS_ENDINGS: dict[str, tuple[str, Kind]] = {
     "failed": ("The provisioning stopped: {error}", "error"),
     "cancelled": ("The provisioning was {error}; what was made stays.", "error"),
     "interrupted": ("The provisioning was {error}. What was made stays: provision the same roster "
