@@ -104,6 +104,12 @@ class Settings:
     idempotency_hours: float = 24
     #: The most operations one ``POST /api/v1/batch`` may carry.
     batch_limit: int = 100
+    #: The SQL console's limits on a shared server: how long one statement may run (the
+    #: server stops it), how many rows of a result are shown, how many bytes of text a run's
+    #: results may hold in all.
+    console_statement_seconds: float = 5
+    console_rows: int = 1000
+    console_result_bytes: int = 1_000_000
     #: Start an embedded PostgreSQL when no PostgreSQL URL is configured.
     embedded: bool = True
     #: Where the embedded PostgreSQL keeps its data; ``None`` means the per-user default.
@@ -170,6 +176,9 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] = os.envi
         expiry_check_seconds=float(own.get("expiry_check_seconds", 60)),
         idempotency_hours=positive(own, "idempotency_hours", 24),
         batch_limit=int(positive(own, "batch_limit", 100)),
+        console_statement_seconds=positive(own, "console_statement_seconds", 5),
+        console_rows=int(positive(own, "console_rows", 1000)),
+        console_result_bytes=int(positive(own, "console_result_bytes", 1_000_000)),
         embedded_dir=Path(data_dir).expanduser() if data_dir else None,
         embedded_port=int(own.get("embedded_port", DEFAULT_EMBEDDED_PORT)),
         server_config=server,

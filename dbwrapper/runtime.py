@@ -10,8 +10,10 @@ from cherrypy.process.plugins import BackgroundTask
 
 from dbwrapper.accounts import Accounts
 from dbwrapper.archives import Archives
+from dbwrapper.backends.base.console import Limits
 from dbwrapper.classes import ClassProvisioner
 from dbwrapper.config import Settings
+from dbwrapper.console.service import Console
 from dbwrapper.courses import Courses
 from dbwrapper.expiry import Expiry, Purger
 from dbwrapper.operations import HEARTBEAT_SECONDS, Operations
@@ -47,6 +49,9 @@ class Runtime:
         self.service = DatabaseService(self.servers, self.process)
         self.archives = Archives(self.service, settings)
         self.snapshots = Snapshots(self.service, settings.snapshot_quota)
+        self.console = Console(self.service, Limits(
+            settings.console_statement_seconds, settings.console_rows, settings.console_result_bytes,
+        ))
         self.preparations = Preparations(self.service)
         self.expiry = Expiry(self.service)
         self.purger = Purger(self.service, self.expiry, self.archives, archive_first=settings.archive_on_expiry)

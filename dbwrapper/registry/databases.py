@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from dbwrapper.errors import Refused
 from dbwrapper.registry.base import Store, as_utc
-from dbwrapper.registry.models import AuditEntry, ManagedDatabase, Snapshot, User
+from dbwrapper.registry.models import AuditEntry, ConsoleRun, ManagedDatabase, Snapshot, User
 
 
 @dataclass(frozen=True)
@@ -141,10 +141,11 @@ class DatabaseRecords(Store):
         self._update_databases(lambda records: [changed if db.id == record.id else db for db in records])
 
     def forget_database(self, record: DatabaseRecord, audit: AuditEntry | None) -> None:
-        """Forget a dropped database and its snapshots, and add the audit entry saying so, in one
+        """Forget a dropped database, its snapshots and its console history, and add the audit entry saying so, in one
         transaction."""
         with self.session() as session:
             session.execute(delete(Snapshot).where(Snapshot.database_id == record.id))
+            session.execute(delete(ConsoleRun).where(ConsoleRun.database_id == record.id))
             session.execute(delete(ManagedDatabase).where(ManagedDatabase.id == record.id))
             if audit is not None:
                 session.add(audit)

@@ -269,3 +269,27 @@ class LoginFailure(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     key: Mapped[str] = mapped_column(String(80), index=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now, index=True)
+
+
+class ConsoleRun(Base):
+    """What someone ran in a database's SQL console: the text, and how it went.
+
+    ``state`` is ``running`` while it runs, with ``session_id`` the server's id
+    of the session running it (PostgreSQL's backend pid, MySQL's connection id),
+    so that a cancel from any process finds it; then ``done``. A run whose
+    process ended first stays ``running`` with that process named: the cancel
+    that finds it only asks the server to stop a session that is gone.
+    """
+
+    __tablename__ = "console_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    database_id: Mapped[int] = mapped_column(ForeignKey("managed_databases.id", ondelete="CASCADE"), index=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    sql: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), default="running")
+    #: ``3 statements: 2 ran, 1 failed``.
+    summary: Mapped[str] = mapped_column(String(255), default="")
+    session_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    process: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dbwrapper.registry.audit import AuditLog
 from dbwrapper.registry.base import READ_CACHE_SECONDS, Store, as_utc
+from dbwrapper.registry.console import ConsoleRecords
 from dbwrapper.registry.copies import CopyRecords
 from dbwrapper.registry.databases import DatabaseRecord, DatabaseRecords
 from dbwrapper.registry.idempotency import IdempotencyRecords
@@ -17,7 +18,7 @@ __all__ = ["READ_CACHE_SECONDS", "DatabaseRecord", "Registry", "Store", "as_utc"
 
 
 class Registry(UserRecords, DatabaseRecords, CopyRecords, AuditLog, OperationRecords, TokenRecords,
-               SessionRecords, LoginFailureRecords, IdempotencyRecords):
+               SessionRecords, LoginFailureRecords, IdempotencyRecords, ConsoleRecords):
     """The control database: who may log in, which databases exist for whom, what happened.
 
     One class per kind of record, all on one :class:`~dbwrapper.registry.base.Store`.

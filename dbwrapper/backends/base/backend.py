@@ -21,7 +21,8 @@ bounds how many requests wait on it and pauses it once it missed a deadline.
 The work is done by its parts, one class each per engine: :attr:`~Backend.creation`
 (databases made, copied, snapshotted, reverted, dropped), :attr:`~Backend.logins`
 (logins and grants), :attr:`~Backend.catalog` (lookups, listings, sizes),
-:attr:`~Backend.client` (the command-line tools) and :attr:`~Backend.errors`
+:attr:`~Backend.client` (the command-line tools), :attr:`~Backend.console` (the
+SQL console's statements, as the database's own login) and :attr:`~Backend.errors`
 (the one translation of driver errors).
 
 Nothing request-specific is stored on a backend: every call takes a connection
@@ -42,6 +43,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from dbwrapper.backends.base.catalog import BaseCatalog, Clock
 from dbwrapper.backends.base.client import BaseClient
+from dbwrapper.backends.base.console import BaseConsole
 from dbwrapper.backends.base.creation import BaseCreation
 from dbwrapper.backends.base.errors import DatabaseErrors
 from dbwrapper.backends.base.logins import BaseLogins
@@ -72,6 +74,7 @@ class Backend(ABC):
     logins_class: ClassVar[type[BaseLogins]]
     catalog_class: ClassVar[type[BaseCatalog]]
     client_class: ClassVar[type[BaseClient]]
+    console_class: ClassVar[type[BaseConsole]]
     errors_class: ClassVar[type[DatabaseErrors]]
 
     def __init__(
@@ -94,6 +97,7 @@ class Backend(ABC):
         self.logins = self.logins_class(self)
         self.creation = self.creation_class(self)
         self.client = self.client_class(self)
+        self.console = self.console_class(self)
         self._admin = create_engine(
             self.admin_url(self.url), deadlines, autocommit=True, connect_args=self.session_options()
         )

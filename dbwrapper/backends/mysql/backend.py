@@ -11,6 +11,7 @@ from sqlalchemy.exc import DBAPIError
 from dbwrapper.backends.base.backend import Backend
 from dbwrapper.backends.mysql.catalog import MySQLCatalog
 from dbwrapper.backends.mysql.client import MySQLClient
+from dbwrapper.backends.mysql.console import MySQLConsole
 from dbwrapper.backends.mysql.creation import MySQLCreation
 from dbwrapper.backends.mysql.errors import MySQLErrors
 from dbwrapper.backends.mysql.logins import MySQLLogins
@@ -35,6 +36,7 @@ class MySQLBackend(Backend):
     logins_class = MySQLLogins
     catalog_class = MySQLCatalog
     client_class = MySQLClient
+    console_class = MySQLConsole
     errors_class = MySQLErrors
 
     @staticmethod

@@ -7,6 +7,7 @@ from sqlalchemy.engine import URL
 from dbwrapper.backends.base.backend import Backend
 from dbwrapper.backends.postgresql.catalog import PostgreSQLCatalog
 from dbwrapper.backends.postgresql.client import PostgreSQLClient
+from dbwrapper.backends.postgresql.console import PostgreSQLConsole
 from dbwrapper.backends.postgresql.creation import PostgreSQLCreation
 from dbwrapper.backends.postgresql.errors import PostgreSQLErrors
 from dbwrapper.backends.postgresql.logins import PostgreSQLLogins
@@ -29,6 +30,7 @@ class PostgreSQLBackend(Backend):
     logins_class = PostgreSQLLogins
     catalog_class = PostgreSQLCatalog
     client_class = PostgreSQLClient
+    console_class = PostgreSQLConsole
     errors_class = PostgreSQLErrors
 
     @staticmethod
