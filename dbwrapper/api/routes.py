@@ -6,7 +6,7 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING
 
 import dbwrapper
-from dbwrapper.api import batch, classroom, databases, people
+from dbwrapper.api import batch, classroom, console, databases, people
 from dbwrapper.api.openapi import openapi_document
 from dbwrapper.api.problems import KINDS, TYPE_BASE
 from dbwrapper.api.replies import ok
@@ -41,5 +41,5 @@ ROUTES: list[Route] = [
     Route("GET", "/", index, "Where every collection is", response="Index"),
     Route("GET", "/openapi.json", openapi, "The OpenAPI 3.1 document of this API"),
     Route("GET", "/problems", problems, "The kinds of problem an error may be", response="ProblemKinds"),
-    *databases.ROUTES, *people.ROUTES, *classroom.ROUTES, *batch.ROUTES,
+    *databases.ROUTES, *console.ROUTES, *people.ROUTES, *classroom.ROUTES, *batch.ROUTES,
 ]

@@ -90,6 +90,20 @@ def closed(required: list[str], **properties: Any) -> dict[str, Any]:
 
 NAME = {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,62}$"}
 
+CELL: dict[str, Any] = {"type": ["string", "null"]}
+CONSOLE_RESULT = obj(
+    ["statement", "line", "columns", "rows", "more_rows", "cut", "status", "error", "error_line", "error_column",
+     "seconds", "summary"],
+    statement=TEXT, line={"type": "integer"}, columns={"type": "array", "items": TEXT},
+    rows={"type": "array", "items": {"type": "array", "items": CELL}}, more_rows={"type": "integer"}, cut=TEXT,
+    status=TEXT, error=TEXT, error_line={"type": ["integer", "null"]}, error_column={"type": ["integer", "null"]},
+    seconds={"type": "number"}, summary=TEXT,
+)
+CONSOLE_RUN = obj(["id", "summary", "not_run", "note", "results"], id={"type": "integer"}, summary=TEXT,
+                  not_run={"type": "integer"}, note=TEXT, results={"type": "array", "items": ref("ConsoleResult")})
+CONSOLE_ENTRY = obj(["id", "sql", "actor", "state", "summary", "started_at"], id={"type": "integer"}, sql=TEXT,
+                    actor=TEXT, state={"type": "string", "enum": ["running", "done"]}, summary=TEXT, started_at=TIME)
+
 SCHEMAS: dict[str, dict[str, Any]] = {
     "Problem": PROBLEM,
     "Index": obj(["links"], links=LINKS, version=TEXT),
@@ -102,6 +116,12 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "SnapshotList": listing("snapshots", "Snapshot"),
     "SnapshotCreate": closed([], label={"type": "string", "maxLength": 80}),
     "Empty": closed([]),
+    "ConsoleRunCreate": closed(["sql"], sql={"type": "string", "maxLength": 100_000}),
+    "ConsoleResult": CONSOLE_RESULT,
+    "ConsoleRun": CONSOLE_RUN,
+    "ConsoleCancel": obj(["cancelled"], cancelled={"type": "integer"}),
+    "ConsoleEntry": CONSOLE_ENTRY,
+    "ConsoleHistory": listing("runs", "ConsoleEntry"),
     "Archive": ARCHIVE,
     "ArchiveList": listing("archives", "Archive"),
     "ArchiveCreate": closed(["db_type"], db_type=TEXT, name=NAME, drop={"type": "boolean"}),

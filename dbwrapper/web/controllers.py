@@ -10,13 +10,17 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 import cherrypy
 
 from dbwrapper.accounts import Accounts, Actor
+from dbwrapper.api.routing import PREFIX
 from dbwrapper.classes import read_roster
+from dbwrapper.console.results import csv_text
 from dbwrapper.errors import DbWrapperError, InvalidInput, NotLoggedIn
 from dbwrapper.formatting import Templates, credentials_sheet, human_expiry
 from dbwrapper.registry.models import Operation
@@ -25,6 +29,11 @@ from dbwrapper.web.api import ApiPages
 from dbwrapper.web.auth import csrf_token, current_actor, log_in, log_out, safe_next
 from dbwrapper.web.messages import redirect, told
 from dbwrapper.web.pages import Pages
+
+#: The session's key for a console run's results, until the page after the form shows them.
+SESSION_RUN = "console_run"
+#: Bytes of results a console run from the form (not the API) keeps: they wait in the session.
+FORM_RESULT_BYTES = 32_000
 
 #: How far "+7 days" moves an expiry, and how many expiring databases the home page shows.
 EXTENSION = timedelta(days=7)
@@ -311,6 +320,64 @@ class SnapshotsController(Controller):
         return self._page(actor, db_type, name, self.runtime.snapshots.delete(actor, db_type, name, snapshot))
 
 
+class ConsoleController(Controller):
+    """``/console/``: a database's SQL console, for its owner and instructors.
+
+    Without JavaScript the form posts here, and the answer is a redirect to the
+    console showing the run's results once (Post/Redirect/Get): they wait in the
+    session meanwhile, so the form's runs keep at most :data:`FORM_RESULT_BYTES` of
+    results (a session row must stay small; the JSON API's runs have the full cap).
+    With JavaScript, ``console.js`` runs and cancels through the JSON API instead.
+    """
+
+    def _where(self, db_type: str | None, name: str | None) -> str:
+        return "/console/?" + urlencode({"db_type": db_type or "", "name": name or ""})
+
+    @page()
+    def index(self, db_type: str | None = None, name: str | None = None, run: str = "") -> str:
+        actor = current_actor()
+        backend, record = self.service.managed(actor, db_type, name)
+        history = self.runtime.console.history(actor, backend.db_type, record.name)
+        shown = cherrypy.session.pop(SESSION_RUN, None) if hasattr(cherrypy.serving, "session") else None
+        if shown is not None and shown.get("where") != [backend.db_type, record.name]:
+            shown = None
+        wanted = whole_number(run, "The run") if run else (shown["run"]["id"] if shown else None)
+        sql = next((entry.sql for entry in history if entry.id == wanted), "")
+        api = f"{PREFIX}/databases/{backend.db_type}/{record.name}/console"
+        return self.pages(actor).console(
+            backend, record, self.runtime.console.limits, sql, shown["run"] if shown else None, history, api,
+        )
+
+    @page(("POST",))
+    def run(self, db_type: str | None = None, name: str | None = None, sql: str = "") -> str:
+        actor = current_actor()
+        limits = self.runtime.console.limits
+        console = replace(self.runtime.console, limits=replace(limits, bytes=min(limits.bytes, FORM_RESULT_BYTES)))
+        backend, record = self.service.managed(actor, db_type, name)
+        done = console.run(actor, backend.db_type, record.name, sql)
+        if hasattr(cherrypy.serving, "session"):
+            cherrypy.session[SESSION_RUN] = {"where": [backend.db_type, record.name], "run": done.json()}
+        redirect(self._where(backend.db_type, record.name) + f"&run={done.id}")
+
+    @page(("POST",))
+    def cancel(self, db_type: str | None = None, name: str | None = None) -> str:
+        actor = current_actor()
+        stopped = self.runtime.console.cancel(actor, db_type, name)
+        said = f"Cancelled {stopped} running statement(s)." if stopped else "Nothing was running in this console."
+        redirect(self._where(db_type, name), said, "ok" if stopped else "info")
+
+    @page(("POST",))
+    def csv(self, db_type: str | None = None, name: str | None = None, sql: str = "") -> str:
+        """One statement run again, its rows as a CSV download (up to the console's caps)."""
+        actor = current_actor()
+        result = self.runtime.console.statement(actor, db_type, name, sql)
+        if result.error:
+            raise InvalidInput(f"The statement failed: {result.error}")
+        cherrypy.response.headers["Content-Type"] = "text/csv; charset=utf-8"
+        cherrypy.response.headers["Content-Disposition"] = f'attachment; filename="{name or "result"}.csv"'
+        return csv_text(result)
+
+
 class ClassesController(Controller):
     """``/classes/``: provision a class from an uploaded roster, and follow its progress."""
 
@@ -365,6 +432,7 @@ class Root(Controller):
         self.snapshots = SnapshotsController(runtime, templates)
         self.courses = CoursesController(runtime, templates)
         self.classes = ClassesController(runtime, templates)
+        self.console = ConsoleController(runtime, templates)
         self.api = ApiPages(runtime, templates)
 
     @page()

@@ -10,6 +10,7 @@ which is what a rendered template or fragment is.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from markupsafe import Markup
 
@@ -17,11 +18,13 @@ from dbwrapper.accounts import Actor
 from dbwrapper.api.routing import PREFIX, Route
 from dbwrapper.archives import Manifest
 from dbwrapper.backends import Backend
+from dbwrapper.backends.base.console import Limits
 from dbwrapper.classes import ClassReport
 from dbwrapper.embedded import EmbeddedPostgres
 from dbwrapper.formatting import Templates, human_expiry, human_size, template
 from dbwrapper.registry import AuditEntry, Course, DatabaseRecord, Snapshot, User
-from dbwrapper.registry.models import ApiToken, Operation
+from dbwrapper.registry.console import HISTORY_LENGTH
+from dbwrapper.registry.models import ApiToken, ConsoleRun, Operation
 from dbwrapper.service import Credentials, Listed, Listing, Outcome
 from dbwrapper.web.messages import Kind
 
@@ -43,6 +46,13 @@ INSTRUCTOR_LINKS = Markup(
 )
 NO_EXPIRY = Markup('<tr><td colspan="4">No database is set to expire.</td></tr>')
 NO_SNAPSHOTS = Markup('<tr><td colspan="5">No snapshots yet.</td></tr>')
+NO_HISTORY = Markup('<li class="note">Nothing run here yet.</li>')
+COLUMN = template("<th>%(name)s</th>")
+ROW = template("<tr>%(cells)s</tr>")
+CELL = template("<td>%(value)s</td>")
+NULL_CELL = Markup('<td class="null">NULL</td>')
+#: Characters of a run's text its history entry shows.
+HISTORY_SHOWN = 300
 NO_TOKENS = Markup('<tr><td colspan="4">No API tokens yet.</td></tr>')
 NO_DATABASE = Markup('<p class="message info">You have no database yet.</p>')
 CREATE_LINK = template(
@@ -208,6 +218,57 @@ class Pages:
         return self._page(
             "confirm_destroy.html", title=f"Destroy {name}?", name=name, db_type=backend.db_type,
             label=backend.label, where=backend.where,
+        )
+
+    # -- the SQL console -------------------------------------------------------------------
+
+    def console(
+        self, backend: Backend, record: DatabaseRecord, limits: Limits, sql: str, run: dict[str, Any] | None,
+        history: list[ConsoleRun], api: str,
+    ) -> str:
+        """A database's console: the editor (holding ``sql``), the results of the ``run`` just
+        made (as :meth:`Run.json` gave them), and the history."""
+        where = {"db_type": backend.db_type, "name": record.name}
+        results = Markup()
+        if run is not None:
+            results = join(self._console_result(number, result, where)
+                           for number, result in enumerate(run["results"], 1))
+            said = [run["summary"] + "."] + ([run["note"]] if run["note"] else [])
+            results = self._message(" ".join(said), "error" if run["not_run"] or run["note"] else "ok") + results
+        entries = join(
+            self.templates.render(
+                "console_entry.html", **where, id=entry.id, iso=entry.started_at.isoformat(),
+                at=f"{entry.started_at:%Y-%m-%d %H:%M:%S} UTC", actor=entry.actor, summary=entry.summary or "running",
+                sql=entry.sql if len(entry.sql) <= HISTORY_SHOWN else entry.sql[:HISTORY_SHOWN] + " …",
+            )
+            for entry in history
+        ) or NO_HISTORY
+        return self._page(
+            "console.html", title=f"SQL console: {record.name}", **where, label=backend.label, login=record.login,
+            seconds=f"{limits.seconds:g}", rows=f"{limits.rows:,}", sql=sql, results=results, history=entries,
+            history_length=HISTORY_LENGTH, api=api,
+        )
+
+    def _console_result(self, number: int, result: dict[str, Any], where: dict[str, str]) -> Markup:
+        if result["error"]:
+            at = f" (line {result['error_line']}, column {result['error_column']})" if result["error_line"] else ""
+            body, kind = self._message(f"{result['error']}{at}", "error"), "failed"
+        elif result["columns"]:
+            head = join(COLUMN % {"name": column} for column in result["columns"])
+            rows = join(
+                ROW % {"cells": join(NULL_CELL if value is None else CELL % {"value": value} for value in row)}
+                for row in result["rows"]
+            )
+            body = self.templates.render(
+                "console_rows.html", **where, head=head, rows=rows, summary=result["summary"],
+                statement=result["statement"], number=number,
+            )
+            kind = "rows"
+        else:
+            body, kind = self._message(result["status"] or "Done.", "ok"), "done"
+        return self.templates.render(
+            "console_result.html", kind=kind, number=number, line=result["line"], seconds=f"{result['seconds']:.3f}",
+            statement=result["statement"], body=body,
         )
 
     # -- the user's own account ------------------------------------------------------------

@@ -1,0 +1,77 @@
+"""The SQL console's page and its JSON routes, as a trainee uses them: by the form without
+JavaScript (Post/Redirect/Get), and by the script's calls to the API with the session."""
+
+from __future__ import annotations
+
+import html
+import re
+
+import requests
+
+from tests.conftest import Browser
+
+CONSOLE_LINK = re.compile(r'href="(/console/\?db_type=\w+&amp;name=\w+)"')
+
+
+def open_console(alice: Browser, db_type: str) -> tuple[str, str]:
+    """Create the trainee's database and follow the link to its console; the console's path and page."""
+    made = alice.get("/dbi/create_my_db", params={"db_type": db_type})
+    assert made.status_code == 200, made.text
+    home = alice.get("/").text
+    path = html.unescape(CONSOLE_LINK.search(home).group(1))
+    page = alice.get(path)
+    assert page.status_code == 200, page.text
+    return path, page.text
+
+
+def api_post(alice: Browser, path: str, body: dict, csrf: bool = True):
+    """A POST of JSON as the console's script sends it: the session's cookie and, unless not,
+    its CSRF token in a header (the Browser helper would add it to a form instead)."""
+    headers = {"X-CSRF-Token": alice.csrf} if csrf else {}
+    return requests.Session.request(alice, "POST", alice.base_url + path, json=body, headers=headers, timeout=60)
+
+
+def test_the_form_runs_the_sql_and_a_reload_does_not_run_it_again(trainee, db_type):
+    alice = trainee()
+    path, page = open_console(alice, db_type)
+    assert '<label for="console-sql">' in page
+    query = dict(re.findall(r'name="(db_type|name)" value="(\w+)"', page))
+    ran = alice.post("/console/run", data={**query, "sql": "SELECT 40 + 2 AS answer; SELECT '<b>x</b>' AS t"})
+    assert ran.status_code == 200 and "/console/" in ran.url
+    assert "<th>answer</th>" in ran.text and "<td>42</td>" in ran.text
+    assert "&lt;b&gt;x&lt;/b&gt;" in ran.text and "<b>x</b>" not in ran.text
+    assert "2 statements: 2 ran" in ran.text
+    again = alice.get(ran.url.removeprefix(alice.base_url))
+    assert "<td>42</td>" not in again.text, "the results are shown once"
+    assert again.text.count("SELECT 40 + 2") == 2, "the editor and the one history entry: nothing ran twice"
+
+
+def test_the_api_runs_cancels_and_lists_the_history_with_the_session(trainee, db_type):
+    alice = trainee()
+    _, page = open_console(alice, db_type)
+    api = re.search(r'data-api="([^"]+)"', page).group(1)
+    answer = api_post(alice, api, {"sql": "SELECT 1 AS one"})
+    assert answer.status_code == 200, answer.text
+    (result,) = answer.json()["results"]
+    assert (result["columns"], result["rows"]) == (["one"], [["1"]])
+    assert api_post(alice, api + "/cancel", {}).json() == {"cancelled": 0}
+    assert alice.get(api + "/history").json()["runs"][0]["sql"] == "SELECT 1 AS one"
+    assert api_post(alice, api, {"sql": "SELECT 1"}, csrf=False).status_code == 403, "without the CSRF token"
+
+
+def test_a_result_downloads_as_csv(trainee, db_type):
+    alice = trainee()
+    _, page = open_console(alice, db_type)
+    query = dict(re.findall(r'name="(db_type|name)" value="(\w+)"', page))
+    download = alice.post("/console/csv", data={**query, "sql": "SELECT 'a' AS x UNION ALL SELECT 'b'"})
+    assert download.headers["Content-Type"].startswith("text/csv")
+    assert "attachment" in download.headers["Content-Disposition"]
+    assert download.text == "x\r\na\r\nb\r\n"
+
+
+def test_another_trainees_console_is_closed(trainee, db_type):
+    alice, bob = trainee(), trainee()
+    path, _ = open_console(alice, db_type)
+    assert bob.get(path).status_code == 403
+    query = dict(re.findall(r"(db_type|name)=(\w+)", path.replace("&amp;", "&")))
+    assert bob.post("/console/run", data={**query, "sql": "SELECT 1"}).status_code == 403
