@@ -49,12 +49,11 @@ class Console:
         if not statements:
             raise InvalidInput("There is no SQL statement to run: type one, and run it.")
         registry = self.service.registry
-        run = Run(registry.start_run(record, actor.label, text, self.service.process))
         login = Login(record.login, record.password)
         budget = Budget(self.limits.bytes)
-        try:
-            with backend.console.session(record.name, login, self.limits) as session:
-                registry.run_session(run.id, session.id)
+        with backend.console.session(record.name, login, self.limits) as session:
+            run = Run(registry.start_run(record, actor.label, text, self.service.process, session.id))
+            try:
                 for index, statement in enumerate(statements):
                     result = backend.console.run(session, statement, text, self.limits, budget, login, record.name)
                     run.results.append(result)
@@ -64,8 +63,8 @@ class Console:
                 if backend.console.in_transaction(session.dbapi):
                     run.note = ("The text began a transaction and did not end it: it was rolled back. "
                                 "End it with COMMIT in the same run to keep what it did.")
-        finally:
-            registry.finish_run(record, run.id, run.summary)
+            finally:
+                registry.finish_run(record, run.id, run.summary)
         return run
 
     def statement(self, actor: Actor, db_type: object, name: str | None, sql: object) -> Result:

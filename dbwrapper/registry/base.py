@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -104,9 +104,16 @@ class Store:
                 ) from error
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """A session in one transaction: committed on success, rolled back on error."""
+    def session(self, *, durable: bool = True) -> Iterator[Session]:
+        """A session in one transaction: committed on success, rolled back on error.
+
+        A transaction that need not be ``durable`` (a console run's history row) is, on
+        PostgreSQL, committed without waiting for its write to reach the disk: a crash
+        may lose it, never corrupt anything, and the request does not wait on an fsync.
+        """
         with self._unavailable_as_503(), self._sessions.begin() as session:
+            if not durable and self.engine.dialect.name == "postgresql":
+                session.execute(text("SET LOCAL synchronous_commit TO OFF"))
             yield session
 
     def instance_id(self) -> str:

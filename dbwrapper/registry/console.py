@@ -1,5 +1,9 @@
 """The SQL console's runs in the registry: each database's history, and the runs at work,
-which any process may be asked to cancel."""
+which any process may be asked to cancel.
+
+A history row is not worth an fsync: its writes are not ``durable`` (see
+:meth:`~dbwrapper.registry.base.Store.session`), so a run waits for no disk.
+"""
 
 from __future__ import annotations
 
@@ -16,34 +20,29 @@ HISTORY_LENGTH = 50
 class ConsoleRecords(Store):
     """What was run in each database's console, newest first, at most :data:`HISTORY_LENGTH`."""
 
-    def start_run(self, record: DatabaseRecord, actor: str, sql: str, process: str) -> int:
-        """Record a run about to start; its id."""
-        with self.session() as session:
-            run = ConsoleRun(database_id=record.id, actor=actor, sql=sql, state="running", process=process)
+    def start_run(self, record: DatabaseRecord, actor: str, sql: str, process: str, session_id: int) -> int:
+        """Record a run about to start in the server session ``session_id`` (for a cancel); its id."""
+        with self.session(durable=False) as session:
+            run = ConsoleRun(database_id=record.id, actor=actor, sql=sql, state="running", process=process,
+                             session_id=session_id)
             session.add(run)
             session.flush()
             return run.id
 
-    def run_session(self, run_id: int, session_id: int) -> None:
-        """Name the server session running ``run_id``, for a cancel."""
-        with self.session() as session:
-            session.execute(update(ConsoleRun).where(ConsoleRun.id == run_id).values(session_id=session_id))
-
     def finish_run(self, record: DatabaseRecord, run_id: int, summary: str) -> None:
         """Mark ``run_id`` done with ``summary``, and forget the database's runs past the history's length."""
-        with self.session() as session:
+        with self.session(durable=False) as session:
             session.execute(
                 update(ConsoleRun).where(ConsoleRun.id == run_id).values(state="done", summary=summary[:255])
             )
-            kept = (
+            oldest_kept = session.scalar(
                 select(ConsoleRun.id).where(ConsoleRun.database_id == record.id)
-                .order_by(ConsoleRun.id.desc()).limit(HISTORY_LENGTH)
+                .order_by(ConsoleRun.id.desc()).offset(HISTORY_LENGTH - 1).limit(1)
             )
-            old = select(ConsoleRun.id).where(
-                ConsoleRun.database_id == record.id, ConsoleRun.state == "done",
-                ConsoleRun.id.not_in(list(session.scalars(kept))),
-            )
-            session.execute(delete(ConsoleRun).where(ConsoleRun.id.in_(list(session.scalars(old)))))
+            if oldest_kept is not None:
+                session.execute(delete(ConsoleRun).where(
+                    ConsoleRun.database_id == record.id, ConsoleRun.id < oldest_kept, ConsoleRun.state == "done",
+                ))
 
     def console_runs(self, record: DatabaseRecord) -> list[ConsoleRun]:
         """The database's runs, newest first."""

@@ -82,10 +82,22 @@ class BaseConsole(ABC):
         """
         deadlines = Deadlines(short=self.backend.deadlines.short, long=limits.seconds + GRACE_SECONDS)
         engine = one_off_engine(self.backend.database_url(name, login), deadlines)
-        self.backend.logins.renew_password(login)
-        with self.backend.connected(engine) as connection, long_deadline():
-            dbapi = connection.connection.dbapi_connection
-            yield ConsoleSession(connection, dbapi, self.begin(dbapi, limits))
+        # The password is given back to the login only when the server refuses it (its owner
+        # changed it in a session of theirs): setting it before every run would cost each a
+        # super-user statement and a password hash on the server, most of a SELECT 1's time.
+        for renewed in (False, True):
+            entered = False
+            try:
+                with self.backend.connected(engine) as connection, long_deadline():
+                    entered = True
+                    dbapi = connection.connection.dbapi_connection
+                    yield ConsoleSession(connection, dbapi, self.begin(dbapi, limits))
+                return
+            except DbWrapperError as error:
+                cause = getattr(error.__cause__, "orig", None)
+                if entered or renewed or cause is None or not self.refused_password(cause):
+                    raise
+            self.backend.logins.renew_password(login)
 
     def run(self, session: ConsoleSession, statement: Statement, whole: str, limits: Limits, budget: Budget,
             login: Login, name: str) -> Result:
@@ -168,6 +180,10 @@ class BaseConsole(ABC):
     @abstractmethod
     def in_transaction(self, dbapi: Any) -> bool:
         """Whether the session is open and inside a transaction the text began and did not end."""
+
+    @abstractmethod
+    def refused_password(self, error: Exception) -> bool:
+        """Whether connecting failed because the server refused the login's password."""
 
     @abstractmethod
     def message(self, error: Exception) -> str:

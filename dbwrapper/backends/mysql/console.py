@@ -14,6 +14,8 @@ from dbwrapper.backends.base.console import GRACE_SECONDS, BaseConsole, Budget, 
 from dbwrapper.console.results import Result
 from dbwrapper.console.statements import MYSQL, Statement
 
+#: "Access denied for user": the password was refused.
+ER_ACCESS_DENIED = 1045
 #: Where MySQL's syntax errors point: ``... near 'FORM t' at line 2``.
 _AT_LINE = re.compile(r"at line (\d+)\s*$")
 
@@ -50,6 +52,9 @@ class MySQLConsole(BaseConsole):
 
     def in_transaction(self, dbapi: Any) -> bool:
         return dbapi.open and bool(dbapi.server_status & SERVER_STATUS.SERVER_STATUS_IN_TRANS)
+
+    def refused_password(self, error: Exception) -> bool:
+        return _code_and_text(error)[0] == ER_ACCESS_DENIED
 
     def message(self, error: Exception) -> str:
         code, said = _code_and_text(error)
