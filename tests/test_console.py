@@ -10,12 +10,14 @@ import threading
 import time
 
 import pytest
+from sqlalchemy import func, select
 
 from dbwrapper.backends.base.console import Limits
 from dbwrapper.console.results import csv_text
 from dbwrapper.console.service import Console
 from dbwrapper.errors import InvalidInput
-from dbwrapper.registry.console import HISTORY_LENGTH
+from dbwrapper.registry.console import HISTORY_LENGTH, PRUNE_EVERY
+from dbwrapper.registry.models import ConsoleRun
 from tests.conftest import login_of
 
 SLEEP = {"postgres": "SELECT pg_sleep({seconds})", "mysql": "SELECT SLEEP({seconds})"}
@@ -121,12 +123,17 @@ def test_a_transaction_left_open_is_rolled_back_and_said(runtime, instructor, db
 
 
 def test_the_history_keeps_the_last_runs_newest_first(runtime, instructor, db_type, managed_db):
-    for n in range(HISTORY_LENGTH + 2):
+    runs = HISTORY_LENGTH + 2 * PRUNE_EVERY
+    for n in range(runs):
         runtime.console.run(instructor, db_type, managed_db, f"SELECT {n}")
     history = runtime.console.history(instructor, db_type, managed_db)
     assert len(history) == HISTORY_LENGTH
-    assert history[0].sql == f"SELECT {HISTORY_LENGTH + 1}" and history[-1].sql == "SELECT 2"
+    assert history[0].sql == f"SELECT {runs - 1}" and history[-1].sql == f"SELECT {runs - HISTORY_LENGTH}"
     assert history[0].summary == "1 statement: 1 ran"
+    record = runtime.service.registry.database(db_type, managed_db)
+    with runtime.service.registry.session() as session:
+        kept = session.scalar(select(func.count()).where(ConsoleRun.database_id == record.id))
+    assert kept < HISTORY_LENGTH + PRUNE_EVERY, "older runs are forgotten, not only hidden"
 
 
 def test_a_result_downloads_as_csv(runtime, instructor, db_type, managed_db):

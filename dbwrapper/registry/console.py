@@ -15,6 +15,9 @@ from dbwrapper.registry.models import ConsoleRun
 
 #: How many runs of each database its history keeps.
 HISTORY_LENGTH = 50
+#: Older runs are forgotten at every this many runs (of any database), not at each: until
+#: then a history holds a few more rows than it shows.
+PRUNE_EVERY = 10
 
 
 class ConsoleRecords(Store):
@@ -30,11 +33,14 @@ class ConsoleRecords(Store):
             return run.id
 
     def finish_run(self, record: DatabaseRecord, run_id: int, summary: str) -> None:
-        """Mark ``run_id`` done with ``summary``, and forget the database's runs past the history's length."""
+        """Mark ``run_id`` done with ``summary``; every :data:`PRUNE_EVERY` runs, forget the
+        database's runs past the history's length."""
         with self.session(durable=False) as session:
             session.execute(
                 update(ConsoleRun).where(ConsoleRun.id == run_id).values(state="done", summary=summary[:255])
             )
+            if run_id % PRUNE_EVERY:
+                return
             oldest_kept = session.scalar(
                 select(ConsoleRun.id).where(ConsoleRun.database_id == record.id)
                 .order_by(ConsoleRun.id.desc()).offset(HISTORY_LENGTH - 1).limit(1)
