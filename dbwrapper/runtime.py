@@ -18,6 +18,7 @@ from dbwrapper.courses import Courses
 from dbwrapper.expiry import Expiry, Purger
 from dbwrapper.operations import HEARTBEAT_SECONDS, Operations
 from dbwrapper.preparations import Preparations
+from dbwrapper.readonly import ReadOnly
 from dbwrapper.reconcile import Reconciler, Report
 from dbwrapper.registry.joblock import ExclusiveJob, job_lock, new_process_id, process_lock
 from dbwrapper.registry.lock import LOCK_CHECK_SECONDS, RegistryLock, registry_lock
@@ -49,7 +50,9 @@ class Runtime:
         self.service = DatabaseService(self.servers, self.process)
         self.archives = Archives(self.service, settings)
         self.snapshots = Snapshots(self.service, settings.snapshot_quota)
-        self.console = Console(self.service, Limits(
+        self.read_only = ReadOnly(self.service)
+        self.service.shown_login = self.read_only.shown_login
+        self.console = Console(self.service, self.read_only, Limits(
             settings.console_statement_seconds, settings.console_rows, settings.console_result_bytes,
         ))
         self.preparations = Preparations(self.service)

@@ -9,7 +9,7 @@ log, and raises only :mod:`dbwrapper.errors`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -81,6 +81,11 @@ class Outcome:
     credentials: Credentials | None = None
 
 
+def owners_login(actor: Actor, record: DatabaseRecord) -> Login:
+    """A database's own login, as its owner and instructors are shown it."""
+    return Login(record.login, record.password)
+
+
 #: A trainee's databases; the limit is each user's own (``User.quota``).
 DATABASES = Quota("database", "destroy one first or ask an instructor")
 
@@ -95,6 +100,9 @@ class DatabaseService:
         self.process = process
         self.copies = CourseCopies(servers, servers.settings.pool_size)
         self.quotas = Quotas(lambda user: self.registry.holding(user))
+        #: The login ``actor`` is shown for a database: its own, unless read-only mode shows its
+        #: reader (the runtime sets :meth:`dbwrapper.readonly.ReadOnly.shown_login` here).
+        self.shown_login: Callable[[Actor, DatabaseRecord], Login] = owners_login
 
     @property
     def settings(self) -> Settings:
@@ -184,9 +192,7 @@ class DatabaseService:
     def my_databases(self, actor: Actor) -> list[Credentials]:
         """Every database the actor owns, with how to connect."""
         return [
-            Credentials(
-                self.servers.backend(db.db_type), db.name, Login(db.login, db.password), db.expires_at
-            )
+            Credentials(self.servers.backend(db.db_type), db.name, self.shown_login(actor, db), db.expires_at)
             for db in self.registry.databases(owner=actor.user)
             if db.db_type in self.servers.db_types and db.ready
         ]
@@ -211,7 +217,7 @@ class DatabaseService:
         with self.audited(actor, "create", f"{backend.db_type}:{name}") as entry:
             existing = self._check_create(actor, backend, name, owner)
             if existing is not None:
-                login = Login(existing.login, existing.password)
+                login = self.shown_login(actor, existing)
                 return self._unchanged(entry, backend, name, "already exists", login)
             claim = self._claim(actor, backend, name, owner, course)
             if claim is None:
@@ -222,7 +228,7 @@ class DatabaseService:
             entry.detail = made
             self._finish(backend, claim, entry)
             summary = f"Created {name} on {backend.label}" + (f" for the course {course}." if course else ".")
-            return self._outcome(backend, name, True, summary, Login(claim.login, claim.password))
+            return self._outcome(backend, name, True, summary, self.shown_login(actor, claim))
 
     def _check_create(self, actor: Actor, backend: Backend, name: str, owner: User) -> DatabaseRecord | None:
         """The record of ``name`` if it exists already and may be shown to ``actor``; refuse a
@@ -353,9 +359,12 @@ class DatabaseService:
         reconciling forgets the snapshots that are gone and finishes the rest.
         """
         snapshots = self.registry.snapshots(record)
+        reader = self.registry.reader(record)
         for snapshot in snapshots:
             backend.drop_database(snapshot.name, registered=True)
         dropped = backend.drop_database(record.name, record.login, registered=True)
+        if reader is not None:  # read-only mode's login goes with the database it reads
+            backend.logins.remove_login(reader[0].name)
         self.registry.forget_database(record, audit=audit)
         return dropped, len(snapshots)
 
@@ -366,7 +375,7 @@ class DatabaseService:
     def describe(self, actor: Actor, backend: Backend, name: str, summary: str) -> Outcome:
         """An outcome for something done to ``name`` elsewhere (a restore), with its credentials."""
         record = self.authorize(actor, backend, name)
-        login = Login(record.login, record.password) if record else None
+        login = self.shown_login(actor, record) if record else None
         return self._outcome(backend, name, True, summary, login)
 
     def _unchanged(

@@ -28,7 +28,7 @@ WHO = {"postgres": "SELECT current_user", "mysql": "SELECT SUBSTRING_INDEX(CURRE
 def console(runtime, **limits: float) -> Console:
     """The service's console, with ``limits`` changed (seconds, rows, bytes)."""
     given = runtime.console.limits
-    return Console(runtime.service, Limits(**{**given.__dict__, **limits}))
+    return Console(runtime.service, runtime.read_only, Limits(**{**given.__dict__, **limits}))
 
 
 def test_statements_run_in_order_as_the_databases_own_login(runtime, instructor, db_type, managed_db):

@@ -10,7 +10,6 @@ from dbwrapper.api.replies import accepted, created, gone, ok
 from dbwrapper.api.routing import PREFIX, Call, Reply, Route
 from dbwrapper.archives import Manifest
 from dbwrapper.backends import Backend
-from dbwrapper.backends.base import Login
 from dbwrapper.errors import DbWrapperError, InvalidInput, NotFound
 from dbwrapper.registry import DatabaseRecord
 from dbwrapper.registry.models import Snapshot
@@ -47,7 +46,7 @@ def database_json(api: Api, call: Call, backend: Backend, name: str, record: Dat
     if record is not None:
         body["links"]["snapshots"] = database_path(backend.db_type, name) + "/snapshots"
         if call.actor.is_instructor or record.owner == call.actor.name:
-            login = Login(record.login, record.password)
+            login = api.runtime.service.shown_login(call.actor, record)
             body["credentials"] = credentials_json(Credentials(backend, name, login, record.expires_at))
     return body
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dbwrapper.accounts import Actor
-from dbwrapper.backends.base import Login
 from dbwrapper.backends.base.console import Budget, Limits
 from dbwrapper.console.results import Result, Run
 from dbwrapper.console.statements import split
 from dbwrapper.errors import InvalidInput
+from dbwrapper.readonly import ReadOnly
 from dbwrapper.registry.models import ConsoleRun
 from dbwrapper.service import DatabaseService
 
@@ -34,6 +34,8 @@ class Console:
     """Each managed database's SQL console, for its owner and for instructors."""
 
     service: DatabaseService
+    #: Read-only mode: a database in it is run as its reader, not its owner.
+    read_only: ReadOnly
     limits: Limits
 
     def run(self, actor: Actor, db_type: object, name: str | None, sql: object) -> Run:
@@ -49,7 +51,7 @@ class Console:
         if not statements:
             raise InvalidInput("There is no SQL statement to run: type one, and run it.")
         registry = self.service.registry
-        login = Login(record.login, record.password)
+        login = self.read_only.console_login(backend, record)
         budget = Budget(self.limits.bytes)
         with backend.console.session(record.name, login, self.limits) as session:
             run = Run(registry.start_run(record, actor.label, text, self.service.process, session.id))
@@ -78,7 +80,7 @@ class Console:
     def cancel(self, actor: Actor, db_type: object, name: str | None) -> int:
         """Stop the statements running in the database's console now, from any process; how many."""
         backend, record = self.service.managed(actor, db_type, name)
-        login = Login(record.login, record.password)
+        login = self.read_only.console_login(backend, record, to_run=False)
         running = [run for run in self.service.registry.console_runs(record) if run.state == "running"]
         return sum(
             backend.console.cancel(record.name, login, run.session_id) for run in running if run.session_id

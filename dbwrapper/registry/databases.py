@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from dbwrapper.errors import Refused
 from dbwrapper.registry.base import Store, as_utc
-from dbwrapper.registry.models import AuditEntry, ConsoleRun, ManagedDatabase, Snapshot, User
+from dbwrapper.registry.models import AuditEntry, ConsoleRun, ManagedDatabase, Reader, Snapshot, User
 
 
 @dataclass(frozen=True)
@@ -140,12 +140,21 @@ class DatabaseRecords(Store):
         changed = replace(record, expires_at=expires_at)
         self._update_databases(lambda records: [changed if db.id == record.id else db for db in records])
 
+    def set_database_password(self, record: DatabaseRecord, password: str) -> DatabaseRecord:
+        """Give the database's own login a new password in the registry; the record as it is now."""
+        with self.session() as session:
+            session.execute(update(ManagedDatabase).where(ManagedDatabase.id == record.id).values(password=password))
+        changed = replace(record, password=password)
+        self._update_databases(lambda records: [changed if db.id == record.id else db for db in records])
+        return changed
+
     def forget_database(self, record: DatabaseRecord, audit: AuditEntry | None) -> None:
-        """Forget a dropped database, its snapshots and its console history, and add the audit entry saying so, in one
-        transaction."""
+        """Forget a dropped database, its snapshots, its console history and its reader, and add
+        the audit entry saying so, in one transaction."""
         with self.session() as session:
             session.execute(delete(Snapshot).where(Snapshot.database_id == record.id))
             session.execute(delete(ConsoleRun).where(ConsoleRun.database_id == record.id))
+            session.execute(delete(Reader).where(Reader.database_id == record.id))
             session.execute(delete(ManagedDatabase).where(ManagedDatabase.id == record.id))
             if audit is not None:
                 session.add(audit)

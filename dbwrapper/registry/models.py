@@ -122,6 +122,8 @@ class Course(Base):
     postgres_sql: Mapped[str | None] = mapped_column(Text, nullable=True)
     mysql_sql: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    #: Its databases are read-only (see :mod:`dbwrapper.readonly`).
+    read_only: Mapped[bool] = mapped_column(Boolean, default=False)
 
     def sql(self, db_type: str) -> str | None:
         """The course's SQL for ``db_type``, or ``None`` when it has none for it."""
@@ -293,3 +295,18 @@ class ConsoleRun(Base):
     session_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     process: Mapped[str] = mapped_column(String(32))
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class Reader(Base):
+    """A database's reader: a login that may only read it, made the first time an instructor
+    switches the database (or its course) to read-only; ``read_only`` is this database's switch."""
+
+    __tablename__ = "readers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    database_id: Mapped[int] = mapped_column(
+        ForeignKey("managed_databases.id", ondelete="CASCADE"), unique=True
+    )
+    login: Mapped[str] = mapped_column(String(64), unique=True)
+    password: Mapped[str] = mapped_column(String(255))
+    read_only: Mapped[bool] = mapped_column(Boolean, default=False)

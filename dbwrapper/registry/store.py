@@ -10,6 +10,7 @@ from dbwrapper.registry.databases import DatabaseRecord, DatabaseRecords
 from dbwrapper.registry.idempotency import IdempotencyRecords
 from dbwrapper.registry.login_failures import LoginFailureRecords
 from dbwrapper.registry.operations import OperationRecords
+from dbwrapper.registry.readers import ReaderRecords
 from dbwrapper.registry.sessions import SessionRecords
 from dbwrapper.registry.tokens import TokenRecords
 from dbwrapper.registry.users import UserRecords
@@ -18,7 +19,7 @@ __all__ = ["READ_CACHE_SECONDS", "DatabaseRecord", "Registry", "Store", "as_utc"
 
 
 class Registry(UserRecords, DatabaseRecords, CopyRecords, AuditLog, OperationRecords, TokenRecords,
-               SessionRecords, LoginFailureRecords, IdempotencyRecords, ConsoleRecords):
+               SessionRecords, LoginFailureRecords, IdempotencyRecords, ConsoleRecords, ReaderRecords):
     """The control database: who may log in, which databases exist for whom, what happened.
 
     One class per kind of record, all on one :class:`~dbwrapper.registry.base.Store`.

@@ -31,7 +31,29 @@ class BaseLogins(ABC):
         with backend.errors.translated(f"set the password of {login.name}"), backend.admin_connection() as connection:
             self.reset_login(connection, login)
 
+    def make_reader(self, reader: Login, name: str) -> None:
+        """Make ``reader``, a login that may only read database ``name`` (see :mod:`dbwrapper.readonly`)."""
+        backend = self.backend
+        with backend.errors.translated(f"make the reader {reader.name}"), backend.admin_connection() as connection:
+            self.create_login(connection, reader)
+            self.grant_reading(connection, reader.name, name)
+
+    def remove_login(self, login: str) -> None:
+        """End ``login``'s sessions and remove it from the server (a reader, once its database is gone)."""
+        backend = self.backend
+        with backend.errors.translated(f"remove the login {login}"), backend.admin_connection() as connection:
+            self.drop_login(connection, login)
+
     # -- what each engine implements ------------------------------------------------
+
+    @abstractmethod
+    def grant_reading(self, connection: Connection, reader: str, name: str) -> None:
+        """Let ``reader`` read database ``name`` and change nothing, as far as the super-user grants it."""
+
+    def share_for_reading(self, connection: Connection, reader: str, name: str) -> None:
+        """On ``connection``, the owner's own session in database ``name``: give ``reader`` what
+        the owner's grants must add (PostgreSQL's privileges live inside the database); nothing
+        by default."""
 
     def revoke_public_access(self, connection: Connection) -> None:
         """Close what a new login could reach beyond its own database; nothing by default."""

@@ -112,6 +112,11 @@ class MySQLLogins(BaseLogins):
         pattern = connection.dialect.identifier_preparer.quote_identifier(escaped(name))
         connection.execute(text(f"GRANT ALL PRIVILEGES ON {pattern}.* TO {', '.join(granted)}"), params)
 
+    def grant_reading(self, connection: Connection, reader: str, name: str) -> None:
+        granted, params = accounts(reader, self._own_hosts(connection, reader))
+        pattern = connection.dialect.identifier_preparer.quote_identifier(escaped(name))
+        connection.execute(text(f"GRANT SELECT, SHOW VIEW ON {pattern}.* TO {', '.join(granted)}"), params)
+
     def drop_login(self, connection: Connection, login: str) -> None:
         # Sessions outlive DROP USER and keep their privileges; end them first. Every
         # row of the login's goes, including those for anonymous users that are gone since.

@@ -101,3 +101,27 @@ class PostgreSQLLogins(BaseLogins):
             {"login": login},
         )
         connection.exec_driver_sql(f"DROP ROLE IF EXISTS {self.backend.quote(login)}")
+
+    def grant_reading(self, connection: Connection, reader: str, name: str) -> None:
+        # Every transaction of the reader's starts read-only; its grants (share_for_reading)
+        # are SELECT only, so even one it sets back to read-write can change nothing.
+        connection.exec_driver_sql(
+            f"ALTER ROLE {self.backend.quote(reader)} SET default_transaction_read_only = on"
+        )
+
+    def share_for_reading(self, connection: Connection, reader: str, name: str) -> None:
+        # Run as the owner, at every read-only session: a revert or a reset makes the database
+        # anew (so its CONNECT grant), and tables made since need their SELECT.
+        quote, quoted_reader = connection.dialect.identifier_preparer.quote_identifier, self.backend.quote(reader)
+        connection.exec_driver_sql(f"GRANT CONNECT ON DATABASE {self.backend.quote(name)} TO {quoted_reader}")
+        schemas = connection.execute(text(
+            "SELECT nspname FROM pg_catalog.pg_namespace WHERE pg_catalog.pg_has_role(nspowner, 'USAGE') "
+            "AND nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema'"
+        )).scalars()
+        for schema in list(schemas):
+            quoted = quote(schema)  # a catalog name, quoted whatever it holds
+            for grant in (f"GRANT USAGE ON SCHEMA {quoted} TO {quoted_reader}",
+                          f"GRANT SELECT ON ALL TABLES IN SCHEMA {quoted} TO {quoted_reader}",
+                          f"GRANT SELECT ON ALL SEQUENCES IN SCHEMA {quoted} TO {quoted_reader}",
+                          f"ALTER DEFAULT PRIVILEGES IN SCHEMA {quoted} GRANT SELECT ON TABLES TO {quoted_reader}"):
+                connection.exec_driver_sql(grant)

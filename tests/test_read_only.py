@@ -1,0 +1,115 @@
+"""Read-only mode: an instructor lets a trainee read their database, not change it, with a
+login that can only read (never a filter on what they type).
+
+While it is on, the trainee is shown the reader's credentials (for psql, mysql, SQLAlchemy
+and the console alike), the password they had before stops working, and the reader can read
+every table, including those made since, and change none. Switched off, the trainee is shown
+their own login again, with its new password.
+"""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import NullPool
+
+from dbwrapper.accounts import Actor
+from dbwrapper.backends.base import Login
+from dbwrapper.errors import Forbidden
+from tests.test_snapshots import course_database
+
+LOGINS = {"postgres": "SELECT 1 FROM pg_roles WHERE rolname = :name",
+          "mysql": "SELECT 1 FROM mysql.user WHERE user = :name"}
+
+
+def connects(url: str, sql: str = "SELECT 1") -> str:
+    """Run ``sql`` with the URL's login as a trainee's own program does; ``ok`` or the error."""
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text(sql))
+        return "ok"
+    except DBAPIError as error:
+        return str(error.orig)
+    finally:
+        engine.dispose()
+
+
+def trainee_with_database(runtime, trainee, db_type):
+    """A trainee, as the service knows them, with a database holding one row."""
+    alice = Actor(runtime.accounts.get(trainee().user_name), via="tests")
+    outcome = runtime.service.create(alice, db_type)
+    runtime.console.run(alice, db_type, outcome.name, "CREATE TABLE t (v INTEGER); INSERT INTO t VALUES (1)")
+    return alice, outcome
+
+
+def test_a_read_only_database_is_read_with_a_login_that_cannot_write(runtime, trainee, instructor, db_type):
+    alice, outcome = trainee_with_database(runtime, trainee, db_type)
+    before = outcome.credentials.url
+    said = runtime.read_only.switch_database(instructor, db_type, outcome.name, True)
+    assert "read-only now" in said
+
+    (shown,) = runtime.service.my_databases(alice)
+    assert shown.login.name != outcome.credentials.login.name
+    assert connects(shown.url, "SELECT v FROM t") == "ok"
+    assert connects(shown.url, "INSERT INTO t VALUES (2)") != "ok"
+    assert connects(before) != "ok", "the owner's password the trainee saw no longer works"
+
+    made_since = runtime.console.run(instructor, db_type, outcome.name, "SELECT COUNT(*) FROM t")
+    assert made_since.results[0].rows == [["1"]]
+    run = runtime.console.run(alice, db_type, outcome.name, "SELECT v FROM t; UPDATE t SET v = 5")
+    read, write = run.results
+    assert read.rows == [["1"]] and write.error, run
+
+    runtime.read_only.switch_database(instructor, db_type, outcome.name, False)
+    (own,) = runtime.service.my_databases(alice)
+    assert own.login.name == outcome.credentials.login.name
+    assert connects(own.url, "INSERT INTO t VALUES (2)") == "ok"
+
+
+def test_tables_made_after_the_switch_can_be_read_too(runtime, trainee, instructor, db_type):
+    alice, outcome = trainee_with_database(runtime, trainee, db_type)
+    runtime.read_only.switch_database(instructor, db_type, outcome.name, True)
+    runtime.console.run(instructor, db_type, outcome.name, "SELECT 1")  # the reader is given what there is
+    owner = runtime.service.registry.database(db_type, outcome.name)
+    backend = runtime.service.servers.backend(db_type)
+    url = backend.client_database_url(outcome.name, Login(owner.login, owner.password))
+    assert connects(url.render_as_string(hide_password=False), "CREATE TABLE later (v INTEGER)") == "ok"
+    (result,) = runtime.console.run(alice, db_type, outcome.name, "SELECT COUNT(*) FROM later").results
+    assert result.rows == [["0"]], result
+
+
+def test_a_course_switches_every_database_made_from_it(runtime, trainee, instructor, db_type):
+    alice_browser, credentials, name = course_database(trainee, db_type)
+    alice = Actor(runtime.accounts.get(alice_browser.user_name), via="tests")
+    try:
+        assert "read-only" in runtime.read_only.switch_course(instructor, "franchise", True)
+        (shown,) = runtime.service.my_databases(alice)
+        assert shown.login.name != make_url(credentials["url"]).username
+        assert connects(credentials["url"]) != "ok"
+        text_run = "SELECT COUNT(*) FROM stores; CREATE TABLE x (v INTEGER)"
+        read, write = runtime.console.run(alice, db_type, name, text_run).results
+        assert read.rows and write.error, (read, write)
+    finally:
+        runtime.read_only.switch_course(instructor, "franchise", False)
+    (own,) = runtime.service.my_databases(alice)
+    assert connects(own.url) == "ok"
+
+
+def test_destroying_the_database_removes_its_reader(runtime, trainee, instructor, db_type, admin):
+    alice, outcome = trainee_with_database(runtime, trainee, db_type)
+    runtime.read_only.switch_database(instructor, db_type, outcome.name, True)
+    reader = runtime.service.my_databases(alice)[0].login.name
+    runtime.service.destroy(instructor, db_type, outcome.name)
+    with admin[db_type].connect() as connection:
+        assert connection.execute(text(LOGINS[db_type]), {"name": reader}).first() is None
+
+
+def test_only_instructors_switch_it(runtime, trainee, db_type):
+    alice, outcome = trainee_with_database(runtime, trainee, db_type)
+    with pytest.raises(Forbidden):
+        runtime.read_only.switch_database(alice, db_type, outcome.name, True)
+    with pytest.raises(Forbidden):
+        runtime.read_only.switch_course(alice, "franchise", True)
