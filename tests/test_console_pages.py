@@ -75,3 +75,19 @@ def test_another_trainees_console_is_closed(trainee, db_type):
     assert bob.get(path).status_code == 403
     query = dict(re.findall(r"(db_type|name)=(\w+)", path.replace("&amp;", "&")))
     assert bob.post("/console/run", data={**query, "sql": "SELECT 1"}).status_code == 403
+
+
+def test_an_instructor_makes_a_database_read_only_from_its_console(browser, trainee, db_type):
+    alice = trainee()
+    path, _ = open_console(alice, db_type)
+    query = dict(re.findall(r"(db_type|name)=(\w+)", path.replace("&amp;", "&")))
+    switched = browser.post("/console/read_only", data={**query, "on": "yes"})
+    assert "is read-only now" in switched.text and "Let the trainee write again" in switched.text
+    page = alice.get(path).text
+    assert "This database is read-only" in page and "Make it read-only" not in page
+    refused = alice.post("/console/read_only", data={**query, "on": "no"})
+    assert refused.status_code == 403
+    ran = alice.post("/console/run", data={**query, "sql": "CREATE TABLE t (v INTEGER)"})
+    assert "1 failed" in ran.text
+    back = browser.post("/console/read_only", data={**query, "on": "no"})
+    assert "own login again" in back.text and "Make it read-only" in back.text

@@ -346,6 +346,8 @@ class ConsoleController(Controller):
         api = f"{PREFIX}/databases/{backend.db_type}/{record.name}/console"
         return self.pages(actor).console(
             backend, record, self.runtime.console.limits, sql, shown["run"] if shown else None, history, api,
+            self.runtime.read_only.console_login(backend, record, to_run=False).name,
+            self.runtime.read_only.applies(record),
         )
 
     @page(("POST",))
@@ -358,6 +360,14 @@ class ConsoleController(Controller):
         if hasattr(cherrypy.serving, "session"):
             cherrypy.session[SESSION_RUN] = {"where": [backend.db_type, record.name], "run": done.json()}
         redirect(self._where(backend.db_type, record.name) + f"&run={done.id}")
+
+    @page(("POST",))
+    def read_only(self, db_type: str | None = None, name: str | None = None, on: str = "") -> str:
+        """Instructors: switch the database's read-only mode (``on``: ``yes`` or ``no``)."""
+        if on not in ("yes", "no"):
+            raise InvalidInput(f"Say on=yes or on=no, not {on!r}.")
+        actor = self.instructor("switch read-only mode")
+        redirect(self._where(db_type, name), self.runtime.read_only.switch_database(actor, db_type, name, on == "yes"))
 
     @page(("POST",))
     def cancel(self, db_type: str | None = None, name: str | None = None) -> str:

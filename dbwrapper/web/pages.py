@@ -46,6 +46,13 @@ INSTRUCTOR_LINKS = Markup(
 )
 NO_EXPIRY = Markup('<tr><td colspan="4">No database is set to expire.</td></tr>')
 NO_SNAPSHOTS = Markup('<tr><td colspan="5">No snapshots yet.</td></tr>')
+READ_ONLY_NOTE = ("This database is read-only: the console runs as its reader, a login that can only read it, "
+                  "and its trainee is shown that login.")
+READ_ONLY_SWITCH = template(
+    '<form method="post" action="/console/read_only" class="inline"><input type="hidden" name="db_type" '
+    'value="%(db_type)s"><input type="hidden" name="name" value="%(name)s"><input type="hidden" name="on" '
+    'value="%(on)s"><button type="submit">%(text)s</button></form>'
+)
 NO_HISTORY = Markup('<li class="note">Nothing run here yet.</li>')
 COLUMN = template("<th>%(name)s</th>")
 ROW = template("<tr>%(cells)s</tr>")
@@ -224,10 +231,11 @@ class Pages:
 
     def console(
         self, backend: Backend, record: DatabaseRecord, limits: Limits, sql: str, run: dict[str, Any] | None,
-        history: list[ConsoleRun], api: str,
+        history: list[ConsoleRun], api: str, runs_as: str, read_only: bool,
     ) -> str:
         """A database's console: the editor (holding ``sql``), the results of the ``run`` just
-        made (as :meth:`Run.json` gave them), and the history."""
+        made (as :meth:`Run.json` gave them), the history, and the login it runs as (``runs_as``,
+        the reader when ``read_only``)."""
         where = {"db_type": backend.db_type, "name": record.name}
         results = Markup()
         if run is not None:
@@ -243,8 +251,13 @@ class Pages:
             )
             for entry in history
         ) or NO_HISTORY
+        mode = self._message(READ_ONLY_NOTE, "info") if read_only else Markup()
+        if self.actor is not None and self.actor.is_instructor:
+            mode += READ_ONLY_SWITCH % {**where, "on": "no" if read_only else "yes",
+                                        "text": "Let the trainee write again" if read_only else "Make it read-only"}
         return self._page(
-            "console.html", title=f"SQL console: {record.name}", **where, label=backend.label, login=record.login,
+            "console.html", title=f"SQL console: {record.name}", **where, label=backend.label, login=runs_as,
+            mode=mode,
             seconds=f"{limits.seconds:g}", rows=f"{limits.rows:,}", sql=sql, results=results, history=entries,
             history_length=HISTORY_LENGTH, api=api,
         )
