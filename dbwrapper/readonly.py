@@ -39,11 +39,7 @@ class ReadOnly:
 
     def applies(self, record: DatabaseRecord) -> bool:
         """Whether ``record`` is read-only now: by its own switch, or its course's."""
-        reader = self.service.registry.reader(record)
-        if reader is not None and reader[1]:
-            return True
-        course = self.service.registry.course(record.course) if record.course else None
-        return bool(course and course.read_only)
+        return record.id in self.service.registry.read_only_ids()
 
     def shown_login(self, actor: Actor, record: DatabaseRecord) -> Login:
         """The login ``actor`` is shown for ``record``: its reader for a trainee while read-only."""
@@ -72,7 +68,7 @@ class ReadOnly:
         """The database's reader, made on its server the first time it is asked for."""
         found = self.service.registry.reader(record)
         if found is not None:
-            return found[0]
+            return found
         reader = Login(reader_name(), generate_password())
         backend.logins.make_reader(reader, record.name)
         self.service.registry.add_reader(record, reader)

@@ -364,7 +364,7 @@ class DatabaseService:
             backend.drop_database(snapshot.name, registered=True)
         dropped = backend.drop_database(record.name, record.login, registered=True)
         if reader is not None:  # read-only mode's login goes with the database it reads
-            backend.logins.remove_login(reader[0].name)
+            backend.logins.remove_login(reader.name)
         self.registry.forget_database(record, audit=audit)
         return dropped, len(snapshots)
 

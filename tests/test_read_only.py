@@ -113,3 +113,21 @@ def test_only_instructors_switch_it(runtime, trainee, db_type):
         runtime.read_only.switch_database(alice, db_type, outcome.name, True)
     with pytest.raises(Forbidden):
         runtime.read_only.switch_course(alice, "franchise", True)
+
+
+def test_the_api_switches_it_and_says_so(runtime, trainee, instructor, db_type, base_url):
+    import requests
+
+    alice, outcome = trainee_with_database(runtime, trainee, db_type)
+    made, token = runtime.accounts.create_token(instructor, instructor.name, f"read-only {outcome.name}")
+    api = requests.Session()
+    api.headers["Authorization"] = f"Bearer {token}"
+    path = f"{base_url}/api/v1/databases/{db_type}/{outcome.name}"
+    try:
+        assert api.get(path, timeout=60).json()["read_only"] is False
+        switched = api.patch(path, json={"read_only": True}, timeout=60)
+        assert switched.status_code == 200 and switched.json()["read_only"] is True
+        assert "read-only" in runtime.service.registry.audit_entries()[0].action
+        assert api.patch(path, json={"read_only": "yes"}, timeout=60).status_code == 400
+    finally:
+        runtime.accounts.revoke_token(instructor, instructor.name, made.id)

@@ -41,6 +41,7 @@ def database_json(api: Api, call: Call, backend: Backend, name: str, record: Dat
         "created_at": iso(record.created_at) if record else None,
         "expires_at": iso(record.expires_at) if record else None,
         "size_bytes": size, "credentials": None,
+        "read_only": api.runtime.read_only.applies(record) if record is not None else False,
         "links": {"self": database_path(backend.db_type, name)},
     }
     if record is not None:
@@ -95,13 +96,20 @@ def create_database(api: Api, call: Call) -> Reply:
 
 
 def update_database(api: Api, call: Call, db_type: str, name: str) -> Reply:
-    """Move the expiry (``expires_at``, ``null``: keep it for ever); instructors only."""
+    """Move the expiry (``expires_at``, ``null``: keep it for ever), switch read-only mode
+    (``read_only``); instructors only."""
     body = call.fields()
-    if "expires_at" not in body:
-        raise InvalidInput("Give expires_at (a time, or null to keep it for ever).", "expires_at")
-    when = None if body["expires_at"] is None else fields.moment(body["expires_at"], "expires_at")
+    if "expires_at" not in body and "read_only" not in body:
+        raise InvalidInput("Give expires_at (a time, or null to keep it for ever), read_only (true or false), "
+                           "or both.", "expires_at")
+    when = None if body.get("expires_at") is None else fields.moment(body["expires_at"], "expires_at")
     backend, record = managed(api, call, db_type, name)
-    api.runtime.expiry.set(call.actor, backend.db_type, record.name, when)
+    if "read_only" in body:
+        if not isinstance(body["read_only"], bool):
+            raise InvalidInput("read_only is true or false.", "read_only")
+        api.runtime.read_only.switch_database(call.actor, backend.db_type, record.name, body["read_only"])
+    if "expires_at" in body:
+        api.runtime.expiry.set(call.actor, backend.db_type, record.name, when)
     return get_database(api, call, backend.db_type, record.name)
 
 
@@ -281,7 +289,8 @@ ROUTES = [
     Route("POST", "/databases", create_database, "Create a database with its own login, unless it exists",
           request="DatabaseCreate", response="Database", status=201, errors=(403, 409)),
     Route("GET", DB, get_database, "A database, with how its owner connects", response="Database", errors=(403, 404)),
-    Route("PATCH", DB, update_database, "Move a database's expiry (instructors)", request="DatabaseUpdate",
+    Route("PATCH", DB, update_database, "Move a database's expiry, switch its read-only mode (instructors)",
+          request="DatabaseUpdate",
           response="Database", errors=(403, 404, 412)),
     Route("DELETE", DB, delete_database, "Drop a database and its login", status=204, errors=(403, 404, 409, 412)),
     Route("GET", DB + "/snapshots", list_snapshots, "A database's snapshots, newest first", response="SnapshotList",

@@ -35,7 +35,7 @@ DATABASE = obj(
     db_type=TEXT, name=TEXT, managed={"type": "boolean"}, owner={"type": ["string", "null"]},
     course={"type": ["string", "null"]}, created_at=TIME, expires_at=TIME,
     size_bytes={"type": ["integer", "null"]}, credentials=nullable(ref("Credentials")), links=LINKS,
-    summary=TEXT,
+    summary=TEXT, read_only={"type": "boolean"},
 )
 OPERATION = obj(
     ["id", "kind", "target", "state", "progress", "result", "error", "started_by", "created_at", "links"],
@@ -111,7 +111,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "Database": DATABASE,
     "DatabaseList": listing("databases", "Database"),
     "DatabaseCreate": closed(["db_type"], db_type=TEXT, name=NAME, course=TEXT, owner=TEXT),
-    "DatabaseUpdate": closed(["expires_at"], expires_at=TIME),
+    "DatabaseUpdate": closed([], expires_at=TIME, read_only={"type": "boolean"}),
     "Snapshot": SNAPSHOT,
     "SnapshotList": listing("snapshots", "Snapshot"),
     "SnapshotCreate": closed([], label={"type": "string", "maxLength": 80}),
