@@ -31,8 +31,8 @@ import statistics
 import sys
 import time
 import uuid
-from collections.abc import Callable
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -218,17 +218,25 @@ def print_report(results: dict[str, dict[str, float]], args: argparse.Namespace)
             print(f"  {label:52}{measured:>8.2f}x  {verdict(ok)}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--iterations", type=int, default=20, help="timed iterations per engine")
-    parser.add_argument("--batch", type=int, default=30, help="creates per batch")
-    args = parser.parse_args()
+@contextmanager
+def service_with_token() -> Iterator[tuple[dict[str, str], int, str]]:
+    """The servers, the service on them and an API token of the first instructor's: their
+    super-user URLs, the service's port and the token; everything stopped afterwards."""
     with ExitStack() as stack:
         urls = server_urls(stack)
         stack.callback(cherrypy.engine.exit)
         port, runtime = start_service(urls)
         actor = Actor(runtime.accounts.get(INSTRUCTOR), via="bench")
         _, token = runtime.accounts.create_token(actor, INSTRUCTOR, f"bench {os.getpid()}")
+        yield urls, port, token
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--iterations", type=int, default=20, help="timed iterations per engine")
+    parser.add_argument("--batch", type=int, default=30, help="creates per batch")
+    args = parser.parse_args()
+    with service_with_token() as (urls, port, token):
         results = {db_type: measure(port, token, db_type, urls[db_type], args.iterations, args.batch)
                    for db_type in DB_TYPES}
     print_report(results, args)

@@ -26,29 +26,22 @@ not judge (it exits 0 once it has measured). Servers: as ``bench/create_overhead
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 from collections.abc import Callable
-from contextlib import ExitStack
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import cherrypy  # noqa: E402
 from sqlalchemy import create_engine  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from bench.api import ApiClient, fresh, timed  # noqa: E402
+from bench.api import ApiClient, fresh, service_with_token, timed  # noqa: E402
 from bench.create_overhead import (  # noqa: E402
-    INSTRUCTOR,
     TRIVIAL_PATH,
     WARMUP_ITERATIONS,
-    server_urls,
-    start_service,
     verdict,
 )
-from dbwrapper.accounts import Actor  # noqa: E402
 from dbwrapper.config import DB_TYPES  # noqa: E402
 from dbwrapper.db import Deadlines, one_off_engine, with_driver  # noqa: E402
 
@@ -141,12 +134,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=200, help="timed iterations per engine")
     args = parser.parse_args()
-    with ExitStack() as stack:
-        urls = server_urls(stack)
-        stack.callback(cherrypy.engine.exit)
-        port, runtime = start_service(urls)
-        actor = Actor(runtime.accounts.get(INSTRUCTOR), via="bench")
-        _, token = runtime.accounts.create_token(actor, INSTRUCTOR, f"bench {os.getpid()}")
+    with service_with_token() as (_, port, token):
         results = {db_type: measure(port, token, db_type, args.iterations) for db_type in DB_TYPES}
     print_report(results, args.iterations)
 
