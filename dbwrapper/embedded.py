@@ -43,7 +43,6 @@ import fcntl
 import ipaddress
 import json
 import os
-import secrets
 import shutil
 import socket
 from collections.abc import Iterator
@@ -60,6 +59,7 @@ from dbwrapper.backends.postgresql import scram_sha_256
 from dbwrapper.config import DEFAULT_EMBEDDED_PORT, DEFAULT_HOST
 from dbwrapper.db import Deadlines, create_engine
 from dbwrapper.errors import BackendUnavailable
+from dbwrapper.passwords import generate_password
 
 #: Where root's embedded server lives. PostgreSQL refuses to run as root, so the
 #: server runs as a system user, who must be able to enter every parent of the
@@ -287,7 +287,7 @@ class EmbeddedPostgres:
     def _stored_password(self) -> str:
         """The super-user's password, from its file; generated and stored first if there is none."""
         if not self.password_file.exists():
-            pgcluster.write_private(self.password_file, secrets.token_urlsafe(24) + "\n", None)
+            pgcluster.write_private(self.password_file, generate_password() + "\n", None)
         return self.password_file.read_text().strip()
 
     def _secure(self, cluster: pgcluster.Cluster) -> None:
