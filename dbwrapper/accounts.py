@@ -35,6 +35,7 @@ from dbwrapper.servers import Servers
 
 ROLES = ("instructor", "trainee")
 USER_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
+USER_NAME_RULE = "1 to 32 characters: lower-case letters a-z, digits and underscores, starting with a letter"
 MIN_PASSWORD_LENGTH = 10
 
 #: Failed logins allowed per user name and per client address in the window.
@@ -162,10 +163,7 @@ class Accounts:
     def validate_user_name(self, name: object) -> str:
         """A user name that also makes a valid database name from the template."""
         if not isinstance(name, str) or not USER_NAME.fullmatch(name):
-            raise InvalidInput(
-                "A user name is 1 to 32 characters: lower-case letters a-z, digits and "
-                "underscores, starting with a letter."
-            )
+            raise InvalidInput(f"A user name is {USER_NAME_RULE}.")
         try:
             render_name(self.settings.name_template, user=name, port=self.settings.port)
         except InvalidInput as error:

@@ -1,15 +1,14 @@
 """Class provisioning: a roster in, an account, a course database and credentials per trainee out.
 
-Each row is done on its own: a row that fails (a bad name, a server hiccup)
-is reported with its reason and the others go on. Running the same roster
+The roster's names were read and checked already (:mod:`dbwrapper.rosters`). Each
+is then done on its own: a row that fails (a name whose database someone else has,
+a server hiccup) is reported with its reason and the others go on. Running the same roster
 again makes nothing twice: existing accounts keep their passwords and
 existing databases stay as they are.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,12 +16,8 @@ from typing import Any
 
 from dbwrapper.accounts import Accounts, Actor
 from dbwrapper.backends import Backend
-from dbwrapper.errors import DbWrapperError, InvalidInput
+from dbwrapper.errors import DbWrapperError
 from dbwrapper.service import Credentials, DatabaseService
-
-#: Header words a roster's first row may have instead of a name.
-HEADERS = {"name", "user", "username", "trainee"}
-MAX_ROSTER = 500
 
 #: ``progress(done, total, name)``: told before each row (``name``) and at the end.
 Progress = Callable[[int, int, str], None]
@@ -103,19 +98,6 @@ class ClassReport:
             report["course"], report["db_type"], [Provisioned.from_json(row) for row in report["done"]],
             [(row["user"], row["reason"]) for row in report["failed"]],
         )
-
-
-def read_roster(text: str) -> list[str]:
-    """The trainee names of a CSV roster: the first column, without a header or blank rows."""
-    rows = [row for row in csv.reader(io.StringIO(text)) if row and row[0].strip()]
-    names = [row[0].strip() for row in rows]
-    if names and names[0].lower() in HEADERS:
-        names = names[1:]
-    if not names:
-        raise InvalidInput("The roster names no trainee: one user name per row, in the first column.")
-    if len(names) > MAX_ROSTER:
-        raise InvalidInput(f"A roster holds at most {MAX_ROSTER} trainees.")
-    return list(dict.fromkeys(names))  # a name twice is one trainee
 
 
 class ClassProvisioner:

@@ -16,18 +16,20 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from dbwrapper.accounts import ROLES, Actor
-from dbwrapper.classes import ClassReport, read_roster
-from dbwrapper.config import load_settings
+from dbwrapper.classes import ClassReport
+from dbwrapper.config import Settings, load_settings
 from dbwrapper.errors import DbWrapperError, InvalidInput, Refused, RegistryInUse
 from dbwrapper.formatting import Templates, credentials_sheet, human_expiry, human_size
 from dbwrapper.registry import User
 from dbwrapper.registry.models import ApiToken, Snapshot
+from dbwrapper.rosters import read_roster
 from dbwrapper.runtime import Runtime
 from dbwrapper.service import Credentials, Listed, Listing, Outcome
 from dbwrapper.snapshots import describe
@@ -375,25 +377,40 @@ def print_made(made: int, args: argparse.Namespace) -> None:
 def run_class_command(args: argparse.Namespace, runtime: Runtime) -> None:
     actor = cli_actor(args, runtime)
     report = runtime.classes.provision(actor, roster_names(args.roster), args.course, args.db_type, progress_bar)
-    write_class_report(report, runtime.servers.backend(args.db_type).label, args.sheet)
+    backend = runtime.servers.backend(args.db_type)
+    write_class_report(report, backend.label, service_address(runtime.settings), args.sheet)
 
 
 def roster_names(roster: Path) -> list[str]:
+    """The trainees of the roster file; says which rows it leaves out (a header, blank rows)."""
     try:
-        return read_roster(roster.read_text(encoding="utf-8"))
+        read = read_roster(roster.read_text(encoding="utf-8"))
     except OSError as error:
         raise InvalidInput(f"Cannot read the roster {roster}: {error.strerror}.") from error
+    except UnicodeDecodeError:
+        raise InvalidInput(f"The roster {roster} is not UTF-8 text; save it as UTF-8.") from None
+    for skipped in read.skipped:
+        print(f"  row {skipped.row} left out, {skipped.reason}: {skipped.text}")
+    print(f"{len(read.names)} trainee(s), from {read.column} of {roster}.")
+    return read.names
 
 
-def write_class_report(report: ClassReport, label: str, sheet: Path | None) -> None:
+def service_address(settings: Settings) -> str:
+    """Where trainees open this machine's service, for the sheet: the address it listens on,
+    or this machine's name when it listens on every interface."""
+    host = socket.getfqdn() if settings.host in ("", "0.0.0.0", "::") else settings.host
+    return f"http://{f'[{host}]' if ':' in host else host}:{settings.port}"
+
+
+def write_class_report(report: ClassReport, label: str, address: str, sheet: Path | None) -> None:
     """The credentials sheet (``sheet``, or a name of its own), then a line per row of the
-    roster; :class:`Refused` if a row failed."""
+    roster; :class:`Refused` if a row failed. ``address`` is the service's, where trainees log in."""
     sheet = sheet or Path(f"credentials-{report.course}-{report.db_type}.html")
     # It holds passwords: this user's only from the moment it exists.
     descriptor = os.open(sheet, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w", encoding="utf-8") as written:
         os.fchmod(written.fileno(), 0o600)  # an existing file keeps its mode otherwise
-        written.write(credentials_sheet(Templates(), report, label))
+        written.write(credentials_sheet(Templates(), report, label, address, standalone=True))
     for done in report.done:
         print(f"  {done.user:<32} {done.note}")
     for user, reason in report.failed:

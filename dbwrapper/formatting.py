@@ -20,7 +20,7 @@ from pathlib import Path
 
 from markupsafe import Markup
 
-from dbwrapper.classes import ClassReport
+from dbwrapper.classes import Access, ClassReport
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 _UNITS = ("bytes", "kB", "MB", "GB", "TB")
@@ -98,21 +98,46 @@ class Templates:
 
 
 SHEET_FAILURE = template('<p class="failed"><strong>%(user)s</strong> was not provisioned: %(reason)s</p>')
+SHEET_PASSWORD = template('<code class="secret">%(password)s</code>')
+SHEET_UNCHANGED = Markup("<em>unchanged: the one given to you before</em>")
+SHEET_NO_DATABASE = Markup("<p>Your database: on your page, once you have logged in.</p>")
+#: The sheet's own stylesheet: linked on the service's page, copied into a file the command line writes.
+SHEET_STYLE = "sheet.css"
+SHEET_LINK = Markup(f'<link rel="stylesheet" href="/static/{SHEET_STYLE}">')
+SHEET_INLINE = template("<style>\n%(css)s</style>")
 
 
-def credentials_sheet(templates: Templates, report: ClassReport, label: str) -> Markup:
-    """A printable page with one card per provisioned trainee, and the rows that failed."""
+def credentials_sheet(
+    templates: Templates, report: ClassReport, label: str, address: str, *, standalone: bool = False,
+) -> Markup:
+    """A printable page with one card per provisioned trainee, and the rows that failed.
+
+    ``address`` is where trainees open the service. A ``standalone`` sheet (a file, opened
+    from the disk) carries its stylesheet inside; the service's page links it, as its
+    Content-Security-Policy allows no inline style.
+    """
+    def database(access: Access | None) -> Markup:
+        if access is None:
+            return SHEET_NO_DATABASE
+        return templates.render(
+            "sheet_database.html", label=label, database=access.database, login=access.login,
+            db_password=access.login_password, expires=human_expiry(access.expires_at),
+            command=access.command, url=access.url,
+        )
+
     cards = Markup("").join(
         templates.render(
-            "sheet_card.html", user=done.user, password=done.password or "unchanged",
-            database=done.access.database if done.access else "–",
-            db_password=done.access.login_password if done.access else "–",
-            command=done.access.command if done.access else "",
-            url=done.access.url if done.access else "",
+            "sheet_card.html", user=done.user, address=address, database=database(done.access),
+            password=SHEET_PASSWORD % {"password": done.password} if done.password else SHEET_UNCHANGED,
         )
         for done in report.done
     )
     failures = Markup("").join(SHEET_FAILURE % {"user": user, "reason": reason} for user, reason in report.failed)
+    style = SHEET_LINK
+    if standalone:
+        css = (templates.static_dir / SHEET_STYLE).read_text(encoding="utf-8")
+        style = SHEET_INLINE % {"css": Markup(css)}  # dbwrapper's own file, and <style> decodes no entities
     return templates.render(
-        "credentials_sheet.html", course=report.course, label=label, cards=cards, failures=failures
+        "credentials_sheet.html", course=report.course, label=label, address=address, cards=cards,
+        failures=failures, style=style,
     )

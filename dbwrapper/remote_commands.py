@@ -191,7 +191,8 @@ def run_pool_command(args: argparse.Namespace, client: Client) -> None:
 def run_class_command(args: argparse.Namespace, client: Client) -> None:
     body = {"course": args.course, "db_type": args.db_type, "trainees": cli.roster_names(args.roster)}
     made = ClassReport.from_json(client.follow(client.send("POST", "/classes", body), cli.progress_bar))
-    cli.write_class_report(made, client.get(f"/servers/{segment(made.db_type)}")["label"], args.sheet)
+    label = client.get(f"/servers/{segment(made.db_type)}")["label"]
+    cli.write_class_report(made, label, client.server, args.sheet)
 
 
 # -- people ------------------------------------------------------------------------------------

@@ -403,6 +403,8 @@ def unmanaged_name(db_type: str, admin: dict[str, Engine]) -> Iterator[str]:
 INSTRUCTOR = "cwcuser"
 INSTRUCTOR_PASSWORD = "instructor-password"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+#: The hidden fields of a form, as the confirmation of a roster has them.
+CONFIRMATION_FIELD = re.compile(r'<input type="hidden" name="(course|db_type|trainees)" value="([^"]*)">')
 
 
 @pytest.fixture(scope="session")
@@ -456,17 +458,30 @@ class Browser(requests.Session):
         self.get("/login")
         return self.post("/login", data={"name": name, "password": password})
 
-    def provision_class(
-        self, roster: str, *, db_type: str, within: float,
-    ) -> tuple[requests.Response, requests.Response, str]:
-        """Send ``roster`` (CSV text) to the Classes page for the franchise course, and follow
-        its progress page for at most ``within`` seconds: the first answer, the last status
-        page, and the status page's path."""
-        started = self.post(
+    def read_roster(self, roster: str, *, db_type: str) -> requests.Response:
+        """Upload ``roster`` (CSV text) on the Classes form for the franchise course: the page
+        that asks to confirm the names it read."""
+        return self.post(
             "/classes/provision", data={"course": "franchise", "db_type": db_type},
             files={"roster": ("roster.csv", roster, "text/csv")},
         )
-        assert started.status_code == 200, started.text
+
+    def start_class(self, roster: str, *, db_type: str) -> requests.Response:
+        """Upload ``roster`` and press the confirmation's button, as it stands: the progress page."""
+        confirmation = self.read_roster(roster, db_type=db_type)
+        assert confirmation.status_code == 200, confirmation.text
+        form = dict(CONFIRMATION_FIELD.findall(confirmation.text.partition('action="/classes/start"')[2]))
+        started = self.post("/classes/start", data={name: html.unescape(value) for name, value in form.items()})
+        assert started.status_code == 200 and "/classes/status?job=" in started.url, started.text
+        return started
+
+    def provision_class(
+        self, roster: str, *, db_type: str, within: float,
+    ) -> tuple[requests.Response, requests.Response, str]:
+        """Send ``roster`` (CSV text) to the Classes page for the franchise course, confirm the
+        names it shows, and follow its progress page for at most ``within`` seconds: the first
+        progress page, the last one, and its path."""
+        started = self.start_class(roster, db_type=db_type)
         status_url = started.url.removeprefix(self.base_url)
         deadline = time.monotonic() + within
         page = started

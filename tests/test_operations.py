@@ -201,8 +201,7 @@ def test_a_class_cancelled_from_its_page_keeps_what_it_made_on_the_sheet(browser
         return Provisioned(name, f"password of {name}", None, "new")
 
     monkeypatch.setattr(runtime.classes, "_one", one)
-    started = browser.post("/classes/provision", data={"course": "franchise", "db_type": "postgres"},
-                           files={"roster": ("roster.csv", "first\nsecond\nthird\n", "text/csv")})
+    started = browser.start_class("first\nsecond\nthird\n", db_type="postgres")
     job = started.url.partition("job=")[2]
     assert 'action="/classes/cancel"' in started.text
     assert browser.post("/classes/cancel", data={"job": job}).status_code == 200

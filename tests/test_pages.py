@@ -64,8 +64,9 @@ def test_markup_goes_in_as_it_is_and_text_is_escaped_once(tmp_path):
 
 def test_the_credentials_sheet_escapes_a_failed_roster_line():
     report = ClassReport("franchise", "postgres", failed=[(NASTY, f"{NASTY} is not a valid user name")])
-    sheet = credentials_sheet(Templates(), report, "PostgreSQL")
-    assert shows_nasty_escaped(sheet) and f"{SHOWN} is not a valid user name" in sheet
+    for standalone in (False, True):  # the page, and the command line's file with its style inside
+        sheet = credentials_sheet(Templates(), report, "PostgreSQL", "http://127.0.0.1:7001", standalone=standalone)
+        assert shows_nasty_escaped(sheet) and f"{SHOWN} is not a valid user name" in sheet
 
 
 def test_the_command_line_formats_without_the_web_layer():
@@ -149,8 +150,10 @@ def test_a_course_description_shows_escaped(browser):
 
 
 def test_a_roster_line_shows_escaped_on_the_class_pages(browser):
-    _, page, status_url = browser.provision_class(f"name\n{NASTY}\n", db_type="postgres", within=60)
-    assert "0 provisioned, 1 failed." in page.text
-    assert shows_nasty_escaped(page.text)
-    sheet = browser.get(status_url.replace("/status", "/sheet"))
-    assert sheet.status_code == 200 and shows_nasty_escaped(sheet.text)
+    # As a header, on the confirmation page (as the rows left out, and as the column read).
+    asked = browser.read_roster(f"{NASTY}\nnobody_made\n", db_type="postgres")
+    assert asked.status_code == 200 and "Provision this trainee" in asked.text
+    assert shows_nasty_escaped(asked.text)
+    # As a trainee's name: the roster is refused, saying which row.
+    refused = browser.read_roster(f"name\n{NASTY}\n", db_type="postgres")
+    assert refused.status_code == 400 and shows_nasty_escaped(refused.text)

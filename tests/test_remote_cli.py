@@ -18,7 +18,7 @@ from dbwrapper.accounts import Actor
 from dbwrapper.errors import InvalidInput, NotLoggedIn, Refused
 from dbwrapper.remote import Client
 from tests.conftest import INSTRUCTOR
-from tests.test_classes import roster  # noqa: F401  (a fixture: three trainees and a bad row, removed after)
+from tests.test_classes import roster  # noqa: F401  (a fixture: three trainees and a failing row, removed after)
 
 Remote = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -100,19 +100,19 @@ def test_a_trainee_creates_lists_snapshots_and_destroys_their_database_remotely(
 
 
 def test_an_instructor_provisions_a_class_from_a_csv_roster_remotely(
-    remote, token_for, roster, db_type, tmp_path  # noqa: F811
+    remote, token_for, roster, db_type, tmp_path, base_url  # noqa: F811
 ):
-    path, names = roster
     sheet = tmp_path / "sheet.html"
-    provisioned = remote(token_for(INSTRUCTOR), "class", "provision", str(path), "--course", "franchise",
+    provisioned = remote(token_for(INSTRUCTOR), "class", "provision", str(roster.path), "--course", "franchise",
                          "--db-type", db_type, "--sheet", str(sheet))
-    assert provisioned.returncode == Refused.exit_code, provisioned.stderr  # the bad row, as here
+    assert provisioned.returncode == Refused.exit_code, provisioned.stderr  # the failing row, as here
     assert "3 provisioned, 1 failed" in provisioned.stdout
-    assert "Not-A-Name" in provisioned.stdout and "FAILED" in provisioned.stdout
-    assert all(name in provisioned.stdout for name in names)
+    assert roster.taken in provisioned.stdout and "FAILED" in provisioned.stdout
+    assert all(name in provisioned.stdout for name in roster.names)
     assert "4/4" in provisioned.stderr  # the progress bar, as the operation moved
     page = sheet.read_text()
-    assert all(name in page for name in names)
+    assert all(name in page for name in roster.names)
+    assert "<style>" in page and base_url in page  # a file, with its style inside; where to log in
     assert oct(sheet.stat().st_mode & 0o777) == "0o600"
 
 

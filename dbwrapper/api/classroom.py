@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Any
 from dbwrapper.api import fields
 from dbwrapper.api.replies import accepted, created, ok, operation_json
 from dbwrapper.api.routing import PREFIX, Call, Reply, Route
-from dbwrapper.classes import MAX_ROSTER, read_roster
 from dbwrapper.errors import InvalidInput, NotFound
 from dbwrapper.registry.models import Course
+from dbwrapper.rosters import check_names, read_roster
 
 if TYPE_CHECKING:
     from dbwrapper.api.handling import Api
@@ -70,16 +70,14 @@ def provision_class(api: Api, call: Call) -> Reply:
     (``text/csv``, one user name per row) with ``course`` and ``db_type`` in the query."""
     if call.content_type == "text/csv":
         course, db_type = fields.text(call.query, "course"), fields.text(call.query, "db_type")
-        names = read_roster(call.body if isinstance(call.body, str) else "")
+        names = read_roster(call.body if isinstance(call.body, str) else "").names
     else:
         body = call.fields()
         course, db_type = fields.text(body, "course"), fields.text(body, "db_type")
         trainees = body.get("trainees")
         if not isinstance(trainees, list) or not all(isinstance(name, str) for name in trainees):
             raise InvalidInput("trainees is a list of user names.", "trainees")
-        names = list(dict.fromkeys(name.strip() for name in trainees if name.strip()))
-        if not 1 <= len(names) <= MAX_ROSTER:
-            raise InvalidInput(f"trainees names 1 to {MAX_ROSTER} user names.", "trainees")
+        names = check_names(trainees, "trainees")
     return accepted(api.runtime.operations.start_class(call.actor, names, course, db_type))
 
 

@@ -19,11 +19,11 @@ import cherrypy
 
 from dbwrapper.accounts import Accounts, Actor
 from dbwrapper.api.routing import PREFIX
-from dbwrapper.classes import read_roster
 from dbwrapper.console.results import csv_text
 from dbwrapper.errors import DbWrapperError, InvalidInput, NotLoggedIn
 from dbwrapper.formatting import Templates, credentials_sheet, human_expiry
 from dbwrapper.registry.models import Operation
+from dbwrapper.rosters import check_names, read_roster
 from dbwrapper.runtime import Runtime
 from dbwrapper.web.api import ApiPages
 from dbwrapper.web.auth import csrf_token, current_actor, log_in, log_out, safe_next
@@ -393,11 +393,22 @@ class ClassesController(Controller):
 
     @page(("POST",))
     def provision(self, roster: Any = None, course: str = "", db_type: str = "") -> str:
+        """Read the uploaded roster and show what it names, for confirmation: nothing is made
+        here. The confirmation form carries the names to :meth:`start`, so that the page holds
+        everything it acts on (no state kept between the two), and they are checked again there."""
         actor = current_actor()
+        backend = self.runtime.classes.check(actor, course, db_type)
         if roster is None or not hasattr(roster, "file"):
             raise InvalidInput("Choose a roster file (CSV, one trainee user name per row).")
-        operation = self.runtime.operations.start_class(actor, read_roster(uploaded_text(roster)), course, db_type)
-        raise cherrypy.HTTPRedirect(f"/classes/status?job={operation.id}", 303)
+        return self.pages(actor).confirm_class(read_roster(uploaded_text(roster)), course, backend)
+
+    @page(("POST",))
+    def start(self, trainees: str = "", course: str = "", db_type: str = "") -> str:
+        """Provision the confirmed names (``trainees``, separated by spaces), then follow the progress."""
+        actor = current_actor()
+        names = check_names(trainees.split())
+        operation = self.runtime.operations.start_class(actor, names, course, db_type)
+        redirect(f"/classes/status?job={operation.id}", f"Provisioning {len(names)} trainee(s) for {course}.", "info")
 
     def _class(self, job: str) -> tuple[Actor, Operation]:
         """The instructor asking, and the class operation ``job``, from any process."""
@@ -427,7 +438,7 @@ class ClassesController(Controller):
         if report is None:
             raise InvalidInput("That class is not provisioned yet.")
         label = self.service.servers.backend(report.db_type).label
-        return credentials_sheet(self.templates, report, label)
+        return credentials_sheet(self.templates, report, label, cherrypy.request.base)
 
 
 class Root(Controller):

@@ -25,6 +25,7 @@ from dbwrapper.formatting import Templates, human_expiry, human_size, template
 from dbwrapper.registry import AuditEntry, Course, DatabaseRecord, Snapshot, User
 from dbwrapper.registry.console import HISTORY_LENGTH
 from dbwrapper.registry.models import ApiToken, ConsoleRun, Operation
+from dbwrapper.rosters import Roster
 from dbwrapper.service import Credentials, Listed, Listing, Outcome
 from dbwrapper.web.messages import Kind
 
@@ -70,6 +71,8 @@ COURSE_LINK = template(
     "%(label)s database for the %(course)s course</a>"
 )
 CLASS_ROW = template('<tr class="%(row_class)s"><td><code>%(user)s</code></td><td>%(note)s</td></tr>')
+ROSTER_NAME = template("<li><code>%(name)s</code></li>")
+SKIPPED_ROW = template('<tr><td class="num">%(row)s</td><td>%(reason)s</td><td>%(text)s</td></tr>')
 CANCEL_CLASS = template(
     '<form method="post" action="/classes/cancel" class="inline"><input type="hidden" name="job" value="%(job)s">'
     '<button type="submit">Cancel the rest</button></form>'
@@ -376,6 +379,22 @@ class Pages:
             course_options=join(OPTION % {"value": c.name, "text": c.name} for c, _ in courses),
             backend_options=self._backend_options(backends),
             message=self._message(message, "ok") if message else Markup(),
+        )
+
+    def confirm_class(self, roster: Roster, course: str, backend: Backend) -> str:
+        """What a roster names and leaves out, and the button that provisions it."""
+        skipped = Markup()
+        if roster.skipped:
+            skipped = self.templates.render(
+                "class_skipped.html", count=len(roster.skipped),
+                rows=join(SKIPPED_ROW % {"row": s.row, "reason": s.reason, "text": s.text} for s in roster.skipped),
+            )
+        return self._page(
+            "class_confirm.html", title=f"Provision {len(roster.names)} trainee(s) for {course} on {backend.label}?",
+            count=len(roster.names), column=roster.column, course=course, label=backend.label, where=backend.where,
+            db_type=backend.db_type, names=join(ROSTER_NAME % {"name": name} for name in roster.names),
+            skipped=skipped, trainees=" ".join(roster.names),
+            these=f"these {len(roster.names)} trainees" if len(roster.names) > 1 else "this trainee",
         )
 
     def class_status(self, operation: Operation, report: ClassReport | None) -> str:
