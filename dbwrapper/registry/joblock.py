@@ -91,7 +91,9 @@ class ExclusiveJob:
         try:
             if self._lock is None:
                 self._lock = self._make_lock()
-            if not self._lock.take_alone():
+            # This run's own: the engine may stop() the job meanwhile, from another thread.
+            lock = self._lock
+            if not lock.take_alone():
                 return
         except Exception:
             log(f"The {self.name} job could not ask for its lock; it tries again next time", failed=True)
@@ -102,7 +104,7 @@ class ExclusiveJob:
         except Exception:
             log(f"The {self.name} job failed; it runs again next time", failed=True)
         finally:
-            self._lock.let_go()
+            lock.let_go()  # after a stop(), a lock already released: let_go() does nothing then
 
     def stop(self) -> None:
         """Close the lock's session or file; a later run opens another."""
