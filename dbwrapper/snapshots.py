@@ -52,6 +52,12 @@ def describe(snapshot: Snapshot) -> str:
     return f'{stamp} "{snapshot.label}"' if snapshot.label else stamp
 
 
+def audit_name(snapshot: Snapshot) -> str:
+    """A snapshot as the audit log names it: as its users see it (its number, time and label),
+    and its database's name on the server, for whoever looks there."""
+    return f"#{snapshot.id} {describe(snapshot)} ({snapshot.name})"
+
+
 @dataclass(frozen=True)
 class Snapshots:
     """Take, list, revert to and delete a managed database's snapshots."""
@@ -85,7 +91,7 @@ class Snapshots:
                 except DbWrapperError:
                     self._discard(backend, snapshot)
                     raise
-            entry.detail = f"{snapshot.name} {label}".strip()
+            entry.detail = audit_name(snapshot)
             self.registry.set_snapshot(snapshot, "ready", backend.catalog.database_size(snapshot.name), audit=entry)
         return snapshot, f"Took a snapshot of {record.name}: {describe(snapshot)}.{ended_note(ended)}"
 
@@ -94,7 +100,7 @@ class Snapshots:
         backend, record = self.service.managed(actor, db_type, name)
         chosen = self._find(record, snapshot_id)
         with self.service.audited(actor, "revert", f"{backend.db_type}:{record.name}") as entry:
-            entry.detail = f"to {chosen.name}"
+            entry.detail = f"to {audit_name(chosen)}"
             self.service.check_idle(backend, record)
             owner = self._owner(record)
             # What the database holds is kept past the quota, once: a revert is not refused
@@ -117,7 +123,7 @@ class Snapshots:
         backend, record = self.service.managed(actor, db_type, name)
         chosen = self._find(record, snapshot_id)
         with self.service.audited(actor, "delete snapshot", f"{backend.db_type}:{record.name}") as entry:
-            entry.detail = chosen.name
+            entry.detail = audit_name(chosen)
             backend.drop_database(chosen.name, registered=True)
             self.registry.forget_snapshot(chosen, audit=entry)
         return f"Deleted the snapshot {describe(chosen)} of {record.name}."
