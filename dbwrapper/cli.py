@@ -23,11 +23,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from dbwrapper.accounts import ROLES, Actor
+from dbwrapper.auditing import AUDIT_PAGE, AuditFilter
 from dbwrapper.classes import ClassReport
 from dbwrapper.config import Settings, load_settings
 from dbwrapper.errors import DbWrapperError, InvalidInput, Refused, RegistryInUse
 from dbwrapper.formatting import Templates, credentials_sheet, human_expiry, human_size
-from dbwrapper.registry import User
+from dbwrapper.registry import AuditEntry, User
 from dbwrapper.registry.models import ApiToken, Snapshot
 from dbwrapper.rosters import read_roster
 from dbwrapper.runtime import Runtime
@@ -152,6 +153,15 @@ def build_parser() -> argparse.ArgumentParser:
     provision.add_argument("--course", required=True)
     provision.add_argument("--db-type", required=True, help="postgres or mysql")
     provision.add_argument("--sheet", type=Path, help="where to write the printable credentials sheet")
+
+    audit = commands.add_parser("audit", parents=[acting], help="the audit log, newest first, filtered")
+    # --as is who runs the command; --actor, whose actions to show.
+    audit.add_argument("--actor", dest="by", metavar="USER", help="only what this user did")
+    audit.add_argument("--target", help="only this target (postgres:alice_7001) or database name")
+    audit.add_argument("--action", help="only this action (create, destroy, snapshot, expiry...)")
+    audit.add_argument("--since", metavar="TIME", help="from this time on (2026-12-08 09:00, UTC unless zoned)")
+    audit.add_argument("--until", metavar="TIME", help="before this time")
+    audit.add_argument("--page", type=int, default=1, help=f"which page of {AUDIT_PAGE} entries (1: the newest)")
 
     commands.add_parser(
         "reconcile", parents=[common],
@@ -466,6 +476,34 @@ def print_revoked(token: ApiToken, args: argparse.Namespace) -> None:
     print(f"Revoked token {args.id} ({token.name}) of {args.user}.")
 
 
+def audit_filter(args: argparse.Namespace) -> AuditFilter:
+    """``audit``'s filters; a page number below 1 is refused."""
+    if args.page < 1:
+        raise InvalidInput(f"--page is 1 or more, not {args.page}.")
+    return AuditFilter.typed(actor=args.by, target=args.target, action=args.action, since=args.since,
+                             until=args.until)
+
+
+def run_audit_command(args: argparse.Namespace, runtime: Runtime) -> None:
+    cli_actor(args, runtime)
+    filters = audit_filter(args)
+    entries = runtime.accounts.registry.audit_entries(
+        AUDIT_PAGE + 1, offset=(args.page - 1) * AUDIT_PAGE, **filters.criteria(),
+    )
+    print_audit(entries[:AUDIT_PAGE], args.page, older=len(entries) > AUDIT_PAGE)
+
+
+def print_audit(entries: Sequence[AuditEntry], page: int, *, older: bool) -> None:
+    """One line per entry, newest first; then how to see older ones, if there are."""
+    if not entries:
+        print("No audit entries match.")
+    for entry in entries:
+        print(f"  {entry.at:%Y-%m-%d %H:%M:%S}  {entry.actor:<24} {entry.action:<16} {entry.target:<40} "
+              f"{entry.outcome:<9} {entry.detail}".rstrip())
+    if older:
+        print(f"Older entries: --page {page + 1}")
+
+
 def run_reconcile_command(args: argparse.Namespace, runtime: Runtime) -> None:
     # Starting reconciled already, if no other process was at work on the registry;
     # with one at work, reconciling would destroy its work in progress.
@@ -492,6 +530,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Runtime], None]] = {
     "class": run_class_command,
     "pool": run_pool_command,
     "reconcile": run_reconcile_command,
+    "audit": run_audit_command,
 }
 
 

@@ -16,11 +16,13 @@ from datetime import datetime
 from typing import Any
 
 from dbwrapper import cli
+from dbwrapper.api.fields import iso
+from dbwrapper.auditing import AUDIT_PAGE
 from dbwrapper.backends import DatabaseInfo
 from dbwrapper.classes import ClassReport
 from dbwrapper.errors import InvalidInput
 from dbwrapper.formatting import human_expiry
-from dbwrapper.registry import User
+from dbwrapper.registry import AuditEntry, User
 from dbwrapper.registry.models import ApiToken, Snapshot
 from dbwrapper.remote import PREFIX, Client, RemoteError, segment
 from dbwrapper.service import Listed
@@ -198,6 +200,25 @@ def run_class_command(args: argparse.Namespace, client: Client) -> None:
 # -- people ------------------------------------------------------------------------------------
 
 
+def run_audit_command(args: argparse.Namespace, client: Client) -> None:
+    """The API's audit log pages by the last entry seen: page N is N-1 ``next`` links on."""
+    filters = cli.audit_filter(args)
+    query = {name: value for name, value in (
+        ("user", filters.actor), ("target", filters.target), ("action", filters.action),
+        ("since", iso(filters.since)), ("until", iso(filters.until)),
+    ) if value}
+    answer = client.get("/audit", **query, limit=str(AUDIT_PAGE))
+    for _ in range(args.page - 1):
+        following = answer["links"]["next"]
+        answer = client.get(following.removeprefix(PREFIX)) if following else {"entries": [], "links": {"next": None}}
+    entries = [
+        AuditEntry(at=moment(e["at"]), actor=e["actor"], action=e["action"], target=e["target"],
+                   outcome=e["outcome"], detail=e["detail"])
+        for e in answer["entries"]
+    ]
+    cli.print_audit(entries, args.page, older=answer["links"]["next"] is not None)
+
+
 def run_user_command(args: argparse.Namespace, client: Client) -> None:
     if args.user_command == "list":
         for user in client.get("/users")["users"]:
@@ -243,6 +264,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Client], None]] = {
     "course": run_course_command,
     "class": run_class_command,
     "pool": run_pool_command,
+    "audit": run_audit_command,
 }
 
 

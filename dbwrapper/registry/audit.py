@@ -25,13 +25,15 @@ class AuditLog(Store):
     def audit_entries(
         self, limit: int = 200, *, actor: str | None = None, target: str | None = None, action: str | None = None,
         since: datetime | None = None, until: datetime | None = None, before_id: int | None = None,
+        offset: int = 0,
     ) -> list[AuditEntry]:
-        """The newest entries first, filtered; ``before_id`` pages on from the last one seen.
+        """The newest entries first, filtered; ``before_id`` pages on from the last one seen
+        (the API), ``offset`` skips as many newer ones (a page number on the audit page).
 
         ``actor`` is a user name (entries say ``alice (web)``); ``target`` matches a
         whole target (``postgres:alice_7001``) or a name in it (``alice_7001``).
         """
-        query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
+        query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit).offset(offset)
         if actor is not None:
             by_name = AuditEntry.actor.startswith(f"{actor} (", autoescape=True)
             query = query.where((AuditEntry.actor == actor) | by_name)
