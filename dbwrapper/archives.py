@@ -284,9 +284,12 @@ class Archives:
             self._registry = self.service.registry.instance_id()
         return self._registry
 
-    def list(self, actor: Actor) -> list[Manifest]:
-        """Archives, newest first: all of them for an instructor, their own for a trainee."""
+    def list(self, actor: Actor, of: DatabaseRecord | None = None) -> list[Manifest]:
+        """Archives, newest first: all of them for an instructor, their own for a trainee; with
+        ``of``, only that database's."""
         manifests = self._manifests()
+        if of is not None:
+            manifests = [m for m in manifests if (m.engine, m.database) == (of.db_type, of.name)]
         if not actor.is_instructor:
             manifests = [m for m in manifests if belongs_to(m, actor.user)]
         return sorted(manifests, key=lambda m: m.id.rsplit("/", 1)[1], reverse=True)

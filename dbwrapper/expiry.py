@@ -14,6 +14,7 @@ from functools import partial
 
 from dbwrapper.accounts import Actor
 from dbwrapper.archives import Archives
+from dbwrapper.errors import InvalidInput
 from dbwrapper.joblog import log as job_log
 from dbwrapper.registry import DatabaseRecord, User
 from dbwrapper.service import DatabaseService
@@ -26,32 +27,51 @@ EXPIRY_ACTOR = Actor(User(id=0, name="dbwrapper", role="instructor", quota=0), v
 
 
 class Expiry:
-    """When databases expire: listed soonest first, moved or made permanent by instructors."""
+    """When databases expire: listed soonest first, moved, made permanent or mortal again by
+    instructors."""
 
     def __init__(self, service: DatabaseService) -> None:
         self.service = service
 
-    def set(self, actor: Actor, db_type: object, name: str, expires_at: datetime | None) -> None:
-        """Move a database's expiry (``None``: make it permanent); instructors only."""
+    @property
+    def lifetime_days(self) -> float:
+        """How many days a new database lives (0: for ever), which :meth:`make_mortal` gives one."""
+        return self.service.settings.lifetime_hours / 24
+
+    def set(self, actor: Actor, db_type: object, name: str, expires_at: datetime | None) -> datetime | None:
+        """Move a database's expiry (``None``: make it permanent); instructors only. Returns it."""
         actor.require_instructor("change when a database expires")
         backend, name = self.service.resolve(actor, db_type, name)
         with self.service.audited(actor, "expiry", f"{backend.db_type}:{name}") as entry:
             _, record = self.service.managed(actor, backend.db_type, name)
             entry.detail = expires_at.isoformat(timespec="minutes") if expires_at else "permanent"
             self.service.registry.set_expiry(record, expires_at, audit=entry)
+        return expires_at
 
-    def extend(self, actor: Actor, db_type: object, name: str, by: timedelta) -> None:
+    def extend(self, actor: Actor, db_type: object, name: str, by: timedelta) -> datetime | None:
         """Push an expiry back by ``by``, from now if it is already due or the database is permanent."""
         backend, name = self.service.resolve(actor, db_type, name)
         record = self.service.registry.database(backend.db_type, name)
         now = datetime.now(UTC)
         start = max(record.expires_at, now) if record is not None and record.expires_at else now
-        self.set(actor, backend.db_type, name, start + by)
+        return self.set(actor, backend.db_type, name, start + by)
+
+    def make_mortal(self, actor: Actor, db_type: object, name: str) -> datetime | None:
+        """Give a database the lifetime a new one gets (``lifetime_hours``), from now: a permanent
+        one expires again. Refused where databases are made permanent (a lifetime of 0)."""
+        expires_at = self.service.new_expiry()
+        if expires_at is None:
+            raise InvalidInput("Databases here have no lifetime (lifetime_hours is 0): none expires.")
+        return self.set(actor, db_type, name, expires_at)
 
     def expiring(self, limit: int | None = None) -> list[DatabaseRecord]:
         """Databases that will expire, soonest first (those already due come first)."""
         dated = [db for db in self.service.registry.databases() if db.expires_at is not None and db.ready]
         return sorted(dated, key=lambda db: db.expires_at or datetime.max.replace(tzinfo=UTC))[:limit]
+
+    def permanent(self) -> list[DatabaseRecord]:
+        """Databases kept for ever (they never expire), by server and name."""
+        return [db for db in self.service.registry.databases() if db.expires_at is None and db.ready]
 
 
 class Purger:

@@ -19,7 +19,7 @@ from dbwrapper.backends import Backend, DatabaseInfo
 from dbwrapper.backends.base import Login
 from dbwrapper.config import CONTROL_DATABASE, Settings
 from dbwrapper.copies import CourseCopies
-from dbwrapper.errors import DatabaseBusy, DbWrapperError, Forbidden, InvalidInput, Refused
+from dbwrapper.errors import DatabaseBusy, DbWrapperError, Forbidden, InvalidInput, NotFound, Refused
 from dbwrapper.names import RESERVED_PREFIX, name_owner, render_name, validate_user_database
 from dbwrapper.passwords import generate_password
 from dbwrapper.quotas import Quota, Quotas
@@ -191,11 +191,28 @@ class DatabaseService:
 
     def my_databases(self, actor: Actor) -> list[Credentials]:
         """Every database the actor owns, with how to connect."""
-        return [
-            Credentials(self.servers.backend(db.db_type), db.name, self.shown_login(actor, db), db.expires_at)
-            for db in self.registry.databases(owner=actor.user)
-            if db.db_type in self.servers.db_types and db.ready
-        ]
+        return [self.credentials(actor, db) for db in self.managed_databases(actor) if db.owner_id == actor.user.id]
+
+    def managed_databases(self, actor: Actor) -> list[DatabaseRecord]:
+        """The managed databases the actor may act on (archive, snapshot, open): every one for an
+        instructor, their own for a trainee; on the configured servers, and made."""
+        owner = None if actor.is_instructor else actor.user
+        return [db for db in self.registry.databases(owner=owner) if db.db_type in self.servers.db_types and db.ready]
+
+    def credentials(self, actor: Actor, record: DatabaseRecord) -> Credentials:
+        """How to connect to ``record``, with the login ``actor`` is shown (:attr:`shown_login`)."""
+        return Credentials(
+            self.servers.backend(record.db_type), record.name, self.shown_login(actor, record), record.expires_at
+        )
+
+    def database(self, actor: Actor, db_type: object, name: str | None) -> DatabaseRecord:
+        """The managed database ``name``, for its page: its owner's or an instructor's to see
+        (403 otherwise), a 404 if dbwrapper manages no such database."""
+        backend, name = self.resolve(actor, db_type, name)
+        record = self.authorize(actor, backend, name)
+        if record is None or not record.ready:
+            raise NotFound(f"dbwrapper manages no database named {name} on {backend.label}.")
+        return record
 
     def create(
         self, actor: Actor, db_type: object, name: str | None = None, owner: User | None = None,
@@ -203,12 +220,15 @@ class DatabaseService:
     ) -> Outcome:
         """Create the database with its own login unless it exists; asking twice changes nothing.
 
-        It belongs to ``actor``, or to ``owner`` when an instructor makes it for someone.
+        It belongs to ``actor``, or to ``owner`` when an instructor makes it for someone; without
+        a ``name``, it is named for whoever it belongs to (``alice_7001``).
         With ``course``, it starts with that course's content (see :mod:`dbwrapper.copies`),
         owned by its own login; if that fails, the database and its login are removed again.
         Three steps: :meth:`_claim` the name in the registry, :meth:`_build` the database on
         its server, :meth:`_finish` by marking it ready.
         """
+        if name is None and owner is not None:
+            name = self.default_name(Actor(owner))
         backend, name = self.resolve(actor, db_type, name)
         sql = self.course_sql(course, backend) if course is not None else None
         if owner is not None and owner.id != actor.user.id:
@@ -257,7 +277,7 @@ class DatabaseService:
         with self.quotas.room_for(actor, owner, DATABASES, owner.quota, kept):
             return self.registry.record_database(
                 backend.db_type, name, owner, name, generate_password(), None,
-                expires_at=self._new_expiry(), course=course, ready=False, process=self.process,
+                expires_at=self.new_expiry(), course=course, ready=False, process=self.process,
             )
 
     def _build(self, backend: Backend, claim: DatabaseRecord, course: str | None, sql: str | None) -> str | None:
@@ -368,7 +388,8 @@ class DatabaseService:
         self.registry.forget_database(record, audit=audit)
         return dropped, len(snapshots)
 
-    def _new_expiry(self) -> datetime | None:
+    def new_expiry(self) -> datetime | None:
+        """When a database made now expires: ``lifetime_hours`` from now; ``None`` (never) when 0."""
         hours = self.settings.lifetime_hours
         return datetime.now(UTC) + timedelta(hours=hours) if hours > 0 else None
 

@@ -19,6 +19,7 @@ import cherrypy
 
 from dbwrapper.accounts import Accounts, Actor
 from dbwrapper.api.routing import PREFIX
+from dbwrapper.auditing import AUDIT_PAGE, AuditFilter
 from dbwrapper.console.results import csv_text
 from dbwrapper.errors import DbWrapperError, InvalidInput, NotLoggedIn
 from dbwrapper.formatting import Templates, credentials_sheet, human_expiry
@@ -28,7 +29,7 @@ from dbwrapper.runtime import Runtime
 from dbwrapper.web.api import ApiPages
 from dbwrapper.web.auth import csrf_token, current_actor, log_in, log_out, safe_next
 from dbwrapper.web.messages import redirect, told
-from dbwrapper.web.pages import Pages
+from dbwrapper.web.pages import Pages, database_path
 
 #: The session's key for a console run's results, until the page after the form shows them.
 SESSION_RUN = "console_run"
@@ -38,7 +39,9 @@ FORM_RESULT_BYTES = 32_000
 #: How far "+7 days" moves an expiry, and how many expiring databases the home page shows.
 EXTENSION = timedelta(days=7)
 EXPIRING_SHOWN = 10
-EXPIRY_CHANGES = ("extend", "permanent")
+EXPIRY_CHANGES = ("extend", "permanent", "mortal")
+#: The audit page's last page number: past it, an offset the registry's integers may not hold.
+AUDIT_PAGES = 1_000_000
 
 
 def domain_errors(handler: Callable[..., str]) -> Callable[..., str]:
@@ -125,20 +128,34 @@ class DBInterface(Controller):
             return self.pages(actor).destroyed(outcome, self.service.listing(actor, outcome.backend.db_type))
         return self.pages(actor).confirm_destroy(*self.service.check_destroy(actor, db_type, name))
 
-    @page(("POST",))
-    def expiry(self, db_type: str | None = None, name: str = "", change: str = "") -> str:
-        """Instructors: push a database's expiry back a week, or keep it for ever."""
+    @page()
+    def database(self, db_type: str | None = None, name: str | None = None) -> str:
+        """One managed database: how to connect, its snapshots and archives, what can be done to it."""
         actor = current_actor()
-        if change not in EXPIRY_CHANGES:
-            raise InvalidInput(f"Unknown change {change!r}; valid: {', '.join(EXPIRY_CHANGES)}.")
+        record = self.service.database(actor, db_type, name)
+        _, _, snapshots = self.runtime.snapshots.list(actor, record.db_type, record.name)
+        archives = self.runtime.archives.list(actor, of=record)
+        return self.pages(actor).database(
+            record, self.service.credentials(actor, record), snapshots, archives, self.runtime.expiry.lifetime_days,
+        )
+
+    @page(("POST",))
+    def expiry(self, db_type: str | None = None, name: str = "", change: str = "", next: str = "/") -> str:
+        """Instructors: push a database's expiry back a week, keep it for ever, or let it expire
+        again (in a new database's lifetime); then back to the page the form was on."""
+        actor = current_actor()
+        expiry = self.runtime.expiry
         if change == "extend":
-            self.runtime.expiry.extend(actor, db_type, name, EXTENSION)
-            record = self.service.registry.database(self.service.resolve(actor, db_type, name)[0].db_type, name)
-            said = f"{name} now expires {human_expiry(record.expires_at if record else None)}."
+            expires_at = expiry.extend(actor, db_type, name, EXTENSION)
+        elif change == "permanent":
+            expires_at = expiry.set(actor, db_type, name, None)
+        elif change == "mortal":
+            expires_at = expiry.make_mortal(actor, db_type, name)
         else:
-            self.runtime.expiry.set(actor, db_type, name, None)
-            said = f"{name} is now permanent: it never expires."
-        redirect("/", said)
+            raise InvalidInput(f"Unknown change {change!r}; valid: {', '.join(EXPIRY_CHANGES)}.")
+        if expires_at is None:
+            redirect(safe_next(next), f"{name} is now permanent: it never expires.")
+        redirect(safe_next(next), f"{name} now expires {human_expiry(expires_at)}.")
 
     @page()
     def list(self, db_type: str | None = None) -> str:
@@ -216,17 +233,28 @@ class ArchivesController(Controller):
 
     def _page(self, actor: Actor, message: str | None = None) -> str:
         archives = self.runtime.archives
-        return self.pages(actor).archives(archives.list(actor), archives.quota, message)
+        databases = self.service.managed_databases(actor)
+        return self.pages(actor).archives(archives.list(actor), databases, archives.quota, message)
 
     @page()
     def index(self) -> str:
         return self._page(current_actor())
 
     @page(("POST",))
-    def create(self, db_type: str | None = None, name: str | None = None) -> str:
+    def create(
+        self, db_type: str | None = None, name: str | None = None, database: str = "", drop: str = "",
+    ) -> str:
+        """Archive a database, named by ``db_type`` and ``name`` or as ``database``
+        (``postgres:alice_7001``, the archive page's choice); with ``drop=yes``, drop it once
+        its archive is verified."""
         actor = current_actor()
-        manifest = self.runtime.archives.archive(actor, db_type, name)
-        return self._page(actor, f"Archived {manifest.database} as {manifest.id}, all its tables in it.")
+        if database:
+            db_type, _, name = database.partition(":")
+        if drop not in ("", "yes"):
+            raise InvalidInput(f"drop is yes or nothing, not {drop!r}.")
+        manifest = self.runtime.archives.archive(actor, db_type, name, drop=bool(drop))
+        said = f"Archived {manifest.database} as {manifest.id}, all its tables in it."
+        redirect("/archives/", f"{said} Dropped {manifest.database}." if drop else said)
 
     @page(("POST",))
     def restore(self, archive: str = "", into: str | None = None) -> str:
@@ -247,9 +275,11 @@ class CoursesController(Controller):
     def _page(self, actor: Actor, message: str | None = None) -> str:
         courses = self.runtime.courses
         found = [(course, courses.ready_spares(course.name)) for course in courses.all()]
+        # The instructor first: a form's select starts with its first choice.
+        owners = sorted(self.runtime.accounts.users(), key=lambda user: user.name != actor.name)
         return self.pages(actor).courses(
-            found, self.service.backends(), self.runtime.operations.preparing(), self.runtime.settings.pool_size,
-            message,
+            found, self.service.backends(), owners, self.runtime.operations.preparing(),
+            self.runtime.settings.pool_size, message,
         )
 
     @page()
@@ -268,6 +298,16 @@ class CoursesController(Controller):
         databases = {db_type: db for db_type, db in (("postgres", postgres_from), ("mysql", mysql_from)) if db}
         course = self.runtime.courses.add_from(actor, name, description, files, databases)
         return self._page(actor, f"Added the course {course.name}; its copies are made in the background.")
+
+    @page(("POST",))
+    def create(self, course: str = "", db_type: str = "", owner: str = "", name: str = "") -> str:
+        """Make a database of ``course`` for ``owner`` (the instructor by default), named for them
+        unless ``name`` is given; then its page, with how to connect."""
+        actor = self.instructor("manage courses")
+        user = self.runtime.accounts.get(owner) if owner else None
+        outcome = self.service.create(actor, db_type, name or None, owner=user, course=course)
+        redirect(database_path(outcome.backend.db_type, outcome.name), outcome.summary,
+                 "ok" if outcome.changed else "info")
 
     @page(("POST",))
     def prepare(self, course: str = "", db_type: str = "", count: str = "") -> str:
@@ -464,9 +504,12 @@ class Root(Controller):
         default_name = self.service.default_name(actor)
         if actor.is_instructor:
             embedded = self.service.servers.embedded
-            expiring = self.runtime.expiry.expiring(limit=EXPIRING_SHOWN)
+            expiry = self.runtime.expiry
+            expiring = expiry.expiring(limit=EXPIRING_SHOWN)
             courses = [course.name for course in self.runtime.courses.all()]
-            return self.pages(actor).instructor_home(backends, default_name, embedded, expiring, courses)
+            return self.pages(actor).instructor_home(
+                backends, default_name, embedded, expiring, expiry.permanent(), expiry.lifetime_days, courses,
+            )
         courses = [course.name for course in self.runtime.courses.all()]
         mine = self.service.my_databases(actor)
         return self.pages(actor).trainee_home(backends, mine, default_name, courses, cherrypy.request.base)
@@ -492,6 +535,17 @@ class Root(Controller):
         raise cherrypy.HTTPRedirect("/login", 303)
 
     @page()
-    def audit(self) -> str:
-        actor = self.instructor("read the audit log")
-        return self.pages(actor).audit(self.runtime.accounts.registry.audit_entries())
+    def audit(
+        self, actor: str = "", target: str = "", action: str = "", since: str = "", until: str = "", page: str = "1",
+    ) -> str:
+        """A page of the audit log, newest first, filtered by who, on what, which action and when."""
+        reader = self.instructor("read the audit log")
+        filters = AuditFilter.typed(actor=actor, target=target, action=action, since=since, until=until)
+        number = whole_number(page, "The page")
+        if not 1 <= number <= AUDIT_PAGES:
+            raise InvalidInput(f"The page is from 1 to {AUDIT_PAGES}, not {number}.")
+        # One more than a page: whether there is an older page to link to.
+        entries = self.runtime.accounts.registry.audit_entries(
+            AUDIT_PAGE + 1, offset=(number - 1) * AUDIT_PAGE, **filters.criteria(),
+        )
+        return self.pages(reader).audit(entries[:AUDIT_PAGE], filters, number, older=len(entries) > AUDIT_PAGE)

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import urlencode
 
 from markupsafe import Markup
 
 from dbwrapper.accounts import Actor
 from dbwrapper.api.routing import PREFIX, Route
 from dbwrapper.archives import Manifest
+from dbwrapper.auditing import AuditFilter
 from dbwrapper.backends import Backend
 from dbwrapper.backends.base.console import Limits
 from dbwrapper.classes import ClassReport
@@ -27,6 +29,7 @@ from dbwrapper.registry.console import HISTORY_LENGTH
 from dbwrapper.registry.models import ApiToken, ConsoleRun, Operation
 from dbwrapper.rosters import Roster
 from dbwrapper.service import Credentials, Listed, Listing, Outcome
+from dbwrapper.snapshots import describe
 from dbwrapper.web.messages import Kind
 
 CLIENTS = {"postgres": "psql", "mysql": "mysql"}
@@ -46,6 +49,30 @@ INSTRUCTOR_LINKS = Markup(
     '<a href="/archives/">Archives</a>\n<a href="/audit">Audit log</a>'
 )
 NO_EXPIRY = Markup('<tr><td colspan="4">No database is set to expire.</td></tr>')
+NO_PERMANENT = Markup('<tr><td colspan="3">No database is kept for ever.</td></tr>')
+NO_SNAPSHOT_ITEM = Markup("<li>No snapshots.</li>")
+NO_ARCHIVE_ITEM = Markup("<li>No archives.</li>")
+ITEM = template("<li>%(text)s</li>")
+DATABASE_LINK = template('<a href="%(href)s"><code>%(name)s</code></a>')
+# A listing row's actions; each names its row, for a screen reader that reads the buttons alone.
+OPEN_LINK = template('<a class="button" href="%(href)s" aria-label="Open %(name)s">Open</a>')
+DESTROY_LINK = template(
+    '<a class="button danger" href="/dbi/destroy_my_db?db_type=%(db_type)s&amp;name=%(name)s" '
+    'aria-label="Destroy %(name)s…">Destroy…</a>'
+)
+CODE = template("<code>%(text)s</code>")
+SERVERS_OWN = Markup('<span class="role">the server\'s</span>')
+#: The expiry form's buttons, by the ``change`` each asks ``/dbi/expiry`` for.
+EXPIRY_BUTTONS = {
+    "extend": template('<button type="submit" name="change" value="extend" class="link" '
+                       'aria-label="+7 days for %(name)s">+7 days</button>'),
+    "permanent": template('<button type="submit" name="change" value="permanent" class="link" '
+                          'aria-label="Keep for ever: %(name)s">Keep for ever</button>'),
+    "mortal": template('<button type="submit" name="change" value="mortal" class="link" '
+                       'aria-label="Expire in %(days)s days: %(name)s">Expire in %(days)s days</button>'),
+}
+EXPIRY_HEADING = Markup("<h2>Expiry</h2>")
+AUDIT_PAGE_LINK = template('<a href="/audit?%(query)s" rel="%(rel)s">%(text)s</a>')
 NO_SNAPSHOTS = Markup('<tr><td colspan="5">No snapshots yet.</td></tr>')
 READ_ONLY_NOTE = ("This database is read-only: the console runs as its reader, a login that can only read it, "
                   "and its trainee is shown that login.")
@@ -84,6 +111,11 @@ CLASS_ENDINGS: dict[str, tuple[str, Kind]] = {
     "interrupted": ("The provisioning was {error}. What was made stays: provision the same roster "
                     "again to finish it, nothing is made twice.", "error"),
 }
+
+
+def database_path(db_type: str, name: str) -> str:
+    """The page of a managed database."""
+    return f"/dbi/database?{urlencode({'db_type': db_type, 'name': name})}"
 
 
 #: Fragments one after the other; a part that is not :class:`Markup` is escaped.
@@ -129,8 +161,10 @@ class Pages:
 
     def instructor_home(
         self, backends: list[Backend], default_name: str, embedded: EmbeddedPostgres | None,
-        expiring: list[DatabaseRecord], courses: list[str],
+        expiring: list[DatabaseRecord], permanent: list[DatabaseRecord], lifetime_days: float, courses: list[str],
     ) -> str:
+        """The servers, a class's form, and when databases expire: soonest first, then those
+        kept for ever (a new database's lifetime, ``lifetime_days``, makes them expire again)."""
         rows = join(
             self.templates.render("backend_row.html", db_type=b.db_type, label=b.label, where=b.where)
             for b in backends
@@ -138,11 +172,20 @@ class Pages:
         note = self._embedded_note(embedded) if embedded else Markup()
         expiry_rows = join(
             self.templates.render(
-                "expiry_row.html", db_type=db.db_type, name=db.name, owner=db.owner,
-                expires=human_expiry(db.expires_at),
+                "expiry_row.html", database=self._database_link(db.db_type, db.name),
+                db_type=db.db_type, owner=db.owner, expires=human_expiry(db.expires_at),
+                form=self._expiry_form(db, "/", ("extend", "permanent"), lifetime_days),
             )
             for db in expiring
         ) or NO_EXPIRY
+        mortal = ("mortal",) if lifetime_days > 0 else ()
+        permanent_rows = join(
+            self.templates.render(
+                "permanent_row.html", database=self._database_link(db.db_type, db.name),
+                db_type=db.db_type, owner=db.owner, form=self._expiry_form(db, "/", mortal, lifetime_days),
+            )
+            for db in permanent
+        ) or NO_PERMANENT
         class_form = self.templates.render(
             "class_form.html",
             course_options=join(OPTION % {"value": c, "text": c} for c in courses),
@@ -151,6 +194,23 @@ class Pages:
         return self._page(
             "index.html", title="Databases for trainees", default_name=default_name,
             backend_rows=rows, embedded_note=note, expiry_rows=expiry_rows, class_form=class_form,
+            permanent_rows=permanent_rows,
+            lifetime=f"{lifetime_days:g} days" if lifetime_days > 0 else "for ever too (lifetime_hours is 0)",
+        )
+
+    @staticmethod
+    def _database_link(db_type: str, name: str) -> Markup:
+        return DATABASE_LINK % {"href": database_path(db_type, name), "name": name}
+
+    def _expiry_form(
+        self, db: DatabaseRecord, back_to: str, changes: tuple[str, ...], lifetime_days: float,
+    ) -> Markup:
+        """The buttons that change ``db``'s expiry, a form that comes back to ``back_to``."""
+        if not changes:
+            return Markup()
+        buttons = join(EXPIRY_BUTTONS[change] % {"name": db.name, "days": f"{lifetime_days:g}"} for change in changes)
+        return self.templates.render(
+            "expiry_form.html", db_type=db.db_type, name=db.name, next=back_to, buttons=buttons,
         )
 
     @staticmethod
@@ -200,16 +260,49 @@ class Pages:
 
     def listing(self, listing: Listing, *, mine: str, message: Markup | None = None) -> str:
         backend = listing.backend
-        rows = join(self._row(db, mine) for db in listing.databases)
+        rows = join(self._row(db, backend.db_type, mine) for db in listing.databases)
         return self._page(
             "databases.html", title=f"{backend.label} databases", message=message or Markup(),
             where=backend.where, db_type=backend.db_type, rows=rows,
         )
 
-    def _row(self, db: Listed, mine: str) -> Markup:
+    def _row(self, db: Listed, db_type: str, mine: str) -> Markup:
+        """A database of a listing, with what can be done to it: a registered one opens on its
+        page, one this service made can be destroyed; the server's own are left alone."""
+        opened = {"href": database_path(db_type, db.name), "name": db.name}
+        actions = join([
+            *([OPEN_LINK % opened] if db.owner is not None else []),
+            *([DESTROY_LINK % {"db_type": db_type, "name": db.name}] if db.info.managed else []),
+        ]) or SERVERS_OWN
+        name = self._database_link(db_type, db.name) if db.owner is not None else CODE % {"text": db.name}
         return self.templates.render(
-            "database_row.html", row_class="mine" if db.name == mine else "", name=db.name,
+            "database_row.html", row_class="mine" if db.name == mine else "", name=name,
             owner=db.owner or "", size=human_size(db.info.size_bytes), badge=BADGE if db.info.managed else Markup(),
+            actions=actions,
+        )
+
+    def database(
+        self, record: DatabaseRecord, credentials: Credentials, snapshots: list[Snapshot],
+        archives: list[Manifest], lifetime_days: float,
+    ) -> str:
+        """A managed database: how to connect, its snapshots and archives, and (instructors)
+        when it expires."""
+        assert self.actor is not None
+        backend = credentials.backend
+        expiry = Markup()
+        if self.actor.is_instructor:
+            changes = ("extend", "permanent") if record.expires_at else ("mortal",) if lifetime_days > 0 else ()
+            expiry = EXPIRY_HEADING + self._expiry_form(
+                record, database_path(record.db_type, record.name), changes, lifetime_days,
+            )
+        return self._page(
+            "database.html", title=f"{record.name} on {backend.label}", name=record.name,
+            db_type=record.db_type, owner=record.owner, credentials=self._credentials(credentials),
+            expiry_form=expiry,
+            snapshots=join(ITEM % {"text": describe(s)} for s in snapshots) or NO_SNAPSHOT_ITEM,
+            archives=join(
+                ITEM % {"text": f"{m.id} ({human_size(m.size_bytes)})"} for m in archives
+            ) or NO_ARCHIVE_ITEM,
         )
 
     def created(self, outcome: Outcome, listing: Listing) -> str:
@@ -328,7 +421,10 @@ class Pages:
             message=self._message(message, "ok") if message else Markup(),
         )
 
-    def archives(self, manifests: list[Manifest], quota: int, message: str | None = None) -> str:
+    def archives(
+        self, manifests: list[Manifest], databases: list[DatabaseRecord], quota: int, message: str | None = None,
+    ) -> str:
+        """The archives, and a form that archives (and drops) one of ``databases``."""
         rows = join(
             self.templates.render(
                 "archive_row.html", id=m.id, owner=m.owner, size=human_size(m.size_bytes), database=m.database,
@@ -336,8 +432,12 @@ class Pages:
             )
             for m in manifests
         )
+        options = join(
+            OPTION % {"value": f"{db.db_type}:{db.name}", "text": f"{db.name} ({db.db_type}, {db.owner})"}
+            for db in databases
+        )
         return self._page(
-            "archives.html", title="Archives", rows=rows, quota=quota,
+            "archives.html", title="Archives", rows=rows, quota=quota, database_options=options,
             message=self._message(message, "ok") if message else Markup(),
         )
 
@@ -358,19 +458,24 @@ class Pages:
         )
 
     def courses(
-        self, courses: list[tuple[Course, dict[str, int]]], backends: list[Backend],
+        self, courses: list[tuple[Course, dict[str, int]]], backends: list[Backend], owners: list[User],
         preparing: set[tuple[str, str]], pool_size: int, message: str | None = None,
     ) -> str:
+        """The courses, each with a form that makes a database of it for one of ``owners``."""
         def servers(course: Course, spares: dict[str, int]) -> str:
             return ", ".join(
                 f"{db_type} ({ready}{', preparing more' if (db_type, course.name) in preparing else ''})"
                 for db_type, ready in spares.items()
             ) or "–"
 
+        owner_options = join(OPTION % {"value": user.name, "text": f"{user.name} ({user.role})"} for user in owners)
         rows = join(
             self.templates.render(
                 "course_row.html", name=course.name, description=course.description or "–",
-                servers=servers(course, spares),
+                servers=servers(course, spares), owner_options=owner_options,
+                backend_options=join(
+                    OPTION % {"value": b.db_type, "text": b.label} for b in backends if course.sql(b.db_type)
+                ),
             )
             for course, spares in courses
         )
@@ -424,7 +529,9 @@ class Pages:
             total=operation.total, current=operation.current if running else "", outcome=ending, cancel=cancel,
         )
 
-    def audit(self, entries: list[AuditEntry]) -> str:
+    def audit(self, entries: list[AuditEntry], filters: AuditFilter, page: int, *, older: bool) -> str:
+        """Page ``page`` of the audit log as ``filters`` filter it, with links to the pages
+        beside it that keep the filters."""
         rows = join(
             self.templates.render(
                 "audit_row.html", at=entry.at.strftime("%Y-%m-%d %H:%M:%S"), actor=entry.actor,
@@ -432,7 +539,19 @@ class Pages:
             )
             for entry in entries
         )
-        return self._page("audit.html", title="Audit log", rows=rows, count=len(entries))
+        kept = {name: value for name, value in filters.texts().items() if value}
+
+        def link(to: int, rel: str, text: str) -> Markup:
+            return AUDIT_PAGE_LINK % {"query": urlencode({**kept, "page": to}), "rel": rel, "text": text}
+
+        links = join([
+            *([link(page - 1, "prev", "Newer entries")] if page > 1 else []),
+            *([link(page + 1, "next", "Older entries")] if older else []),
+        ])
+        return self._page(
+            "audit.html", title="Audit log", rows=rows, count=len(entries), page=page, links=links,
+            **filters.texts(),
+        )
 
     def error(self, status: str, message: str) -> str:
         return self._page("error.html", title=status, message=message)
