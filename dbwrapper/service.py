@@ -56,6 +56,8 @@ class Credentials:
     login: Login
     #: When the expiry job purges it; ``None``: never.
     expires_at: datetime | None = None
+    #: The course it was made for, which a reset gives it again; ``None``: none.
+    course: str | None = None
 
     @property
     def url(self) -> str:
@@ -202,7 +204,8 @@ class DatabaseService:
     def credentials(self, actor: Actor, record: DatabaseRecord) -> Credentials:
         """How to connect to ``record``, with the login ``actor`` is shown (:attr:`shown_login`)."""
         return Credentials(
-            self.servers.backend(record.db_type), record.name, self.shown_login(actor, record), record.expires_at
+            self.servers.backend(record.db_type), record.name, self.shown_login(actor, record), record.expires_at,
+            record.course,
         )
 
     def database(self, actor: Actor, db_type: object, name: str | None) -> DatabaseRecord:
@@ -410,6 +413,6 @@ class DatabaseService:
         self, backend: Backend, name: str, changed: bool, summary: str, login: Login | None = None,
     ) -> Outcome:
         record = self.registry.database(backend.db_type, name)
-        expires_at = record.expires_at if record else None
-        credentials = Credentials(backend, name, login, expires_at) if login else None
+        expires_at, course = (record.expires_at, record.course) if record else (None, None)
+        credentials = Credentials(backend, name, login, expires_at, course) if login else None
         return Outcome(backend, name, changed, summary, credentials)

@@ -1,4 +1,5 @@
-"""Snapshots: a database as it was at one moment, kept on its server, to revert to.
+"""Snapshots: a database as it was at one moment, kept on its server, to revert to; and
+resetting a course's database to the course's start, which keeps the present as a snapshot too.
 
 The seed's "RESTful Thoughts" article asks for UTC-stamped snapshots and
 "revert to snapshot". A snapshot is a copy made on the server (see
@@ -15,15 +16,17 @@ refused for want of room.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
 
 from dbwrapper.accounts import Actor
 from dbwrapper.backends import Backend
-from dbwrapper.errors import DbWrapperError, InvalidInput
+from dbwrapper.copies import as_source
+from dbwrapper.errors import DbWrapperError, InvalidInput, Refused
 from dbwrapper.names import RESERVED_PREFIX
 from dbwrapper.quotas import Quota
-from dbwrapper.registry import DatabaseRecord, Registry, Snapshot, User
+from dbwrapper.registry import AuditEntry, DatabaseRecord, Registry, Snapshot, User
 from dbwrapper.service import DatabaseService
 
 LABEL_LENGTH = 60
@@ -101,23 +104,78 @@ class Snapshots:
         chosen = self._find(record, snapshot_id)
         with self.service.audited(actor, "revert", f"{backend.db_type}:{record.name}") as entry:
             entry.detail = f"to {audit_name(chosen)}"
-            self.service.check_idle(backend, record)
-            owner = self._owner(record)
-            # What the database holds is kept past the quota, once: a revert is not refused
-            # for want of room, but reverting again and again does not fill the server.
-            with self._room_for(actor, owner, room=1):
-                before = self.registry.add_snapshot(Snapshot(
-                    database_id=record.id, name=snapshot_name(), state="reverting",
-                    label=f"before reverting to the snapshot of {chosen.taken_at:%Y-%m-%d %H:%M:%S}",
-                ))
-            try:
-                ended = backend.creation.revert_database(record.name, chosen.name, before.name, record.login)
-            except DbWrapperError:
-                self._after_failed_revert(backend, before)
-                raise
-            self.registry.set_snapshot(before, "ready", backend.catalog.database_size(before.name), audit=entry)
+            label = f"before reverting to the snapshot of {chosen.taken_at:%Y-%m-%d %H:%M:%S}"
+            before, ended = self._replace(actor, backend, record, label, entry, lambda before: (
+                backend.creation.revert_database(record.name, chosen.name, before, record.login)))
         return (f"Reverted {record.name} to {describe(chosen)}. What it held before is kept as the "
                 f"snapshot {describe(before)}.{ended_note(ended)}")
+
+    def check_reset(self, actor: Actor, db_type: object, name: str | None) -> tuple[Backend, DatabaseRecord, str]:
+        """What :meth:`reset` would act on (the backend, the database, its course's SQL), checked
+        as the reset itself checks: for a confirmation page, and before a reset is started."""
+        backend, record = self.service.managed(actor, db_type, name)
+        if record.course is None:
+            raise InvalidInput(f"{record.name} was not made for a course, so it has no course content to go "
+                               "back to; revert it to a snapshot instead, or destroy it and create it again.")
+        return backend, record, self.service.course_sql(record.course, backend)
+
+    def reset(self, actor: Actor, db_type: object, name: str | None) -> str:
+        """Give the database its course's starting content again, keeping what it held as a
+        snapshot ("before reset to <course>"); its login and password stay as they are.
+
+        The content comes from the course's warm pool when it has a ready copy (swapped in:
+        PostgreSQL renames it, MySQL moves its tables), otherwise as a copy of the course's
+        master made on the server. Like a revert (the same workflow,
+        :meth:`BaseCreation.replace_content`), what it held is set aside first, and put back
+        if the new content cannot be put in; a crash half-way is undone by reconciling.
+        """
+        backend, record, sql = self.check_reset(actor, db_type, name)
+        course = record.course
+        assert course is not None
+        copies = self.service.copies
+        with self.service.audited(actor, "reset", f"{backend.db_type}:{record.name}") as entry:
+            master = copies.master(backend, course, sql)
+            if not copies.copyable(backend, master):
+                raise Refused(f"The course {course} is loaded from its SQL on {backend.label} each time (it holds "
+                              "what a copy made on the server cannot carry, such as events), so a database of it "
+                              "cannot be reset; archive it, then destroy it and create it again.")
+            backend.creation.check_copyable(record.name)  # refused before a spare is taken from the pool
+
+            def fill(before: str) -> int:
+                # Claimed only now, with nothing left to refuse: a spare claimed is spent whatever
+                # happens next, and the pool's job drops what is left of it.
+                spare = self.registry.claim_spare(backend.db_type, course)
+                entry.detail = f"to {course}, " + ("from the pool" if spare else "copied from its master")
+                return backend.creation.reset_database(
+                    record.name, as_source(spare or master), before, record.login, spare=spare is not None,
+                )
+
+            before, ended = self._replace(actor, backend, record, f"before reset to {course}", entry, fill)
+        return (f"Reset {record.name} to the start of the course {course}. What it held before is kept as the "
+                f"snapshot {describe(before)}.{ended_note(ended)}")
+
+    def _replace(
+        self, actor: Actor, backend: Backend, record: DatabaseRecord, label: str, entry: AuditEntry,
+        fill: Callable[[str], int],
+    ) -> tuple[Snapshot, int]:
+        """Set what the database holds aside as a new snapshot labelled ``label``, and ``fill``
+        it anew (told the snapshot's name; it returns how many sessions it ended): a revert,
+        or a reset. The snapshot, and how many sessions were ended."""
+        self.service.check_idle(backend, record)
+        owner = self._owner(record)
+        # What the database holds is kept past the quota, once: a revert is not refused
+        # for want of room, but reverting again and again does not fill the server.
+        with self._room_for(actor, owner, room=1):
+            before = self.registry.add_snapshot(
+                Snapshot(database_id=record.id, name=snapshot_name(), state="reverting", label=label)
+            )
+        try:
+            ended = fill(before.name)
+        except DbWrapperError:
+            self._after_failed_revert(backend, before)
+            raise
+        self.registry.set_snapshot(before, "ready", backend.catalog.database_size(before.name), audit=entry)
+        return before, ended
 
     def delete(self, actor: Actor, db_type: object, name: str | None, snapshot_id: object) -> str:
         backend, record = self.service.managed(actor, db_type, name)

@@ -46,6 +46,8 @@ def database_json(api: Api, call: Call, backend: Backend, name: str, record: Dat
     }
     if record is not None:
         body["links"]["snapshots"] = database_path(backend.db_type, name) + "/snapshots"
+        if record.course is not None:
+            body["links"]["reset"] = database_path(backend.db_type, name) + "/reset"
         if call.actor.is_instructor or record.owner == call.actor.name:
             login = api.runtime.service.shown_login(call.actor, record)
             body["credentials"] = credentials_json(Credentials(backend, name, login, record.expires_at))
@@ -178,6 +180,22 @@ def revert_snapshot(api: Api, call: Call, db_type: str, name: str, snapshot: str
     return accepted(api.runtime.operations.start(call.actor, "revert", target, 1, work))
 
 
+def reset_database(api: Api, call: Call, db_type: str, name: str) -> Reply:
+    """Put a course's database back to the course's start (an operation), keeping what it
+    held as a snapshot; a database made for no course is a 400 now, not a failed operation."""
+    backend, record = managed(api, call, db_type, name)
+    snapshots = api.runtime.snapshots
+    snapshots.check_reset(call.actor, backend.db_type, record.name)
+
+    def work(step: Any) -> dict[str, Any]:
+        summary = snapshots.reset(call.actor, backend.db_type, record.name)
+        step.advance(1, record.name)
+        return {"database": database_path(backend.db_type, record.name), "summary": summary}
+
+    target = f"{backend.db_type}:{record.name}"
+    return accepted(api.runtime.operations.start(call.actor, "reset", target, 1, work))
+
+
 def delete_snapshot(api: Api, call: Call, db_type: str, name: str, snapshot: str) -> Reply:
     backend, record, chosen = find_snapshot(api, call, db_type, name, snapshot)
     api.runtime.snapshots.delete(call.actor, backend.db_type, record.name, chosen.id)
@@ -303,6 +321,9 @@ ROUTES = [
     Route("POST", DB + "/snapshots/{snapshot}/revert", revert_snapshot,
           "Give the database the snapshot's content again, keeping what it held as a snapshot (an operation)",
           request="Empty", response="Operation", status=202, errors=(403, 404, 409)),
+    Route("POST", DB + "/reset", reset_database,
+          "Give a course's database the course's starting content again, keeping what it held as a snapshot "
+          "(an operation)", request="Empty", response="Operation", status=202, errors=(400, 403, 404, 409)),
     Route("GET", "/archives", list_archives, "The archives you may see, newest first", response="ArchiveList"),
     Route("POST", "/archives", create_archive, "Archive a database to disk, and drop it if asked (an operation)",
           request="ArchiveCreate", response="Operation", status=202, errors=(403, 404, 409)),

@@ -89,7 +89,7 @@ class Controller:
         self.templates = templates
 
     def pages(self, actor: Actor | None = None) -> Pages:
-        return Pages(self.templates, actor, csrf_token(), told())
+        return Pages(self.templates, actor, csrf_token(), told(), base=cherrypy.request.base)
 
     @staticmethod
     def instructor(action: str) -> Actor:
@@ -127,6 +127,17 @@ class DBInterface(Controller):
             outcome = self.service.destroy(actor, db_type, name)
             return self.pages(actor).destroyed(outcome, self.service.listing(actor, outcome.backend.db_type))
         return self.pages(actor).confirm_destroy(*self.service.check_destroy(actor, db_type, name))
+
+    @page(("GET", "HEAD", "POST"))
+    def reset_my_db(self, db_type: str | None = None, name: str | None = None) -> str:
+        """Put a course's database back to the course's start: GET asks, the confirmation
+        form POSTs, and only a POST resets (what it held is kept as a snapshot)."""
+        actor = current_actor()
+        snapshots = self.runtime.snapshots
+        if cherrypy.request.method == "POST":
+            redirect("/", snapshots.reset(actor, db_type, name))
+        backend, record, _ = snapshots.check_reset(actor, db_type, name)
+        return self.pages(actor).confirm_reset(backend, record)
 
     @page()
     def database(self, db_type: str | None = None, name: str | None = None) -> str:

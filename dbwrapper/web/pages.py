@@ -24,6 +24,7 @@ from dbwrapper.backends.base.console import Limits
 from dbwrapper.classes import ClassReport
 from dbwrapper.embedded import EmbeddedPostgres
 from dbwrapper.formatting import Templates, human_expiry, human_size, template
+from dbwrapper.reach import browser_host, from_elsewhere
 from dbwrapper.registry import AuditEntry, Course, DatabaseRecord, Snapshot, User
 from dbwrapper.registry.console import HISTORY_LENGTH
 from dbwrapper.registry.models import ApiToken, ConsoleRun, Operation
@@ -33,6 +34,16 @@ from dbwrapper.snapshots import describe
 from dbwrapper.web.messages import Kind
 
 CLIENTS = {"postgres": "psql", "mysql": "mysql"}
+#: What the command does about the password, per engine: said exactly, as it is (the
+#: command never holds the password; see BaseClient.command).
+PASSWORD_HELP = {
+    "postgres": "The command holds no password: psql asks for it (the one below) because the server checks "
+                "every login's password, as dbwrapper needs (the embedded PostgreSQL does, on TCP and on its "
+                "socket). If PGPASSWORD is set, or ~/.pgpass has a line for this database, psql uses that "
+                "instead and does not ask.",
+    "mysql": "The command holds no password: its -p makes mysql ask for it (the one below).",
+}
+DEFAULT_PORTS = {"postgres": 5432, "mysql": 3306}
 
 # Every form that changes something carries the session's CSRF token (web/auth.py checks it).
 # The field is written here once and put after the opening tag of every POST form of a page;
@@ -97,6 +108,21 @@ COURSE_LINK = template(
     '<a class="button" href="/dbi/create_my_db?db_type=%(db_type)s&amp;course=%(course)s">'
     "%(label)s database for the %(course)s course</a>"
 )
+RESET_LINK = template(
+    '<a href="/dbi/reset_my_db?db_type=%(db_type)s&amp;name=%(name)s">Reset to the course %(course)s…</a>'
+)
+ONLY_THERE_SOCKET = template(
+    '<p class="note">This command and the URL reach the database server through a socket on '
+    '<code>%(machine)s</code>, the service\'s machine: they work there only, not on your own machine.</p>'
+)
+ONLY_THERE_TCP = template(
+    '<p class="note">The database server listens on <code>%(host)s</code> of <code>%(machine)s</code>, the '
+    "service's machine, so this command and the URL work there only. From your own machine, if you have an "
+    "account on it, first open a tunnel and leave it open:</p>\n"
+    '<pre>ssh -N -L %(port)s:%(host)s:%(port)s %(machine)s</pre>\n'
+    '<p class="note">then run the same command in another terminal: it reaches the server through the tunnel. '
+    "Or ask your instructor for a server address your machine can reach.</p>"
+)
 CLASS_ROW = template('<tr class="%(row_class)s"><td><code>%(user)s</code></td><td>%(note)s</td></tr>')
 ROSTER_NAME = template("<li><code>%(name)s</code></li>")
 SKIPPED_ROW = template('<tr><td class="num">%(row)s</td><td>%(reason)s</td><td>%(text)s</td></tr>')
@@ -126,12 +152,15 @@ class Pages:
     """The pages one request can answer with."""
 
     def __init__(
-        self, templates: Templates, actor: Actor | None, csrf: str, told: list[tuple[Kind, str]] | None = None
+        self, templates: Templates, actor: Actor | None, csrf: str, told: list[tuple[Kind, str]] | None = None,
+        base: str = "",
     ) -> None:
         self.templates = templates
         self.actor = actor
         self.csrf = csrf
         self.told = told or []
+        #: The service's address as the browser reached it (``http://host:7001``), if known.
+        self.base = base
 
     def _page(self, template: str, *, title: str, **values: object) -> str:
         account = Markup()
@@ -249,12 +278,29 @@ class Pages:
 
     def _credentials(self, credentials: Credentials) -> Markup:
         backend = credentials.backend
+        course = credentials.course
         return self.templates.render(
             "credentials.html", name=credentials.name, label=backend.label, db_type=backend.db_type,
-            client=CLIENTS[backend.db_type], command=credentials.command,
+            client=CLIENTS[backend.db_type], password_help=PASSWORD_HELP[backend.db_type],
+            command=credentials.command, elsewhere=self._elsewhere(credentials),
             password=credentials.login.password, url=credentials.url,
             expires=human_expiry(credentials.expires_at),
+            reset=RESET_LINK % {"db_type": backend.db_type, "name": credentials.name, "course": course}
+            if course else Markup(),
         )
+
+    def _elsewhere(self, credentials: Credentials) -> Markup:
+        """What a trainee who reads the page on another machine types there, when the command
+        reaches the server on the service's machine only (see :mod:`dbwrapper.reach`)."""
+        client = credentials.backend.client
+        host = client.host
+        if not from_elsewhere(self.base, host):
+            return Markup()
+        machine = browser_host(self.base)
+        if host.startswith("/") or (host == "localhost" and credentials.backend.db_type == "mysql"):
+            return ONLY_THERE_SOCKET % {"machine": machine}  # mysql's localhost is its socket
+        port = credentials.backend.client_url.port or DEFAULT_PORTS[credentials.backend.db_type]
+        return ONLY_THERE_TCP % {"host": host, "machine": machine, "port": port}
 
     # -- databases ------------------------------------------------------------------
 
@@ -321,6 +367,12 @@ class Pages:
         return self._page(
             "confirm_destroy.html", title=f"Destroy {name}?", name=name, db_type=backend.db_type,
             label=backend.label, where=backend.where,
+        )
+
+    def confirm_reset(self, backend: Backend, record: DatabaseRecord) -> str:
+        return self._page(
+            "confirm_reset.html", title=f"Reset {record.name} to the course?", name=record.name,
+            db_type=backend.db_type, label=backend.label, course=record.course,
         )
 
     # -- the SQL console -------------------------------------------------------------------

@@ -54,6 +54,12 @@ class BaseClient(ABC):
 
     # -- what each engine implements ------------------------------------------------
 
+    @property
+    @abstractmethod
+    def host(self) -> str:
+        """Where :meth:`command` connects: a host name, an address, or a socket's path or
+        directory (``/...``); ``localhost`` for the client's default, a socket of this machine's."""
+
     @abstractmethod
     def command(self, name: str, login: Login | None = None) -> str:
         """The command line of this engine's own client that opens database ``name``, for people.

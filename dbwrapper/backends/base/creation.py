@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from contextlib import nullcontext
 from typing import TYPE_CHECKING, ClassVar
 
@@ -201,17 +202,32 @@ class BaseCreation(ABC):
         return ended
 
     def revert_database(self, name: str, snapshot: str, backup: str, owner: str) -> int:
-        """Give ``name`` (content owned by ``owner``) the content of ``snapshot`` again.
+        """Give ``name`` (content owned by ``owner``) the content of ``snapshot`` again; see
+        :meth:`replace_content`, which returns how many sessions were ended."""
+        return self.replace_content(
+            f"revert {name}", name, backup, owner, lambda: self.copy_snapshot(Source(snapshot, owner), name, owner),
+        )
+
+    def reset_database(self, name: str, course: Source, backup: str, owner: str, *, spare: bool) -> int:
+        """Give ``name`` (content owned by ``owner``) its course's starting content again: a
+        ready ``spare`` of the pool swapped in (:meth:`take_spare`), or else a copy of the
+        course's master (:meth:`copy_snapshot`). See :meth:`replace_content`, which returns how
+        many sessions were ended."""
+        fill = self.take_spare if spare else self.copy_snapshot
+        return self.replace_content(f"reset {name}", name, backup, owner, lambda: fill(course, name, owner))
+
+    def replace_content(self, action: str, name: str, backup: str, owner: str, fill: Callable[[], None]) -> int:
+        """Give ``name`` (content owned by ``owner``) new content, by ``fill``.
 
         What it holds is first moved into the new database ``backup``, moved
-        rather than copied; if copying the snapshot in then fails, it is restored
-        from there. Meanwhile the owner's login is locked (:meth:`BaseLogins.lock_login`)
-        and its sessions are ended; returns how many. Whatever happens, the login
-        is unlocked at the end, and after a crash by :meth:`undo_revert`.
+        rather than copied; if ``fill`` then fails, it is restored from there.
+        Meanwhile the owner's login is locked (:meth:`BaseLogins.lock_login`) and
+        its sessions are ended; returns how many. Whatever happens, the login is
+        unlocked at the end, and after a crash by :meth:`undo_revert`.
         """
         backend, logins = self.backend, self.backend.logins
         try:
-            with backend.errors.translated(f"revert {name}"):
+            with backend.errors.translated(action):
                 self.check_copyable(name)
                 logins.lock_login(owner)
                 try:
@@ -219,7 +235,7 @@ class BaseCreation(ABC):
                     try:
                         self.move_to_backup(name, backup, owner)
                         with long_deadline():
-                            self.copy_snapshot(snapshot, name, owner)
+                            fill()
                     except (DBAPIError, DbWrapperError):
                         if backend.catalog.exists(backup):  # something was moved aside: it goes back
                             self.restore_backup(name, backup, owner)
@@ -309,8 +325,15 @@ class BaseCreation(ABC):
         grow with its size; ``name`` then is empty, or gone."""
 
     @abstractmethod
-    def copy_snapshot(self, snapshot: str, name: str, owner: str) -> None:
-        """Make ``name`` (emptied or gone) a copy of ``snapshot``, its content ``owner``'s."""
+    def copy_snapshot(self, snapshot: Source, name: str, owner: str) -> None:
+        """Make ``name`` (emptied or gone) a copy of ``snapshot`` (a snapshot, or a course's
+        master, whose content another login owns), its content ``owner``'s."""
+
+    @abstractmethod
+    def take_spare(self, spare: Source, name: str, owner: str) -> None:
+        """Make ``name`` (emptied or gone) what the ready copy ``spare`` holds, its content
+        ``owner``'s, in time that does not grow with its size; the emptied ``spare`` (or
+        its login) is left for the pool to drop."""
 
     @abstractmethod
     def restore_backup(self, name: str, backup: str, owner: str) -> None:

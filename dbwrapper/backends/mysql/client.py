@@ -34,6 +34,11 @@ class MySQLClient(BaseClient):
     restore_tools = ("mysql",)  # the client runs the dump's SQL
     archive_suffix = ".sql"
 
+    @property
+    def host(self) -> str:
+        url = self.backend.url
+        return str(url.query.get("unix_socket") or url.host or "localhost")
+
     def command(self, name: str, login: Login | None = None) -> str:
         url = self.backend.url
         socket = url.query.get("unix_socket")

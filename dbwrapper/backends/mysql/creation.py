@@ -199,8 +199,14 @@ class MySQLCreation(BaseCreation):
             self.move_content(connection, name, backup, owner, ledger=backup)
             objects.close_ledger(connection, backup)
 
-    def copy_snapshot(self, snapshot: str, name: str, owner: str) -> None:
-        self.copy_content(Source(snapshot, owner), name, owner)
+    def copy_snapshot(self, snapshot: Source, name: str, owner: str) -> None:
+        self.copy_content(snapshot, name, owner)
+
+    def take_spare(self, spare: Source, name: str, owner: str) -> None:
+        # Moved into the database the reset emptied (move_to_backup), as a handout moves
+        # a spare into a new one; the emptied spare is dropped by the pool's job.
+        with self.backend.admin_connection() as connection:
+            self.move_content(connection, spare.name, name, owner, clear_source=False)
 
     def restore_backup(self, name: str, backup: str, owner: str) -> None:
         # A revert may have stopped anywhere, so what each database holds decides.

@@ -26,12 +26,17 @@ class PostgreSQLClient(BaseClient):
     restore_tools = ("pg_restore", "psql")
     archive_suffix = ".dump"
 
+    @property
+    def host(self) -> str:
+        url = self.backend.client_url
+        # A socket's directory is a host to psql too; with none, libpq's default socket.
+        return str(url.host or url.query.get("host") or "localhost")
+
     def command(self, name: str, login: Login | None = None) -> str:
         url = self.backend.client_url
-        host = url.host or url.query.get("host")  # a socket's directory is a host to psql too
         user = login.name if login else url.username
         command = ["psql"]
-        command += ["-h", str(host)] if host else []
+        command += ["-h", self.host] if url.host or url.query.get("host") else []
         command += ["-p", str(url.port)] if url.port else []
         command += ["-U", user] if user else []
         return shlex.join([*command, "-d", name])

@@ -130,10 +130,24 @@ class PostgreSQLCreation(BaseCreation):
             connection.exec_driver_sql(f"ALTER DATABASE {quote(name)} RENAME TO {quote(backup)}")
             connection.exec_driver_sql(f"ALTER DATABASE {quote(backup)} OWNER TO CURRENT_USER")
 
-    def copy_snapshot(self, snapshot: str, name: str, owner: str) -> None:
-        # A clone of the snapshot (whose content is the owner's already), given to the owner.
+    def copy_snapshot(self, snapshot: Source, name: str, owner: str) -> None:
+        # A clone of the snapshot, given to the owner; a master's content is handed over
+        # from its loader's login as for every course copy (copy_content).
         quote = self.backend.quote
-        self.make(name, source=Source(snapshot, owner))
+        self.make(name, source=snapshot)
+        self.copy_content(snapshot, name, owner)
+        with self.backend.admin_connection() as connection:
+            connection.exec_driver_sql(f"ALTER DATABASE {quote(name)} OWNER TO {quote(owner)}")
+
+    def take_spare(self, spare: Source, name: str, owner: str) -> None:
+        # The spare is renamed into the place the reset emptied (move_to_backup renamed the
+        # database away); its content goes from the spare's login to the owner's, the same
+        # catalog statement as every course copy's, in a copy nobody has connected to. The
+        # spare's login, which then owns nothing, is dropped by the pool's job.
+        quote = self.backend.quote
+        with self.backend.admin_connection() as connection:
+            connection.exec_driver_sql(f"ALTER DATABASE {quote(spare.name)} RENAME TO {quote(name)}")
+        self.copy_content(spare, name, owner)
         with self.backend.admin_connection() as connection:
             connection.exec_driver_sql(f"ALTER DATABASE {quote(name)} OWNER TO {quote(owner)}")
 
