@@ -92,7 +92,7 @@ def shown_credentials(page: str) -> dict[str, str]:
         return html.unescape(found.group(1))
 
     return {
-        "command": grab(r"client \(it asks for the password\):</p>\s*<pre>(.*?)</pre>"),
+        "command": grab(r"Connect with the \w+ client\. [^<]*</p>\s*<pre>(.*?)</pre>"),
         "password": grab(r'<code class="secret">(.*?)</code>'),
         "url": grab(r"SQLAlchemy URL: <code>(.*?)</code>"),
     }
