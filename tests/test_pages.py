@@ -13,10 +13,12 @@ import sys
 import uuid
 
 import pytest
+import requests
 from markupsafe import Markup, escape
 
 from dbwrapper.classes import ClassReport
 from dbwrapper.formatting import Templates, credentials_sheet
+from tests.test_api import token_for
 
 #: Markup, both quotes, a lone ``%``, and what ``%`` formatting would read as a placeholder.
 NASTY = """<script>alert("x")</script> 'q' 100% %(user)s %s"""
@@ -157,3 +159,62 @@ def test_a_roster_line_shows_escaped_on_the_class_pages(browser):
     # As a trainee's name: the roster is refused, saying which row.
     refused = browser.read_roster(f"name\n{NASTY}\n", db_type="postgres")
     assert refused.status_code == 400 and shows_nasty_escaped(refused.text)
+
+
+# -- a trainee's home: no dead ends ------------------------------------------------------------
+
+
+def test_a_trainee_at_their_quota_is_shown_how_to_make_room_not_buttons_that_refuse(trainee, db_type):
+    alice = trainee(quota=1)
+    home = alice.get("/").text
+    assert "/dbi/create_my_db?db_type=" in home and "You have 0 of" not in home
+    made = alice.get("/dbi/create_my_db", params={"db_type": db_type})
+    name = re.search(r'name="name" value="([a-z0-9_]+)"', made.text)[1]
+
+    home = alice.get("/").text
+    assert "/dbi/create_my_db" not in home  # every such link would be a 409
+    assert "You have 1 of 1 database(s): to make another, destroy one" in home
+    destroy = re.findall(r'href="(/dbi/destroy_my_db\?[^"]+)"', home)
+    assert destroy and all(name in link for link in destroy)
+    asked = alice.get(destroy[0].replace("&amp;", "&"))
+    assert asked.status_code == 200 and f"Destroy {name}" in asked.text
+    assert 'href="/archives/"' in home
+
+
+def test_a_trainee_with_no_database_sees_their_archives_and_restores_one(trainee, db_type):
+    alice = trainee(quota=1)
+    made = alice.get("/dbi/create_my_db", params={"db_type": db_type})
+    name = re.search(r'name="name" value="([a-z0-9_]+)"', made.text)[1]
+    assert "Your archives" not in alice.get("/").text  # a database to work in: no archives here
+    archived = alice.post("/archives/create", data={"db_type": db_type, "name": name})
+    assert archived.status_code == 200, archived.text
+    assert alice.post("/dbi/destroy_my_db", data={"db_type": db_type, "name": name}).status_code == 200
+
+    home = alice.get("/").text
+    assert "Your archives" in home and f"Restore to {name}" in home
+    # The new name's field is labelled, and its placeholder reads as an example, not a value.
+    field = re.search(r"<label>Or into a new database named\s*<input ([^>]*)></label>", home)
+    assert field and f'placeholder="e.g. {name}_2"' in field[1] and "value=" not in field[1]
+    archive = re.search(r'name="archive" value="([^"]+)"', home)[1]
+    restored = alice.post("/archives/restore", data={"archive": archive})
+    assert restored.status_code == 200, restored.text
+    assert "Your archives" not in alice.get("/").text and f"<code>{name}</code>" in alice.get("/").text
+
+
+def test_the_connection_help_says_what_the_command_does_and_where_it_works(trainee, db_type, runtime, base_url):
+    alice = trainee()
+    alice.get("/dbi/create_my_db", params={"db_type": db_type})
+    here = alice.get("/").text
+    said = {"postgres": "psql asks for it (the one below)", "mysql": "its -p makes mysql ask for it"}[db_type]
+    assert "The command holds no password" in here and said in here
+    assert "ssh -N -L" not in here  # on the service's own machine, the command works as it is
+
+    # The same page read on another machine: the server listens on a loopback address only.
+    # (With the trainee's token: the session's cookie is for this machine's name.)
+    token = token_for(runtime, alice.user_name)
+    there = requests.get(base_url + "/", timeout=60, allow_redirects=False,
+                         headers={"Host": "classroom.example:7001", "Authorization": f"Bearer {token}"}).text
+    command = re.search(r"<pre>((?:psql|mysql) [^<]*)</pre>", there)[1]
+    port = re.search(r"(?:-p|-P) (\d+)", command)[1]
+    assert "works there only" in there or "work there only" in there
+    assert f"ssh -N -L {port}:127.0.0.1:{port} classroom.example" in there

@@ -104,6 +104,13 @@ NO_DATABASE = Markup('<p class="message info">You have no database yet.</p>')
 CREATE_LINK = template(
     '<a class="button" href="/dbi/create_my_db?db_type=%(db_type)s">Create my %(label)s database</a>'
 )
+#: Instead of create buttons that would lead to a 409: what a trainee at their quota can do.
+AT_QUOTA = template(
+    '<span class="message info">You have %(count)s of %(quota)s database(s): to make another, destroy one '
+    "(archive it first, with <em>Archive now</em> beside its credentials, to keep what it holds; "
+    'restore it later from <a href="/archives/">Archives</a>).</span> %(destroy)s'
+)
+DESTROY_LINK = template('<a href="/dbi/destroy_my_db?db_type=%(db_type)s&amp;name=%(name)s">Destroy %(name)s…</a>')
 COURSE_LINK = template(
     '<a class="button" href="/dbi/create_my_db?db_type=%(db_type)s&amp;course=%(course)s">'
     "%(label)s database for the %(course)s course</a>"
@@ -259,19 +266,31 @@ class Pages:
 
     def trainee_home(
         self, backends: list[Backend], mine: list[Credentials], default_name: str, courses: list[str], base: str,
+        archives: list[Manifest],
     ) -> str:
-        """A trainee's databases, how to make more, and the same from a script (``base``: the
-        service's address as the browser reached it)."""
+        """A trainee's databases, how to make more (or, at their quota, how to make room), their
+        archives when they have no database to restore over, and the same from a script
+        (``base``: the service's address as the browser reached it)."""
         assert self.actor is not None
+        quota = self.actor.user.quota
         databases = join(self._credentials(c) for c in mine) or NO_DATABASE
-        links = join([
-            *(CREATE_LINK % {"db_type": b.db_type, "label": b.label} for b in backends),
-            *(COURSE_LINK % {"db_type": b.db_type, "label": b.label, "course": course}
-              for course in courses for b in backends),
-        ])
+        if len(mine) >= quota:
+            links = AT_QUOTA % {
+                "count": len(mine), "quota": quota,
+                "destroy": join(DESTROY_LINK % {"db_type": c.backend.db_type, "name": c.name} for c in mine),
+            }
+        else:
+            links = join([
+                *(CREATE_LINK % {"db_type": b.db_type, "label": b.label} for b in backends),
+                *(COURSE_LINK % {"db_type": b.db_type, "label": b.label, "course": course}
+                  for course in courses for b in backends),
+            ])
+        kept = Markup()
+        if not mine and archives:
+            kept = self.templates.render("trainee_archives.html", rows=self._archive_rows(archives))
         return self._page(
             "trainee_home.html", title=f"{self.actor.name}'s databases", databases=databases,
-            create_links=links, quota=self.actor.user.quota, default_name=default_name, base=base,
+            create_links=links, archives=kept, quota=quota, default_name=default_name, base=base,
             first_db_type=backends[0].db_type if backends else "postgres",
             first_label=backends[0].label if backends else "",
         )
@@ -477,20 +496,22 @@ class Pages:
         self, manifests: list[Manifest], databases: list[DatabaseRecord], quota: int, message: str | None = None,
     ) -> str:
         """The archives, and a form that archives (and drops) one of ``databases``."""
-        rows = join(
-            self.templates.render(
-                "archive_row.html", id=m.id, owner=m.owner, size=human_size(m.size_bytes), database=m.database,
-                tables=", ".join(f"{table} ({rows})" for table, rows in sorted(m.tables.items())) or "–",
-            )
-            for m in manifests
-        )
         options = join(
             OPTION % {"value": f"{db.db_type}:{db.name}", "text": f"{db.name} ({db.db_type}, {db.owner})"}
             for db in databases
         )
         return self._page(
-            "archives.html", title="Archives", rows=rows, quota=quota, database_options=options,
-            message=self._message(message, "ok") if message else Markup(),
+            "archives.html", title="Archives", rows=self._archive_rows(manifests), quota=quota,
+            database_options=options, message=self._message(message, "ok") if message else Markup(),
+        )
+
+    def _archive_rows(self, manifests: list[Manifest]) -> Markup:
+        return join(
+            self.templates.render(
+                "archive_row.html", id=m.id, owner=m.owner, size=human_size(m.size_bytes), database=m.database,
+                tables=", ".join(f"{table} ({rows})" for table, rows in sorted(m.tables.items())) or "–",
+            )
+            for m in manifests
         )
 
     def snapshots(
