@@ -22,6 +22,9 @@ from dbwrapper.service import DatabaseService
 #: This job's lines in the log.
 log = partial(job_log, "EXPIRY")
 
+#: How far "+7 days" moves an expiry.
+EXTENSION = timedelta(days=7)
+
 #: Who the audit log says purged a database.
 EXPIRY_ACTOR = Actor(User(id=0, name="dbwrapper", role="instructor", quota=0), via="expiry")
 

@@ -25,11 +25,12 @@ from functools import partial
 from typing import Any
 
 from dbwrapper.accounts import Actor
+from dbwrapper.bulk import BulkReport, ClassActions
 from dbwrapper.classes import ClassProvisioner, ClassReport
-from dbwrapper.errors import DbWrapperError, NotFound
+from dbwrapper.errors import DbWrapperError, InvalidInput, NotFound
 from dbwrapper.joblog import log as job_log
 from dbwrapper.preparations import Preparations
-from dbwrapper.registry import Registry
+from dbwrapper.registry import DatabaseRecord, Registry
 from dbwrapper.registry.base import as_utc
 from dbwrapper.registry.models import Operation
 from dbwrapper.registry.operations import RUNNING
@@ -86,10 +87,14 @@ class Operations:
     """This process's operations: it starts them, runs them in threads and keeps their
     heartbeat; it reports anyone's, from the registry."""
 
-    def __init__(self, servers: Servers, classes: ClassProvisioner, preparations: Preparations, process: str) -> None:
+    def __init__(
+        self, servers: Servers, classes: ClassProvisioner, preparations: Preparations, class_actions: ClassActions,
+        process: str,
+    ) -> None:
         self.servers = servers
         self.classes = classes
         self.preparations = preparations
+        self.class_actions = class_actions
         #: This process, as its operations' records name it (see :mod:`dbwrapper.settle`).
         self.process = process
         # Two requests of this process asking for the same preparation start one.
@@ -203,6 +208,39 @@ class Operations:
     def class_report(operation: Operation) -> ClassReport | None:
         """The report of a class operation, as far as it got; ``None`` until it ends."""
         return ClassReport.from_json(json.loads(operation.result)) if operation.result else None
+
+    def start_bulk(self, actor: Actor, class_id: object, action: object) -> Operation:
+        """Do ``action`` (see :mod:`dbwrapper.bulk`) to every database the class operation
+        ``class_id`` made that still exists; the operation's kind is ``bulk <action>``, its
+        target the class's id, its result the :class:`~dbwrapper.bulk.BulkReport` as JSON
+        (:meth:`bulk_report` reads it back). The input is checked now, for a 400 on the page."""
+        action = self.class_actions.check(actor, action)
+        found, records = self.class_databases(actor, class_id)
+        report = BulkReport(action)
+
+        def work(step: Step) -> object:
+            step.partial = report.to_json
+            self.class_actions.run(actor, action, records, report, step.advance)
+            return report.to_json()
+
+        return self.start(actor, f"bulk {action}", found.id, len(records), work)
+
+    def class_databases(self, actor: Actor, class_id: object) -> tuple[Operation, builtins.list[DatabaseRecord]]:
+        """The class operation ``class_id`` and the databases it made that still exist; a class
+        still being provisioned is refused, as its databases are not all there yet."""
+        found = self.get(actor, class_id, kind="class")
+        report = self.class_report(found)
+        if found.state == RUNNING:
+            raise InvalidInput("That class is still being provisioned; act on its databases once it ends.")
+        if report is None:
+            raise InvalidInput("That class's provisioning ended before it could say what it made; provision "
+                               "the same roster again (nothing is made twice), then act on that class.")
+        return found, self.class_actions.databases(report)
+
+    @staticmethod
+    def bulk_report(operation: Operation) -> BulkReport | None:
+        """The report of a bulk operation, as far as it got; ``None`` until it ends."""
+        return BulkReport.from_json(json.loads(operation.result)) if operation.result else None
 
     def start_preparation(self, actor: Actor, db_type: object, course: str, count: object) -> tuple[Operation, bool]:
         """Prepare ``count`` ready copies of ``course`` (see :mod:`dbwrapper.preparations`); the

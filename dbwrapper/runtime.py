@@ -11,6 +11,7 @@ from cherrypy.process.plugins import BackgroundTask
 from dbwrapper.accounts import Accounts
 from dbwrapper.archives import Archives
 from dbwrapper.backends.base.console import Limits
+from dbwrapper.bulk import ClassActions
 from dbwrapper.classes import ClassProvisioner
 from dbwrapper.config import Settings
 from dbwrapper.console.service import Console
@@ -60,7 +61,8 @@ class Runtime:
         self.purger = Purger(self.service, self.expiry, self.archives, archive_first=settings.archive_on_expiry)
         self.reconciler = Reconciler(self.service, self.accounts, self.archives)
         self.classes = ClassProvisioner(self.service, self.accounts)
-        self.operations = Operations(self.servers, self.classes, self.preparations, self.process)
+        self.class_actions = ClassActions(self.expiry, self.snapshots, self.archives)
+        self.operations = Operations(self.servers, self.classes, self.preparations, self.class_actions, self.process)
         self.settler = Settler(self.service)
         #: The registry's lock, held shared from :meth:`start` to :meth:`stop`.
         self.lock: RegistryLock | None = None

@@ -11,7 +11,6 @@ import functools
 import inspect
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -20,8 +19,10 @@ import cherrypy
 from dbwrapper.accounts import Accounts, Actor
 from dbwrapper.api.routing import PREFIX
 from dbwrapper.auditing import AUDIT_PAGE, AuditFilter
+from dbwrapper.bulk import ACTIONS
 from dbwrapper.console.results import csv_text
-from dbwrapper.errors import DbWrapperError, InvalidInput, NotLoggedIn
+from dbwrapper.errors import DbWrapperError, InvalidInput, NotFound, NotLoggedIn
+from dbwrapper.expiry import EXTENSION
 from dbwrapper.formatting import Templates, credentials_sheet, human_expiry
 from dbwrapper.registry.models import Operation
 from dbwrapper.rosters import check_names, read_roster
@@ -36,8 +37,7 @@ SESSION_RUN = "console_run"
 #: Bytes of results a console run from the form (not the API) keeps: they wait in the session.
 FORM_RESULT_BYTES = 32_000
 
-#: How far "+7 days" moves an expiry, and how many expiring databases the home page shows.
-EXTENSION = timedelta(days=7)
+#: How many expiring databases the home page shows.
 EXPIRING_SHOWN = 10
 EXPIRY_CHANGES = ("extend", "permanent", "mortal")
 #: The audit page's last page number: past it, an offset the registry's integers may not hold.
@@ -461,25 +461,49 @@ class ClassesController(Controller):
         operation = self.runtime.operations.start_class(actor, names, course, db_type)
         redirect(f"/classes/status?job={operation.id}", f"Provisioning {len(names)} trainee(s) for {course}.", "info")
 
-    def _class(self, job: str) -> tuple[Actor, Operation]:
-        """The instructor asking, and the class operation ``job``, from any process."""
+    def _class(self, job: str, *, or_action: bool = False) -> tuple[Actor, Operation]:
+        """The instructor asking, and the class operation ``job`` (or, ``or_action``, an action
+        over a class: :mod:`dbwrapper.bulk`), from any process."""
         actor = self.instructor("follow a class provisioning")
-        return actor, self.runtime.operations.get(actor, job, kind="class")
+        found = self.runtime.operations.get(actor, job)
+        if found.kind != "class" and not (or_action and found.kind.startswith("bulk ")):
+            raise NotFound("There is no such class.")
+        return actor, found
 
     @page()
     def status(self, job: str = "") -> str:
-        """The progress bar; the page reloads itself every second until the class is done."""
-        actor, found = self._class(job)
+        """The progress bar; the page reloads itself every second until the work is done. A
+        class that ended offers actions over its databases."""
+        actor, found = self._class(job, or_action=True)
+        operations = self.runtime.operations
         if found.state == "running":
             cherrypy.response.headers["Refresh"] = "1"
-        return self.pages(actor).class_status(found, self.runtime.operations.class_report(found))
+        if found.kind != "class":
+            return self.pages(actor).bulk_status(found, operations.bulk_report(found))
+        report = operations.class_report(found)
+        count = len(operations.class_databases(actor, found.id)[1]) if report and found.state != "running" else 0
+        return self.pages(actor).class_status(found, report, count)
 
     @page(("POST",))
     def cancel(self, job: str = "") -> str:
-        """Stop the class after the trainee at work; what was made stays, on the sheet."""
-        actor, found = self._class(job)
+        """Stop the work after the trainee (or database) at work; what was done stays."""
+        actor, found = self._class(job, or_action=True)
         self.runtime.operations.cancel(actor, found.id)
         raise cherrypy.HTTPRedirect(f"/classes/status?job={found.id}", 303)
+
+    @page(("GET", "HEAD", "POST"))
+    def act(self, job: str = "", action: str = "") -> str:
+        """An action over every database of a class (see :mod:`dbwrapper.bulk`): GET asks, naming
+        how many databases it touches; the confirmation form POSTs, which starts it."""
+        actor = self.instructor("act on a whole class")
+        operations = self.runtime.operations
+        if cherrypy.request.method == "POST":
+            started = operations.start_bulk(actor, job, action)
+            redirect(f"/classes/status?job={started.id}",
+                     f"Started, for each of {started.total} database(s) of the class: {ACTIONS[action]}.")
+        action = self.runtime.class_actions.check(actor, action)
+        found, records = operations.class_databases(actor, job)
+        return self.pages(actor).confirm_bulk(found, action, records)
 
     @page()
     def sheet(self, job: str = "") -> str:

@@ -21,6 +21,7 @@ from dbwrapper.archives import Manifest
 from dbwrapper.auditing import AuditFilter
 from dbwrapper.backends import Backend
 from dbwrapper.backends.base.console import Limits
+from dbwrapper.bulk import ACTIONS, BulkReport
 from dbwrapper.classes import ClassReport
 from dbwrapper.embedded import EmbeddedPostgres
 from dbwrapper.formatting import Templates, human_expiry, human_size, template
@@ -144,6 +145,22 @@ CLASS_ENDINGS: dict[str, tuple[str, Kind]] = {
     "interrupted": ("The provisioning was {error}. What was made stays: provision the same roster "
                     "again to finish it, nothing is made twice.", "error"),
 }
+#: Likewise of an action over a class's databases.
+BULK_ENDINGS: dict[str, tuple[str, Kind]] = {
+    "failed": ("The action stopped: {error}", "error"),
+    "cancelled": ("The action was {error}; what was done stays.", "error"),
+    "interrupted": ("The action was {error}. What was done stays: start it again from the class's page "
+                    "for the databases left.", "error"),
+}
+#: The class page's buttons for actions over its databases (see dbwrapper.bulk), each asking first.
+BULK_BUTTONS = {"extend": "Extend", "reset": "Reset to the course", "archive": "Archive and drop"}
+BULK_SECTION = template(
+    "<h2>The class's databases</h2>\n<p>Each of these acts on the databases this class made that still exist, "
+    'and asks first.</p>\n<p class="actions">%(buttons)s</p>'
+)
+BULK_BUTTON = template(
+    '<a class="button" href="/classes/act?job=%(job)s&amp;action=%(action)s">%(text)s all %(count)s…</a>'
+)
 
 
 def database_path(db_type: str, name: str) -> str:
@@ -575,31 +592,67 @@ class Pages:
             these=f"these {len(roster.names)} trainees" if len(roster.names) > 1 else "this trainee",
         )
 
-    def class_status(self, operation: Operation, report: ClassReport | None) -> str:
+    def class_status(self, operation: Operation, report: ClassReport | None, databases: int) -> str:
         """A class's progress, from its operation's record; once it ended, its report (what
-        it made, if it was cut short), and how it ended if not well."""
-        running = operation.state == "running"
-        ending, cancel = Markup(), Markup()
-        if operation.state in CLASS_ENDINGS:
-            text, kind = CLASS_ENDINGS[operation.state]
-            ending = self._message(text.format(error=operation.error), kind)
-        elif running and operation.cancel_requested:
-            ending = self._message("Cancelling: the trainee at work is the last one.", "info")
-        elif running:
-            cancel = CANCEL_CLASS % {"job": operation.id}
+        it made, if it was cut short), how it ended if not well, and the actions over the
+        ``databases`` of it that still exist."""
+        outcome = Markup()
         if report is not None:
             rows = join([
                 *(CLASS_ROW % {"row_class": "", "user": d.user, "note": d.note} for d in report.done),
                 *(CLASS_ROW % {"row_class": "failed", "user": user, "note": reason} for user, reason in report.failed),
             ])
-            ending += self.templates.render(
+            outcome = self.templates.render(
                 "class_report.html", kind="error" if report.failed else "ok", rows=rows, job=operation.id,
                 summary=f"{len(report.done)} provisioned, {len(report.failed)} failed.",
+                actions=BULK_SECTION % {"buttons": join(
+                    BULK_BUTTON % {"job": operation.id, "action": action, "text": text, "count": databases}
+                    for action, text in BULK_BUTTONS.items()
+                )} if databases else Markup(),
             )
         db_type, _, course = operation.target.partition(":")
+        return self._progress(operation, CLASS_ENDINGS, f"Class for {course} on {db_type}", outcome)
+
+    def bulk_status(self, operation: Operation, report: BulkReport | None) -> str:
+        """An action over a class's databases: the same progress bar, then what it did to each."""
+        action = operation.kind.removeprefix("bulk ")
+        outcome = Markup()
+        if report is not None:
+            rows = join([
+                *(CLASS_ROW % {"row_class": "", "user": name, "note": note} for name, note in report.done),
+                *(CLASS_ROW % {"row_class": "failed", "user": name, "note": reason} for name, reason in report.failed),
+            ])
+            outcome = self.templates.render(
+                "bulk_report.html", kind="error" if report.failed else "ok", rows=rows, job=operation.target,
+                summary=f"{len(report.done)} done, {len(report.failed)} failed.",
+            )
+        title = f"{BULK_BUTTONS.get(action, action)}: the class's databases"
+        return self._progress(operation, BULK_ENDINGS, title, outcome)
+
+    def _progress(
+        self, operation: Operation, endings: dict[str, tuple[str, Kind]], title: str, outcome: Markup,
+    ) -> str:
+        """The progress bar of ``operation``, how it ended if not well (``endings``), then ``outcome``."""
+        running = operation.state == "running"
+        ending, cancel = Markup(), Markup()
+        if operation.state in endings:
+            text, kind = endings[operation.state]
+            ending = self._message(text.format(error=operation.error), kind)
+        elif running and operation.cancel_requested:
+            ending = self._message("Cancelling: the one at work is the last one.", "info")
+        elif running:
+            cancel = CANCEL_CLASS % {"job": operation.id}
         return self._page(
-            "class_status.html", title=f"Class for {course} on {db_type}", done=operation.done,
-            total=operation.total, current=operation.current if running else "", outcome=ending, cancel=cancel,
+            "class_status.html", title=title, done=operation.done, total=operation.total,
+            current=operation.current if running else "", outcome=ending + outcome, cancel=cancel,
+        )
+
+    def confirm_bulk(self, operation: Operation, action: str, databases: list[DatabaseRecord]) -> str:
+        """Before an action over a class: what it does, and to how many databases, by name."""
+        return self._page(
+            "confirm_bulk.html", title=f"{BULK_BUTTONS[action]} {len(databases)} database(s)?",
+            what=ACTIONS[action], count=len(databases), job=operation.id, action=action,
+            names=", ".join(db.name for db in databases) or "none", button=BULK_BUTTONS[action],
         )
 
     def audit(self, entries: list[AuditEntry], filters: AuditFilter, page: int, *, older: bool) -> str:
