@@ -131,7 +131,8 @@ ROUTES = [
     Route("GET", "/operations", list_operations, "Operations you may see, newest first", response="OperationList",
           query={
               "state": ({"type": "string", "enum": list(OPERATION_STATES)}, "Only in this state"),
-              "kind": ({"type": "string"}, "Only of this kind (class, prepare, snapshot, revert, archive, restore)"),
+              "kind": ({"type": "string"}, "Only of this kind (class, prepare, snapshot, revert, reset, archive, "
+                                           "restore, bulk extend, bulk reset, bulk archive)"),
               "started_by": ({"type": "string"}, "Only those this user started"),
           }),
     Route("GET", "/operations/{operation}", get_operation, "An operation: its state, progress and result",
