@@ -548,7 +548,7 @@ class Root(Controller):
         courses = [course.name for course in self.runtime.courses.all()]
         mine = self.service.my_databases(actor)
         archives = [] if mine else self.runtime.archives.list(actor)  # shown only to restore from
-        return self.pages(actor).trainee_home(backends, mine, default_name, courses, cherrypy.request.base, archives)
+        return self.pages(actor).trainee_home(backends, mine, default_name, courses, archives)
 
     @page(("GET", "HEAD", "POST"))
     def login(self, name: str = "", password: str = "", next: str = "/") -> str:

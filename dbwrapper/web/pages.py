@@ -282,12 +282,12 @@ class Pages:
         )
 
     def trainee_home(
-        self, backends: list[Backend], mine: list[Credentials], default_name: str, courses: list[str], base: str,
+        self, backends: list[Backend], mine: list[Credentials], default_name: str, courses: list[str],
         archives: list[Manifest],
     ) -> str:
         """A trainee's databases, how to make more (or, at their quota, how to make room), their
-        archives when they have no database to restore over, and the same from a script
-        (``base``: the service's address as the browser reached it)."""
+        archives when they have no database to restore over, and the same from a script (at
+        :attr:`base`)."""
         assert self.actor is not None
         quota = self.actor.user.quota
         databases = join(self._credentials(c) for c in mine) or NO_DATABASE
@@ -307,7 +307,7 @@ class Pages:
             kept = self.templates.render("trainee_archives.html", rows=self._archive_rows(archives))
         return self._page(
             "trainee_home.html", title=f"{self.actor.name}'s databases", databases=databases,
-            create_links=links, archives=kept, quota=quota, default_name=default_name, base=base,
+            create_links=links, archives=kept, quota=quota, default_name=default_name, base=self.base,
             first_db_type=backends[0].db_type if backends else "postgres",
             first_label=backends[0].label if backends else "",
         )
