@@ -68,9 +68,10 @@ ITEM = template("<li>%(text)s</li>")
 DATABASE_LINK = template('<a href="%(href)s"><code>%(name)s</code></a>')
 # A listing row's actions; each names its row, for a screen reader that reads the buttons alone.
 OPEN_LINK = template('<a class="button" href="%(href)s" aria-label="Open %(name)s">Open</a>')
+# One for every place a database can be destroyed from (a listing row, a trainee at the quota).
 DESTROY_LINK = template(
     '<a class="button danger" href="/dbi/destroy_my_db?db_type=%(db_type)s&amp;name=%(name)s" '
-    'aria-label="Destroy %(name)s…">Destroy…</a>'
+    'aria-label="Destroy %(name)s…">Destroy %(name)s…</a>'
 )
 CODE = template("<code>%(text)s</code>")
 SERVERS_OWN = Markup('<span class="role">the server\'s</span>')
@@ -111,7 +112,6 @@ AT_QUOTA = template(
     "(archive it first, with <em>Archive now</em> beside its credentials, to keep what it holds; "
     'restore it later from <a href="/archives/">Archives</a>).</span> %(destroy)s'
 )
-DESTROY_LINK = template('<a href="/dbi/destroy_my_db?db_type=%(db_type)s&amp;name=%(name)s">Destroy %(name)s…</a>')
 COURSE_LINK = template(
     '<a class="button" href="/dbi/create_my_db?db_type=%(db_type)s&amp;course=%(course)s">'
     "%(label)s database for the %(course)s course</a>"
