@@ -115,7 +115,7 @@ def one_iteration(page: Client, api: ApiClient, backend: Any, login: Login, db_t
     def page_create() -> None:
         made.append(name := fresh())
         query = urlencode({"db_type": db_type, "name": name})
-        row["page create"] = timed(lambda: page.get(f"/dbi/create_my_db?{query}"))
+        row["page create"] = timed(lambda: page.get(f"/dbi/create_my_db?{query}", expect=303))
 
     def bare_create() -> None:
         row["backend create"], _ = backend_create_drop(backend, login)

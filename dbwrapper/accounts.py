@@ -215,17 +215,23 @@ class Accounts:
             raise InvalidInput(f"There is no user named {name!r}.")
         return user
 
-    def remove(self, name: str, *, by: str) -> User:
-        """Remove a user who owns no databases (nothing is dropped by accident)."""
+    def check_remove(self, name: str) -> User:
+        """The user ``name``, if they may be removed once they own nothing: never the last instructor."""
         user = self.get(name)
+        instructors = [u for u in self.registry.users() if u.role == "instructor"]
+        if user.role == "instructor" and len(instructors) == 1:
+            raise Refused(f"{name} is the last instructor; add another before removing this one.")
+        return user
+
+    def remove(self, name: str, *, by: str) -> User:
+        """Remove a user who owns no databases (nothing is dropped by accident: to remove one who
+        does, see :class:`~dbwrapper.departures.Departures`)."""
+        user = self.check_remove(name)
         self.registry.refresh()  # another process may have given them a database a moment ago
         owned = self.registry.databases(owner=user)
         if owned or self.registry.owns_any(user):
             names = ", ".join(f"{db.name} ({db.db_type})" for db in owned)
-            raise Refused(f"{name} still owns {names}; destroy those first.")
-        instructors = [u for u in self.registry.users() if u.role == "instructor"]
-        if user.role == "instructor" and len(instructors) == 1:
-            raise Refused(f"{name} is the last instructor; add another before removing this one.")
+            raise Refused(f"{name} still owns {names}; archive or destroy those first.")
         self.registry.remove_user(user)
         self.registry.audit(by, "user remove", name, "ok")
         return user
@@ -286,6 +292,13 @@ class Accounts:
 
     def tokens(self, actor: Actor, user_name: str) -> list[ApiToken]:
         return self.registry.tokens(self._token_holder(actor, user_name, "list"))
+
+    def token(self, actor: Actor, user_name: str, token_id: int) -> ApiToken:
+        """One of ``user_name``'s tokens, as :meth:`revoke_token` would find it (for a confirmation page)."""
+        for token in self.tokens(actor, user_name):
+            if token.id == token_id:
+                return token
+        raise NotFound(f"{user_name} has no API token {token_id}.")
 
     def revoke_token(self, actor: Actor, user_name: str, token_id: int) -> ApiToken:
         """Delete one of ``user_name``'s tokens; it stops working with the next request."""

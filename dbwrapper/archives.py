@@ -296,7 +296,7 @@ class Archives:
 
     def delete(self, actor: Actor, archive_id: str) -> Manifest:
         """Remove an archive (its file, then its manifest): its owner's or an instructor's to do."""
-        manifest = self._owned(actor, archive_id)
+        manifest = self.owned(actor, archive_id)
         with self.service.audited(actor, "delete archive", f"{manifest.engine}:{manifest.database}") as entry:
             entry.detail = manifest.id
             path, manifest_path = self._paths(manifest)
@@ -307,7 +307,7 @@ class Archives:
                 raise ToolFailed(f"The archive {manifest.id} could not be removed: {error.strerror}.") from error
         return manifest
 
-    def _owned(self, actor: Actor, archive_id: str) -> Manifest:
+    def owned(self, actor: Actor, archive_id: str) -> Manifest:
         """The archive ``archive_id``, if ``actor`` may use it: its owner, or an instructor."""
         manifest = self.load(archive_id)
         if not actor.is_instructor and not belongs_to(manifest, actor.user):
@@ -324,7 +324,7 @@ class Archives:
         counts must match the manifest's. A failed restore into a new database
         leaves nothing behind: neither the database nor its record.
         """
-        manifest = self._owned(actor, archive_id)
+        manifest = self.owned(actor, archive_id)
         self.verify(manifest)
         backend = self.service.servers.backend(manifest.engine)
         target = manifest.database if into is None else validate_name(into)

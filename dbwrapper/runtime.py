@@ -16,6 +16,7 @@ from dbwrapper.classes import ClassProvisioner
 from dbwrapper.config import Settings
 from dbwrapper.console.service import Console
 from dbwrapper.courses import Courses
+from dbwrapper.departures import Departures
 from dbwrapper.expiry import Expiry, Purger
 from dbwrapper.operations import HEARTBEAT_SECONDS, Operations
 from dbwrapper.preparations import Preparations
@@ -56,6 +57,7 @@ class Runtime:
         self.console = Console(self.service, self.read_only, Limits(
             settings.console_statement_seconds, settings.console_rows, settings.console_result_bytes,
         ))
+        self.departures = Departures(self.accounts, self.service, self.archives)
         self.preparations = Preparations(self.service)
         self.expiry = Expiry(self.service)
         self.purger = Purger(self.service, self.expiry, self.archives, archive_first=settings.archive_on_expiry)

@@ -100,8 +100,7 @@ class Snapshots:
 
     def revert(self, actor: Actor, db_type: object, name: str | None, snapshot_id: object) -> str:
         """Give the database a snapshot's content again, keeping what it held as a new snapshot."""
-        backend, record = self.service.managed(actor, db_type, name)
-        chosen = self._find(record, snapshot_id)
+        backend, record, chosen = self.find(actor, db_type, name, snapshot_id)
         with self.service.audited(actor, "revert", f"{backend.db_type}:{record.name}") as entry:
             entry.detail = f"to {audit_name(chosen)}"
             label = f"before reverting to the snapshot of {chosen.taken_at:%Y-%m-%d %H:%M:%S}"
@@ -178,8 +177,7 @@ class Snapshots:
         return before, ended
 
     def delete(self, actor: Actor, db_type: object, name: str | None, snapshot_id: object) -> str:
-        backend, record = self.service.managed(actor, db_type, name)
-        chosen = self._find(record, snapshot_id)
+        backend, record, chosen = self.find(actor, db_type, name, snapshot_id)
         with self.service.audited(actor, "delete snapshot", f"{backend.db_type}:{record.name}") as entry:
             entry.detail = audit_name(chosen)
             backend.drop_database(chosen.name, registered=True)
@@ -197,6 +195,14 @@ class Snapshots:
             return len(self.registry.snapshots(owner=owner))
 
         return self.service.quotas.room_for(actor, owner, SNAPSHOTS, self.quota, kept, room=room)
+
+    def find(
+        self, actor: Actor, db_type: object, name: str | None, snapshot_id: object,
+    ) -> tuple[Backend, DatabaseRecord, Snapshot]:
+        """The snapshot a revert or a delete would act on, checked as they check it (for a
+        confirmation page): the database, and one of its ready snapshots."""
+        backend, record = self.service.managed(actor, db_type, name)
+        return backend, record, self._find(record, snapshot_id)
 
     def _find(self, record: DatabaseRecord, snapshot_id: object) -> Snapshot:
         for snapshot in self.registry.snapshots(record):

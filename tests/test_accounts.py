@@ -92,7 +92,7 @@ def test_an_instructor_adds_a_trainee_who_can_then_log_in(browser, base_url, run
     page = browser.post("/users/add", data={"name": "webtrainee", "role": "trainee", "quota": "2"})
     try:
         assert page.status_code == 200
-        password = re.search(r"with password (\S+) \(shown once\)", page.text).group(1)
+        password = re.search(r'<code class="secret">([^<]+)</code>', page.text).group(1)
         with Browser(base_url) as newcomer:
             home = newcomer.log_in("webtrainee", password)
             assert home.status_code == 200

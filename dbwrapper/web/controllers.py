@@ -11,7 +11,7 @@ import functools
 import inspect
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlencode
 
 import cherrypy
@@ -19,18 +19,30 @@ import cherrypy
 from dbwrapper.accounts import Accounts, Actor
 from dbwrapper.api.routing import PREFIX
 from dbwrapper.auditing import AUDIT_PAGE, AuditFilter
+from dbwrapper.backends import Backend
 from dbwrapper.bulk import ACTIONS
 from dbwrapper.console.results import csv_text
 from dbwrapper.errors import DbWrapperError, InvalidInput, NotFound, NotLoggedIn
 from dbwrapper.expiry import EXTENSION
 from dbwrapper.formatting import Templates, credentials_sheet, human_expiry
+from dbwrapper.registry import DatabaseRecord, Snapshot
 from dbwrapper.registry.models import Operation
 from dbwrapper.rosters import check_names, read_roster
 from dbwrapper.runtime import Runtime
+from dbwrapper.service import Credentials, Outcome
+from dbwrapper.snapshots import describe
 from dbwrapper.web.api import ApiPages
 from dbwrapper.web.auth import csrf_token, current_actor, log_in, log_out, safe_next
-from dbwrapper.web.messages import redirect, told
-from dbwrapper.web.pages import Pages, database_path
+from dbwrapper.web.messages import Fragment, check_hand_over, handed_over, redirect, told
+from dbwrapper.web.pages import (
+    CREDENTIALS,
+    Choice,
+    Pages,
+    credentials_shown,
+    database_path,
+    password_shown,
+    token_shown,
+)
 
 #: The session's key for a console run's results, until the page after the form shows them.
 SESSION_RUN = "console_run"
@@ -42,6 +54,8 @@ EXPIRING_SHOWN = 10
 EXPIRY_CHANGES = ("extend", "permanent", "mortal")
 #: The audit page's last page number: past it, an offset the registry's integers may not hold.
 AUDIT_PAGES = 1_000_000
+#: A handler that asks first: its GET shows what it would do, and only its form's POST acts.
+ASKS_FIRST = ("GET", "HEAD", "POST")
 
 
 def domain_errors(handler: Callable[..., str]) -> Callable[..., str]:
@@ -89,7 +103,18 @@ class Controller:
         self.templates = templates
 
     def pages(self, actor: Actor | None = None) -> Pages:
-        return Pages(self.templates, actor, csrf_token(), told(), base=cherrypy.request.base)
+        """The pages of this request; what a form told or handed over to it is shown once, here
+        (a database's credentials as they are now, for ``actor``, if it is still theirs to see)."""
+        shown: list[Fragment | Credentials] = []
+        for fragment in handed_over():
+            if fragment.template != CREDENTIALS:
+                shown.append(fragment)
+            elif actor is not None:
+                backend = self.service.servers.backend(fragment.values["db_type"])
+                record = self.service.authorize(actor, backend, fragment.values["name"])
+                if record is not None:
+                    shown.append(self.service.credentials(actor, record))
+        return Pages(self.templates, actor, csrf_token(), told(), shown, base=cherrypy.request.base)
 
     @staticmethod
     def instructor(action: str) -> Actor:
@@ -97,6 +122,25 @@ class Controller:
         actor = current_actor()
         actor.require_instructor(action)
         return actor
+
+
+def posted() -> bool:
+    """Whether this request is a form's POST: the one that acts, of a handler that :data:`ASKS_FIRST`."""
+    return cherrypy.request.method == "POST"
+
+
+def listing_url(db_type: str) -> str:
+    return f"/dbi/list?{urlencode({'db_type': db_type})}"
+
+
+def show_outcome(outcome: Outcome) -> NoReturn:
+    """Send the browser to the server's listing, saying what a create, restore or destroy did,
+    with how to connect to the database (its password included) shown there once."""
+    credentials = outcome.credentials
+    redirect(
+        listing_url(outcome.backend.db_type), outcome.summary, "ok" if outcome.changed else "info",
+        secret=credentials_shown(credentials) if credentials is not None else None,
+    )
 
 
 def whole_number(value: object, what: str) -> int:
@@ -114,19 +158,29 @@ class DBInterface(Controller):
     def create_my_db(
         self, db_type: str | None = None, name: str | None = None, course: str | None = None
     ) -> str:
-        """Create the caller's database (with its own login, from a course if given) unless it exists."""
-        actor = current_actor()
-        outcome = self.service.create(actor, db_type, name, course=course)
-        return self.pages(actor).created(outcome, self.service.listing(actor, outcome.backend.db_type))
+        """Create the caller's database (with its own login, from a course if given) unless it
+        exists, then go on to the listing, which shows how to connect once.
 
-    @page(("GET", "HEAD", "POST"))
+        A GET, for bookmarks (the seed's URL): asking twice makes nothing twice. The browser
+        is sent on to the listing, so a reload does not even ask again.
+        """
+        show_outcome(self.service.create(current_actor(), db_type, name, course=course))
+
+    @page(ASKS_FIRST)
     def destroy_my_db(self, db_type: str | None = None, name: str | None = None) -> str:
         """GET asks for confirmation; the confirmation form POSTs, and only a POST drops."""
         actor = current_actor()
-        if cherrypy.request.method == "POST":
-            outcome = self.service.destroy(actor, db_type, name)
-            return self.pages(actor).destroyed(outcome, self.service.listing(actor, outcome.backend.db_type))
-        return self.pages(actor).confirm_destroy(*self.service.check_destroy(actor, db_type, name))
+        if posted():
+            show_outcome(self.service.destroy(actor, db_type, name))
+        backend, name = self.service.check_destroy(actor, db_type, name)
+        return self.pages(actor).confirm(
+            title=f"Destroy {name}?",
+            explanation=f"This drops {name} on {backend.label} ({backend.where}) with everything in it and "
+                        "its snapshots, and removes its login; its archives stay. Anyone still connected to it "
+                        "is disconnected. This cannot be undone.",
+            action="/dbi/destroy_my_db", fields={"db_type": backend.db_type, "name": name},
+            choices=[Choice(f"Destroy {name}")], back="/",
+        )
 
     @page(("GET", "HEAD", "POST"))
     def reset_my_db(self, db_type: str | None = None, name: str | None = None) -> str:
@@ -183,73 +237,114 @@ class UsersController(Controller):
     def accounts(self) -> Accounts:
         return self.runtime.accounts
 
-    def _page(self, actor: Actor, message: str | None = None) -> str:
+    @page()
+    def index(self) -> str:
+        actor = self.instructor("manage users")
         users = [
             (user, [f"{db.name} ({db.db_type})" for db in self.accounts.registry.databases(owner=user)])
             for user in self.accounts.users()
         ]
-        return self.pages(actor).users(users, self.runtime.settings.default_quota, message)
-
-    @page()
-    def index(self) -> str:
-        return self._page(self.instructor("manage users"))
+        return self.pages(actor).users(users, self.runtime.settings.default_quota)
 
     @page(("POST",))
     def add(self, name: str = "", role: str = "trainee", quota: str = "") -> str:
+        """Add a user with a generated password, shown once on the Users page."""
         actor = self.instructor("manage users")
+        check_hand_over("the new user's password")
         quota_value = whole_number(quota, "Quota") if quota else None
         user, password = self.accounts.add(name, role, quota=quota_value, by=actor.name)
-        return self._page(actor, f"Added {user.role} {user.name} with password {password} (shown once).")
+        redirect("/users/", f"Added {user.role} {user.name}.", secret=password_shown(user.name, password))
 
-    @page(("POST",))
-    def remove(self, name: str = "") -> str:
+    @page(ASKS_FIRST)
+    def remove(self, name: str = "", databases: str = "") -> str:
+        """GET asks first, naming the databases the user still owns and offering to archive and
+        drop them or to destroy them (``databases``); only the POST removes."""
         actor = self.instructor("manage users")
-        self.accounts.remove(name, by=actor.name)
-        return self._page(actor, f"Removed {name}.")
+        departures = self.runtime.departures
+        if posted():
+            redirect("/users/", departures.remove(actor, name, databases or None))
+        user, owned = departures.check(actor, name)
+        gone = (f"Then {user.name} ({user.role}) is removed: they can no longer log in, and their API "
+                "tokens stop working at once. Their archives stay, for instructors to restore.")
+        if not owned:
+            return self.pages(actor).confirm(
+                title=f"Remove {user.name}?", explanation=gone.removeprefix("Then "), action="/users/remove",
+                fields={"name": user.name}, choices=[Choice(f"Remove {user.name}")], back="/users/",
+            )
+        return self.pages(actor).confirm(
+            title=f"Remove {user.name} and their databases?",
+            explanation=f"{user.name} still owns the databases below. Archiving one keeps its content on disk "
+                        "(as the expiry job does), then drops it; destroying one drops it with nothing kept. "
+                        + gone,
+            listed=[f"{db.name} on {self.service.servers.backend(db.db_type).label}" for db in owned],
+            action="/users/remove", fields={"name": user.name}, back="/users/",
+            choices=[
+                Choice(f"Archive and drop them, then remove {user.name}", ("databases", "archive"), danger=False),
+                Choice(f"Destroy them, then remove {user.name}", ("databases", "destroy")),
+            ],
+        )
 
-    @page(("POST",))
+    @page(ASKS_FIRST)
     def set_password(self, name: str = "") -> str:
+        """GET asks first; the POST issues a generated password, shown once on the Users page."""
         actor = self.instructor("manage users")
-        password = self.accounts.set_password(name, by=actor.name)
-        return self._page(actor, f"New password for {name}: {password} (shown once).")
+        if posted():
+            check_hand_over("the new password")
+            password = self.accounts.set_password(name, by=actor.name)
+            redirect("/users/", f"Issued a new password for {name}; the old one no longer logs in.",
+                     secret=password_shown(name, password))
+        user = self.accounts.get(name)
+        return self.pages(actor).confirm(
+            title=f"A new password for {user.name}?",
+            explanation=f"{user.name}'s password is replaced by a new, generated one, shown once on the next "
+                        "page; the current one no longer logs in.",
+            action="/users/set_password", fields={"name": user.name},
+            choices=[Choice(f"Issue a new password for {user.name}")], back="/users/",
+        )
 
 
 class AccountController(Controller):
     """``/account/``: the logged-in user's own API tokens, for scripts (``Authorization: Bearer``)."""
 
-    def _page(self, actor: Actor, message: str | None = None, secret: str | None = None) -> str:
-        tokens = self.runtime.accounts.tokens(actor, actor.name)
-        return self.pages(actor).account(tokens, cherrypy.request.base, message, secret)
-
     @page()
     def index(self) -> str:
-        return self._page(current_actor())
+        actor = current_actor()
+        return self.pages(actor).account(self.runtime.accounts.tokens(actor, actor.name), cherrypy.request.base)
 
     @page(("POST",))
     def create_token(self, name: str = "") -> str:
-        """Make a token; its secret is on this answer and never again."""
+        """Make a token; its secret is on the next page and never again."""
         actor = current_actor()
         token, secret = self.runtime.accounts.create_token(actor, actor.name, name)
-        return self._page(actor, f"Made the token {token.name}.", secret)
+        redirect("/account/", f"Made the token {token.name}.", secret=token_shown(secret, cherrypy.request.base))
 
-    @page(("POST",))
+    @page(ASKS_FIRST)
     def revoke_token(self, token: str = "") -> str:
+        """GET asks first; only the POST revokes."""
         actor = current_actor()
-        revoked = self.runtime.accounts.revoke_token(actor, actor.name, whole_number(token, "Token"))
-        return self._page(actor, f"Revoked the token {revoked.name}; it no longer works.")
+        token_id = whole_number(token, "Token")
+        if posted():
+            revoked = self.runtime.accounts.revoke_token(actor, actor.name, token_id)
+            redirect("/account/", f"Revoked the token {revoked.name}; it no longer works.")
+        found = self.runtime.accounts.token(actor, actor.name, token_id)
+        return self.pages(actor).confirm(
+            title=f"Revoke the token {found.name}?",
+            explanation=f"Scripts that send the token {found.name} (made {found.created_at:%Y-%m-%d %H:%M} UTC) "
+                        "are refused from their next request on. This cannot be undone: make a new token to "
+                        "replace it.",
+            action="/account/revoke_token", fields={"token": str(found.id)},
+            choices=[Choice(f"Revoke {found.name}")], back="/account/",
+        )
 
 
 class ArchivesController(Controller):
     """``/archives/``: archive databases to disk and restore them (owners and instructors)."""
 
-    def _page(self, actor: Actor, message: str | None = None) -> str:
-        archives = self.runtime.archives
-        databases = self.service.managed_databases(actor)
-        return self.pages(actor).archives(archives.list(actor), databases, archives.quota, message)
-
     @page()
     def index(self) -> str:
-        return self._page(current_actor())
+        actor = current_actor()
+        archives = self.runtime.archives
+        return self.pages(actor).archives(archives.list(actor), self.service.managed_databases(actor), archives.quota)
 
     @page(("POST",))
     def create(
@@ -269,33 +364,41 @@ class ArchivesController(Controller):
 
     @page(("POST",))
     def restore(self, archive: str = "", into: str | None = None) -> str:
-        actor = current_actor()
-        outcome = self.runtime.archives.restore(actor, archive, into or None)
-        return self.pages(actor).created(outcome, self.service.listing(actor, outcome.backend.db_type))
+        """Restore, then go on to the listing, which shows how to connect once."""
+        show_outcome(self.runtime.archives.restore(current_actor(), archive, into or None))
 
-    @page(("POST",))
+    @page(ASKS_FIRST)
     def delete(self, archive: str = "") -> str:
+        """GET asks first; only the POST deletes."""
         actor = current_actor()
-        manifest = self.runtime.archives.delete(actor, archive)
-        return self._page(actor, f"Deleted the archive {manifest.id}.")
+        if posted():
+            deleted = self.runtime.archives.delete(actor, archive)
+            redirect("/archives/", f"Deleted the archive {deleted.id}.")
+        manifest = self.runtime.archives.owned(actor, archive)
+        return self.pages(actor).confirm(
+            title=f"Delete the archive {manifest.id}?",
+            explanation=f"The archive of {manifest.database} ({manifest.owner}'s) is removed from the disk with "
+                        "its manifest, and can no longer be restored. No database is touched. This cannot be "
+                        "undone.",
+            action="/archives/delete", fields={"archive": manifest.id},
+            choices=[Choice("Delete the archive")], back="/archives/",
+        )
 
 
 class CoursesController(Controller):
     """``/courses/``: the instructors' page for courses and their warm pools."""
 
-    def _page(self, actor: Actor, message: str | None = None) -> str:
+    @page()
+    def index(self) -> str:
+        actor = self.instructor("manage courses")
         courses = self.runtime.courses
         found = [(course, courses.ready_spares(course.name)) for course in courses.all()]
         # The instructor first: a form's select starts with its first choice.
         owners = sorted(self.runtime.accounts.users(), key=lambda user: user.name != actor.name)
         return self.pages(actor).courses(
             found, self.service.backends(), owners, self.runtime.operations.preparing(),
-            self.runtime.settings.pool_size, message,
+            self.runtime.settings.pool_size,
         )
-
-    @page()
-    def index(self) -> str:
-        return self._page(self.instructor("manage courses"))
 
     @page(("POST",))
     def add(
@@ -308,7 +411,7 @@ class CoursesController(Controller):
                  if upload is not None and getattr(upload, "filename", None)}
         databases = {db_type: db for db_type, db in (("postgres", postgres_from), ("mysql", mysql_from)) if db}
         course = self.runtime.courses.add_from(actor, name, description, files, databases)
-        return self._page(actor, f"Added the course {course.name}; its copies are made in the background.")
+        redirect("/courses/", f"Added the course {course.name}; its copies are made in the background.")
 
     @page(("POST",))
     def create(self, course: str = "", db_type: str = "", owner: str = "", name: str = "") -> str:
@@ -330,7 +433,7 @@ class CoursesController(Controller):
             said = f"Preparing {wanted} ready copies of {course} on {db_type}; reload to see them grow."
         else:
             said = f"Copies of {course} on {db_type} are being prepared already; nothing was changed."
-        return self._page(actor, said)
+        redirect("/courses/", said)
 
 
 def uploaded_text(upload: Any) -> str:
@@ -346,29 +449,65 @@ def uploaded_text(upload: Any) -> str:
 class SnapshotsController(Controller):
     """``/snapshots/``: take, revert to and delete a database's snapshots (owners and instructors)."""
 
-    def _page(self, actor: Actor, db_type: str | None, name: str | None, message: str | None = None) -> str:
-        backend, record, found = self.runtime.snapshots.list(actor, db_type, name)
-        return self.pages(actor).snapshots(backend, record.name, found, self.runtime.snapshots.quota, message)
-
     @page()
     def index(self, db_type: str | None = None, name: str | None = None) -> str:
-        return self._page(current_actor(), db_type, name)
+        actor = current_actor()
+        backend, record, found = self.runtime.snapshots.list(actor, db_type, name)
+        return self.pages(actor).snapshots(backend, record.name, found, self.runtime.snapshots.quota)
+
+    def _listed(self, actor: Actor, db_type: str | None, name: str | None) -> str:
+        """The snapshots page of the database ``name`` (the actor's own by default)."""
+        backend, name = self.service.resolve(actor, db_type, name)
+        return f"/snapshots/?{urlencode({'db_type': backend.db_type, 'name': name})}"
 
     @page(("POST",))
     def take(self, db_type: str | None = None, name: str | None = None, label: str = "") -> str:
         actor = current_actor()
         _, said = self.runtime.snapshots.take(actor, db_type, name, label)
-        return self._page(actor, db_type, name, said)
+        redirect(self._listed(actor, db_type, name), said)
 
-    @page(("POST",))
+    @page(ASKS_FIRST)
     def revert(self, db_type: str | None = None, name: str | None = None, snapshot: str = "") -> str:
+        """GET asks first; only the POST reverts."""
         actor = current_actor()
-        return self._page(actor, db_type, name, self.runtime.snapshots.revert(actor, db_type, name, snapshot))
+        snapshots = self.runtime.snapshots
+        if posted():
+            redirect(self._listed(actor, db_type, name), snapshots.revert(actor, db_type, name, snapshot))
+        found = backend, record, chosen = snapshots.find(actor, db_type, name, snapshot)
+        return self._ask(
+            actor, "revert", found, title=f"Revert {record.name} to the snapshot {describe(chosen)}?",
+            explanation=f"{record.name} on {backend.label} gets back what it held then. What it holds now is "
+                        "kept as a snapshot of its own, so nothing is lost. The sessions open on it are ended: "
+                        "reconnect afterwards.",
+            choice=Choice(f"Revert {record.name}", danger=False),
+        )
 
-    @page(("POST",))
+    @page(ASKS_FIRST)
     def delete(self, db_type: str | None = None, name: str | None = None, snapshot: str = "") -> str:
+        """GET asks first; only the POST deletes."""
         actor = current_actor()
-        return self._page(actor, db_type, name, self.runtime.snapshots.delete(actor, db_type, name, snapshot))
+        snapshots = self.runtime.snapshots
+        if posted():
+            redirect(self._listed(actor, db_type, name), snapshots.delete(actor, db_type, name, snapshot))
+        found = backend, record, chosen = snapshots.find(actor, db_type, name, snapshot)
+        return self._ask(
+            actor, "delete", found, title=f"Delete the snapshot {describe(chosen)} of {record.name}?",
+            explanation=f"The snapshot is dropped from {backend.label}, and {record.name} can no longer be "
+                        f"reverted to it; {record.name} itself is not changed. This cannot be undone.",
+            choice=Choice("Delete the snapshot"),
+        )
+
+    def _ask(
+        self, actor: Actor, action: str, found: tuple[Backend, DatabaseRecord, Snapshot], *, title: str,
+        explanation: str, choice: Choice,
+    ) -> str:
+        """The confirmation of ``action`` (``revert``, ``delete``) on the snapshot ``found``."""
+        backend, record, chosen = found
+        return self.pages(actor).confirm(
+            title=title, explanation=explanation, action=f"/snapshots/{action}",
+            fields={"db_type": backend.db_type, "name": record.name, "snapshot": str(chosen.id)},
+            choices=[choice], back=self._listed(actor, backend.db_type, record.name),
+        )
 
 
 class ConsoleController(Controller):

@@ -10,6 +10,8 @@ which is what a rendered template or fragment is.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
@@ -30,9 +32,9 @@ from dbwrapper.registry import AuditEntry, Course, DatabaseRecord, Snapshot, Use
 from dbwrapper.registry.console import HISTORY_LENGTH
 from dbwrapper.registry.models import ApiToken, ConsoleRun, Operation
 from dbwrapper.rosters import Roster
-from dbwrapper.service import Credentials, Listed, Listing, Outcome
+from dbwrapper.service import Credentials, Listed, Listing
 from dbwrapper.snapshots import describe
-from dbwrapper.web.messages import Kind
+from dbwrapper.web.messages import Fragment, Kind
 
 CLIENTS = {"postgres": "psql", "mysql": "mysql"}
 #: What the command does about the password, per engine: said exactly, as it is (the
@@ -138,6 +140,12 @@ CANCEL_CLASS = template(
     '<form method="post" action="/classes/cancel" class="inline"><input type="hidden" name="job" value="%(job)s">'
     '<button type="submit">Cancel the rest</button></form>'
 )
+# The confirmation page's parts (see Pages.confirm).
+HIDDEN = template('<input type="hidden" name="%(name)s" value="%(value)s">')
+BUTTON = template('<button type="submit" class="%(style)s">%(label)s</button>')
+CHOICE = template('<button type="submit" class="%(style)s" name="%(name)s" value="%(value)s">%(label)s</button>')
+LISTED = template('<ul class="listed">%(items)s</ul>')
+ITEM = template("<li>%(text)s</li>")
 #: What the class page says of a class that did not end well, or is being stopped.
 CLASS_ENDINGS: dict[str, tuple[str, Kind]] = {
     "failed": ("The provisioning stopped: {error}", "error"),
@@ -172,12 +180,50 @@ def database_path(db_type: str, name: str) -> str:
 join = Markup("").join
 
 
+@dataclass(frozen=True)
+class Choice:
+    """One answer to a confirmation: a button, and the ``field`` (name, value) it sends when
+    the page offers more than one."""
+
+    label: str
+    field: tuple[str, str] | None = None
+    danger: bool = True
+
+
+def curl_example(base_url: str, token: str) -> str:
+    """How a script sends a token, to the service as the browser reached it."""
+    return f'curl -H "Authorization: Bearer {token}" {base_url}/api/v1/databases'
+
+
+# -- secrets shown once, on the page a form redirects to (see web/messages.py) -------------------
+
+
+def credentials_shown(credentials: Credentials) -> Fragment:
+    """Which database's credentials the next page shows: only its place travels, and the page
+    builds the block from the registry (:data:`CREDENTIALS`), so the password is never kept twice."""
+    return Fragment(CREDENTIALS, {"db_type": credentials.backend.db_type, "name": credentials.name})
+
+
+def token_shown(secret: str, base_url: str) -> Fragment:
+    """A new API token's secret, and how a script sends it."""
+    return Fragment("token_secret.html", {"secret": secret, "example": curl_example(base_url, secret)})
+
+
+def password_shown(user: str, password: str) -> Fragment:
+    """A user's new password."""
+    return Fragment("user_password.html", {"name": user, "password": password})
+
+
+#: The hand-over of a database's credentials (see :func:`credentials_shown`).
+CREDENTIALS = "credentials"
+
+
 class Pages:
     """The pages one request can answer with."""
 
     def __init__(
         self, templates: Templates, actor: Actor | None, csrf: str, told: list[tuple[Kind, str]] | None = None,
-        base: str = "",
+        handed_over: list[Fragment | Credentials] | None = None, base: str = "",
     ) -> None:
         self.templates = templates
         self.actor = actor
@@ -185,6 +231,8 @@ class Pages:
         self.told = told or []
         #: The service's address as the browser reached it (``http://host:7001``), if known.
         self.base = base
+        #: Secrets a form handed over to this page, shown once (see web/messages.py).
+        self.handed_over = handed_over or []
 
     def _page(self, template: str, *, title: str, **values: object) -> str:
         account = Markup()
@@ -195,7 +243,13 @@ class Pages:
             )
         body = self.templates.render(template, title=title, **values)
         messages = join(self._message(text, kind) for kind, text in self.told)
-        page = self.templates.render("layout.html", title=title, account=account, messages=messages, body=body)
+        shown = join(
+            self._credentials(f) if isinstance(f, Credentials) else self.templates.render(f.template, **f.values)
+            for f in self.handed_over
+        )
+        page = self.templates.render(
+            "layout.html", title=title, account=account, messages=messages, handed_over=shown, body=body,
+        )
         field = CSRF_FIELD % {"csrf": self.csrf}
         return POST_FORM.sub(lambda form: f"{form[0]}{field}", page)
 
@@ -340,12 +394,12 @@ class Pages:
 
     # -- databases ------------------------------------------------------------------
 
-    def listing(self, listing: Listing, *, mine: str, message: Markup | None = None) -> str:
+    def listing(self, listing: Listing, *, mine: str) -> str:
         backend = listing.backend
         rows = join(self._row(db, backend.db_type, mine) for db in listing.databases)
         return self._page(
-            "databases.html", title=f"{backend.label} databases", message=message or Markup(),
-            where=backend.where, db_type=backend.db_type, rows=rows,
+            "databases.html", title=f"{backend.label} databases", where=backend.where, db_type=backend.db_type,
+            rows=rows,
         )
 
     def _row(self, db: Listed, db_type: str, mine: str) -> Markup:
@@ -387,22 +441,17 @@ class Pages:
             ) or NO_ARCHIVE_ITEM,
         )
 
-    def created(self, outcome: Outcome, listing: Listing) -> str:
-        parts = [self._summary(outcome)]
-        if outcome.credentials is not None:
-            parts.append(self._credentials(outcome.credentials))
-        return self.listing(listing, mine=outcome.name, message=join(parts))
-
-    def destroyed(self, outcome: Outcome, listing: Listing) -> str:
-        return self.listing(listing, mine=outcome.name, message=self._summary(outcome))
-
-    def _summary(self, outcome: Outcome) -> Markup:
-        return self._message(outcome.summary, "ok" if outcome.changed else "info")
-
-    def confirm_destroy(self, backend: Backend, name: str) -> str:
+    def confirm(
+        self, *, title: str, explanation: str, action: str, fields: dict[str, str], choices: Sequence[Choice],
+        back: str, listed: Sequence[str] = (),
+    ) -> str:
+        """Ask before acting: what ``action`` will do, the ``listed`` things it acts on, a button
+        per choice; only the form's POST acts. Every destructive or password action asks here."""
         return self._page(
-            "confirm_destroy.html", title=f"Destroy {name}?", name=name, db_type=backend.db_type,
-            label=backend.label, where=backend.where,
+            "confirm.html", title=title, explanation=explanation, action=action, back=back,
+            buttons=join(self._button(choice) for choice in choices),
+            fields=join(HIDDEN % {"name": name, "value": value} for name, value in fields.items()),
+            listed=LISTED % {"items": join(ITEM % {"text": text} for text in listed)} if listed else Markup(),
         )
 
     def confirm_reset(self, backend: Backend, record: DatabaseRecord) -> str:
@@ -410,6 +459,14 @@ class Pages:
             "confirm_reset.html", title=f"Reset {record.name} to the course?", name=record.name,
             db_type=backend.db_type, label=backend.label, course=record.course,
         )
+
+    @staticmethod
+    def _button(choice: Choice) -> Markup:
+        style = "danger" if choice.danger else ""
+        if choice.field is None:
+            return BUTTON % {"label": choice.label, "style": style}
+        name, value = choice.field
+        return CHOICE % {"name": name, "value": value, "label": choice.label, "style": style}
 
     # -- the SQL console -------------------------------------------------------------------
 
@@ -470,10 +527,8 @@ class Pages:
 
     # -- the user's own account ------------------------------------------------------------
 
-    def account(
-        self, tokens: list[ApiToken], base_url: str, message: str | None = None, secret: str | None = None
-    ) -> str:
-        """The user's API tokens; a token just made (``secret``) is shown this once."""
+    def account(self, tokens: list[ApiToken], base_url: str) -> str:
+        """The user's API tokens (a token just made is handed over to this page: see :func:`token_shown`)."""
         rows = join(
             self.templates.render(
                 "token_row.html", id=t.id, name=t.name, created=f"{t.created_at:%Y-%m-%d %H:%M:%S}",
@@ -481,22 +536,12 @@ class Pages:
             )
             for t in tokens
         ) or NO_TOKENS
-        def example(token: str) -> str:
-            return f'curl -H "Authorization: Bearer {token}" {base_url}/api/v1/databases'
-
-        shown = Markup()
-        if secret:
-            shown = self.templates.render("token_secret.html", secret=secret, example=example(secret))
-        return self._page(
-            "account_tokens.html", title="API tokens", rows=rows, secret=shown, example=example("<token>"),
-            message=self._message(message, "ok") if message else Markup(),
-        )
+        example = curl_example(base_url, "<token>")
+        return self._page("account_tokens.html", title="API tokens", rows=rows, example=example)
 
     # -- instructors' pages ---------------------------------------------------------------
 
-    def users(
-        self, users: list[tuple[User, list[str]]], default_quota: int, message: str | None = None
-    ) -> str:
+    def users(self, users: list[tuple[User, list[str]]], default_quota: int) -> str:
         rows = join(
             self.templates.render(
                 "user_row.html", name=user.name, role=user.role, quota=user.quota,
@@ -504,13 +549,10 @@ class Pages:
             )
             for user, owned in users
         )
-        return self._page(
-            "users.html", title="Users", rows=rows, default_quota=default_quota,
-            message=self._message(message, "ok") if message else Markup(),
-        )
+        return self._page("users.html", title="Users", rows=rows, default_quota=default_quota)
 
     def archives(
-        self, manifests: list[Manifest], databases: list[DatabaseRecord], quota: int, message: str | None = None,
+        self, manifests: list[Manifest], databases: list[DatabaseRecord], quota: int,
     ) -> str:
         """The archives, and a form that archives (and drops) one of ``databases``."""
         options = join(
@@ -519,7 +561,7 @@ class Pages:
         )
         return self._page(
             "archives.html", title="Archives", rows=self._archive_rows(manifests), quota=quota,
-            database_options=options, message=self._message(message, "ok") if message else Markup(),
+            database_options=options,
         )
 
     def _archive_rows(self, manifests: list[Manifest]) -> Markup:
@@ -531,9 +573,7 @@ class Pages:
             for m in manifests
         )
 
-    def snapshots(
-        self, backend: Backend, name: str, snapshots: list[Snapshot], quota: int, message: str | None = None
-    ) -> str:
+    def snapshots(self, backend: Backend, name: str, snapshots: list[Snapshot], quota: int) -> str:
         rows = join(
             self.templates.render(
                 "snapshot_row.html", id=s.id, taken=f"{s.taken_at:%Y-%m-%d %H:%M:%S}", label=s.label,
@@ -544,12 +584,11 @@ class Pages:
         return self._page(
             "snapshots.html", title=f"Snapshots of {name}", name=name, label=backend.label,
             db_type=backend.db_type, rows=rows, quota=quota,
-            message=self._message(message, "ok") if message else Markup(),
         )
 
     def courses(
         self, courses: list[tuple[Course, dict[str, int]]], backends: list[Backend], owners: list[User],
-        preparing: set[tuple[str, str]], pool_size: int, message: str | None = None,
+        preparing: set[tuple[str, str]], pool_size: int,
     ) -> str:
         """The courses, each with a form that makes a database of it for one of ``owners``."""
         def servers(course: Course, spares: dict[str, int]) -> str:
@@ -573,7 +612,6 @@ class Pages:
             "courses.html", title="Courses", rows=rows, pool_size=pool_size,
             course_options=join(OPTION % {"value": c.name, "text": c.name} for c, _ in courses),
             backend_options=self._backend_options(backends),
-            message=self._message(message, "ok") if message else Markup(),
         )
 
     def confirm_class(self, roster: Roster, course: str, backend: Backend) -> str:
