@@ -1,4 +1,4 @@
-"""What the command line and the pages both show: sizes, expiry times, the credentials sheet.
+"""What the command line and the pages both show: sizes, times, expiry times, the credentials sheet.
 
 Pages are plain ``%(name)s`` HTML templates, filled by markupsafe:
 ``Markup(template) % values`` escapes every value (quotes too) unless it is
@@ -23,31 +23,42 @@ from markupsafe import Markup
 from dbwrapper.classes import Access, ClassReport
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-_UNITS = ("bytes", "kB", "MB", "GB", "TB")
+_UNITS = ("bytes", "KiB", "MiB", "GiB", "TiB")
+NEVER_EXPIRES = "never (permanent)"
 
 #: A ``%`` that does not start a ``%(name)s``, and a ``%(`` that is not one.
 _LITERAL_PERCENT = re.compile(r"%(?!\([a-z_]+\)s)")
 _BAD_PLACEHOLDER = re.compile(r"%\((?![a-z_]+\)s)")
 
 
-def human_expiry(moment: datetime | None, now: datetime | None = None) -> str:
-    """``2026-12-10 23:30 UTC (in 14 days)``; ``never`` for a permanent database."""
-    if moment is None:
-        return "never (permanent)"
+def utc_text(moment: datetime, *, seconds: bool = False) -> str:
+    """``2026-12-10 23:30 UTC``: how a time is shown everywhere, to the minute (``seconds``:
+    to the second, as snapshots, named by their time, are)."""
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M{':%S' if seconds else ''}} UTC"
+
+
+def time_left(moment: datetime, now: datetime | None = None) -> str:
+    """``in 14 days``, ``in 3 h``, ``due now``: how far off ``moment`` is."""
     left = moment - (now or datetime.now(UTC))
     # Rounded, not truncated: a database made for 14 days a second ago expires "in 14 days".
     days, hours = round(left / timedelta(days=1)), round(left / timedelta(hours=1))
     if left.total_seconds() <= 0:
-        when = "due now"
-    elif days >= 1:
-        when = f"in {days} day{'s' if days != 1 else ''}"
-    else:
-        when = f"in {max(1, hours)} h"
-    return f"{moment:%Y-%m-%d %H:%M} UTC ({when})"
+        return "due now"
+    if days >= 1:
+        return f"in {days} day{'s' if days != 1 else ''}"
+    return f"in {max(1, hours)} h"
+
+
+def human_expiry(moment: datetime | None, now: datetime | None = None) -> str:
+    """``2026-12-10 23:30 UTC (in 14 days)``; ``never`` for a permanent database."""
+    if moment is None:
+        return NEVER_EXPIRES
+    return f"{utc_text(moment)} ({time_left(moment, now)})"
 
 
 def human_size(size: int | None) -> str:
-    """``8192`` → ``8.0 kB``; ``None`` (the server would not say) → ``–``."""
+    """``8192`` → ``8.0 KiB``: binary units, as it divides by 1024; ``None`` (the server would
+    not say) → ``–``."""
     if size is None:
         return "–"
     value = float(size)

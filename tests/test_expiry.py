@@ -10,7 +10,7 @@ from cherrypy.process.plugins import Monitor
 
 from dbwrapper.accounts import Actor
 from dbwrapper.expiry import Purger
-from dbwrapper.web.pages import human_expiry
+from dbwrapper.web.pages import shown_expiry
 from tests.conftest import INSTRUCTOR, audit_of, audit_rows
 from tests.test_archives import _broken
 
@@ -27,7 +27,7 @@ def test_a_new_database_expires_after_the_configured_lifetime(trainee, runtime, 
     expected = datetime.now(UTC) + timedelta(hours=runtime.settings.lifetime_hours)
     assert abs(record.expires_at - expected) < timedelta(minutes=1)
     # As the page says it at once: the registry's moment, and how far off it is.
-    assert f"Expires: {human_expiry(record.expires_at)}" in page.text, record.expires_at
+    assert f"Expires: {shown_expiry(record.expires_at)}" in page.text, record.expires_at
 
 
 def test_the_job_archives_then_drops_what_is_due(browser, runtime, db_type, db_name, catalog):

@@ -21,7 +21,9 @@ from tests.conftest import INSTRUCTOR
 from tests.test_courses import FRANCHISE
 from tests.test_isolation import run_as, shown_credentials
 
-SNAPSHOT_ROW = re.compile(r"<tr>\s*<td>(\d+)</td>\s*<td>([\d\- :]+)</td>\s*<td>(.*?)</td>", re.S)
+SNAPSHOT_ROW = re.compile(
+    r"<tr>\s*<td>(\d+)</td>\s*<td><time datetime=\"[^\"]+\">([\d\- :]+) UTC</time></td>\s*<td>(.*?)</td>", re.S
+)
 
 
 def course_database(trainee, db_type):

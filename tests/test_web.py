@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -56,7 +57,7 @@ def test_the_list_marks_our_databases_and_shows_sizes(browser, db_type, db_name)
     assert page.status_code == 200
     row = page.text.split(f"<code>{db_name}</code>", 1)[1].split("</tr>", 1)[0]
     assert 'class="badge">dbwrapper' in row
-    assert "bytes" in row or "kB" in row or "MB" in row
+    assert re.search(r"<td class=\"num\">\d+(\.\d)? (bytes|KiB|MiB|GiB)</td>", row), row
 
 
 def test_destroy_asks_first_and_only_a_post_drops(browser, db_type, db_name, catalog):

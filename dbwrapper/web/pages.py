@@ -12,10 +12,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from dbwrapper.accounts import Actor
 from dbwrapper.api.routing import PREFIX, Route
@@ -26,7 +27,7 @@ from dbwrapper.backends.base.console import Limits
 from dbwrapper.bulk import ACTIONS, BulkReport
 from dbwrapper.classes import ClassReport
 from dbwrapper.embedded import EmbeddedPostgres
-from dbwrapper.formatting import Templates, human_expiry, human_size, template
+from dbwrapper.formatting import NEVER_EXPIRES, Templates, human_size, template, time_left, utc_text
 from dbwrapper.reach import browser_host, from_elsewhere
 from dbwrapper.registry import AuditEntry, Course, DatabaseRecord, Snapshot, User
 from dbwrapper.registry.console import HISTORY_LENGTH
@@ -57,6 +58,7 @@ CSRF_FIELD = template('<input type="hidden" name="csrf_token" value="%(csrf)s">'
 # One-line fragments, beside the code that uses them.
 MESSAGE = template('<p class="message %(kind)s">%(text)s</p>')
 OPTION = template('<option value="%(value)s">%(text)s</option>')
+TIME = template('<time datetime="%(iso)s">%(text)s</time>')
 BADGE = Markup('<span class="badge">dbwrapper</span>')
 INSTRUCTOR_LINKS = Markup(
     '<a href="/users/">Users</a>\n<a href="/courses/">Courses</a>\n'
@@ -218,6 +220,19 @@ def password_shown(user: str, password: str) -> Fragment:
 CREDENTIALS = "credentials"
 
 
+def shown_time(moment: datetime, *, seconds: bool = False) -> Markup:
+    """A time on a page: in UTC, as everywhere, and in ISO 8601 for static/time.js, which adds
+    the viewer's own time beside it when their zone is another."""
+    return TIME % {"iso": moment.astimezone(UTC).isoformat(), "text": utc_text(moment, seconds=seconds)}
+
+
+def shown_expiry(moment: datetime | None) -> Markup:
+    """:func:`~dbwrapper.formatting.human_expiry` on a page: its time is a :func:`shown_time`."""
+    if moment is None:
+        return escape(NEVER_EXPIRES)
+    return Markup("%s (%s)") % (shown_time(moment), time_left(moment))
+
+
 class Pages:
     """The pages one request can answer with."""
 
@@ -280,7 +295,7 @@ class Pages:
         expiry_rows = join(
             self.templates.render(
                 "expiry_row.html", database=self._database_link(db.db_type, db.name),
-                db_type=db.db_type, owner=db.owner, expires=human_expiry(db.expires_at),
+                db_type=db.db_type, owner=db.owner, expires=shown_expiry(db.expires_at),
                 form=self._expiry_form(db, "/", ("extend", "permanent"), lifetime_days),
             )
             for db in expiring
@@ -374,7 +389,7 @@ class Pages:
             client=CLIENTS[backend.db_type], password_help=PASSWORD_HELP[backend.db_type],
             command=credentials.command, elsewhere=self._elsewhere(credentials),
             password=credentials.login.password, url=credentials.url,
-            expires=human_expiry(credentials.expires_at),
+            expires=shown_expiry(credentials.expires_at),
             reset=RESET_LINK % {"db_type": backend.db_type, "name": credentials.name, "course": course}
             if course else Markup(),
         )
@@ -531,8 +546,8 @@ class Pages:
         """The user's API tokens (a token just made is handed over to this page: see :func:`token_shown`)."""
         rows = join(
             self.templates.render(
-                "token_row.html", id=t.id, name=t.name, created=f"{t.created_at:%Y-%m-%d %H:%M:%S}",
-                last_used=f"{t.last_used_at:%Y-%m-%d %H:%M:%S}" if t.last_used_at else "never",
+                "token_row.html", id=t.id, name=t.name, created=shown_time(t.created_at),
+                last_used=shown_time(t.last_used_at) if t.last_used_at else "never",
             )
             for t in tokens
         ) or NO_TOKENS
@@ -576,7 +591,7 @@ class Pages:
     def snapshots(self, backend: Backend, name: str, snapshots: list[Snapshot], quota: int) -> str:
         rows = join(
             self.templates.render(
-                "snapshot_row.html", id=s.id, taken=f"{s.taken_at:%Y-%m-%d %H:%M:%S}", label=s.label,
+                "snapshot_row.html", id=s.id, taken=shown_time(s.taken_at, seconds=True), label=s.label,
                 size=human_size(s.size_bytes), db_type=backend.db_type, name=name,
             )
             for s in snapshots
@@ -698,7 +713,7 @@ class Pages:
         beside it that keep the filters."""
         rows = join(
             self.templates.render(
-                "audit_row.html", at=entry.at.strftime("%Y-%m-%d %H:%M:%S"), actor=entry.actor,
+                "audit_row.html", at=shown_time(entry.at, seconds=True), actor=entry.actor,
                 action=entry.action, target=entry.target, outcome=entry.outcome, detail=entry.detail,
             )
             for entry in entries
