@@ -67,7 +67,7 @@ class Steps:
             return
         slug = re.sub(r"[^a-z0-9]+", "-", what.lower()).strip("-")[:60]
         path = self.directory / f"{len(self.taken) + 1:02d}-{slug}.png"
-        self.page.screenshot(path=path, full_page=True)
+        self.page.screenshot(path=path)  # what the window shows: a whole audit log is too long a picture
         self.taken.append(path)
 
 

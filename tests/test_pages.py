@@ -11,13 +11,16 @@ import re
 import subprocess
 import sys
 import uuid
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
 from markupsafe import Markup, escape
 
 from dbwrapper.classes import ClassReport
-from dbwrapper.formatting import Templates, credentials_sheet
+from dbwrapper.formatting import Templates, credentials_sheet, human_expiry, human_size
+from dbwrapper.web.pages import shown_expiry, shown_time
 from tests.test_api import token_for
 
 #: Markup, both quotes, a lone ``%``, and what ``%`` formatting would read as a placeholder.
@@ -69,6 +72,19 @@ def test_the_credentials_sheet_escapes_a_failed_roster_line():
     for standalone in (False, True):  # the page, and the command line's file with its style inside
         sheet = credentials_sheet(Templates(), report, "PostgreSQL", "http://127.0.0.1:7001", standalone=standalone)
         assert shows_nasty_escaped(sheet) and f"{SHOWN} is not a valid user name" in sheet
+
+
+def test_sizes_are_in_the_binary_units_they_are_counted_in():
+    sizes = [None, 512, 8192, 5 * 1024**2 + 1024**2 // 2, 3 * 1024**4]
+    assert [human_size(size) for size in sizes] == ["–", "512 bytes", "8.0 KiB", "5.5 MiB", "3.0 TiB"]
+
+
+def test_a_time_is_shown_in_utc_and_given_in_iso_for_the_viewer_s_own():
+    moment = datetime(2026, 12, 11, 0, 30, 5, tzinfo=ZoneInfo("Europe/Paris"))  # 23:30:05 UTC the day before
+    assert shown_time(moment) == '<time datetime="2026-12-10T23:30:05+00:00">2026-12-10 23:30 UTC</time>'
+    assert shown_time(moment, seconds=True).endswith(">2026-12-10 23:30:05 UTC</time>")
+    assert human_expiry(moment, now=moment - timedelta(days=14, seconds=1)) == "2026-12-10 23:30 UTC (in 14 days)"
+    assert shown_expiry(None) == human_expiry(None) == "never (permanent)"
 
 
 def test_the_command_line_formats_without_the_web_layer():
