@@ -204,7 +204,9 @@ def test_every_page_fits_the_screen_and_names_every_field_and_button(
     everyones = {"/", "/archives/", "/account/"}
     pages = {
         (INSTRUCTOR, INSTRUCTOR_PASSWORD): everyones | {"/users/", "/courses/", "/audit", "/dbi/list?db_type=postgres"},
-        (alice.user_name, alice.password): everyones | {"/api/", f"/snapshots/?db_type=postgres&name={name}"},
+        (alice.user_name, alice.password): everyones | {
+            "/api/", f"/snapshots/?db_type=postgres&name={name}", f"/console/?db_type=postgres&name={name}",
+        },
     }
     try:
         for (who, password), expected in pages.items():

@@ -501,8 +501,8 @@ class Pages:
             results = self._message(" ".join(said), "error" if run["not_run"] or run["note"] else "ok") + results
         entries = join(
             self.templates.render(
-                "console_entry.html", **where, id=entry.id, iso=entry.started_at.isoformat(),
-                at=f"{entry.started_at:%Y-%m-%d %H:%M:%S} UTC", actor=entry.actor, summary=entry.summary or "running",
+                "console_entry.html", **where, id=entry.id, at=shown_time(entry.started_at, seconds=True),
+                actor=entry.actor, summary=entry.summary or "running",
                 sql=entry.sql if len(entry.sql) <= HISTORY_SHOWN else entry.sql[:HISTORY_SHOWN] + " …",
             )
             for entry in history
