@@ -120,6 +120,17 @@ def test_a_trainee_creates_their_database_sees_how_to_connect_and_back_shows_not
         client = {"postgres": "psql", "mysql": "mysql"}[db_type]
         expect(page.locator("pre").filter(has_text=client).first).to_contain_text(name)
 
+    with steps("Run a query in its SQL console"):
+        page.get_by_role("link", name=f"SQL console of {name}").click()
+        page.get_by_label(re.compile("^SQL")).fill("SELECT 40 + 2 AS answer;")
+        page.get_by_role("button", name="Run", exact=True).click()
+        results = page.get_by_role("region", name="Results")
+        expect(results.get_by_role("cell", name="42", exact=True)).to_be_visible()
+
+    with steps("Go back home, where the password is"):
+        page.get_by_role("link", name="Home").click()
+        expect(page.locator(".secret")).to_have_text(password)
+
     with steps("Log out"):
         log_out(page)
         expect(page.get_by_role("heading", name="Log in")).to_be_visible()
