@@ -71,9 +71,10 @@ class Steps:
         self.taken.append(path)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
-    """The machine's Chromium, started once for the session."""
+    """The machine's Chromium, started once per module of browser tests and stopped after it,
+    so that Playwright's event loop is gone before other modules' tests run."""
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=LAUNCH_TIMEOUT_MS,
