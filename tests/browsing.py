@@ -113,14 +113,17 @@ def page(open_page: Callable[..., Page]) -> Page:
 
 
 @pytest.fixture
-def steps(page: Page, tmp_path: Path) -> Iterator[Steps]:
-    """The flow's :class:`Steps`, photographing ``page`` unless a step names another."""
+def steps(page: Page, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Steps]:
+    """The flow's :class:`Steps`, photographing ``page`` unless a step names another. The
+    screenshots are kept when the test failed (in a step or between them), else removed."""
     directory = tmp_path / "screenshots"
     directory.mkdir()
     recorder = Steps(directory)
     recorder.page = page
+    failed_before = request.session.testsfailed
     yield recorder
-    if not recorder.failed:
+    # The test's own outcome is counted before its fixtures are torn down.
+    if not recorder.failed and request.session.testsfailed == failed_before:
         shutil.rmtree(directory)
 
 
