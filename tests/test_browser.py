@@ -155,7 +155,14 @@ def test_an_instructor_provisions_a_class_from_the_home_page_and_watches_it(page
             )
             page.get_by_label("Course").select_option("franchise")
             page.get_by_label("Server").select_option("postgres")
-            page.get_by_role("button", name="Provision").click()
+            page.get_by_role("button", name="Read the roster").click()
+
+        with steps("Confirm the names it read"):
+            for trainee_name in names:
+                expect(page.get_by_role("listitem").filter(has_text=trainee_name)).to_have_count(1)
+            assert runtime.accounts.registry.user(names[0]) is None  # nothing is made before
+            assert problems(page) == []
+            page.get_by_role("button", name=re.compile("^Provision")).click()
             expect(page.get_by_role("heading", name="Class for franchise on postgres")).to_be_visible()
             expect(page.get_by_role("progressbar", name="Trainees provisioned")).to_be_attached()
 
@@ -170,7 +177,7 @@ def test_an_instructor_provisions_a_class_from_the_home_page_and_watches_it(page
         with steps("Open the credentials sheet"):
             page.get_by_role("link", name="Printable credentials sheet").click()
             for trainee_name in names:
-                expect(page.get_by_text(trainee_name, exact=True)).to_be_visible()
+                expect(page.get_by_role("heading", name=trainee_name)).to_be_visible()
     finally:
         remove_users(runtime, names)
 
