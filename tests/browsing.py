@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
 
 CHROMIUM = "/usr/bin/chromium"
 #: The machine's network is closed: without these, Chromium waits on connections of its own
@@ -67,8 +68,20 @@ class Steps:
             return
         slug = re.sub(r"[^a-z0-9]+", "-", what.lower()).strip("-")[:60]
         path = self.directory / f"{len(self.taken) + 1:02d}-{slug}.png"
-        self.page.screenshot(path=path)  # what the window shows: a whole audit log is too long a picture
-        self.taken.append(path)
+        # What the window shows (a whole audit log is too long a picture). Chromium refuses a
+        # capture now and then while a page is still being drawn after a navigation: the
+        # picture is the test's record, never its outcome, so one refusal is tried again and
+        # a second only said.
+        for attempt in range(2):
+            try:
+                self.page.screenshot(path=path)
+                self.taken.append(path)
+                return
+            except PlaywrightError as error:
+                if attempt:
+                    print(f"No screenshot of the step {what!r}: {error.message.splitlines()[0]}")
+                else:
+                    self.page.wait_for_timeout(500)
 
 
 @pytest.fixture(scope="module")

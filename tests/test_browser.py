@@ -84,7 +84,11 @@ def test_an_instructor_archives_restores_snapshots_reverts_and_destroys_their_da
 
     with steps("Revert to the snapshot"):
         row = page.get_by_role("row").filter(has_text="before the joins")
-        row.get_by_role("button", name=re.compile(f"^Revert {name} to this")).click()
+        row.get_by_role("link", name=re.compile(f"^Revert {name} to the snapshot")).click()
+        expect(page.get_by_role("heading", name=re.compile(f"^Revert {name} to the snapshot"))).to_be_visible()
+
+    with steps("Confirm the revert"):
+        page.get_by_role("button", name=f"Revert {name}").click()
         expect(page.get_by_role("main")).to_contain_text(f"Reverted {name} to")
         assert notes() == 1
 
