@@ -7,6 +7,7 @@ a person would use (see tests/browsing.py for the browser and the screenshots of
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -33,6 +34,53 @@ def instructor_database(runtime, my_name):
     for manifest in runtime.archives.list(instructor):
         if manifest.database == my_name:
             runtime.archives.delete(instructor, manifest.id)
+
+
+def test_a_trainee_works_in_the_console_alone_runs_by_keyboard_and_cancels_a_long_query(
+    page, steps, trainee, runtime, db_type,
+):
+    """A trainee with no client installed: several statements, Ctrl+Enter, an error that says
+    where, the history, and a query that would run for a minute stopped by Cancel."""
+    alice = trainee()
+    backend = runtime.servers.backend(db_type)
+    name = f"{alice.user_name}_{runtime.settings.port}"
+    sleep = {"postgres": "SELECT pg_sleep(60);", "mysql": "SELECT SLEEP(60);"}[db_type]
+    results = page.get_by_role("region", name="Results")
+    sql = page.get_by_label(re.compile("^SQL"))
+
+    with steps("Log in, create my database and open its console"):
+        log_in(page, alice.user_name, alice.password)
+        page.get_by_role("link", name=f"Create my {backend.label} database").click()
+        page.get_by_role("link", name=f"SQL console of {name}").click()
+        expect(page.get_by_role("heading", name=f"SQL console: {name}")).to_be_visible()
+
+    with steps("Make a table and read it back, with Ctrl+Enter"):
+        sql.fill("CREATE TABLE fruit (name VARCHAR(20));\nINSERT INTO fruit VALUES ('pear'), ('fig');\n"
+                 "SELECT name FROM fruit ORDER BY name;")
+        sql.press("Control+Enter")
+        expect(results).to_contain_text("3 statements: 3 ran")
+        expect(results.get_by_role("cell", name="fig", exact=True)).to_be_visible()
+
+    with steps("A mistake says on which line"):
+        sql.fill("SELECT 1;\nSELECT * FORM fruit;")
+        sql.press("Control+Enter")
+        expect(results).to_contain_text("(line 2, column")
+
+    with steps("Start a long query and cancel it"):
+        sql.fill(sleep)
+        page.get_by_role("button", name="Run", exact=True).click()
+        expect(results).to_contain_text("Running")
+        page.wait_for_timeout(1000)  # the statement reaches the server
+        started = time.monotonic()
+        page.get_by_role("button", name="Cancel running statements").click()
+        expect(results.get_by_role("heading", name=re.compile("^Statement 1"))).to_be_visible(timeout=10_000)
+        assert time.monotonic() - started < 10
+
+    with steps("The history has every run, newest first"):
+        page.reload()
+        entries = page.get_by_role("list").filter(has_text="open").get_by_role("listitem")
+        expect(entries.first).to_contain_text(sleep.rstrip(";"))
+        expect(entries).to_have_count(3)
 
 
 @pytest.mark.backend("postgres")
