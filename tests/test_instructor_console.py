@@ -233,7 +233,7 @@ def test_the_audit_page_filters_by_user_action_and_time(browser, runtime):
         assert re.search(rf'<label>[^<]+<input name="{field}"', form), field
     by_action = browser.get("/audit", params={"target": target, "action": "destroy"}).text
     assert [row for row in audit_rows(by_action, target)] == [
-        {"2020-01-01 12:00:00", "tester (tests)", "destroy", target, "ok", ""}
+        {"2020-01-01 12:00:00 UTC", "tester (tests)", "destroy", target, "ok", ""}
     ]
     in_2020 = browser.get("/audit", params={"target": target, "since": "2020-01-01", "until": "2020-01-02"})
     assert len(audit_rows(in_2020.text, target)) == 1

@@ -234,3 +234,15 @@ def test_the_connection_help_says_what_the_command_does_and_where_it_works(train
     port = re.search(r"(?:-p|-P) (\d+)", command)[1]
     assert "works there only" in there or "work there only" in there
     assert f"ssh -N -L {port}:127.0.0.1:{port} classroom.example" in there
+
+
+def test_every_template_closes_the_blocks_it_opens():
+    """A merge once left a table's scrolling box open, so that the rest of the page scrolled
+    inside it: each template closes every div, table, form, list and section it opens."""
+    from dbwrapper.formatting import templates_dir
+
+    for path in sorted(templates_dir().glob("*.html")):
+        text = path.read_text()
+        for tag in ("div", "table", "tr", "form", "ul", "ol", "section", "article"):
+            opened = len(re.findall(rf"<{tag}[\s>]", text))
+            assert opened == text.count(f"</{tag}>"), f"{path.name}: <{tag}> opened {opened} times, closed otherwise"

@@ -373,7 +373,7 @@ class Pages:
             ])
         kept = Markup()
         if not mine and archives:
-            kept = self.templates.render("trainee_archives.html", rows=self._archive_rows(archives))
+            kept = self.templates.render("trainee_archives.html", table=self._archive_table(archives))
         return self._page(
             "trainee_home.html", title=f"{self.actor.name}'s databases", databases=databases,
             create_links=links, archives=kept, quota=quota, default_name=default_name, base=self.base,
@@ -575,18 +575,20 @@ class Pages:
             for db in databases
         )
         return self._page(
-            "archives.html", title="Archives", rows=self._archive_rows(manifests), quota=quota,
+            "archives.html", title="Archives", table=self._archive_table(manifests), quota=quota,
             database_options=options,
         )
 
-    def _archive_rows(self, manifests: list[Manifest]) -> Markup:
-        return join(
+    def _archive_table(self, manifests: list[Manifest]) -> Markup:
+        """The archives as a table, the same on the Archives page and a trainee's home."""
+        rows = join(
             self.templates.render(
                 "archive_row.html", id=m.id, owner=m.owner, size=human_size(m.size_bytes), database=m.database,
                 tables=", ".join(f"{table} ({rows})" for table, rows in sorted(m.tables.items())) or "–",
             )
             for m in manifests
         )
+        return self.templates.render("archive_table.html", rows=rows)
 
     def snapshots(self, backend: Backend, name: str, snapshots: list[Snapshot], quota: int) -> str:
         rows = join(
