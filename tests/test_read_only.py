@@ -131,3 +131,15 @@ def test_the_api_switches_it_and_says_so(runtime, trainee, instructor, db_type, 
         assert api.patch(path, json={"read_only": "yes"}, timeout=60).status_code == 400
     finally:
         runtime.accounts.revoke_token(instructor, instructor.name, made.id)
+
+
+def test_the_courses_page_switches_a_course(browser, trainee, runtime, db_type):
+    course_database(trainee, db_type)
+    switched = browser.post("/courses/read_only", data={"course": "franchise", "on": "yes"})
+    try:
+        assert "are read-only" in switched.text and "Let them be written again" in switched.text
+        assert runtime.service.registry.course("franchise").read_only
+    finally:
+        back = browser.post("/courses/read_only", data={"course": "franchise", "on": "no"})
+    assert "no longer read-only" in back.text and "Make them read-only" in back.text
+    assert not runtime.service.registry.course("franchise").read_only

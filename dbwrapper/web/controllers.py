@@ -424,6 +424,14 @@ class CoursesController(Controller):
                  "ok" if outcome.changed else "info")
 
     @page(("POST",))
+    def read_only(self, course: str = "", on: str = "") -> str:
+        """Switch read-only mode for every database of ``course`` (``on``: ``yes`` or ``no``)."""
+        if on not in ("yes", "no"):
+            raise InvalidInput(f"Say on=yes or on=no, not {on!r}.")
+        actor = self.instructor("switch read-only mode")
+        redirect("/courses/", self.runtime.read_only.switch_course(actor, course, on == "yes"))
+
+    @page(("POST",))
     def prepare(self, course: str = "", db_type: str = "", count: str = "") -> str:
         """Prepare ready copies before a class, in the background; the page shows them grow."""
         actor = self.instructor("manage courses")

@@ -619,6 +619,8 @@ class Pages:
             self.templates.render(
                 "course_row.html", name=course.name, description=course.description or "–",
                 servers=servers(course, spares), owner_options=owner_options,
+                read_only_next="no" if course.read_only else "yes",
+                read_only_label="Let them be written again" if course.read_only else "Make them read-only",
                 backend_options=join(
                     OPTION % {"value": b.db_type, "text": b.label} for b in backends if course.sql(b.db_type)
                 ),
