@@ -335,6 +335,7 @@ class Archives:
             raise Refused(f"{target} already exists; restore into a new name, or over the original.")
         kept = None
         if record is not None:
+            self.service.check_writable(actor, record)
             # What is there now, kept past the quota once: a restore is not refused for want
             # of room, but restoring again and again does not fill the disk.
             kept = self._archive(actor, backend.db_type, target, drop=False, room=1)

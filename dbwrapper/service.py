@@ -240,7 +240,7 @@ class DatabaseService:
         with self.audited(actor, "create", f"{backend.db_type}:{name}") as entry:
             existing = self._check_create(actor, backend, name, owner)
             if existing is not None:
-                login = self.shown_login(actor, existing)
+                login = self.shown_login(Actor(owner), existing)  # how the owner connects
                 return self._unchanged(entry, backend, name, "already exists", login)
             claim = self._claim(actor, backend, name, owner, course)
             if claim is None:
@@ -251,7 +251,8 @@ class DatabaseService:
             entry.detail = made
             self._finish(backend, claim, entry)
             summary = f"Created {name} on {backend.label}" + (f" for the course {course}." if course else ".")
-            return self._outcome(backend, name, True, summary, self.shown_login(actor, claim))
+            # How the owner connects: a class's sheet hands it to them, read-only mode included.
+            return self._outcome(backend, name, True, summary, self.shown_login(Actor(owner), claim))
 
     def _check_create(self, actor: Actor, backend: Backend, name: str, owner: User) -> DatabaseRecord | None:
         """The record of ``name`` if it exists already and may be shown to ``actor``; refuse a
@@ -354,6 +355,13 @@ class DatabaseService:
             if snapshots:
                 summary += f" Its {snapshots} snapshot(s) were dropped with it."
             return Outcome(backend, name, dropped, summary)
+
+    def check_writable(self, actor: Actor, record: DatabaseRecord) -> None:
+        """Refuse (409) a trainee's change to the content of a database in read-only mode (a
+        revert, a reset, a restore over it): the mode keeps them to reading, whatever the path."""
+        if not actor.is_instructor and record.id in self.registry.read_only_ids():
+            raise Refused(f"{record.name} is read-only: an instructor has switched writing to it off; "
+                          "ask them to switch it back on.")
 
     def check_idle(self, backend: Backend, record: DatabaseRecord) -> None:
         """Refuse (409) to touch a database a snapshot or a revert is at work on, in this process

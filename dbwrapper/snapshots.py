@@ -103,6 +103,7 @@ class Snapshots:
         backend, record, chosen = self.find(actor, db_type, name, snapshot_id)
         with self.service.audited(actor, "revert", f"{backend.db_type}:{record.name}") as entry:
             entry.detail = f"to {audit_name(chosen)}"
+            self.service.check_writable(actor, record)
             label = f"before reverting to the snapshot of {chosen.taken_at:%Y-%m-%d %H:%M:%S}"
             before, ended = self._replace(actor, backend, record, label, entry, lambda before: (
                 backend.creation.revert_database(record.name, chosen.name, before, record.login)))
@@ -113,6 +114,7 @@ class Snapshots:
         """What :meth:`reset` would act on (the backend, the database, its course's SQL), checked
         as the reset itself checks: for a confirmation page, and before a reset is started."""
         backend, record = self.service.managed(actor, db_type, name)
+        self.service.check_writable(actor, record)
         if record.course is None:
             raise InvalidInput(f"{record.name} was not made for a course, so it has no course content to go "
                                "back to; revert it to a snapshot instead, or destroy it and create it again.")

@@ -17,7 +17,7 @@ from sqlalchemy.pool import NullPool
 
 from dbwrapper.accounts import Actor
 from dbwrapper.backends.base import Login
-from dbwrapper.errors import Forbidden
+from dbwrapper.errors import Forbidden, Refused
 from tests.test_snapshots import course_database
 
 LOGINS = {"postgres": "SELECT 1 FROM pg_roles WHERE rolname = :name",
@@ -143,3 +143,32 @@ def test_the_courses_page_switches_a_course(browser, trainee, runtime, db_type):
         back = browser.post("/courses/read_only", data={"course": "franchise", "on": "no"})
     assert "no longer read-only" in back.text and "Make them read-only" in back.text
     assert not runtime.service.registry.course("franchise").read_only
+
+
+def test_a_class_of_a_read_only_course_gets_the_readers_credentials(runtime, instructor, db_type):
+    from tests.conftest import remove_users
+
+    name = f"ro_{db_type}_{runtime.settings.port % 1000}"
+    runtime.read_only.switch_course(instructor, "franchise", True)
+    try:
+        (made,) = runtime.classes.provision(instructor, [name], "franchise", db_type).done
+        record = runtime.service.registry.database(db_type, made.access.database)
+        assert made.access.login != record.login, "the sheet names the reader, not the owner"
+        assert connects(made.access.url, "CREATE TABLE x (v INTEGER)") != "ok"
+    finally:
+        runtime.read_only.switch_course(instructor, "franchise", False)
+        remove_users(runtime, [name])
+
+
+def test_a_trainee_cannot_change_a_read_only_database_by_revert_reset_or_restore(runtime, trainee, instructor, db_type):
+    alice_browser, _, name = course_database(trainee, db_type)
+    alice = Actor(runtime.accounts.get(alice_browser.user_name), via="tests")
+    snapshot, _ = runtime.snapshots.take(alice, db_type, name, "mine")
+    manifest = runtime.archives.archive(alice, db_type, name)
+    runtime.read_only.switch_database(instructor, db_type, name, True)
+    for change in (lambda: runtime.snapshots.revert(alice, db_type, name, snapshot.id),
+                   lambda: runtime.snapshots.reset(alice, db_type, name),
+                   lambda: runtime.archives.restore(alice, manifest.id)):
+        with pytest.raises(Refused, match="read-only"):
+            change()
+    assert "Reverted" in runtime.snapshots.revert(instructor, db_type, name, snapshot.id), "instructors still may"
