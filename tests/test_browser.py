@@ -265,9 +265,11 @@ def visit_every_page(page: Page, steps, start: str = "/") -> dict[str, list[str]
 def test_every_page_fits_the_screen_and_names_every_field_and_button(
     open_page, steps, trainee, runtime, viewport,
 ):
-    alice = trainee()
+    alice = trainee(quota=2)
     actor = Actor(runtime.accounts.get(alice.user_name), via="tests")
     name = runtime.service.create(actor, "postgres", None).name
+    # The longest name there may be, which a select of databases (the Archives page's) holds too.
+    runtime.service.create(actor, "postgres", f"{alice.user_name}_{'x' * (62 - len(alice.user_name))}")
     for label in ("first", "second"):
         runtime.snapshots.take(actor, "postgres", name, label)
     archives = [runtime.archives.archive(actor, "postgres", name).id for _ in range(2)]

@@ -264,7 +264,8 @@ def test_accounts_of_a_class_that_crashed_get_passwords_someone_sees(runtime, cr
     try:
         page = sheet.read_text()
         for name in names:
-            shown = re.search(rf"<strong>{name}</strong>: log in to dbwrapper with password <code>([^<]+)</code>", page)
+            card = re.search(rf"<h2><code>{name}</code></h2>.*?</article>", page, re.S)
+            shown = re.search(r'<dt>Password</dt><dd><code class="secret">([^<]+)</code>', card.group(0))
             password = shown.group(1)
             assert password != "unchanged"
             with Browser(base_url) as trainee:

@@ -36,6 +36,7 @@ from dbwrapper.accounts import Actor
 from dbwrapper.config import Settings
 from dbwrapper.embedded import EmbeddedPostgres, default_data_dir, machine_address
 from dbwrapper.errors import BackendUnavailable
+from dbwrapper.passwords import ALPHABET, GENERATED_PASSWORD_LENGTH
 from dbwrapper.runtime import INSTRUCTOR_PASSWORD_VARIABLE, Runtime
 from tests.conftest import INSTRUCTOR, INSTRUCTOR_PASSWORD, Browser
 from tests.servers import embedded_directory, free_port
@@ -166,7 +167,8 @@ def test_the_password_file_is_private_and_no_command_line_carries_it(data_dir, m
     server.start()
     try:
         password = server.password_file.read_text().strip()
-        assert len(password) >= 24 and make_url(server.url).password == password
+        assert len(password) == GENERATED_PASSWORD_LENGTH and set(password) <= set(ALPHABET)  # 98.7 bits
+        assert make_url(server.url).password == password
         kept = server.password_file.stat()
         assert stat.S_IMODE(kept.st_mode) == 0o600 and kept.st_uid == os.geteuid()
         assert server.password_file.parent == data_dir.parent, "beside the data, not inside it"
