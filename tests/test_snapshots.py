@@ -83,7 +83,9 @@ def test_a_revert_ends_open_sessions_and_says_so(runtime, trainee, db_type):
         with engine.connect() as session:
             session.execute(text("SELECT 1"))
             reverted = alice.post("/snapshots/revert", data={**where, "snapshot": number})
-            assert "1 open session(s) on it were ended; reconnect to go on." in reverted.text
+            # Ours at least: a session of the course copy's own, closing as the revert starts, may be counted too.
+            ended = re.search(r"(\d+) open session\(s\) on it were ended; reconnect to go on\.", reverted.text)
+            assert ended and int(ended.group(1)) >= 1, reverted.text
             with pytest.raises(DBAPIError):
                 session.execute(text("SELECT count(*) FROM stores"))
         with engine.connect() as again:  # reconnecting works
