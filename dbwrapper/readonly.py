@@ -14,12 +14,13 @@ that new password. Instructors keep the owner's credentials throughout.
 from __future__ import annotations
 
 import secrets
+from contextlib import suppress
 from dataclasses import dataclass
 
 from dbwrapper.accounts import Actor
 from dbwrapper.backends import Backend
 from dbwrapper.backends.base import Login
-from dbwrapper.errors import NotFound
+from dbwrapper.errors import DbWrapperError, NotFound
 from dbwrapper.names import RESERVED_PREFIX
 from dbwrapper.passwords import generate_password
 from dbwrapper.registry import DatabaseRecord
@@ -71,7 +72,13 @@ class ReadOnly:
             return found
         reader = Login(reader_name(), generate_password())
         backend.logins.make_reader(reader, record.name)
-        self.service.registry.add_reader(record, reader)
+        try:
+            self.service.registry.add_reader(record, reader)
+        except DbWrapperError:
+            # A reader the registry does not know would never be dropped: remove it again.
+            with suppress(DbWrapperError):
+                backend.logins.remove_login(reader.name)
+            raise
         return reader
 
     def switch_database(self, actor: Actor, db_type: object, name: str | None, on: bool) -> str:

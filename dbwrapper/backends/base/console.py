@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -114,7 +114,8 @@ class BaseConsole(ABC):
             result.columns, result.rows = [], []
             if missed_deadline(error) is not None:
                 session.connection.invalidate()  # a late answer may still come: never reuse it
-                self.cancel(name, login, session.id)
+                with suppress(DbWrapperError):  # a server that hung cancels nothing; the run says why it ended
+                    self.cancel(name, login, session.id)
                 result.error = (f"The statement ran longer than {limits.seconds:g} s and was cancelled; "
                                 "the rest of the text was not run.")
             else:
@@ -127,14 +128,11 @@ class BaseConsole(ABC):
     def cancel(self, name: str, login: Login, session_id: int) -> bool:
         """Ask the server to stop what session ``session_id`` of ``login`` is running, from a
         session of that login (which may stop only its own); whether a statement was stopped.
-        A server that cannot be reached cancels nothing."""
+        A server that cannot be reached is a 503 that names it, not "nothing was running"."""
         engine = one_off_engine(self.backend.database_url(name, login), self.backend.deadlines)
-        try:
-            with self.backend.connected(engine) as connection:
-                answer = connection.execute(text(self.cancel_sql), {"id": session_id})
-                return bool(answer.scalar()) if answer.returns_rows else True  # KILL QUERY answers no rows
-        except DbWrapperError:
-            return False
+        with self.backend.connected(engine) as connection:
+            answer = connection.execute(text(self.cancel_sql), {"id": session_id})
+            return bool(answer.scalar()) if answer.returns_rows else True  # KILL QUERY answers no rows
 
     @staticmethod
     def keep(result: Result, rows: Sequence[Sequence[object]], limits: Limits, budget: Budget) -> int:

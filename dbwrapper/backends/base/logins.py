@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from contextlib import suppress
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection
@@ -32,11 +33,17 @@ class BaseLogins(ABC):
             self.reset_login(connection, login)
 
     def make_reader(self, reader: Login, name: str) -> None:
-        """Make ``reader``, a login that may only read database ``name`` (see :mod:`dbwrapper.readonly`)."""
+        """Make ``reader``, a login that may only read database ``name`` (see :mod:`dbwrapper.readonly`);
+        one whose grant fails is removed again, never left half-made."""
         backend = self.backend
         with backend.errors.translated(f"make the reader {reader.name}"), backend.admin_connection() as connection:
             self.create_login(connection, reader)
-            self.grant_reading(connection, reader.name, name)
+            try:
+                self.grant_reading(connection, reader.name, name)
+            except Exception:
+                with suppress(Exception):  # the grant's error is the one to report
+                    self.drop_login(connection, reader.name)
+                raise
 
     def remove_login(self, login: str) -> None:
         """End ``login``'s sessions and remove it from the server (a reader, once its database is gone)."""

@@ -60,6 +60,8 @@ class PostgreSQLConsole(BaseConsole):
         ours = dbapi.info.transaction_status == psycopg2.extensions.TRANSACTION_STATUS_IDLE
         begin, end = ("BEGIN; ", "; COMMIT") if ours else ("", "")
         try:
+            # The statement is the trainee's own SQL, run as the database's own login, as the console
+            # exists to: nothing here gives it more rights. The rest is constant, and a whole number.
             cursor.execute(f"{begin}DECLARE {CURSOR} NO SCROLL CURSOR FOR {statement.text}\n;"
                            f" FETCH FORWARD {limits.rows + 1:d} FROM {CURSOR}")
             result.columns = [column.name for column in cursor.description]
