@@ -31,10 +31,16 @@ _LITERAL_PERCENT = re.compile(r"%(?!\([a-z_]+\)s)")
 _BAD_PLACEHOLDER = re.compile(r"%\((?![a-z_]+\)s)")
 
 
+def in_utc(moment: datetime) -> datetime:
+    """``moment`` in UTC. A naive one (SQLite hands datetimes back so) is UTC already: every
+    time dbwrapper keeps is, and ``astimezone`` would take it for the machine's local time."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 def utc_text(moment: datetime, *, seconds: bool = False) -> str:
     """``2026-12-10 23:30 UTC``: how a time is shown everywhere, to the minute (``seconds``:
     to the second, as snapshots, named by their time, are)."""
-    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M{':%S' if seconds else ''}} UTC"
+    return f"{in_utc(moment):%Y-%m-%d %H:%M{':%S' if seconds else ''}} UTC"
 
 
 def time_left(moment: datetime, now: datetime | None = None) -> str:

@@ -24,6 +24,7 @@ from dbwrapper.accounts import Actor
 from dbwrapper.backends import Backend
 from dbwrapper.copies import as_source
 from dbwrapper.errors import DbWrapperError, InvalidInput, Refused
+from dbwrapper.formatting import utc_text
 from dbwrapper.names import RESERVED_PREFIX
 from dbwrapper.quotas import Quota
 from dbwrapper.registry import AuditEntry, DatabaseRecord, Registry, Snapshot, User
@@ -51,7 +52,7 @@ def clean_label(label: object) -> str:
 
 def describe(snapshot: Snapshot) -> str:
     """``2026-11-27 10:15:03 UTC "before the joins exercise"``."""
-    stamp = f"{snapshot.taken_at:%Y-%m-%d %H:%M:%S} UTC"
+    stamp = utc_text(snapshot.taken_at, seconds=True)
     return f'{stamp} "{snapshot.label}"' if snapshot.label else stamp
 
 

@@ -122,3 +122,20 @@ def test_expiry_on_the_command_line(cli, browser, runtime, db_type, db_name, cat
     assert purged.returncode == 0, purged.stderr
     assert f"{db_type}:{db_name}" in purged.stdout
     assert db_name not in catalog(db_type)
+
+
+def test_a_time_the_registry_hands_back_naive_is_shown_as_the_utc_it_is(monkeypatch):
+    """SQLite returns times without their zone; on a machine whose clock is not in UTC they must
+    not be taken for its local time."""
+    import time
+
+    from dbwrapper.formatting import utc_text
+
+    monkeypatch.setenv("TZ", "Europe/Paris")
+    time.tzset()
+    try:
+        assert utc_text(datetime(2026, 1, 1, 12, 0, 0), seconds=True) == "2026-01-01 12:00:00 UTC"
+        assert utc_text(datetime(2026, 1, 1, 12, 0, tzinfo=UTC)) == "2026-01-01 12:00 UTC"
+    finally:
+        monkeypatch.undo()
+        time.tzset()

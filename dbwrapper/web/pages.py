@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -27,7 +27,7 @@ from dbwrapper.backends.base.console import Limits
 from dbwrapper.bulk import ACTIONS, BulkReport
 from dbwrapper.classes import ClassReport
 from dbwrapper.embedded import EmbeddedPostgres
-from dbwrapper.formatting import NEVER_EXPIRES, Templates, human_size, template, time_left, utc_text
+from dbwrapper.formatting import NEVER_EXPIRES, Templates, human_size, in_utc, template, time_left, utc_text
 from dbwrapper.reach import browser_host, from_elsewhere
 from dbwrapper.registry import AuditEntry, Course, DatabaseRecord, Snapshot, User
 from dbwrapper.registry.console import HISTORY_LENGTH
@@ -223,7 +223,7 @@ CREDENTIALS = "credentials"
 def shown_time(moment: datetime, *, seconds: bool = False) -> Markup:
     """A time on a page: in UTC, as everywhere, and in ISO 8601 for static/time.js, which adds
     the viewer's own time beside it when their zone is another."""
-    return TIME % {"iso": moment.astimezone(UTC).isoformat(), "text": utc_text(moment, seconds=seconds)}
+    return TIME % {"iso": in_utc(moment).isoformat(), "text": utc_text(moment, seconds=seconds)}
 
 
 def shown_expiry(moment: datetime | None) -> Markup:
