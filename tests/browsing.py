@@ -12,6 +12,7 @@ helpers below find what a person finds, by role and label, so that they read as 
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 from collections.abc import Callable, Iterator
@@ -45,8 +46,10 @@ class Steps:
     A test that passes keeps none.
     """
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, logged: pytest.LogCaptureFixture) -> None:
         self.directory = directory
+        #: The log this test captured: a failed step names the errors the service logged in it.
+        self.logged = logged
         self.page: Page | None = None
         self.taken: list[Path] = []
         self.failed = False
@@ -59,6 +62,9 @@ class Steps:
         except BaseException as error:
             self.failed = True
             self._shoot(what)
+            if errors := [record.getMessage() for record in self.logged.records if record.levelno >= logging.ERROR]:
+                # A page says only "something went wrong"; what went wrong is in the log.
+                error.add_note("The service logged, during this test:\n" + "\n".join(errors))
             error.add_note("Screenshots of each step, the failed one last:\n" + "\n".join(map(str, self.taken)))
             raise
         self._shoot(what)
@@ -126,12 +132,14 @@ def page(open_page: Callable[..., Page]) -> Page:
 
 
 @pytest.fixture
-def steps(page: Page, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Steps]:
+def steps(
+    page: Page, tmp_path: Path, request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture,
+) -> Iterator[Steps]:
     """The flow's :class:`Steps`, photographing ``page`` unless a step names another. The
     screenshots are kept when the test failed (in a step or between them), else removed."""
     directory = tmp_path / "screenshots"
     directory.mkdir()
-    recorder = Steps(directory)
+    recorder = Steps(directory, caplog)
     recorder.page = page
     failed_before = request.session.testsfailed
     yield recorder

@@ -350,6 +350,14 @@ class DatabaseJanitor:
         self.drop()
 
 
+def wait_for(check, within: float, pause: float = 0.2):
+    """``check()``'s first true answer within ``within`` seconds, or its last false one."""
+    deadline = time.monotonic() + within
+    while not (found := check()) and time.monotonic() < deadline:
+        time.sleep(pause)
+    return found
+
+
 def fresh_name() -> str:
     """A database name nobody has: ``t_<12 hex digits>``."""
     return f"t_{uuid.uuid4().hex[:12]}"

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import html
 import re
+import threading
+from dataclasses import replace
 
+import pytest
 import requests
 
-from tests.conftest import Browser
+from tests.conftest import Browser, wait_for
+from tests.test_console import SLEEP
 
 CONSOLE_LINK = re.compile(r'href="(/console/\?db_type=\w+&amp;name=\w+)"')
 
@@ -91,3 +95,57 @@ def test_an_instructor_makes_a_database_read_only_from_its_console(browser, trai
     assert "1 failed" in ran.text
     back = browser.post("/console/read_only", data={**query, "on": "no"})
     assert "own login again" in back.text and "Make it read-only" in back.text
+
+
+@pytest.mark.parametrize("way", ["api", "form"])
+def test_the_browser_cancels_its_own_run_while_it_runs(trainee, runtime, db_type, monkeypatch, way):
+    """The page's Cancel comes from the browser whose run it stops, in the same session: the run
+    must not hold the session's lock meanwhile, or the Cancel would wait for the run to end.
+    Both ways the page runs SQL: the script's API call, and the form without JavaScript."""
+    unhurried = replace(runtime.console.limits, seconds=60)  # only the Cancel can end the run in time
+    monkeypatch.setattr(runtime, "console", replace(runtime.console, limits=unhurried))
+    alice = trainee()
+    path, page = open_console(alice, db_type)
+    query = dict(re.findall(r'name="(db_type|name)" value="(\w+)"', page))
+    api = re.search(r'data-api="([^"]+)"', page).group(1)
+    sleep = SLEEP[db_type].format(seconds=60)
+    answers = []
+    if way == "api":
+        run = threading.Thread(target=lambda: answers.append(api_post(alice, api, {"sql": sleep}).json()))
+    else:  # the browser leaves the run's page for the Cancel's: neither answer's redirect is followed
+        run = threading.Thread(target=lambda: answers.append(
+            alice.post("/console/run", data={**query, "sql": sleep}, allow_redirects=False)
+        ))
+    run.start()
+    try:
+        wait_until_running(runtime, db_type, query["name"])
+        if way == "api":
+            assert api_post(alice, api + "/cancel", {}).json() == {"cancelled": 1}
+        else:
+            assert alice.post("/console/cancel", data=query, allow_redirects=False).status_code == 303
+    finally:
+        run.join(timeout=30)
+    assert not run.is_alive(), "the run went on after its Cancel"
+    if way == "api":
+        (result,) = answers[0]["results"]
+        shown = result["error"] or f"<td>{result['rows'][0][0]}</td>"
+    else:  # the console's next page says what the Cancel did and shows the run it ended
+        shown = alice.get(path).text
+        assert "Cancelled 1 running statement(s)." in shown
+    assert STOPPED[db_type] in shown or (db_type == "mysql" and "<td>1</td>" in shown), shown
+
+
+#: What a statement stopped by Cancel shows, never the timeout's words (MariaDB's SLEEP may
+#: instead answer 1, when the cancel came while it slept).
+STOPPED = {
+    "postgres": "canceling statement due to user request",
+    "mysql": "Query execution was interrupted (error 1317)",
+}
+
+
+def wait_until_running(runtime, db_type: str, name: str) -> None:
+    """Wait until the database's console has a run at work on its server: a Cancel then has
+    something to stop."""
+    record = runtime.service.registry.database(db_type, name)
+    running = wait_for(lambda: any(run.state == "running" for run in runtime.service.registry.console_runs(record)), 20)
+    assert running, f"no console run of {name} began within 20 s"

@@ -12,11 +12,12 @@ from __future__ import annotations
 import html
 import re
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import requests
 
 from dbwrapper.accounts import Actor
+from dbwrapper.web.sessions import RegistrySession
 from tests.conftest import INSTRUCTOR, Browser
 
 SESSION_COOKIE = "session_id"
@@ -330,3 +331,24 @@ def test_no_listing_posts_a_destructive_form_directly(browser, trainee, runtime)
     finally:
         for manifest in runtime.archives.list(Actor(alice_user(runtime, alice))):
             runtime.archives.delete(Actor(alice_user(runtime, alice)), manifest.id)
+
+
+def test_a_request_that_changed_nothing_keeps_what_another_wrote_meanwhile(runtime):
+    """Two requests of one browser at once (an API call takes no session lock, a console run lets
+    go of it): the one that only read the session writes back its expiry, never the values it
+    read, so the other's message is still there for the next page."""
+    first = RegistrySession(servers=runtime.servers)
+    first["user"] = "somebody"
+    first.save()
+    reading = RegistrySession(first.id, servers=runtime.servers)
+    assert reading.get("user") == "somebody"
+    writing = RegistrySession(first.id, servers=runtime.servers)
+    writing["messages"] = [["ok", "Done."]]
+    writing.save()
+    _, expired_at = runtime.servers.registry.web_session(first.id, datetime.now(UTC))
+    reading.now = lambda: datetime.now(UTC) + timedelta(minutes=5)  # its expiry moves: it is written
+    reading.save()
+    _, expires_at = runtime.servers.registry.web_session(first.id, datetime.now(UTC))
+    assert expires_at - expired_at > timedelta(minutes=4)
+    assert RegistrySession(first.id, servers=runtime.servers).get("messages") == [["ok", "Done."]]
+    first.delete()

@@ -33,7 +33,7 @@ from dbwrapper.registry.joblock import ExclusiveJob, job_lock, new_process_id, p
 from dbwrapper.registry.lock import FileLock, RegistryLock, registry_lock
 from dbwrapper.settle import ACTOR as SETTLE_ACTOR
 from dbwrapper.settle import SETTLE_SECONDS
-from tests.conftest import INSTRUCTOR, INSTRUCTOR_PASSWORD, Browser, fresh_name
+from tests.conftest import INSTRUCTOR, INSTRUCTOR_PASSWORD, Browser, fresh_name, wait_for
 from tests.serving import Service, serve
 from tests.test_tokens import make_token, with_token
 
@@ -328,14 +328,6 @@ def marked_unknown(pair: Pair, admin: dict[str, Engine]) -> set[str]:
             "WHERE pg_catalog.shobj_description(oid, 'pg_database') = :marker"
         ), {"marker": f"created by dbwrapper {instance}"}).scalars())
     return marked - known
-
-
-def wait_for(check, within: float, pause: float = 0.2):
-    """``check()``'s first true answer within ``within`` seconds, or its last false one."""
-    deadline = time.monotonic() + within
-    while not (found := check()) and time.monotonic() < deadline:
-        time.sleep(pause)
-    return found
 
 
 def drop_what_it_made(pair: Pair, admin: dict[str, Engine]) -> None:

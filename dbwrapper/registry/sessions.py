@@ -34,6 +34,13 @@ class SessionRecords(Store):
             else:
                 session.execute(update(WebSession).where(WebSession.id == id).values(data=data, expires_at=expires_at))
 
+    def touch_web_session(self, id: str, expires_at: datetime) -> None:
+        """Move a session's expiry, leaving its values as they are now: a request that changed
+        nothing must not write back the values it read, which another request of the same
+        browser may have changed meanwhile."""
+        with self.session() as session:
+            session.execute(update(WebSession).where(WebSession.id == id).values(expires_at=expires_at))
+
     def delete_web_session(self, id: str) -> None:
         with self.session() as session:
             session.execute(delete(WebSession).where(WebSession.id == id))

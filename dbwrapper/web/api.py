@@ -168,6 +168,9 @@ def api_config() -> dict[str, dict[str, Any]]:
             "tools.dbw_login.on": False,
             "tools.dbw_csrf.on": False,
             "tools.dbw_api_session.on": True,
+            # The API only reads who is asking from a session: holding its lock for a call
+            # would keep the browser's Cancel waiting for the run it cancels.
+            "tools.sessions.locking": "explicit",
         },
         "/api/v1": {
             # PUT has no route: its body is not read, so that it is a 405, not a 411.

@@ -43,6 +43,7 @@ from dbwrapper.web.pages import (
     password_shown,
     token_shown,
 )
+from dbwrapper.web.sessions import unlocked
 
 #: The session's key for a console run's results, until the page after the form shows them.
 SESSION_RUN = "console_run"
@@ -554,7 +555,8 @@ class ConsoleController(Controller):
         limits = self.runtime.console.limits
         console = replace(self.runtime.console, limits=replace(limits, bytes=min(limits.bytes, FORM_RESULT_BYTES)))
         backend, record = self.service.managed(actor, db_type, name)
-        done = console.run(actor, backend.db_type, record.name, sql)
+        with unlocked():  # the browser's Cancel is served while this runs
+            done = console.run(actor, backend.db_type, record.name, sql)
         if hasattr(cherrypy.serving, "session"):
             cherrypy.session[SESSION_RUN] = {"where": [backend.db_type, record.name], "run": done.json()}
         redirect(self._where(backend.db_type, record.name) + f"&run={done.id}")

@@ -3,13 +3,19 @@ one registry know every browser's login: a cookie from one is honoured by all, a
 one ends the session on all.
 
 The values are stored as JSON, never pickled (as CherryPy's ``FileSession`` does): a row in the
-registry must not be able to run code in the service. They are a user's name and a CSRF token.
+registry must not be able to run code in the service. They are a user's name, a CSRF token, and
+what one page hands the next (a message, a secret shown once, a console run's results).
 
 CherryPy locks a session for the length of a request, so that two requests of one browser
 do not overwrite each other's changes. The lock here is this process's own, like
 ``RamSession``'s: a lock across processes would hold a registry connection for every request.
-Two processes may then serve one session at once; its values change only when someone logs in
-or out, which makes a new session, and a save never brings back a session deleted meanwhile.
+A request that changed nothing writes back only the expiry, never the values it read, and a
+save never brings back a session deleted meanwhile (a logout elsewhere).
+
+A request that works long on a database must not hold the browser's other requests meanwhile:
+a Cancel would wait for what it cancels. The JSON API only reads who is asking, and so takes
+no lock at all (``tools.sessions.locking`` is ``explicit`` under ``/api``); a page that works
+long and then writes to the session lets go of the lock for the work (:func:`unlocked`).
 """
 
 from __future__ import annotations
@@ -80,10 +86,12 @@ class RegistrySession(Session):
     def _save(self, expiration_time: datetime) -> None:
         data = json.dumps(self._data, sort_keys=True)
         new = self.id == self._made
-        if not new and self._stored is not None:
-            stored_data, stored_expiry = self._stored
-            if data == stored_data and expiration_time - stored_expiry < timedelta(seconds=TOUCH_SECONDS):
-                return
+        if not new and self._stored is not None and data == self._stored[0]:
+            if expiration_time - self._stored[1] >= timedelta(seconds=TOUCH_SECONDS):
+                with registry_errors_as_http():
+                    self._records.touch_web_session(self.id, expiration_time)
+                self._stored = (data, expiration_time)
+            return
         with registry_errors_as_http():
             self._records.save_web_session(self.id, data, expiration_time, new=new)
         self._made, self._stored = None, (data, expiration_time)
@@ -109,6 +117,23 @@ class RegistrySession(Session):
         """Forget expired sessions. The service leaves this to its own periodic job (which runs
         in one process at a time), with CherryPy's ``tools.sessions.clean_freq`` at 0."""
         self._records.prune_web_sessions(self.now())
+
+
+@contextmanager
+def unlocked() -> Iterator[None]:
+    """The block runs without this request's session lock, so that the same browser's other
+    requests are served meanwhile; then the lock is taken again and the session read anew,
+    so that what this request writes afterwards keeps what the others wrote."""
+    session = getattr(cherrypy.serving, "session", None)
+    if session is None or not session.locked:
+        yield
+        return
+    session.release_lock()
+    try:
+        yield
+    finally:
+        session.acquire_lock()
+        session.load()
 
 
 @contextmanager
