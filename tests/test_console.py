@@ -10,7 +10,7 @@ import threading
 import time
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from dbwrapper.backends.base.console import Limits
 from dbwrapper.console.results import csv_text
@@ -22,6 +22,7 @@ from tests.conftest import login_of
 
 SLEEP = {"postgres": "SELECT pg_sleep({seconds})", "mysql": "SELECT SLEEP({seconds})"}
 NO_TIMEOUT = {"postgres": "SET statement_timeout = 0", "mysql": "SET SESSION max_statement_time = 0"}
+SESSION_ID = {"postgres": "SELECT pg_backend_pid()", "mysql": "SELECT CONNECTION_ID()"}
 WHO = {"postgres": "SELECT current_user", "mysql": "SELECT SUBSTRING_INDEX(CURRENT_USER(), '@', 1)"}
 
 
@@ -152,3 +153,18 @@ def test_a_trainee_runs_sql_only_in_their_own_databases(runtime, trainee, db_typ
         runtime.console.run(alice, db_type, managed_db, "SELECT 1")
     with pytest.raises(Forbidden):
         runtime.console.cancel(alice, db_type, managed_db)
+
+
+def test_a_cancel_for_a_session_that_has_ended_stops_nothing(runtime, instructor, db_type, managed_db, admin):
+    """A run's session may end between the registry's answer and the cancel (the run finished,
+    its connection was closed), and the server may have given its id to another login's session:
+    either way there is nothing of this login's to stop, and the cancel says so, not a 500."""
+    backend = runtime.servers.backend(db_type)
+    login = login_of(runtime, db_type, managed_db)
+    with admin[db_type].connect() as connection:  # a session of another login, the super-user's
+        others = connection.execute(text(SESSION_ID[db_type])).scalar_one()
+        assert backend.console.cancel(managed_db, login, others) is False
+    assert backend.console.cancel(managed_db, login, 2**31 - 1) is False  # no such session
+    record = runtime.service.registry.database(db_type, managed_db)
+    runtime.service.registry.start_run(record, "tests", "SELECT 1", runtime.service.process, 2**31 - 1)
+    assert runtime.console.cancel(instructor, db_type, managed_db) == 0

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, text
+from sqlalchemy.exc import DBAPIError
 
 from dbwrapper.backends.base.types import Login
 from dbwrapper.console.results import Result, as_text
@@ -131,7 +132,14 @@ class BaseConsole(ABC):
         A server that cannot be reached is a 503 that names it, not "nothing was running"."""
         engine = one_off_engine(self.backend.database_url(name, login), self.backend.deadlines)
         with self.backend.connected(engine) as connection:
-            answer = connection.execute(text(self.cancel_sql), {"id": session_id})
+            try:
+                answer = connection.execute(text(self.cancel_sql), {"id": session_id})
+            except DBAPIError as error:
+                # The session ended after the registry named it (its run finished): its id is
+                # no session's now, or another login's, and there is nothing of ours to stop.
+                if isinstance(error.orig, Exception) and self.not_ours(error.orig):
+                    return False
+                raise
             return bool(answer.scalar()) if answer.returns_rows else True  # KILL QUERY answers no rows
 
     @staticmethod
@@ -178,6 +186,10 @@ class BaseConsole(ABC):
     @abstractmethod
     def in_transaction(self, dbapi: Any) -> bool:
         """Whether the session is open and inside a transaction the text began and did not end."""
+
+    @abstractmethod
+    def not_ours(self, error: Exception) -> bool:
+        """Whether a cancel failed because the session is no longer one of the login's own."""
 
     @abstractmethod
     def refused_password(self, error: Exception) -> bool:

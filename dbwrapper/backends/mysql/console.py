@@ -16,6 +16,8 @@ from dbwrapper.console.statements import MYSQL, Statement
 
 #: "Access denied for user": the password was refused.
 ER_ACCESS_DENIED = 1045
+#: "Unknown thread id", "You are not owner of thread": a KILL of a session that has ended.
+ER_NO_SUCH_THREAD, ER_KILL_DENIED = 1094, 1095
 #: Where MySQL's syntax errors point: ``... near 'FORM t' at line 2``.
 _AT_LINE = re.compile(r"at line (\d+)\s*$")
 
@@ -52,6 +54,9 @@ class MySQLConsole(BaseConsole):
 
     def in_transaction(self, dbapi: Any) -> bool:
         return dbapi.open and bool(dbapi.server_status & SERVER_STATUS.SERVER_STATUS_IN_TRANS)
+
+    def not_ours(self, error: Exception) -> bool:
+        return _code_and_text(error)[0] in (ER_NO_SUCH_THREAD, ER_KILL_DENIED)
 
     def refused_password(self, error: Exception) -> bool:
         return _code_and_text(error)[0] == ER_ACCESS_DENIED

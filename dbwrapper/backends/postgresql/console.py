@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 import psycopg2
+import psycopg2.errorcodes
 import psycopg2.extensions
 
 from dbwrapper.backends.base.console import BaseConsole, Budget, Limits
@@ -79,6 +80,11 @@ class PostgreSQLConsole(BaseConsole):
 
     def in_transaction(self, dbapi: Any) -> bool:
         return not dbapi.closed and dbapi.info.transaction_status != psycopg2.extensions.TRANSACTION_STATUS_IDLE
+
+    def not_ours(self, error: Exception) -> bool:
+        # A backend id no session has is only a warning (and false); one of another role's
+        # is refused with insufficient_privilege.
+        return getattr(error, "pgcode", None) == psycopg2.errorcodes.INSUFFICIENT_PRIVILEGE
 
     def refused_password(self, error: Exception) -> bool:
         # libpq reports a failed connection with no SQLSTATE; its message says why.
