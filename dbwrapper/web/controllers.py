@@ -580,7 +580,8 @@ class ConsoleController(Controller):
     def csv(self, db_type: str | None = None, name: str | None = None, sql: str = "") -> str:
         """One statement run again, its rows as a CSV download (up to the console's caps)."""
         actor = current_actor()
-        result = self.runtime.console.statement(actor, db_type, name, sql)
+        with unlocked():  # as a run: the browser's Cancel is served meanwhile
+            result = self.runtime.console.statement(actor, db_type, name, sql)
         if result.error:
             raise InvalidInput(f"The statement failed: {result.error}")
         cherrypy.response.headers["Content-Type"] = "text/csv; charset=utf-8"
