@@ -233,6 +233,14 @@ def shown_expiry(moment: datetime | None) -> Markup:
     return Markup("%s (%s)") % (shown_time(moment), time_left(moment))
 
 
+def report_rows(done: Sequence[tuple[str, str]], failed: Sequence[tuple[str, str]]) -> Markup:
+    """A class's or a class action's report, a row per name: what was done, then what failed and why."""
+    return join([
+        *(CLASS_ROW % {"row_class": "", "user": name, "note": note} for name, note in done),
+        *(CLASS_ROW % {"row_class": "failed", "user": name, "note": reason} for name, reason in failed),
+    ])
+
+
 class Pages:
     """The pages one request can answer with."""
 
@@ -655,10 +663,7 @@ class Pages:
         ``databases`` of it that still exist."""
         outcome = Markup()
         if report is not None:
-            rows = join([
-                *(CLASS_ROW % {"row_class": "", "user": d.user, "note": d.note} for d in report.done),
-                *(CLASS_ROW % {"row_class": "failed", "user": user, "note": reason} for user, reason in report.failed),
-            ])
+            rows = report_rows([(done.user, done.note) for done in report.done], report.failed)
             outcome = self.templates.render(
                 "class_report.html", kind="error" if report.failed else "ok", rows=rows, job=operation.id,
                 summary=f"{len(report.done)} provisioned, {len(report.failed)} failed.",
@@ -675,10 +680,7 @@ class Pages:
         action = operation.kind.removeprefix("bulk ")
         outcome = Markup()
         if report is not None:
-            rows = join([
-                *(CLASS_ROW % {"row_class": "", "user": name, "note": note} for name, note in report.done),
-                *(CLASS_ROW % {"row_class": "failed", "user": name, "note": reason} for name, reason in report.failed),
-            ])
+            rows = report_rows(report.done, report.failed)
             outcome = self.templates.render(
                 "bulk_report.html", kind="error" if report.failed else "ok", rows=rows, job=operation.target,
                 summary=f"{len(report.done)} done, {len(report.failed)} failed.",
