@@ -105,7 +105,7 @@ class Snapshots:
         with self.service.audited(actor, "revert", f"{backend.db_type}:{record.name}") as entry:
             entry.detail = f"to {audit_name(chosen)}"
             self.service.check_writable(actor, record)
-            label = f"before reverting to the snapshot of {chosen.taken_at:%Y-%m-%d %H:%M:%S}"
+            label = f"before reverting to the snapshot of {utc_text(chosen.taken_at, seconds=True)}"
             before, ended = self._replace(actor, backend, record, label, entry, lambda before: (
                 backend.creation.revert_database(record.name, chosen.name, before, record.login)))
         return (f"Reverted {record.name} to {describe(chosen)}. What it held before is kept as the "
