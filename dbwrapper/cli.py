@@ -27,7 +27,7 @@ from dbwrapper.auditing import AUDIT_PAGE, AuditFilter
 from dbwrapper.classes import ClassReport
 from dbwrapper.config import Settings, load_settings
 from dbwrapper.errors import DbWrapperError, InvalidInput, Refused, RegistryInUse
-from dbwrapper.formatting import Templates, credentials_sheet, human_expiry, human_size
+from dbwrapper.formatting import Templates, credentials_sheet, human_expiry, human_size, utc_text
 from dbwrapper.registry import AuditEntry, User
 from dbwrapper.registry.models import ApiToken, Snapshot
 from dbwrapper.rosters import read_roster
@@ -468,8 +468,8 @@ def run_token_command(args: argparse.Namespace, runtime: Runtime) -> None:
 
 
 def print_token(token: ApiToken) -> None:
-    used = f"{token.last_used_at:%Y-%m-%d %H:%M} UTC" if token.last_used_at else "never"
-    print(f"  {token.id:>5}  {token.name:<64}  made {token.created_at:%Y-%m-%d %H:%M} UTC  last used {used}")
+    used = utc_text(token.last_used_at) if token.last_used_at else "never"
+    print(f"  {token.id:>5}  {token.name:<64}  made {utc_text(token.created_at)}  last used {used}")
 
 
 def print_revoked(token: ApiToken, args: argparse.Namespace) -> None:
@@ -498,7 +498,7 @@ def print_audit(entries: Sequence[AuditEntry], page: int, *, older: bool) -> Non
     if not entries:
         print("No audit entries match.")
     for entry in entries:
-        print(f"  {entry.at:%Y-%m-%d %H:%M:%S}  {entry.actor:<24} {entry.action:<16} {entry.target:<40} "
+        print(f"  {utc_text(entry.at, seconds=True)}  {entry.actor:<24} {entry.action:<16} {entry.target:<40} "
               f"{entry.outcome:<9} {entry.detail}".rstrip())
     if older:
         print(f"Older entries: --page {page + 1}")

@@ -24,7 +24,7 @@ from dbwrapper.bulk import ACTIONS
 from dbwrapper.console.results import csv_text
 from dbwrapper.errors import DbWrapperError, InvalidInput, NotFound, NotLoggedIn
 from dbwrapper.expiry import EXTENSION
-from dbwrapper.formatting import Templates, credentials_sheet, human_expiry
+from dbwrapper.formatting import Templates, credentials_sheet, human_expiry, utc_text
 from dbwrapper.registry import DatabaseRecord, Snapshot
 from dbwrapper.registry.models import Operation
 from dbwrapper.rosters import check_names, read_roster
@@ -183,13 +183,13 @@ class DBInterface(Controller):
             choices=[Choice(f"Destroy {name}")], back="/",
         )
 
-    @page(("GET", "HEAD", "POST"))
+    @page(ASKS_FIRST)
     def reset_my_db(self, db_type: str | None = None, name: str | None = None) -> str:
         """Put a course's database back to the course's start: GET asks, the confirmation
         form POSTs, and only a POST resets (what it held is kept as a snapshot)."""
         actor = current_actor()
         snapshots = self.runtime.snapshots
-        if cherrypy.request.method == "POST":
+        if posted():
             redirect("/", snapshots.reset(actor, db_type, name))
         backend, record, _ = snapshots.check_reset(actor, db_type, name)
         return self.pages(actor).confirm_reset(backend, record)
@@ -330,7 +330,7 @@ class AccountController(Controller):
         found = self.runtime.accounts.token(actor, actor.name, token_id)
         return self.pages(actor).confirm(
             title=f"Revoke the token {found.name}?",
-            explanation=f"Scripts that send the token {found.name} (made {found.created_at:%Y-%m-%d %H:%M} UTC) "
+            explanation=f"Scripts that send the token {found.name} (made {utc_text(found.created_at)}) "
                         "are refused from their next request on. This cannot be undone: make a new token to "
                         "replace it.",
             action="/account/revoke_token", fields={"token": str(found.id)},
@@ -641,13 +641,13 @@ class ClassesController(Controller):
         self.runtime.operations.cancel(actor, found.id)
         raise cherrypy.HTTPRedirect(f"/classes/status?job={found.id}", 303)
 
-    @page(("GET", "HEAD", "POST"))
+    @page(ASKS_FIRST)
     def act(self, job: str = "", action: str = "") -> str:
         """An action over every database of a class (see :mod:`dbwrapper.bulk`): GET asks, naming
         how many databases it touches; the confirmation form POSTs, which starts it."""
         actor = self.instructor("act on a whole class")
         operations = self.runtime.operations
-        if cherrypy.request.method == "POST":
+        if posted():
             started = operations.start_bulk(actor, job, action)
             redirect(f"/classes/status?job={started.id}",
                      f"Started, for each of {started.total} database(s) of the class: {ACTIONS[action]}.")
